@@ -1,0 +1,416 @@
+//! Building traces in code, so that analyzer tests need no live program.
+//!
+//! Events are appended in the order they happened (the interleaving); each takes the builder's
+//! clock, which then moves on by [`TraceBuilder::step`] nanoseconds. Lock sequence numbers are
+//! assigned in that order, exactly as the recorder would have taken them.
+//!
+//! ```
+//! use hindsight_recorder::format::{LockMode, TraceBuilder};
+//!
+//! // thread main:   lock(a) ── lock(b) ── unlock(b) ── unlock(a)
+//! // thread worker:                                               lock(b) ── lock(a) ...
+//! let mut b = TraceBuilder::new("inversion");
+//! let main = b.thread("main");
+//! let worker = b.thread("worker");
+//! let (a, b_lock) = (b.mutex("a"), b.mutex("b"));
+//! let s1 = b.site("src/db.rs", 10, 5);
+//! let s2 = b.site("src/db.rs", 11, 5);
+//! b.on(main).acquire(a, s1).acquire(b_lock, s2).release(b_lock).release(a);
+//! b.on(worker).acquire(b_lock, s2).acquire(a, s1).release(a).release(b_lock);
+//! let bytes = b.build();
+//! assert!(bytes.starts_with(b"HSTR"));
+//! ```
+
+use super::defs::{
+    ChannelDef, Definition, Header, LockDef, LockKind, SiteDef, TaskDef, ThreadDef, VarDef,
+};
+use super::event::{Event, EventKind, LockMode};
+use super::ids::{ChannelId, LockId, SiteId, StringId, TaskId, ThreadId, VarId};
+use super::writer::TraceWriter;
+use std::collections::HashMap;
+
+/// Builds a trace in memory; see the module docs.
+#[derive(Debug, Clone)]
+pub struct TraceBuilder {
+    header: Header,
+    definitions: Vec<Definition>,
+    strings: HashMap<String, StringId>,
+    events: Vec<Event>,
+    now: u64,
+    step: u64,
+    lock_seqs: HashMap<LockId, u64>,
+    counts: [u32; 6],
+}
+
+const THREADS: usize = 0;
+const TASKS: usize = 1;
+const LOCKS: usize = 2;
+const VARS: usize = 3;
+const CHANNELS: usize = 4;
+const SITES: usize = 5;
+
+impl TraceBuilder {
+    /// A new, empty trace of `program`.
+    pub fn new(program: &str) -> Self {
+        TraceBuilder {
+            header: Header {
+                program: program.to_owned(),
+                pid: 1,
+                host: "builder".to_owned(),
+                start_unix_ns: 1_700_000_000_000_000_000,
+                recorder_version: env!("CARGO_PKG_VERSION").to_owned(),
+                clock: "builder".to_owned(),
+            },
+            definitions: Vec::new(),
+            strings: HashMap::new(),
+            events: Vec::new(),
+            now: 0,
+            step: 10,
+            lock_seqs: HashMap::new(),
+            counts: [0; 6],
+        }
+    }
+
+    /// The header that will be written, to adjust (pid, start time, ...).
+    pub fn header_mut(&mut self) -> &mut Header {
+        &mut self.header
+    }
+
+    /// Sets how far the clock moves after each event (default 10 ns).
+    pub fn step(&mut self, nanos: u64) -> &mut Self {
+        self.step = nanos;
+        self
+    }
+
+    /// Moves the clock forward by `nanos`.
+    pub fn advance(&mut self, nanos: u64) -> &mut Self {
+        self.now += nanos;
+        self
+    }
+
+    /// The clock: the time the next event will get.
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
+    /// Interns a string.
+    pub fn string(&mut self, text: &str) -> StringId {
+        if let Some(id) = self.strings.get(text) {
+            return *id;
+        }
+        let id = StringId(self.strings.len() as u32);
+        self.strings.insert(text.to_owned(), id);
+        self.definitions.push(Definition::String { id, text: text.to_owned() });
+        id
+    }
+
+    /// Defines a source site.
+    pub fn site(&mut self, file: &str, line: u32, col: u32) -> SiteId {
+        let id = SiteId(self.next(SITES));
+        let file = self.string(file);
+        self.definitions.push(Definition::Site(SiteDef { id, file, line, col, function: None }));
+        id
+    }
+
+    /// Defines an OS thread.
+    pub fn thread(&mut self, name: &str) -> ThreadId {
+        let id = ThreadId(self.next(THREADS));
+        let name = Some(self.string(name));
+        self.definitions.push(Definition::Thread(ThreadDef { id, name, os_id: id.0 as u64 + 1 }));
+        id
+    }
+
+    /// Defines an async task.
+    pub fn task(&mut self, name: &str, spawn_site: Option<SiteId>) -> TaskId {
+        let id = TaskId(self.next(TASKS));
+        let name = Some(self.string(name));
+        let kind = Some(self.string("task"));
+        self.definitions.push(Definition::Task(TaskDef {
+            id,
+            name,
+            kind,
+            spawn_site,
+            runtime_id: Some(id.0 as u64 + 1),
+        }));
+        id
+    }
+
+    /// Defines a lock of any kind.
+    pub fn lock(
+        &mut self,
+        kind: LockKind,
+        blocking: bool,
+        name: Option<&str>,
+        site: Option<SiteId>,
+    ) -> LockId {
+        let id = LockId(self.next(LOCKS));
+        let name = name.map(|name| self.string(name));
+        self.definitions.push(Definition::Lock(LockDef { id, kind, blocking, name, site }));
+        id
+    }
+
+    /// Defines a named blocking mutex.
+    pub fn mutex(&mut self, name: &str) -> LockId {
+        self.lock(LockKind::Mutex, true, Some(name), None)
+    }
+
+    /// Defines a named blocking rwlock.
+    pub fn rwlock(&mut self, name: &str) -> LockId {
+        self.lock(LockKind::RwLock, true, Some(name), None)
+    }
+
+    /// Defines a named async (tokio-like) mutex.
+    pub fn async_mutex(&mut self, name: &str) -> LockId {
+        self.lock(LockKind::Mutex, false, Some(name), None)
+    }
+
+    /// Defines a named async (tokio-like) rwlock.
+    pub fn async_rwlock(&mut self, name: &str) -> LockId {
+        self.lock(LockKind::RwLock, false, Some(name), None)
+    }
+
+    /// Defines an annotated variable.
+    pub fn variable(&mut self, name: &str) -> VarId {
+        let id = VarId(self.next(VARS));
+        let name = self.string(name);
+        self.definitions.push(Definition::Variable(VarDef { id, name, site: None }));
+        id
+    }
+
+    /// Defines a channel.
+    pub fn channel(&mut self, name: &str) -> ChannelId {
+        let id = ChannelId(self.next(CHANNELS));
+        let name = Some(self.string(name));
+        self.definitions.push(Definition::Channel(ChannelDef { id, name, site: None }));
+        id
+    }
+
+    /// Appends events done by `thread` outside any task.
+    pub fn on(&mut self, thread: ThreadId) -> Actor<'_> {
+        Actor { builder: self, thread, task: None }
+    }
+
+    /// Appends events done by `task` while polled on `thread`.
+    pub fn in_task(&mut self, thread: ThreadId, task: TaskId) -> Actor<'_> {
+        Actor { builder: self, thread, task: Some(task) }
+    }
+
+    /// Appends one event as given, at the current time (no sequence numbers are filled in).
+    pub fn event(&mut self, thread: ThreadId, task: Option<TaskId>, kind: EventKind) -> &mut Self {
+        self.events.push(Event { time_ns: self.now, thread, task, kind });
+        self.now += self.step;
+        self
+    }
+
+    /// The events appended so far, in order.
+    pub fn events(&self) -> &[Event] {
+        &self.events
+    }
+
+    /// The definitions made so far.
+    pub fn definitions(&self) -> &[Definition] {
+        &self.definitions
+    }
+
+    /// Writes the trace: all definitions, then the events in their order (one chunk per run of
+    /// events of one thread).
+    pub fn build(&self) -> Vec<u8> {
+        self.write(|writer, events| writer.write_events(events))
+    }
+
+    /// Writes the trace with each thread's events together, thread after thread: the order a
+    /// recorder with large per-thread buffers may produce, and the hardest one for replay.
+    pub fn build_grouped_by_thread(&self) -> Vec<u8> {
+        self.write(|writer, events| {
+            let mut by_thread: Vec<Event> = events.to_vec();
+            by_thread.sort_by_key(|e| e.thread);
+            writer.write_events(&by_thread)
+        })
+    }
+
+    fn write(
+        &self,
+        write_events: impl FnOnce(&mut TraceWriter<Vec<u8>>, &[Event]) -> std::io::Result<()>,
+    ) -> Vec<u8> {
+        let mut writer =
+            TraceWriter::new(Vec::new(), &self.header).expect("writing to memory cannot fail");
+        writer.write_definitions(&self.definitions).expect("writing to memory cannot fail");
+        write_events(&mut writer, &self.events).expect("writing to memory cannot fail");
+        writer.into_inner()
+    }
+
+    fn next(&mut self, table: usize) -> u32 {
+        let id = self.counts[table];
+        self.counts[table] += 1;
+        id
+    }
+
+    fn next_seq(&mut self, lock: LockId) -> Option<u64> {
+        let seq = self.lock_seqs.entry(lock).or_insert(0);
+        *seq += 1;
+        Some(*seq)
+    }
+}
+
+/// Appends events of one thread or task; every method returns the actor for chaining.
+#[derive(Debug)]
+pub struct Actor<'a> {
+    builder: &'a mut TraceBuilder,
+    thread: ThreadId,
+    task: Option<TaskId>,
+}
+
+impl Actor<'_> {
+    /// Any event.
+    pub fn event(self, kind: EventKind) -> Self {
+        self.builder.event(self.thread, self.task, kind);
+        self
+    }
+
+    /// Moves the clock forward by `nanos`.
+    pub fn advance(self, nanos: u64) -> Self {
+        self.builder.advance(nanos);
+        self
+    }
+
+    /// Starts waiting for an exclusive hold of `lock`.
+    pub fn request(self, lock: LockId, site: SiteId) -> Self {
+        self.event(EventKind::LockRequested { lock, mode: LockMode::Exclusive, site })
+    }
+
+    /// Starts waiting for a shared hold of `lock`.
+    pub fn request_shared(self, lock: LockId, site: SiteId) -> Self {
+        self.event(EventKind::LockRequested { lock, mode: LockMode::Shared, site })
+    }
+
+    /// Acquires `lock` exclusively.
+    pub fn acquire(self, lock: LockId, site: SiteId) -> Self {
+        self.acquire_with(lock, LockMode::Exclusive, site, false)
+    }
+
+    /// Acquires `lock` in shared mode.
+    pub fn acquire_shared(self, lock: LockId, site: SiteId) -> Self {
+        self.acquire_with(lock, LockMode::Shared, site, false)
+    }
+
+    /// Acquires `lock` exclusively through `try_lock`.
+    pub fn try_acquire(self, lock: LockId, site: SiteId) -> Self {
+        self.acquire_with(lock, LockMode::Exclusive, site, true)
+    }
+
+    /// A `try_lock` of `lock` that failed.
+    pub fn try_fail(self, lock: LockId, site: SiteId) -> Self {
+        self.event(EventKind::LockTryFailed { lock, mode: LockMode::Exclusive, site })
+    }
+
+    /// Releases an exclusive hold of `lock`.
+    pub fn release(self, lock: LockId) -> Self {
+        self.release_with(lock, LockMode::Exclusive, false)
+    }
+
+    /// Releases a shared hold of `lock`.
+    pub fn release_shared(self, lock: LockId) -> Self {
+        self.release_with(lock, LockMode::Shared, false)
+    }
+
+    /// Releases an exclusive hold of `lock` while panicking (poisoning it).
+    pub fn release_poisoned(self, lock: LockId) -> Self {
+        self.release_with(lock, LockMode::Exclusive, true)
+    }
+
+    /// Spawns `task`.
+    pub fn spawn_task(self, task: TaskId, site: Option<SiteId>) -> Self {
+        self.event(EventKind::TaskSpawned { task, site })
+    }
+
+    /// The actor's task starts a poll (the actor must be a task).
+    pub fn poll_start(self) -> Self {
+        self.event(EventKind::PollStarted)
+    }
+
+    /// The actor's task ends a poll, `ready` or suspended.
+    pub fn poll_end(self, ready: bool) -> Self {
+        self.event(EventKind::PollEnded { ready })
+    }
+
+    /// The actor's task finished.
+    pub fn finish_task(self) -> Self {
+        self.event(EventKind::TaskFinished { cancelled: false })
+    }
+
+    /// Starts awaiting `task`'s handle.
+    pub fn request_join_task(self, task: TaskId, site: Option<SiteId>) -> Self {
+        self.event(EventKind::TaskJoinRequested { task, site })
+    }
+
+    /// Observes `task`'s end through its handle.
+    pub fn join_task(self, task: TaskId, site: Option<SiteId>) -> Self {
+        self.event(EventKind::TaskJoined { task, site })
+    }
+
+    /// Wakes `task`.
+    pub fn wake(self, task: TaskId) -> Self {
+        self.event(EventKind::Wake { task, by_ref: false })
+    }
+
+    /// Spawns `thread`.
+    pub fn spawn_thread(self, thread: ThreadId, site: Option<SiteId>) -> Self {
+        self.event(EventKind::ThreadSpawned { thread, site })
+    }
+
+    /// The actor's thread starts.
+    pub fn start(self) -> Self {
+        self.event(EventKind::ThreadStarted)
+    }
+
+    /// The actor's thread finishes.
+    pub fn finish(self) -> Self {
+        self.event(EventKind::ThreadFinished { panicked: false })
+    }
+
+    /// Starts waiting for `thread` to finish.
+    pub fn request_join_thread(self, thread: ThreadId, site: Option<SiteId>) -> Self {
+        self.event(EventKind::ThreadJoinRequested { thread, site })
+    }
+
+    /// Joins `thread`.
+    pub fn join_thread(self, thread: ThreadId, site: Option<SiteId>) -> Self {
+        self.event(EventKind::ThreadJoined { thread, site })
+    }
+
+    /// Sends `message` on `channel`.
+    pub fn send(self, channel: ChannelId, message: u64, site: SiteId) -> Self {
+        self.event(EventKind::Send { channel, message, site })
+    }
+
+    /// Receives `message` from `channel`.
+    pub fn receive(self, channel: ChannelId, message: u64, site: SiteId) -> Self {
+        self.event(EventKind::Receive { channel, message, site })
+    }
+
+    /// Reads `var`.
+    pub fn read(self, var: VarId, site: SiteId) -> Self {
+        self.event(EventKind::Read { var, site })
+    }
+
+    /// Writes `var`.
+    pub fn write(self, var: VarId, site: SiteId) -> Self {
+        self.event(EventKind::Write { var, site })
+    }
+
+    /// A mark labelled `label`.
+    pub fn mark(self, label: &str) -> Self {
+        let label = self.builder.string(label);
+        self.event(EventKind::Mark { label, site: None })
+    }
+
+    fn acquire_with(self, lock: LockId, mode: LockMode, site: SiteId, via_try: bool) -> Self {
+        let seq = self.builder.next_seq(lock);
+        self.event(EventKind::LockAcquired { lock, mode, site, seq, via_try })
+    }
+
+    fn release_with(self, lock: LockId, mode: LockMode, poisoned: bool) -> Self {
+        let seq = self.builder.next_seq(lock);
+        self.event(EventKind::LockReleased { lock, mode, seq, poisoned })
+    }
+}

@@ -1,0 +1,259 @@
+//! The event vocabulary: what happened, when, on which thread and in which task.
+//!
+//! This is the in-memory form readers hand out and writers take. Its encoding on disk is the
+//! private concern of the version module (`v1`); changing a variant here means changing the
+//! encoding there and bumping [`FORMAT_VERSION`](super::FORMAT_VERSION).
+
+use super::ids::{ChannelId, LockId, SiteId, StringId, TaskId, ThreadId, VarId};
+use serde::{Deserialize, Serialize};
+
+/// How a lock is held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum LockMode {
+    /// A mutex, a write lock, or a semaphore permit.
+    Exclusive,
+    /// A read lock of a rwlock.
+    Shared,
+}
+
+/// One recorded event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Event {
+    /// Monotonic nanoseconds since the trace's start (see [`Header::start_unix_ns`](super::Header)).
+    pub time_ns: u64,
+    /// The OS thread the event happened on.
+    pub thread: ThreadId,
+    /// The task that was being polled on that thread, if any.
+    pub task: Option<TaskId>,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+/// What happened. The acting thread and task are those of the [`Event`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// The actor started waiting for `lock`. Not recorded when the lock was free at once: an
+    /// acquisition with no request before it was uncontended.
+    LockRequested {
+        /// The lock waited for.
+        lock: LockId,
+        /// The mode asked for.
+        mode: LockMode,
+        /// Where the lock was asked for.
+        site: SiteId,
+    },
+    /// The actor got `lock`.
+    LockAcquired {
+        /// The lock acquired.
+        lock: LockId,
+        /// The mode it is held in.
+        mode: LockMode,
+        /// Where it was acquired.
+        site: SiteId,
+        /// The lock's operation sequence number, taken while it was held: acquisitions and
+        /// releases of one lock are totally ordered by it (see the module docs on ordering).
+        /// `None` for locks whose order the recorder cannot observe (a lock between processes).
+        seq: Option<u64>,
+        /// Acquired by a non-blocking attempt (`try_lock`), which cannot deadlock.
+        via_try: bool,
+    },
+    /// A non-blocking attempt to take `lock` failed.
+    LockTryFailed {
+        /// The lock that was busy.
+        lock: LockId,
+        /// The mode asked for.
+        mode: LockMode,
+        /// Where the attempt was made.
+        site: SiteId,
+    },
+    /// The actor released `lock` (its guard was dropped).
+    LockReleased {
+        /// The lock released.
+        lock: LockId,
+        /// The mode it had been held in.
+        mode: LockMode,
+        /// The lock's operation sequence number, taken before the lock was really released.
+        seq: Option<u64>,
+        /// Released while the holder was panicking: the lock is poisoned.
+        poisoned: bool,
+    },
+    /// The actor spawned `task`.
+    TaskSpawned {
+        /// The new task.
+        task: TaskId,
+        /// Where it was spawned.
+        site: Option<SiteId>,
+    },
+    /// The event's task started being polled on the event's thread.
+    PollStarted,
+    /// The event's task returned from a poll: `ready` if it completed, else it is suspended at
+    /// an `.await`.
+    PollEnded {
+        /// The poll returned `Poll::Ready`.
+        ready: bool,
+    },
+    /// The event's task finished (its future completed, was cancelled, or panicked).
+    TaskFinished {
+        /// The task was aborted or its future panicked.
+        cancelled: bool,
+    },
+    /// The actor observed the end of `task` by awaiting its join handle.
+    TaskJoined {
+        /// The task joined.
+        task: TaskId,
+        /// Where it was awaited.
+        site: Option<SiteId>,
+    },
+    /// The actor started waiting for `task` to finish (awaiting its handle).
+    TaskJoinRequested {
+        /// The task awaited.
+        task: TaskId,
+        /// Where it was awaited.
+        site: Option<SiteId>,
+    },
+    /// The actor woke `task`.
+    Wake {
+        /// The task woken.
+        task: TaskId,
+        /// `wake_by_ref` rather than `wake`.
+        by_ref: bool,
+    },
+    /// The actor spawned the OS thread `thread`.
+    ThreadSpawned {
+        /// The new thread.
+        thread: ThreadId,
+        /// Where it was spawned.
+        site: Option<SiteId>,
+    },
+    /// The event's thread started running.
+    ThreadStarted,
+    /// The event's thread finished.
+    ThreadFinished {
+        /// The thread's closure panicked.
+        panicked: bool,
+    },
+    /// The actor started waiting for `thread` to finish.
+    ThreadJoinRequested {
+        /// The thread joined.
+        thread: ThreadId,
+        /// Where `join` was called.
+        site: Option<SiteId>,
+    },
+    /// The actor observed the end of `thread` through `join`.
+    ThreadJoined {
+        /// The thread joined.
+        thread: ThreadId,
+        /// Where `join` was called.
+        site: Option<SiteId>,
+    },
+    /// The actor sent message `message` on `channel`.
+    Send {
+        /// The channel.
+        channel: ChannelId,
+        /// The message id, unique within the trace.
+        message: u64,
+        /// Where it was sent.
+        site: SiteId,
+    },
+    /// The actor received message `message` from `channel`.
+    Receive {
+        /// The channel.
+        channel: ChannelId,
+        /// The message id, as sent.
+        message: u64,
+        /// Where it was received.
+        site: SiteId,
+    },
+    /// The actor read the annotated variable `var`.
+    Read {
+        /// The variable.
+        var: VarId,
+        /// Where it was read.
+        site: SiteId,
+    },
+    /// The actor wrote the annotated variable `var`.
+    Write {
+        /// The variable.
+        var: VarId,
+        /// Where it was written.
+        site: SiteId,
+    },
+    /// A release annotation on a synchronisation object (an atomic store with release order).
+    SyncRelease {
+        /// The synchronisation object.
+        var: VarId,
+        /// Where.
+        site: SiteId,
+    },
+    /// An acquire annotation on a synchronisation object (an atomic load with acquire order).
+    SyncAcquire {
+        /// The synchronisation object.
+        var: VarId,
+        /// Where.
+        site: SiteId,
+    },
+    /// A user annotation: an incident marker, a phase name, a dump trigger.
+    Mark {
+        /// The label.
+        label: StringId,
+        /// Where it was made, if known.
+        site: Option<SiteId>,
+    },
+    /// The recorder lost `dropped` events of this thread here (its buffer was full).
+    Gap {
+        /// How many events were lost.
+        dropped: u64,
+    },
+}
+
+impl EventKind {
+    /// A short stable name of the event's kind, as `hindsight info` counts them.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::LockRequested { .. } => "lock_requested",
+            EventKind::LockAcquired { .. } => "lock_acquired",
+            EventKind::LockTryFailed { .. } => "lock_try_failed",
+            EventKind::LockReleased { .. } => "lock_released",
+            EventKind::TaskSpawned { .. } => "task_spawned",
+            EventKind::PollStarted => "poll_started",
+            EventKind::PollEnded { .. } => "poll_ended",
+            EventKind::TaskFinished { .. } => "task_finished",
+            EventKind::TaskJoined { .. } => "task_joined",
+            EventKind::TaskJoinRequested { .. } => "task_join_requested",
+            EventKind::Wake { .. } => "wake",
+            EventKind::ThreadSpawned { .. } => "thread_spawned",
+            EventKind::ThreadStarted => "thread_started",
+            EventKind::ThreadFinished { .. } => "thread_finished",
+            EventKind::ThreadJoinRequested { .. } => "thread_join_requested",
+            EventKind::ThreadJoined { .. } => "thread_joined",
+            EventKind::Send { .. } => "send",
+            EventKind::Receive { .. } => "receive",
+            EventKind::Read { .. } => "read",
+            EventKind::Write { .. } => "write",
+            EventKind::SyncRelease { .. } => "sync_release",
+            EventKind::SyncAcquire { .. } => "sync_acquire",
+            EventKind::Mark { .. } => "mark",
+            EventKind::Gap { .. } => "gap",
+        }
+    }
+
+    /// The lock this event is about, if it is a lock event.
+    pub fn lock(&self) -> Option<LockId> {
+        match *self {
+            EventKind::LockRequested { lock, .. }
+            | EventKind::LockAcquired { lock, .. }
+            | EventKind::LockTryFailed { lock, .. }
+            | EventKind::LockReleased { lock, .. } => Some(lock),
+            _ => None,
+        }
+    }
+
+    /// The lock sequence number of an acquisition or release, if recorded.
+    pub fn lock_seq(&self) -> Option<(LockId, u64)> {
+        match *self {
+            EventKind::LockAcquired { lock, seq: Some(seq), .. }
+            | EventKind::LockReleased { lock, seq: Some(seq), .. } => Some((lock, seq)),
+            _ => None,
+        }
+    }
+}
