@@ -63,7 +63,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let info = hindsight_analyzer::info::TraceInfo::read(&trace)?;
             match format {
                 InfoFormat::Text => write!(out, "{}", info.render_text())?,
-                InfoFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&info.to_json())?)?,
+                InfoFormat::Json => {
+                    writeln!(out, "{}", serde_json::to_string_pretty(&info.to_json())?)?
+                }
             }
         }
     }
@@ -72,7 +74,5 @@ fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 fn is_broken_pipe(error: &anyhow::Error) -> bool {
-    error
-        .downcast_ref::<io::Error>()
-        .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    error.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
 }

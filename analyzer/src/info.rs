@@ -1,0 +1,226 @@
+//! `hindsight info`: what a trace holds, read in one streaming pass without replaying it.
+
+use hindsight_recorder::format::{
+    Definition, EventKind, Header, Item, ReadError, StringId, Tail, TraceReader,
+};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// At most this many marks are listed; the rest are only counted.
+const MAX_LISTED_MARKS: usize = 100;
+
+/// A summary of one trace file.
+#[derive(Debug, Clone)]
+pub struct TraceInfo {
+    /// The file, as given.
+    pub path: String,
+    /// Its format version.
+    pub format_version: u32,
+    /// Its header.
+    pub header: Header,
+    /// Events read.
+    pub events: u64,
+    /// Events read, by kind (`EventKind::name`).
+    pub event_counts: BTreeMap<&'static str, u64>,
+    /// Threads defined.
+    pub threads: u64,
+    /// Tasks defined.
+    pub tasks: u64,
+    /// Locks defined.
+    pub locks: u64,
+    /// Variables defined.
+    pub variables: u64,
+    /// Channels defined.
+    pub channels: u64,
+    /// Sites defined.
+    pub sites: u64,
+    /// Time from the first to the last event.
+    pub duration_ns: u64,
+    /// Bytes of an incomplete or unreadable tail.
+    pub truncated_bytes: u64,
+    /// Why reading stopped early, if the tail was corrupt rather than cut.
+    pub corruption: Option<String>,
+    /// Events the recorder counted as lost (the sum of its gap markers).
+    pub dropped_events: u64,
+    /// The first marks, in file order: (time, label).
+    pub marks: Vec<(u64, String)>,
+}
+
+impl TraceInfo {
+    /// Reads the whole trace at `path`. A truncated or partly corrupt file still gives a
+    /// summary of what could be read; only a file that is not a readable trace is an error.
+    pub fn read(path: &Path) -> Result<TraceInfo, ReadError> {
+        let mut reader = TraceReader::open(path)?;
+        let mut info = TraceInfo {
+            path: path.display().to_string(),
+            format_version: reader.format_version(),
+            header: reader.header().clone(),
+            events: 0,
+            event_counts: BTreeMap::new(),
+            threads: 0,
+            tasks: 0,
+            locks: 0,
+            variables: 0,
+            channels: 0,
+            sites: 0,
+            duration_ns: 0,
+            truncated_bytes: 0,
+            corruption: None,
+            dropped_events: 0,
+            marks: Vec::new(),
+        };
+        let mut strings: HashMap<StringId, String> = HashMap::new();
+        let mut pending_marks: Vec<(u64, StringId)> = Vec::new();
+        let mut first_time = u64::MAX;
+        let mut last_time = 0;
+        for item in reader.by_ref() {
+            match item {
+                Item::Definitions(definitions) => {
+                    for definition in definitions {
+                        info.count_definition(definition, &mut strings);
+                    }
+                }
+                Item::Events(events) => {
+                    for event in events {
+                        info.events += 1;
+                        *info.event_counts.entry(event.kind.name()).or_default() += 1;
+                        first_time = first_time.min(event.time_ns);
+                        last_time = last_time.max(event.time_ns);
+                        match event.kind {
+                            EventKind::Gap { dropped } => {
+                                info.dropped_events = info.dropped_events.saturating_add(dropped)
+                            }
+                            EventKind::Mark { label, .. }
+                                if pending_marks.len() < MAX_LISTED_MARKS =>
+                            {
+                                pending_marks.push((event.time_ns, label))
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                Item::Watermark { .. } => {}
+            }
+        }
+        if info.events > 0 {
+            info.duration_ns = last_time.saturating_sub(first_time);
+        }
+        let tail = reader.tail().cloned().unwrap_or(Tail::Complete);
+        info.truncated_bytes = tail.unread_bytes();
+        if let Tail::Corrupt { offset, reason, .. } = tail {
+            info.corruption = Some(format!("at byte {offset}: {reason}"));
+        }
+        info.marks = pending_marks
+            .into_iter()
+            .map(|(time, label)| {
+                let text = strings.get(&label).cloned().unwrap_or_else(|| format!("{label}"));
+                (time, text)
+            })
+            .collect();
+        Ok(info)
+    }
+
+    fn count_definition(
+        &mut self,
+        definition: Definition,
+        strings: &mut HashMap<StringId, String>,
+    ) {
+        match definition {
+            Definition::String { id, text } => {
+                strings.insert(id, text);
+            }
+            Definition::Site(_) => self.sites += 1,
+            Definition::Thread(_) => self.threads += 1,
+            Definition::Task(_) => self.tasks += 1,
+            Definition::Lock(_) => self.locks += 1,
+            Definition::Variable(_) => self.variables += 1,
+            Definition::Channel(_) => self.channels += 1,
+        }
+    }
+
+    /// The summary as the JSON object of DESIGN.md (field names are a contract).
+    pub fn to_json(&self) -> Value {
+        json!({
+            "path": self.path,
+            "format_version": self.format_version,
+            "program": self.header.program,
+            "pid": self.header.pid,
+            "host": self.header.host,
+            "start_unix_ns": self.header.start_unix_ns,
+            "recorder_version": self.header.recorder_version,
+            "clock": self.header.clock,
+            "events": self.events,
+            "event_counts": self.event_counts,
+            "threads": self.threads,
+            "tasks": self.tasks,
+            "locks": self.locks,
+            "variables": self.variables,
+            "channels": self.channels,
+            "sites": self.sites,
+            "duration_ns": self.duration_ns,
+            "truncated_bytes": self.truncated_bytes,
+            "corruption": self.corruption,
+            "dropped_events": self.dropped_events,
+            "marks": self.marks.iter().map(|(time_ns, label)| json!({"time_ns": time_ns, "label": label})).collect::<Vec<_>>(),
+        })
+    }
+
+    /// The summary as text for people.
+    pub fn render_text(&self) -> String {
+        let mut out = String::new();
+        let h = &self.header;
+        let _ = writeln!(out, "trace      {} (format v{})", self.path, self.format_version);
+        let _ = writeln!(out, "program    {} (pid {}) on {}", h.program, h.pid, h.host);
+        let _ = writeln!(
+            out,
+            "recorded   by hindsight-recorder {} , clock {}",
+            h.recorder_version, h.clock
+        );
+        let _ = writeln!(out, "started    {} ns since the Unix epoch", h.start_unix_ns);
+        let _ = writeln!(out, "duration   {}", format_duration(self.duration_ns));
+        let _ = writeln!(
+            out,
+            "entities   {} threads, {} tasks, {} locks, {} variables, {} channels, {} sites",
+            self.threads, self.tasks, self.locks, self.variables, self.channels, self.sites
+        );
+        let _ = writeln!(out, "events     {}", self.events);
+        for (kind, count) in &self.event_counts {
+            let _ = writeln!(out, "  {kind:<22} {count}");
+        }
+        let _ =
+            writeln!(out, "dropped    {} events (recorder buffer overflow)", self.dropped_events);
+        match &self.corruption {
+            Some(reason) => {
+                let _ =
+                    writeln!(out, "unreadable {} bytes: corrupt {reason}", self.truncated_bytes);
+            }
+            None if self.truncated_bytes > 0 => {
+                let _ = writeln!(
+                    out,
+                    "truncated  {} bytes of an incomplete last chunk",
+                    self.truncated_bytes
+                );
+            }
+            None => {}
+        }
+        if !self.marks.is_empty() {
+            let _ = writeln!(out, "marks");
+            for (time, label) in &self.marks {
+                let _ = writeln!(out, "  {:>12}  {label}", format_duration(*time));
+            }
+        }
+        out
+    }
+}
+
+/// A duration in the unit that reads best (ns, µs, ms, s).
+pub fn format_duration(nanos: u64) -> String {
+    match nanos {
+        0..=9_999 => format!("{nanos} ns"),
+        10_000..=9_999_999 => format!("{:.1} µs", nanos as f64 / 1e3),
+        10_000_000..=9_999_999_999 => format!("{:.1} ms", nanos as f64 / 1e6),
+        _ => format!("{:.2} s", nanos as f64 / 1e9),
+    }
+}

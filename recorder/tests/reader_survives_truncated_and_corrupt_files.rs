@@ -1,0 +1,155 @@
+//! The reader recovers every complete chunk of a cut file, catches flipped bits, and refuses
+//! hostile input with an error instead of a panic or a large allocation.
+
+mod support;
+
+use hindsight_recorder::format::{ReadError, Tail, FORMAT_VERSION, MAGIC};
+use support::{chunk_ends, read_all, sample_trace};
+
+#[test]
+fn the_sample_trace_has_several_chunks() {
+    let bytes = sample_trace();
+    let ends = chunk_ends(&bytes);
+    assert!(ends.len() >= 4, "header, definitions and several event batches: {ends:?}");
+    assert_eq!(*ends.last().unwrap(), bytes.len());
+}
+
+#[test]
+fn truncation_at_every_offset_recovers_exactly_the_complete_chunks() {
+    let bytes = sample_trace();
+    let full = read_all(&bytes).unwrap();
+    assert_eq!(full.tail, Tail::Complete);
+    let ends = chunk_ends(&bytes);
+    let header_end = ends[0];
+
+    for cut in 0..=bytes.len() {
+        let result = read_all(&bytes[..cut]);
+        if cut == 0 {
+            assert!(matches!(result, Err(ReadError::Empty { .. })), "cut {cut}: {result:?}");
+            continue;
+        }
+        if cut < header_end {
+            assert!(result.is_err(), "cut {cut} inside the preamble or header must not read");
+            continue;
+        }
+        let read = result.unwrap_or_else(|e| panic!("cut {cut}: {e}"));
+        let complete_chunks = ends.iter().filter(|end| **end <= cut).count();
+        // Items are every chunk after the header.
+        assert_eq!(read.items, full.items[..complete_chunks - 1], "cut {cut}");
+        let last_end = ends[complete_chunks - 1];
+        let expected_tail = if cut == last_end {
+            Tail::Complete
+        } else {
+            Tail::Truncated { bytes: (cut - last_end) as u64 }
+        };
+        assert_eq!(read.tail, expected_tail, "cut {cut}");
+    }
+}
+
+#[test]
+fn every_single_bit_flip_is_caught() {
+    let bytes = sample_trace();
+    let clean = read_all(&bytes).unwrap();
+    for bit in 0..bytes.len() * 8 {
+        let mut flipped = bytes.clone();
+        flipped[bit / 8] ^= 1 << (bit % 8);
+        match read_all(&flipped) {
+            Err(_) => {}
+            Ok(read) => {
+                assert_ne!(read.tail, Tail::Complete, "flip of bit {bit} went unnoticed");
+                assert!(read.items.len() < clean.items.len(), "bit {bit}");
+                assert_eq!(read.items, clean.items[..read.items.len()], "bit {bit}");
+            }
+        }
+    }
+}
+
+/// A trace whose header is followed by one chunk with the given payload and a valid checksum,
+/// as a hostile writer would make it.
+fn trace_with_payload(payload: &[u8]) -> Vec<u8> {
+    let mut bytes = sample_trace();
+    bytes.truncate(chunk_ends(&bytes)[0]);
+    let len = (payload.len() as u32).to_le_bytes();
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&len);
+    hasher.update(payload);
+    bytes.extend_from_slice(&len);
+    bytes.extend_from_slice(&hasher.finalize().to_le_bytes());
+    bytes.extend_from_slice(payload);
+    bytes
+}
+
+fn assert_corrupt(bytes: &[u8], what: &str) {
+    let read = read_all(bytes).unwrap();
+    assert!(read.items.is_empty(), "{what}");
+    assert!(matches!(read.tail, Tail::Corrupt { .. }), "{what}: {:?}", read.tail);
+}
+
+#[test]
+fn a_huge_chunk_length_is_refused_without_allocating() {
+    let mut bytes = sample_trace();
+    bytes.truncate(chunk_ends(&bytes)[0]);
+    bytes.extend_from_slice(&u32::MAX.to_le_bytes());
+    bytes.extend_from_slice(&[0; 4]);
+    bytes.extend_from_slice(&[0; 64]);
+    let read = read_all(&bytes).unwrap();
+    match read.tail {
+        Tail::Corrupt { reason, bytes: lost, .. } => {
+            assert!(reason.contains("exceeds the maximum"), "{reason}");
+            assert_eq!(lost, 72);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn hostile_lengths_inside_a_payload_give_an_error_not_an_allocation() {
+    // Payload variant 1 (definitions) with a vector length of 2^60.
+    let mut vec_len = vec![1u8, 0xFD];
+    vec_len.extend_from_slice(&(1u64 << 60).to_le_bytes());
+    assert_corrupt(&trace_with_payload(&vec_len), "vector of 2^60 definitions");
+
+    // One string definition whose text claims 2^60 bytes.
+    let mut string_len = vec![1u8, 1, 0, 0, 0xFD];
+    string_len.extend_from_slice(&(1u64 << 60).to_le_bytes());
+    assert_corrupt(&trace_with_payload(&string_len), "string of 2^60 bytes");
+
+    // An event batch claiming 2^60 records.
+    let mut records = vec![2u8, 0, 0, 0xFD];
+    records.extend_from_slice(&(1u64 << 60).to_le_bytes());
+    assert_corrupt(&trace_with_payload(&records), "batch of 2^60 records");
+}
+
+#[test]
+fn bad_varints_and_unknown_variants_are_corruption() {
+    assert_corrupt(&trace_with_payload(&[2, 0xFE, 1, 2]), "u128 marker in a u32 varint");
+    assert_corrupt(&trace_with_payload(&[2, 0xFD, 1]), "varint cut short");
+    assert_corrupt(&trace_with_payload(&[200]), "unknown payload variant");
+    assert_corrupt(&trace_with_payload(&[]), "empty payload");
+    assert_corrupt(&trace_with_payload(&[3, 5, 0]), "trailing bytes after a watermark");
+}
+
+#[test]
+fn wrong_magic_future_version_and_empty_files_are_named_errors() {
+    let err = read_all(b"").unwrap_err();
+    assert!(matches!(err, ReadError::Empty { .. }));
+    assert_eq!(err.to_string(), "test.trace: empty file, not a hindsight trace");
+
+    let err = read_all(b"GIF89a\x01\x02\x03\x04").unwrap_err();
+    assert_eq!(err.to_string(), "test.trace: not a hindsight trace (wrong magic number)");
+
+    let mut future = sample_trace();
+    future[4..8].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
+    let err = read_all(&future).unwrap_err();
+    assert!(matches!(err, ReadError::TooNew { found, .. } if found == FORMAT_VERSION + 1));
+    assert!(err.to_string().starts_with("test.trace: trace format version"), "{err}");
+    assert!(!err.to_string().contains('\n'));
+
+    let mut ancient = sample_trace();
+    ancient[4..8].copy_from_slice(&0u32.to_le_bytes());
+    assert!(matches!(read_all(&ancient).unwrap_err(), ReadError::TooOld { found: 0, .. }));
+
+    let mut no_header = MAGIC.to_vec();
+    no_header.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    assert!(matches!(read_all(&no_header).unwrap_err(), ReadError::BadHeader { .. }));
+}
