@@ -25,6 +25,13 @@ enum Command {
         #[arg(long, value_enum, default_value_t = InfoFormat::Text)]
         format: InfoFormat,
     },
+    /// Convert a RAPID STD text trace (THREAD|OP(ARG)|LOC) into a hindsight trace.
+    Convert {
+        /// The STD trace to read.
+        input: PathBuf,
+        /// The hindsight trace to write.
+        output: PathBuf,
+    },
 }
 
 /// Output formats of `info`.
@@ -67,6 +74,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     writeln!(out, "{}", serde_json::to_string_pretty(&info.to_json())?)?
                 }
             }
+        }
+        Command::Convert { input, output } => {
+            let events = hindsight_analyzer::rapid::convert_to_trace(&input, &output)?;
+            writeln!(out, "wrote {events} events to {}", output.display())?;
         }
     }
     out.flush()?;

@@ -1,8 +1,7 @@
 //! `hindsight info`: what a trace holds, read in one streaming pass without replaying it.
 
-use hindsight_recorder::format::{
-    Definition, EventKind, Header, Item, ReadError, StringId, Tail, TraceReader,
-};
+use crate::source::{SourceError, TraceSource};
+use hindsight_recorder::format::{Definition, EventKind, Header, Item, StringId, Tail};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -51,8 +50,9 @@ pub struct TraceInfo {
 impl TraceInfo {
     /// Reads the whole trace at `path`. A truncated or partly corrupt file still gives a
     /// summary of what could be read; only a file that is not a readable trace is an error.
-    pub fn read(path: &Path) -> Result<TraceInfo, ReadError> {
-        let mut reader = TraceReader::open(path)?;
+    /// STD text traces are read too; a malformed line in one is an error.
+    pub fn read(path: &Path) -> Result<TraceInfo, SourceError> {
+        let mut reader = TraceSource::open(path)?;
         let mut info = TraceInfo {
             path: path.display().to_string(),
             format_version: reader.format_version(),
@@ -75,8 +75,8 @@ impl TraceInfo {
         let mut pending_marks: Vec<(u64, StringId)> = Vec::new();
         let mut first_time = u64::MAX;
         let mut last_time = 0;
-        for item in reader.by_ref() {
-            match item {
+        while let Some(item) = reader.next_item() {
+            match item? {
                 Item::Definitions(definitions) => {
                     for definition in definitions {
                         info.count_definition(definition, &mut strings);
@@ -107,7 +107,7 @@ impl TraceInfo {
         if info.events > 0 {
             info.duration_ns = last_time.saturating_sub(first_time);
         }
-        let tail = reader.tail().cloned().unwrap_or(Tail::Complete);
+        let tail = reader.tail();
         info.truncated_bytes = tail.unread_bytes();
         if let Tail::Corrupt { offset, reason, .. } = tail {
             info.corruption = Some(format!("at byte {offset}: {reason}"));
@@ -171,13 +171,13 @@ impl TraceInfo {
     pub fn render_text(&self) -> String {
         let mut out = String::new();
         let h = &self.header;
-        let _ = writeln!(out, "trace      {} (format v{})", self.path, self.format_version);
+        let format = match self.format_version {
+            0 => "RAPID STD text".to_owned(),
+            version => format!("format v{version}"),
+        };
+        let _ = writeln!(out, "trace      {} ({format})", self.path);
         let _ = writeln!(out, "program    {} (pid {}) on {}", h.program, h.pid, h.host);
-        let _ = writeln!(
-            out,
-            "recorded   by hindsight-recorder {} , clock {}",
-            h.recorder_version, h.clock
-        );
+        let _ = writeln!(out, "recorded   by {}, clock {}", h.recorder_version, h.clock);
         let _ = writeln!(out, "started    {} ns since the Unix epoch", h.start_unix_ns);
         let _ = writeln!(out, "duration   {}", format_duration(self.duration_ns));
         let _ = writeln!(

@@ -4,3 +4,4 @@
 
 pub mod info;
 pub mod rapid;
+pub mod source;

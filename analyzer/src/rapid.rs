@@ -12,7 +12,7 @@
 
 use hindsight_recorder::format::{
     Definition, Event, EventKind, Header, Item, LockDef, LockId, LockKind, LockMode, SiteDef,
-    SiteId, StringId, ThreadDef, ThreadId, VarDef, VarId,
+    SiteId, StringId, ThreadDef, ThreadId, TraceWriter, VarDef, VarId,
 };
 use std::collections::HashMap;
 use std::fs::File;
@@ -373,6 +373,64 @@ impl<R: BufRead> Iterator for StdReader<R> {
                 self.pending.clear();
                 return Some(Err(error));
             }
+        }
+    }
+}
+
+/// Why `hindsight convert` failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConvertError {
+    /// The STD input could not be read.
+    #[error(transparent)]
+    Read(#[from] StdError),
+    /// The output could not be written.
+    #[error("{path}: {source}")]
+    Write {
+        /// The output file.
+        path: String,
+        /// What the OS said.
+        source: io::Error,
+    },
+}
+
+/// Converts the STD trace `input` into a hindsight trace at `output`, written to a temporary
+/// file first and renamed into place, so a failed conversion leaves no half-written trace.
+/// Returns the number of events written.
+pub fn convert_to_trace(input: &Path, output: &Path) -> Result<u64, ConvertError> {
+    let write_error = |source| ConvertError::Write { path: output.display().to_string(), source };
+    let mut reader = StdReader::open(input)?;
+    let temporary = output.with_extension("trace.tmp");
+    let file = File::create(&temporary).map_err(write_error)?;
+    let result = (|| {
+        let mut writer = TraceWriter::new(io::BufWriter::new(file), &reader.header().clone())
+            .map_err(write_error)?;
+        let mut events = 0;
+        for item in reader.by_ref() {
+            match item? {
+                Item::Definitions(definitions) => {
+                    writer.write_definitions(&definitions).map_err(write_error)?
+                }
+                Item::Events(batch) => {
+                    events += batch.len() as u64;
+                    writer.write_events(&batch).map_err(write_error)?
+                }
+                Item::Watermark { time_ns } => {
+                    writer.write_watermark(time_ns).map_err(write_error)?
+                }
+            }
+        }
+        writer.flush().map_err(write_error)?;
+        Ok(events)
+    })();
+    match result {
+        Ok(events) => {
+            std::fs::rename(&temporary, output).map_err(write_error)?;
+            Ok(events)
+        }
+        Err(error) => {
+            let _ = std::fs::remove_file(&temporary);
+            Err(error)
         }
     }
 }

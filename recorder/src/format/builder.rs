@@ -58,7 +58,8 @@ impl TraceBuilder {
                 pid: 1,
                 host: "builder".to_owned(),
                 start_unix_ns: 1_700_000_000_000_000_000,
-                recorder_version: env!("CARGO_PKG_VERSION").to_owned(),
+                recorder_version: concat!("hindsight-recorder ", env!("CARGO_PKG_VERSION"))
+                    .to_owned(),
                 clock: "builder".to_owned(),
             },
             definitions: Vec::new(),

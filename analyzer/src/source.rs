@@ -1,0 +1,82 @@
+//! Opening a trace file of either format: a hindsight binary trace, or a RAPID STD text trace
+//! (told apart by content, not by name). Both yield the same [`Item`]s.
+
+use crate::rapid::{looks_like_std, StdError, StdReader};
+use hindsight_recorder::format::{Header, Item, ReadError, Tail, TraceReader, MAGIC};
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::path::Path;
+
+/// Bytes looked at to recognise an STD trace.
+const SNIFF_LEN: usize = 4096;
+
+/// Why a trace file could not be read. One line, naming the file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SourceError {
+    /// A binary trace could not be opened.
+    #[error(transparent)]
+    Binary(#[from] ReadError),
+    /// An STD trace has a malformed line, or could not be read.
+    #[error(transparent)]
+    Std(#[from] StdError),
+}
+
+/// The items of one trace file, whatever its format.
+#[derive(Debug)]
+pub enum TraceSource {
+    /// A hindsight binary trace.
+    Binary(TraceReader<BufReader<File>>),
+    /// A RAPID STD text trace.
+    Std(StdReader<BufReader<File>>),
+}
+
+impl TraceSource {
+    /// Opens `path`, recognising its format from its first bytes.
+    pub fn open(path: &Path) -> Result<TraceSource, SourceError> {
+        let name = path.display().to_string();
+        let io_error = |source| ReadError::Io { path: name.clone(), source };
+        let mut file = File::open(path).map_err(io_error)?;
+        let mut start = Vec::with_capacity(SNIFF_LEN);
+        (&mut file).take(SNIFF_LEN as u64).read_to_end(&mut start).map_err(io_error)?;
+        file.seek(SeekFrom::Start(0)).map_err(io_error)?;
+        let input = BufReader::with_capacity(1 << 16, file);
+        if !start.starts_with(&MAGIC) && looks_like_std(&start) {
+            return Ok(TraceSource::Std(StdReader::new(input, name)));
+        }
+        Ok(TraceSource::Binary(TraceReader::from_reader(input, name)?))
+    }
+
+    /// The trace's header (synthesised for STD files).
+    pub fn header(&self) -> &Header {
+        match self {
+            TraceSource::Binary(reader) => reader.header(),
+            TraceSource::Std(reader) => reader.header(),
+        }
+    }
+
+    /// The format version (0 for STD text).
+    pub fn format_version(&self) -> u32 {
+        match self {
+            TraceSource::Binary(reader) => reader.format_version(),
+            TraceSource::Std(_) => 0,
+        }
+    }
+
+    /// The next item. An STD file with a malformed line yields its error once, then ends.
+    pub fn next_item(&mut self) -> Option<Result<Item, SourceError>> {
+        match self {
+            TraceSource::Binary(reader) => reader.next().map(Ok),
+            TraceSource::Std(reader) => reader.next().map(|item| item.map_err(SourceError::from)),
+        }
+    }
+
+    /// How reading ended, once the items are exhausted: a binary trace may have lost a tail;
+    /// an STD trace is all or nothing.
+    pub fn tail(&self) -> Tail {
+        match self {
+            TraceSource::Binary(reader) => reader.tail().cloned().unwrap_or(Tail::Complete),
+            TraceSource::Std(_) => Tail::Complete,
+        }
+    }
+}
