@@ -138,7 +138,8 @@ impl TraceReader<BufReader<File>> {
     /// Opens the trace at `path` and reads its header.
     pub fn open(path: &Path) -> Result<Self, ReadError> {
         let name = path.display().to_string();
-        let file = File::open(path).map_err(|source| ReadError::Io { path: name.clone(), source })?;
+        let file =
+            File::open(path).map_err(|source| ReadError::Io { path: name.clone(), source })?;
         TraceReader::from_reader(BufReader::with_capacity(1 << 16, file), name)
     }
 }
@@ -164,7 +165,11 @@ impl<R: Read> TraceReader<R> {
             return Err(ReadError::TooNew { path, found: version, supported: FORMAT_VERSION });
         }
         if version < OLDEST_READABLE_VERSION {
-            return Err(ReadError::TooOld { path, found: version, oldest: OLDEST_READABLE_VERSION });
+            return Err(ReadError::TooOld {
+                path,
+                found: version,
+                oldest: OLDEST_READABLE_VERSION,
+            });
         }
         let mut reader = TraceReader {
             input,
@@ -239,7 +244,12 @@ impl<R: Read> TraceReader<R> {
         }
         let len_bytes = [frame_header[0], frame_header[1], frame_header[2], frame_header[3]];
         let len = u32::from_le_bytes(len_bytes);
-        let crc = u32::from_le_bytes([frame_header[4], frame_header[5], frame_header[6], frame_header[7]]);
+        let crc = u32::from_le_bytes([
+            frame_header[4],
+            frame_header[5],
+            frame_header[6],
+            frame_header[7],
+        ]);
         if len > MAX_CHUNK_LEN {
             return self.stop_corrupt(
                 CHUNK_HEADER_LEN as u64,
@@ -250,7 +260,9 @@ impl<R: Read> TraceReader<R> {
         self.chunk.resize(len as usize, 0);
         let n = match read_up_to(&mut self.input, &mut self.chunk) {
             Ok(n) => n,
-            Err(e) => return self.stop_corrupt(CHUNK_HEADER_LEN as u64, format!("read error: {e}")),
+            Err(e) => {
+                return self.stop_corrupt(CHUNK_HEADER_LEN as u64, format!("read error: {e}"))
+            }
         };
         if n < len as usize {
             self.tail = Some(Tail::Truncated { bytes: (CHUNK_HEADER_LEN + n) as u64 });
