@@ -68,6 +68,54 @@ fn mutated_traces_never_panic_the_reader() {
         .unwrap();
 }
 
+/// Splits a trace into its preamble and chunk payloads.
+fn payloads(trace: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut at = 8;
+    while at + 8 <= trace.len() {
+        let len = u32::from_le_bytes(trace[at..at + 4].try_into().unwrap()) as usize;
+        out.push(trace[at + 8..at + 8 + len].to_vec());
+        at += 8 + len;
+    }
+    out
+}
+
+/// Frames payloads into a trace with valid checksums, as a hostile writer would.
+fn frame(payloads: &[Vec<u8>]) -> Vec<u8> {
+    let mut bytes = MAGIC.to_vec();
+    bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    for payload in payloads {
+        let len = (payload.len() as u32).to_le_bytes();
+        let mut hasher = crc32fast::Hasher::new();
+        hasher.update(&len);
+        hasher.update(payload);
+        bytes.extend_from_slice(&len);
+        bytes.extend_from_slice(&hasher.finalize().to_le_bytes());
+        bytes.extend_from_slice(payload);
+    }
+    bytes
+}
+
+/// Checksums stop most random damage before decoding; this target re-checksums mutated
+/// payloads so that the decoder itself meets the damage.
+#[test]
+fn mutated_payloads_with_valid_checksums_never_panic_the_decoder() {
+    let original = payloads(&sample_trace());
+    let mut runner =
+        TestRunner::new(Config { cases: cases(), failure_persistence: None, ..Config::default() });
+    runner
+        .run(&(any::<usize>(), prop::collection::vec(edit(), 1..6)), |(chunk, edits)| {
+            let mut chunks = original.clone();
+            let target = chunk % chunks.len();
+            for edit in &edits {
+                apply(&mut chunks[target], edit);
+            }
+            let _ = read_all(&frame(&chunks));
+            Ok(())
+        })
+        .unwrap();
+}
+
 #[test]
 fn arbitrary_bytes_after_a_valid_preamble_never_panic_the_reader() {
     let mut runner =
