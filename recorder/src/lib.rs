@@ -1,6 +1,84 @@
 //! hindsight's recorder: the event model and trace file format ([`format`]), and — with the
 //! default `record` feature — what runs inside a program to capture its locks, tasks and
 //! accesses.
+//!
+//! # Recording
+//!
+//! - [`init`]: one line in `main` records to the file named by `HINDSIGHT_TRACE`, when set.
+//! - [`Recorder`]: a `tracing` Layer with a builder ([path](RecorderBuilder::path), [buffer
+//!   sizes](RecorderBuilder::buffer_events), [overflow policy](OverflowPolicy)) and a guard
+//!   that finishes the trace when dropped. It records tokio's own instrumentation (with
+//!   `--cfg tokio_unstable`) and user-defined locks (see [`layer`]).
+//! - [`sync`]: instrumented `Mutex` and `RwLock`, blocking (std API) and async (tokio API).
+//! - [`task::spawn`] and [`thread::spawn`]: spawn helpers that record the life of what they
+//!   spawn, joins included.
+//!
+//! # How recording works
+//!
+//! Each recording thread appends fixed-size events to its own preallocated ring buffer: no
+//! allocation, no lock, no system call per event. A writer thread named `hindsight-writer`
+//! drains every ring each flush interval (50 ms by default), on [`RecorderGuard::flush`], when
+//! the guard is dropped, and when a thread panics (a panic hook that chains the previous one),
+//! and appends chunks to the trace. Because the writer reads the rings of *all* threads, a
+//! thread that is blocked forever — in a deadlock — still gets its last events, above all the
+//! lock request it is stuck on, into the file.
+//!
+//! Memory is bounded: [`buffer_events`](RecorderBuilder::buffer_events) events per thread.
+//! When a thread's ring is full, the default [`OverflowPolicy::Drop`] drops the event, counts
+//! it and writes the count as a [`Gap`](format::EventKind::Gap) event where the loss happened;
+//! [`OverflowPolicy::Block`] makes the thread wait for the writer instead.
+//!
+//! Ordering is kept by per-lock sequence numbers taken while each lock is held (see
+//! [`format`]). The recorder never panics into the host program: its own locks are never
+//! recorded or re-entered, and a failing disk only ends the recording.
 #![warn(missing_docs)]
 
 pub mod format;
+
+#[cfg(feature = "record")]
+mod clock;
+#[cfg(feature = "record")]
+mod init;
+#[cfg(feature = "record")]
+pub mod layer;
+#[cfg(feature = "record")]
+mod local;
+#[cfg(feature = "record")]
+mod panic;
+#[cfg(feature = "record")]
+mod recorder;
+#[cfg(feature = "record")]
+mod registry;
+#[cfg(feature = "record")]
+mod ring;
+#[cfg(feature = "record")]
+mod session;
+#[cfg(feature = "record")]
+pub mod sync;
+#[cfg(feature = "record")]
+pub mod task;
+#[cfg(feature = "record")]
+pub mod thread;
+#[cfg(feature = "record")]
+mod writer;
+
+#[cfg(feature = "record")]
+pub use init::{init, TRACE_VAR};
+#[cfg(feature = "record")]
+pub use recorder::{
+    Recorder, RecorderBuilder, RecorderError, RecorderGuard, RecordingSummary,
+    DEFAULT_BUFFER_EVENTS, DEFAULT_FLUSH_INTERVAL,
+};
+#[cfg(feature = "record")]
+pub use session::OverflowPolicy;
+
+/// Writes everything recorded so far, if a recorder is recording, and waits for it (a few
+/// seconds at most). Returns whether everything was written in time (`true` when nothing
+/// records).
+#[cfg(feature = "record")]
+pub fn flush() -> bool {
+    match session::current() {
+        Some(session) => session.flush(recorder::FLUSH_TIMEOUT),
+        None => true,
+    }
+}

@@ -33,6 +33,15 @@
 //! concurrent readers interleave in some order, but every writer's numbers come after the
 //! releases of the readers before it and before the acquisitions of the readers after it.)
 //!
+//! The recorder takes the numbers in three places. Its wrapper locks keep the counter in the
+//! lock and take numbers inside `lock()` and the guard's `drop`. For tokio's own locks, which
+//! report their state through tracing events, the recorder's Layer keeps the counter per lock
+//! and numbers the reports; because tokio's guards let go of a lock *before* reporting it, an
+//! acquisition reported while the Layer still sees another holder first gives that holder's
+//! release the next number, and the holder's late report is recorded with it (on the
+//! holder's own thread). User-defined locks recorded through the tracing convention have no
+//! number.
+//!
 //! The numbers travel in [`EventKind::LockAcquired`] and [`EventKind::LockReleased`] (`seq`).
 //! Replay merges the threads' event streams by time, but holds back a lock event until every
 //! smaller number of that lock has been replayed. Locks whose order the recorder cannot observe

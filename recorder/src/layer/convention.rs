@@ -1,0 +1,42 @@
+//! The tracing convention for user-defined locks (see the [module docs](super)).
+
+use super::fields::Fields;
+use crate::format::{EventKind, LockMode};
+use crate::local;
+use crate::registry::SiteSource;
+use crate::session;
+use tracing::Metadata;
+
+/// The target of lock convention events.
+pub(crate) const TARGET: &str = "hindsight::lock";
+
+/// Records one lock convention event; malformed ones are ignored.
+pub(crate) fn record(metadata: &'static Metadata<'static>, fields: Fields) {
+    let Some(name) = fields.lock_name.as_deref() else { return };
+    let mode = match fields.mode.as_deref() {
+        Some("shared") | Some("read") => LockMode::Shared,
+        _ => LockMode::Exclusive,
+    };
+    let Some(op) = fields.op.as_deref() else { return };
+    local::with(|ctx| {
+        let site = ctx.site_of(SiteSource {
+            key: metadata as *const Metadata<'static> as usize,
+            file: metadata.file().unwrap_or("<unknown>"),
+            line: metadata.line().unwrap_or(0),
+            col: 0,
+            function: None,
+        });
+        let lock = session::lock(&ctx.session().registry).named_lock(name, Some(site));
+        let kind = match op {
+            "requested" => EventKind::LockRequested { lock, mode, site },
+            "acquired" | "try_acquired" => {
+                let via_try = op == "try_acquired";
+                EventKind::LockAcquired { lock, mode, site, seq: None, via_try }
+            }
+            "try_failed" => EventKind::LockTryFailed { lock, mode, site },
+            "released" => EventKind::LockReleased { lock, mode, seq: None, poisoned: false },
+            _ => return,
+        };
+        ctx.record(kind);
+    });
+}

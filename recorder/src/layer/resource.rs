@@ -1,0 +1,168 @@
+//! tokio's locks as the Layer sees them: who holds each one, and its sequence counter.
+//!
+//! tokio reports a lock's state from inside the operations (`locked = true` after an
+//! acquisition, `locked = false` in the guard's drop), but its guards let go of the lock
+//! *before* reporting `locked = false`. Between the two, another task can acquire the lock
+//! and report `locked = true` first. Recording those reports naively would show the lock
+//! acquired while still held.
+//!
+//! The Layer therefore keeps each lock's holders. When an acquisition arrives while the Layer
+//! still believes someone else holds the lock, that holder has in fact already let go: its
+//! release takes the next sequence number *now*, before the acquisition's, and is kept
+//! pending. When the holder's late report arrives, its release is recorded — on its own
+//! thread, in its own program order — with the number it was given. Replay, which honours
+//! each lock's numbers, sees the release before the acquisition it enabled.
+
+use crate::format::{LockId, LockKind, LockMode, SiteId, TaskId, ThreadId};
+use std::sync::Mutex;
+
+/// Who holds or waits: a task when one is being polled, else the OS thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Actor {
+    /// A task.
+    Task(TaskId),
+    /// A thread outside any task.
+    Thread(ThreadId),
+}
+
+/// The holders of one lock and its sequence counter.
+#[derive(Debug, Default)]
+pub(crate) struct Holders {
+    seq: u64,
+    /// Permits (1 for a mutex; a rwlock's writers are checked by mode).
+    capacity: Option<usize>,
+    holders: Vec<(Actor, LockMode)>,
+    /// Releases given their number early, waiting for their holder's late report.
+    pending: Vec<(Actor, LockMode, u64)>,
+    /// Actors whose lock operation just completed (so their next acquisition is not a
+    /// `try_lock`), with the operation's site.
+    ready: Vec<(Actor, SiteId)>,
+    /// The sites of the lock's operations, by operation name.
+    op_sites: Vec<(Box<str>, SiteId)>,
+}
+
+impl Holders {
+    fn next(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    /// The site of operation `source` on this lock, if already defined.
+    pub(crate) fn op_site(&self, source: &str) -> Option<SiteId> {
+        self.op_sites.iter().find(|(s, _)| &**s == source).map(|(_, id)| *id)
+    }
+
+    /// Remembers the site of operation `source`.
+    pub(crate) fn set_op_site(&mut self, source: &str, site: SiteId) {
+        self.op_sites.push((source.into(), site));
+    }
+
+    /// Sets the number of permits (a semaphore's).
+    pub(crate) fn set_capacity(&mut self, permits: usize) {
+        self.capacity = Some(permits.max(1));
+    }
+
+    /// `actor`'s lock operation completed at `site`.
+    pub(crate) fn mark_ready(&mut self, actor: Actor, site: SiteId) {
+        self.ready.push((actor, site));
+    }
+
+    /// The site of `actor`'s completed lock operation, if its acquisition came from one.
+    pub(crate) fn take_ready(&mut self, actor: Actor) -> Option<SiteId> {
+        let index = self.ready.iter().position(|(a, _)| *a == actor)?;
+        Some(self.ready.swap_remove(index).1)
+    }
+
+    /// `actor` acquired the lock in `mode`; returns the acquisition's number. Holders that
+    /// cannot still hold it are given their release numbers first.
+    pub(crate) fn acquire(&mut self, kind: LockKind, actor: Actor, mode: LockMode) -> u64 {
+        let capacity = match kind {
+            LockKind::Semaphore => self.capacity.unwrap_or(usize::MAX),
+            _ => 1,
+        };
+        loop {
+            let conflict = match (kind, mode) {
+                (LockKind::Semaphore, _) => {
+                    if self.holders.len() >= capacity {
+                        Some(0)
+                    } else {
+                        None
+                    }
+                }
+                (_, LockMode::Exclusive) => (!self.holders.is_empty()).then_some(0),
+                (_, LockMode::Shared) => {
+                    self.holders.iter().position(|(_, m)| *m == LockMode::Exclusive)
+                }
+            };
+            let Some(index) = conflict else { break };
+            let (holder, held_mode) = self.holders.remove(index);
+            let seq = self.next();
+            self.pending.push((holder, held_mode, seq));
+        }
+        self.holders.push((actor, mode));
+        self.next()
+    }
+
+    /// `actor` reported releasing the lock held in `mode`; returns the release's number, or
+    /// `None` for a release of a hold the Layer never saw.
+    pub(crate) fn release(&mut self, actor: Actor, mode: LockMode) -> Option<u64> {
+        if let Some(i) = self.pending.iter().position(|(a, m, _)| *a == actor && *m == mode) {
+            return Some(self.pending.remove(i).2);
+        }
+        if let Some(i) = self.holders.iter().position(|(a, m)| *a == actor && *m == mode) {
+            self.holders.remove(i);
+            return Some(self.next());
+        }
+        // A guard moved to another task or thread: release the oldest hold of that mode.
+        if let Some(i) = self.pending.iter().position(|(_, m, _)| *m == mode) {
+            return Some(self.pending.remove(i).2);
+        }
+        if let Some(i) = self.holders.iter().position(|(_, m)| *m == mode) {
+            self.holders.remove(i);
+            return Some(self.next());
+        }
+        None
+    }
+}
+
+/// A tokio lock that the Layer records.
+#[derive(Debug)]
+pub(crate) struct Resource {
+    /// The session that defined it.
+    pub(crate) generation: u64,
+    /// Its id.
+    pub(crate) lock: LockId,
+    /// Mutex, RwLock or Semaphore.
+    pub(crate) kind: LockKind,
+    /// Its creation site, the site of acquisitions not made through an async operation
+    /// (`try_lock`).
+    pub(crate) site: SiteId,
+    /// Where it was created, to name the sites of its operations: file, line, column.
+    pub(crate) location: (String, u32, u32),
+    /// Holders and counter.
+    pub(crate) holders: Mutex<Holders>,
+}
+
+/// One async lock operation (`Mutex::lock`, `RwLock::read`, `Semaphore::acquire`, ...).
+#[derive(Debug)]
+pub(crate) struct AsyncOp {
+    /// The lock.
+    pub(crate) resource: std::sync::Arc<Resource>,
+    /// The lock's creation site, named after the operation.
+    pub(crate) site: SiteId,
+    /// The mode it asks for.
+    pub(crate) mode: LockMode,
+    /// A request was recorded (a poll returned pending).
+    pub(crate) requested: std::sync::atomic::AtomicBool,
+    /// The operation completed.
+    pub(crate) ready: std::sync::atomic::AtomicBool,
+}
+
+/// The mode an async operation of `source` asks for.
+pub(crate) fn mode_of(source: &str) -> LockMode {
+    if source.starts_with("RwLock::read") {
+        LockMode::Shared
+    } else {
+        LockMode::Exclusive
+    }
+}

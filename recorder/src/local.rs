@@ -1,0 +1,430 @@
+//! Per-thread recording state: the thread's ring, its id in the trace, the task it is
+//! polling, a cache of interned sites, and the held events of tokio task polls.
+//!
+//! Everything a recording thread does goes through [`with`], which finds (or, on the
+//! thread's first event in a session, creates and registers) the thread's ring.
+//!
+//! # Telling a poll from a drop
+//!
+//! tokio enters a task's `runtime.spawn` span for each poll, and once more to drop the
+//! task's future, right before the span closes: after a poll that returned `Ready` (on the
+//! same thread, at once) or when the task is cancelled. The enter that only drops the future
+//! is not a poll, and a poll followed at once by that drop is the one that returned `Ready`.
+//! Neither is known until the span closes, so the Layer *holds* these events in the ring
+//! (see [`crate::ring`]) for as long as it takes to see what comes next:
+//!
+//! ```text
+//! exit(T)                          hold  [end(T)]                      -> Exited
+//!   enter(T)                       hold  [end(T), start(T)]            -> Entered
+//!     events of T                  hold  [..., e1, e2]
+//!   exit(T)                        hold  [..., end(T)]                 -> Reexited
+//!   close(T)     the second enter was the drop: end(T) becomes ready, start and the last
+//!                end are withdrawn, the task finished                  -> Idle
+//!   anything else                  it was a poll: publish all but the last end -> Exited
+//! ```
+//!
+//! An enter that does not directly follow an exit of the same task and is followed by the
+//! close is a drop without a `Ready` poll: the task was cancelled. Held events that stay
+//! unresolved (a thread that parks after a poll) are published by the writer as they stand
+//! (ordinary, pending polls) once they are older than the flush interval.
+
+use crate::clock;
+use crate::format::{EventKind, SiteId, TaskId, ThreadId};
+use crate::registry::SiteSource;
+use crate::ring::{Full, Held, Producer, RawEvent, Ring};
+use crate::session::{self, OverflowPolicy, Session};
+use std::cell::RefCell;
+use std::panic::Location;
+use std::sync::Arc;
+
+/// Slots of the per-thread site cache (direct-mapped, by address).
+const SITE_CACHE: usize = 64;
+/// The longest run of events held for one task before it is taken for a poll.
+const MAX_HELD: usize = 64;
+
+thread_local! {
+    static LOCAL: RefCell<Local> = RefCell::new(Local::default());
+}
+
+/// Where the held events of a tokio task's span stand (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum PollHold {
+    /// Nothing held.
+    #[default]
+    Idle,
+    /// Held: the end of a poll of `task`.
+    Exited { task: TaskId },
+    /// Held: (the end of the previous poll if `after_exit`), the span's enter, events since.
+    Entered { task: TaskId, after_exit: bool },
+    /// As `Entered`, then the span's exit.
+    Reexited { task: TaskId, after_exit: bool },
+}
+
+/// The thread's recording state.
+#[derive(Debug, Default)]
+pub(crate) struct Local {
+    generation: u64,
+    session: Option<Arc<Session>>,
+    producer: Option<Producer>,
+    thread: Option<ThreadId>,
+    current_task: Option<TaskId>,
+    hold: PollHold,
+    sites: Vec<(usize, SiteId)>,
+    /// The next tokio task spawned from this thread is this helper task (see `task::spawn`).
+    adopt: Option<TaskId>,
+    /// tokio resources created now belong to a hindsight wrapper and are not recorded twice.
+    wrapping: u32,
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        self.retire();
+    }
+}
+
+impl Local {
+    /// Joins the session of `generation`; `false` if it is no longer active.
+    fn register(&mut self, generation: u64) -> bool {
+        let Some(session) = session::current().filter(|s| s.generation() == generation) else {
+            return false;
+        };
+        self.retire();
+        let ring = Arc::new(Ring::new(session.ring_capacity));
+        let current = std::thread::current();
+        let thread = session::lock(&session.registry).thread(current.name(), os_thread_id());
+        session::lock(&session.rings).push((thread, ring.clone()));
+        self.producer = Some(Producer::new(ring));
+        self.thread = Some(thread);
+        self.sites.clear();
+        self.sites.resize(SITE_CACHE, (0, SiteId(0)));
+        self.generation = generation;
+        self.session = Some(session);
+        true
+    }
+
+    /// Leaves the current session: publishes what is held and closes the ring.
+    fn retire(&mut self) {
+        self.settle();
+        if let Some(producer) = self.producer.take() {
+            producer.ring().close();
+        }
+        self.session = None;
+        self.generation = 0;
+        self.hold = PollHold::Idle;
+    }
+
+    /// Publishes everything held, as it stands.
+    fn settle(&mut self) {
+        if let Some(producer) = &mut self.producer {
+            if producer.reclaim() {
+                let held = producer.held();
+                producer.publish_held(held);
+            }
+        }
+        self.hold = PollHold::Idle;
+    }
+
+    /// Publishes everything held except a final poll end, which stays held.
+    fn settle_to_exit(&mut self) {
+        let task = match self.hold {
+            PollHold::Idle | PollHold::Exited { .. } => return,
+            PollHold::Entered { .. } => return self.settle(),
+            PollHold::Reexited { task, .. } => task,
+        };
+        let Some(producer) = &mut self.producer else { return };
+        if producer.reclaim() {
+            let held = producer.held();
+            producer.publish_held(held - 1);
+            self.hold = PollHold::Exited { task };
+        } else {
+            self.hold = PollHold::Idle;
+        }
+    }
+
+    #[inline]
+    fn publish(&mut self, event: RawEvent) {
+        let (Some(producer), Some(session)) = (&mut self.producer, &self.session) else { return };
+        loop {
+            match producer.push(event) {
+                Ok(()) => break,
+                Err(Full::Full) => {
+                    if session.overflow == OverflowPolicy::Block && session.is_current() {
+                        session.wake_writer();
+                        std::thread::yield_now();
+                        continue;
+                    }
+                    producer.count_dropped();
+                    session.wake_writer();
+                    return;
+                }
+            }
+        }
+        if producer.used() == producer.ring().capacity() / 2 {
+            session.wake_writer();
+        }
+    }
+
+    /// Holds `event`; `Some(outcome)` if it was held.
+    fn hold_event(&mut self, event: RawEvent) -> Option<Held> {
+        let producer = self.producer.as_mut()?;
+        match producer.hold(event) {
+            Ok(outcome) => Some(outcome),
+            Err(Full::Full) => {
+                producer.count_dropped();
+                None
+            }
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, ticks: u64, kind: EventKind) {
+        let event = RawEvent { ticks, task: self.current_task, kind };
+        match self.hold {
+            PollHold::Entered { task, .. } if self.current_task == Some(task) => {
+                let held = self.producer.as_ref().map_or(0, |p| p.held());
+                if held < MAX_HELD {
+                    if self.hold_event(event) == Some(Held::AfterClaim) {
+                        self.settle();
+                    }
+                    return;
+                }
+                self.settle();
+            }
+            PollHold::Idle => {}
+            _ => self.settle(),
+        }
+        self.publish(event);
+    }
+}
+
+/// The id of the calling OS thread.
+fn os_thread_id() -> u64 {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: gettid has no preconditions and cannot fail.
+        (unsafe { libc::gettid() }) as u64
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        0
+    }
+}
+
+/// A recording thread's view of the session, handed out by [`with`].
+#[derive(Debug)]
+pub(crate) struct Ctx<'a> {
+    local: &'a mut Local,
+}
+
+impl Ctx<'_> {
+    /// The session.
+    pub(crate) fn session(&self) -> &Arc<Session> {
+        self.local.session.as_ref().expect("a registered thread has a session; this is a bug")
+    }
+
+    /// This thread's id in the trace.
+    pub(crate) fn thread(&self) -> ThreadId {
+        self.local.thread.expect("a registered thread has an id; this is a bug")
+    }
+
+    /// The task being polled on this thread.
+    pub(crate) fn task(&self) -> Option<TaskId> {
+        self.local.current_task
+    }
+
+    /// The id of a `#[track_caller]` location.
+    #[inline]
+    pub(crate) fn site(&mut self, location: &'static Location<'static>) -> SiteId {
+        self.site_of(SiteSource::location(location))
+    }
+
+    /// The id of a site.
+    #[inline]
+    pub(crate) fn site_of(&mut self, source: SiteSource) -> SiteId {
+        let slot = (source.key >> 3) % SITE_CACHE;
+        if let Some((key, id)) = self.local.sites.get(slot) {
+            if *key == source.key {
+                return *id;
+            }
+        }
+        let id = session::lock(&self.session().registry).site(source);
+        if let Some(entry) = self.local.sites.get_mut(slot) {
+            *entry = (source.key, id);
+        }
+        id
+    }
+
+    /// Records `kind` now.
+    #[inline]
+    pub(crate) fn record(&mut self, kind: EventKind) {
+        self.local.push(clock::ticks(), kind);
+    }
+
+    /// Records `kind` at `ticks` (read earlier by this thread).
+    pub(crate) fn record_at(&mut self, ticks: u64, kind: EventKind) {
+        self.local.push(ticks, kind);
+    }
+
+    /// tokio entered the span of `task` on this thread (a poll, or the drop of its future).
+    pub(crate) fn tokio_task_entered(&mut self, task: TaskId) {
+        let ticks = clock::ticks();
+        self.local.settle_to_exit();
+        match self.local.hold {
+            PollHold::Exited { task: previous } if previous != task => self.local.settle(),
+            _ => {}
+        }
+        let after_exit = self.local.hold == (PollHold::Exited { task });
+        let event = RawEvent { ticks, task: Some(task), kind: EventKind::PollStarted };
+        self.local.hold = match self.local.hold_event(event) {
+            Some(Held::Appended) => PollHold::Entered { task, after_exit },
+            Some(Held::AfterClaim) => PollHold::Entered { task, after_exit: false },
+            None => PollHold::Idle,
+        };
+    }
+
+    /// tokio exited the span of `task` on this thread.
+    pub(crate) fn tokio_task_exited(&mut self, task: TaskId) {
+        let ticks = clock::ticks();
+        let event =
+            RawEvent { ticks, task: Some(task), kind: EventKind::PollEnded { ready: false } };
+        if let PollHold::Entered { task: entered, after_exit } = self.local.hold {
+            if entered == task {
+                self.local.hold = match self.local.hold_event(event) {
+                    Some(Held::Appended) => PollHold::Reexited { task, after_exit },
+                    Some(Held::AfterClaim) => PollHold::Exited { task },
+                    None => PollHold::Idle,
+                };
+                return;
+            }
+        }
+        self.local.settle();
+        self.local.hold = match self.local.hold_event(event) {
+            Some(_) => PollHold::Exited { task },
+            None => PollHold::Idle,
+        };
+    }
+
+    /// tokio closed the span of `task` (its future is gone).
+    pub(crate) fn tokio_task_closed(&mut self, task: TaskId) {
+        let ticks = clock::ticks();
+        let local = &mut *self.local;
+        let hold = std::mem::take(&mut local.hold);
+        let Some(producer) = local.producer.as_mut() else { return };
+        match hold {
+            PollHold::Reexited { task: held, after_exit } if held == task && producer.reclaim() => {
+                // [end?] start e1 .. en end: the second enter only dropped the future.
+                let count = producer.held();
+                if after_exit {
+                    if let Some(end) = producer.held_mut(0) {
+                        end.kind = EventKind::PollEnded { ready: true };
+                    }
+                }
+                let start = usize::from(after_exit);
+                if let Some(start) = producer.held_mut(start) {
+                    start.kind = RawEvent::NOTHING;
+                }
+                if let Some(end) = producer.held_mut(count - 1) {
+                    end.kind = EventKind::TaskFinished { cancelled: !after_exit };
+                }
+                producer.publish_held(count);
+                return;
+            }
+            PollHold::Exited { task: held } if held == task && producer.reclaim() => {
+                if let Some(end) = producer.held_mut(0) {
+                    end.kind = EventKind::PollEnded { ready: true };
+                }
+                producer.publish_held(1);
+            }
+            _ => local.settle(),
+        }
+        let event = RawEvent {
+            ticks,
+            task: Some(task),
+            kind: EventKind::TaskFinished { cancelled: false },
+        };
+        local.publish(event);
+    }
+}
+
+/// Runs `f` with this thread's recording state, if a session is recording (and this thread
+/// can still record: not while its thread-local state is being torn down).
+#[inline]
+pub(crate) fn with<R>(f: impl FnOnce(&mut Ctx<'_>) -> R) -> Option<R> {
+    let generation = session::active_generation();
+    if generation == 0 {
+        return None;
+    }
+    LOCAL
+        .try_with(|cell| {
+            let mut local = cell.try_borrow_mut().ok()?;
+            if local.generation != generation && !local.register(generation) {
+                return None;
+            }
+            Some(f(&mut Ctx { local: &mut local }))
+        })
+        .ok()
+        .flatten()
+}
+
+/// Sets the task being polled on this thread, whether or not a session is recording;
+/// returns the previous one.
+pub(crate) fn set_current_task(task: Option<TaskId>) -> Option<TaskId> {
+    LOCAL
+        .try_with(|cell| {
+            cell.try_borrow_mut()
+                .ok()
+                .and_then(|mut l| std::mem::replace(&mut l.current_task, task))
+        })
+        .ok()
+        .flatten()
+}
+
+/// Makes the next tokio task spawned from this thread the helper task `task` (or clears it).
+pub(crate) fn set_adopt(task: Option<TaskId>) {
+    let _ = LOCAL.try_with(|cell| {
+        if let Ok(mut local) = cell.try_borrow_mut() {
+            local.adopt = task;
+        }
+    });
+}
+
+/// Takes the helper task that the tokio task being spawned now belongs to, if any.
+pub(crate) fn take_adopt() -> Option<TaskId> {
+    LOCAL
+        .try_with(|cell| cell.try_borrow_mut().ok().and_then(|mut l| l.adopt.take()))
+        .ok()
+        .flatten()
+}
+
+/// Runs `f` (which creates tokio sync primitives inside a hindsight wrapper) so that the
+/// Layer does not record those primitives a second time.
+pub(crate) fn wrapping<R>(f: impl FnOnce() -> R) -> R {
+    let set = |delta: i32| {
+        let _ = LOCAL.try_with(|cell| {
+            if let Ok(mut local) = cell.try_borrow_mut() {
+                local.wrapping = local.wrapping.saturating_add_signed(delta);
+            }
+        });
+    };
+    set(1);
+    let result = f();
+    set(-1);
+    result
+}
+
+/// Whether tokio resources created now belong to a hindsight wrapper.
+pub(crate) fn is_wrapping() -> bool {
+    LOCAL
+        .try_with(|cell| cell.try_borrow().map(|l| l.wrapping > 0).unwrap_or(false))
+        .unwrap_or(false)
+}
+
+/// Leaves the current session on this thread (publishing what is held). Used by the thread
+/// helper when its thread ends, and harmless elsewhere.
+pub(crate) fn retire() {
+    let _ = LOCAL.try_with(|cell| {
+        if let Ok(mut local) = cell.try_borrow_mut() {
+            local.retire();
+        }
+    });
+}

@@ -1,0 +1,411 @@
+//! Async locks with the API of tokio's [`Mutex`](::tokio::sync::Mutex) and
+//! [`RwLock`](::tokio::sync::RwLock) that record themselves, with or without
+//! `tokio_unstable`.
+//!
+//! A wait that is abandoned — the `lock()` future dropped before it got the lock, as in a
+//! `select!` or a timeout — is recorded as a failed attempt
+//! ([`LockTryFailed`](crate::format::EventKind::LockTryFailed)), so that the request does not
+//! look like a wait that never ended.
+
+use super::meta::LockMeta;
+use crate::format::{LockKind, LockMode};
+use crate::local;
+use ::tokio::sync::TryLockError;
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+use std::mem::ManuallyDrop;
+use std::ops::{Deref, DerefMut};
+use std::panic::Location;
+
+/// Records an abandoned wait if dropped while armed.
+struct Waiting<'a> {
+    meta: &'a LockMeta,
+    at: &'static Location<'static>,
+    mode: LockMode,
+}
+
+impl Waiting<'_> {
+    fn done(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.meta.try_failed(self.at, self.mode);
+    }
+}
+
+/// An async mutex like [`tokio::sync::Mutex`](::tokio::sync::Mutex), recorded.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use hindsight_recorder::sync::tokio::Mutex;
+///
+/// let cache = Mutex::named("cache", 0);
+/// *cache.lock().await += 1;
+/// assert_eq!(cache.into_inner(), 1);
+/// # }
+/// ```
+pub struct Mutex<T: ?Sized> {
+    meta: LockMeta,
+    inner: ::tokio::sync::Mutex<T>,
+}
+
+/// Holds a [`Mutex`](struct@Mutex) until dropped.
+#[must_use = "if unused the Mutex will immediately unlock"]
+pub struct MutexGuard<'a, T: ?Sized> {
+    lock: &'a Mutex<T>,
+    inner: ManuallyDrop<::tokio::sync::MutexGuard<'a, T>>,
+}
+
+impl<T> Mutex<T> {
+    /// A new, unlocked mutex, created here.
+    #[track_caller]
+    pub fn new(value: T) -> Self {
+        Mutex::with_name(None, value, Location::caller())
+    }
+
+    /// A new mutex with a name: the lock's identity in reports.
+    #[track_caller]
+    pub fn named(name: impl Into<Cow<'static, str>>, value: T) -> Self {
+        Mutex::with_name(Some(name.into()), value, Location::caller())
+    }
+
+    fn with_name(
+        name: Option<Cow<'static, str>>,
+        value: T,
+        site: &'static Location<'static>,
+    ) -> Self {
+        Mutex {
+            meta: LockMeta::new(LockKind::Mutex, false, name, site),
+            inner: local::wrapping(|| ::tokio::sync::Mutex::new(value)),
+        }
+    }
+
+    /// Consumes the mutex and returns the value.
+    pub fn into_inner(self) -> T {
+        self.inner.into_inner()
+    }
+}
+
+impl<T: ?Sized> Mutex<T> {
+    /// Waits for the lock, like [`tokio::sync::Mutex::lock`](::tokio::sync::Mutex::lock).
+    #[track_caller]
+    pub fn lock(&self) -> impl Future<Output = MutexGuard<'_, T>> + '_ {
+        let at = Location::caller();
+        async move {
+            let guard = match self.inner.try_lock() {
+                Ok(guard) => guard,
+                Err(_) => {
+                    self.meta.requested(at, LockMode::Exclusive);
+                    let waiting = Waiting { meta: &self.meta, at, mode: LockMode::Exclusive };
+                    let guard = self.inner.lock().await;
+                    waiting.done();
+                    guard
+                }
+            };
+            self.acquired(guard, at, false)
+        }
+    }
+
+    /// Blocks the thread until the lock is acquired, like
+    /// [`tokio::sync::Mutex::blocking_lock`](::tokio::sync::Mutex::blocking_lock) (not from
+    /// async code).
+    #[track_caller]
+    pub fn blocking_lock(&self) -> MutexGuard<'_, T> {
+        let at = Location::caller();
+        let guard = match self.inner.try_lock() {
+            Ok(guard) => guard,
+            Err(_) => {
+                self.meta.requested(at, LockMode::Exclusive);
+                self.inner.blocking_lock()
+            }
+        };
+        self.acquired(guard, at, false)
+    }
+
+    /// Takes the lock if it is free, like
+    /// [`tokio::sync::Mutex::try_lock`](::tokio::sync::Mutex::try_lock).
+    #[track_caller]
+    pub fn try_lock(&self) -> Result<MutexGuard<'_, T>, TryLockError> {
+        let at = Location::caller();
+        match self.inner.try_lock() {
+            Ok(guard) => Ok(self.acquired(guard, at, true)),
+            Err(e) => {
+                self.meta.try_failed(at, LockMode::Exclusive);
+                Err(e)
+            }
+        }
+    }
+
+    #[inline]
+    fn acquired<'a>(
+        &'a self,
+        guard: ::tokio::sync::MutexGuard<'a, T>,
+        at: &'static Location<'static>,
+        via_try: bool,
+    ) -> MutexGuard<'a, T> {
+        let seq = self.meta.next_seq_exclusive();
+        self.meta.acquired(at, LockMode::Exclusive, seq, via_try);
+        MutexGuard { lock: self, inner: ManuallyDrop::new(guard) }
+    }
+
+    /// A mutable reference to the value; no locking needed (nothing is recorded).
+    pub fn get_mut(&mut self) -> &mut T {
+        self.inner.get_mut()
+    }
+
+    /// The name given to the mutex, if any.
+    pub fn name(&self) -> Option<&str> {
+        self.meta.name()
+    }
+}
+
+impl<T: Default> Default for Mutex<T> {
+    #[track_caller]
+    fn default() -> Self {
+        Mutex::new(T::default())
+    }
+}
+
+impl<T: ?Sized + fmt::Debug> fmt::Debug for Mutex<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Mutex").field("meta", &self.meta).field("inner", &&self.inner).finish()
+    }
+}
+
+impl<T: ?Sized> Deref for MutexGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.inner
+    }
+}
+
+impl<T: ?Sized> DerefMut for MutexGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.inner
+    }
+}
+
+impl<T: ?Sized> Drop for MutexGuard<'_, T> {
+    fn drop(&mut self) {
+        let seq = self.lock.meta.next_seq_exclusive();
+        self.lock.meta.released(LockMode::Exclusive, seq);
+        // SAFETY: `inner` is dropped exactly once, here, and never used again.
+        unsafe { ManuallyDrop::drop(&mut self.inner) };
+    }
+}
+
+impl<T: ?Sized + fmt::Debug> fmt::Debug for MutexGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+/// An async reader-writer lock like [`tokio::sync::RwLock`](::tokio::sync::RwLock),
+/// recorded.
+pub struct RwLock<T: ?Sized> {
+    meta: LockMeta,
+    inner: ::tokio::sync::RwLock<T>,
+}
+
+/// A shared hold of a [`RwLock`](struct@RwLock).
+#[must_use = "if unused the RwLock will immediately unlock"]
+pub struct RwLockReadGuard<'a, T: ?Sized> {
+    lock: &'a RwLock<T>,
+    inner: ManuallyDrop<::tokio::sync::RwLockReadGuard<'a, T>>,
+}
+
+/// An exclusive hold of a [`RwLock`](struct@RwLock).
+#[must_use = "if unused the RwLock will immediately unlock"]
+pub struct RwLockWriteGuard<'a, T: ?Sized> {
+    lock: &'a RwLock<T>,
+    inner: ManuallyDrop<::tokio::sync::RwLockWriteGuard<'a, T>>,
+}
+
+impl<T> RwLock<T> {
+    /// A new, unlocked rwlock, created here.
+    #[track_caller]
+    pub fn new(value: T) -> Self {
+        RwLock::with_name(None, value, Location::caller())
+    }
+
+    /// A new rwlock with a name: the lock's identity in reports.
+    #[track_caller]
+    pub fn named(name: impl Into<Cow<'static, str>>, value: T) -> Self {
+        RwLock::with_name(Some(name.into()), value, Location::caller())
+    }
+
+    fn with_name(
+        name: Option<Cow<'static, str>>,
+        value: T,
+        site: &'static Location<'static>,
+    ) -> Self {
+        RwLock {
+            meta: LockMeta::new(LockKind::RwLock, false, name, site),
+            inner: local::wrapping(|| ::tokio::sync::RwLock::new(value)),
+        }
+    }
+
+    /// Consumes the lock and returns the value.
+    pub fn into_inner(self) -> T {
+        self.inner.into_inner()
+    }
+}
+
+impl<T: ?Sized> RwLock<T> {
+    /// Waits for a shared hold, like [`tokio::sync::RwLock::read`](::tokio::sync::RwLock::read).
+    #[track_caller]
+    pub fn read(&self) -> impl Future<Output = RwLockReadGuard<'_, T>> + '_ {
+        let at = Location::caller();
+        async move {
+            let guard = match self.inner.try_read() {
+                Ok(guard) => guard,
+                Err(_) => {
+                    self.meta.requested(at, LockMode::Shared);
+                    let waiting = Waiting { meta: &self.meta, at, mode: LockMode::Shared };
+                    let guard = self.inner.read().await;
+                    waiting.done();
+                    guard
+                }
+            };
+            self.read_acquired(guard, at, false)
+        }
+    }
+
+    /// Waits for an exclusive hold, like
+    /// [`tokio::sync::RwLock::write`](::tokio::sync::RwLock::write).
+    #[track_caller]
+    pub fn write(&self) -> impl Future<Output = RwLockWriteGuard<'_, T>> + '_ {
+        let at = Location::caller();
+        async move {
+            let guard = match self.inner.try_write() {
+                Ok(guard) => guard,
+                Err(_) => {
+                    self.meta.requested(at, LockMode::Exclusive);
+                    let waiting = Waiting { meta: &self.meta, at, mode: LockMode::Exclusive };
+                    let guard = self.inner.write().await;
+                    waiting.done();
+                    guard
+                }
+            };
+            self.write_acquired(guard, at, false)
+        }
+    }
+
+    /// Takes a shared hold if possible now, like
+    /// [`tokio::sync::RwLock::try_read`](::tokio::sync::RwLock::try_read).
+    #[track_caller]
+    pub fn try_read(&self) -> Result<RwLockReadGuard<'_, T>, TryLockError> {
+        let at = Location::caller();
+        match self.inner.try_read() {
+            Ok(guard) => Ok(self.read_acquired(guard, at, true)),
+            Err(e) => {
+                self.meta.try_failed(at, LockMode::Shared);
+                Err(e)
+            }
+        }
+    }
+
+    /// Takes an exclusive hold if possible now, like
+    /// [`tokio::sync::RwLock::try_write`](::tokio::sync::RwLock::try_write).
+    #[track_caller]
+    pub fn try_write(&self) -> Result<RwLockWriteGuard<'_, T>, TryLockError> {
+        let at = Location::caller();
+        match self.inner.try_write() {
+            Ok(guard) => Ok(self.write_acquired(guard, at, true)),
+            Err(e) => {
+                self.meta.try_failed(at, LockMode::Exclusive);
+                Err(e)
+            }
+        }
+    }
+
+    #[inline]
+    fn read_acquired<'a>(
+        &'a self,
+        guard: ::tokio::sync::RwLockReadGuard<'a, T>,
+        at: &'static Location<'static>,
+        via_try: bool,
+    ) -> RwLockReadGuard<'a, T> {
+        let seq = self.meta.next_seq_shared();
+        self.meta.acquired(at, LockMode::Shared, seq, via_try);
+        RwLockReadGuard { lock: self, inner: ManuallyDrop::new(guard) }
+    }
+
+    #[inline]
+    fn write_acquired<'a>(
+        &'a self,
+        guard: ::tokio::sync::RwLockWriteGuard<'a, T>,
+        at: &'static Location<'static>,
+        via_try: bool,
+    ) -> RwLockWriteGuard<'a, T> {
+        let seq = self.meta.next_seq_shared();
+        self.meta.acquired(at, LockMode::Exclusive, seq, via_try);
+        RwLockWriteGuard { lock: self, inner: ManuallyDrop::new(guard) }
+    }
+
+    /// A mutable reference to the value; no locking needed (nothing is recorded).
+    pub fn get_mut(&mut self) -> &mut T {
+        self.inner.get_mut()
+    }
+
+    /// The name given to the lock, if any.
+    pub fn name(&self) -> Option<&str> {
+        self.meta.name()
+    }
+}
+
+impl<T: Default> Default for RwLock<T> {
+    #[track_caller]
+    fn default() -> Self {
+        RwLock::new(T::default())
+    }
+}
+
+impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLock<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RwLock").field("meta", &self.meta).field("inner", &&self.inner).finish()
+    }
+}
+
+impl<T: ?Sized> Deref for RwLockReadGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.inner
+    }
+}
+
+impl<T: ?Sized> Drop for RwLockReadGuard<'_, T> {
+    fn drop(&mut self) {
+        let seq = self.lock.meta.next_seq_shared();
+        self.lock.meta.released(LockMode::Shared, seq);
+        // SAFETY: `inner` is dropped exactly once, here, and never used again.
+        unsafe { ManuallyDrop::drop(&mut self.inner) };
+    }
+}
+
+impl<T: ?Sized> Deref for RwLockWriteGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.inner
+    }
+}
+
+impl<T: ?Sized> DerefMut for RwLockWriteGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.inner
+    }
+}
+
+impl<T: ?Sized> Drop for RwLockWriteGuard<'_, T> {
+    fn drop(&mut self) {
+        let seq = self.lock.meta.next_seq_shared();
+        self.lock.meta.released(LockMode::Exclusive, seq);
+        // SAFETY: `inner` is dropped exactly once, here, and never used again.
+        unsafe { ManuallyDrop::drop(&mut self.inner) };
+    }
+}

@@ -1,0 +1,164 @@
+//! A task spawn helper that records the async life of the task: spawn, every poll (pending or
+//! ready), completion, and joins (awaiting its handle). It works without `tokio_unstable`;
+//! with it, the recorder's Layer knows the tokio task for the helper's task and records
+//! nothing twice.
+
+use crate::format::{EventKind, TaskId};
+use crate::local;
+use crate::session;
+use std::future::{Future, IntoFuture};
+use std::panic::Location;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+/// Spawns `future` on the current tokio runtime as a recorded task named `name`, like
+/// [`tokio::spawn`].
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let handle = hindsight_recorder::task::spawn("fetch", async { 40 + 2 });
+/// assert_eq!(handle.await.unwrap(), 42); // the join is recorded, with this line as its site
+/// # }
+/// ```
+///
+/// # Panics
+///
+/// Like [`tokio::spawn`], when called outside a tokio runtime.
+#[track_caller]
+pub fn spawn<F>(name: &str, future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let at = Location::caller();
+    let task = local::with(|ctx| {
+        let site = ctx.site(at);
+        let task =
+            session::lock(&ctx.session().registry).task(Some(name), "hindsight", Some(site), None);
+        ctx.record(EventKind::TaskSpawned { task, site: Some(site) });
+        task
+    });
+    let recorded = Recorded { task, finished: false, inner: future };
+    // With tokio's instrumentation on, the Layer sees tokio's span of this task being created
+    // right now, on this thread: it takes this task as the one that span stands for.
+    local::set_adopt(task);
+    let inner = ::tokio::spawn(recorded);
+    local::set_adopt(None);
+    JoinHandle { inner, task }
+}
+
+/// A future that records its polls as those of `task`.
+struct Recorded<F> {
+    task: Option<TaskId>,
+    finished: bool,
+    inner: F,
+}
+
+/// Restores the thread's current task when a poll ends, even by a panic.
+struct PollScope {
+    previous: Option<TaskId>,
+}
+
+impl Drop for PollScope {
+    fn drop(&mut self) {
+        local::set_current_task(self.previous);
+    }
+}
+
+impl<F: Future> Future for Recorded<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        // SAFETY: `inner` is structurally pinned: it is never moved out of `self`, and the
+        // other fields are plain data that are not pinned.
+        let this = unsafe { self.get_unchecked_mut() };
+        // SAFETY: see above.
+        let inner = unsafe { Pin::new_unchecked(&mut this.inner) };
+        let Some(task) = this.task else { return inner.poll(cx) };
+        let _scope = PollScope { previous: local::set_current_task(Some(task)) };
+        local::with(|ctx| ctx.record(EventKind::PollStarted));
+        let result = inner.poll(cx);
+        let ready = result.is_ready();
+        local::with(|ctx| {
+            ctx.record(EventKind::PollEnded { ready });
+            if ready {
+                ctx.record(EventKind::TaskFinished { cancelled: false });
+            }
+        });
+        this.finished = ready;
+        result
+    }
+}
+
+impl<F> Drop for Recorded<F> {
+    fn drop(&mut self) {
+        if let (Some(task), false) = (self.task, self.finished) {
+            // Dropped before completing: aborted, panicked, or the runtime shut down.
+            let _scope = PollScope { previous: local::set_current_task(Some(task)) };
+            local::with(|ctx| ctx.record(EventKind::TaskFinished { cancelled: true }));
+        }
+    }
+}
+
+/// The handle of a task spawned by [`spawn`]; awaiting it records the join.
+#[derive(Debug)]
+pub struct JoinHandle<T> {
+    inner: ::tokio::task::JoinHandle<T>,
+    task: Option<TaskId>,
+}
+
+impl<T> JoinHandle<T> {
+    /// Aborts the task, like [`tokio::task::JoinHandle::abort`].
+    pub fn abort(&self) {
+        self.inner.abort();
+    }
+
+    /// Whether the task has finished, like [`tokio::task::JoinHandle::is_finished`].
+    pub fn is_finished(&self) -> bool {
+        self.inner.is_finished()
+    }
+}
+
+impl<T> IntoFuture for JoinHandle<T> {
+    type Output = Result<T, ::tokio::task::JoinError>;
+    type IntoFuture = Join<T>;
+
+    /// Awaiting the handle: the `.await` is the join's site.
+    #[track_caller]
+    fn into_future(self) -> Join<T> {
+        Join { handle: self, at: Location::caller(), requested: false }
+    }
+}
+
+/// The future of awaiting a [`JoinHandle`].
+#[derive(Debug)]
+#[must_use = "futures do nothing unless awaited"]
+pub struct Join<T> {
+    handle: JoinHandle<T>,
+    at: &'static Location<'static>,
+    requested: bool,
+}
+
+impl<T> Future for Join<T> {
+    type Output = Result<T, ::tokio::task::JoinError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let (task, at) = (self.handle.task, self.at);
+        if let (Some(task), false) = (task, self.requested) {
+            self.requested = true;
+            local::with(|ctx| {
+                let site = Some(ctx.site(at));
+                ctx.record(EventKind::TaskJoinRequested { task, site });
+            });
+        }
+        let result = Pin::new(&mut self.handle.inner).poll(cx);
+        if let (Some(task), true) = (task, result.is_ready()) {
+            local::with(|ctx| {
+                let site = Some(ctx.site(at));
+                ctx.record(EventKind::TaskJoined { task, site });
+            });
+        }
+        result
+    }
+}

@@ -1,0 +1,261 @@
+//! What tokio's own instrumentation becomes in the trace: task spawns, polls (and not the
+//! enter that only drops a future), completion and cancellation, wakes, and tokio's `Mutex`,
+//! `RwLock` and `Semaphore` attributed to the tasks that used them. Also the tracing
+//! convention for user-defined locks, which goes through the same Layer.
+#![cfg(feature = "record")]
+
+mod common;
+
+use common::{check_lock_order, serial, trace_path, Trace};
+use hindsight_recorder::format::{Definition, EventKind, LockKind, LockMode, TaskId};
+use hindsight_recorder::Recorder;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing_subscriber::prelude::*;
+
+fn install() {
+    let _ = tracing_subscriber::registry().with(Recorder::layer()).try_init();
+}
+
+fn task_named(trace: &Trace, name: &str) -> TaskId {
+    trace
+        .definitions
+        .iter()
+        .find_map(|d| match d {
+            Definition::Task(t)
+                if t.name.and_then(|n| trace.string(n)).as_deref() == Some(name) =>
+            {
+                Some(t.id)
+            }
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("task {name} is defined"))
+}
+
+fn kinds_of(trace: &Trace, task: TaskId) -> Vec<EventKind> {
+    trace.events.iter().filter(|e| e.task == Some(task)).map(|e| e.kind).collect()
+}
+
+#[test]
+fn polls_completion_cancellation_and_wakes_of_tokio_tasks() {
+    let _turn = serial();
+    install();
+    for multi_thread in [false, true] {
+        let path = trace_path(&format!("tokio-tasks-{multi_thread}"));
+        let (_layer, guard) = Recorder::builder().path(&path).build().unwrap();
+        let runtime = if multi_thread {
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()
+        } else {
+            tokio::runtime::Builder::new_current_thread().enable_all().build()
+        }
+        .unwrap();
+        runtime.block_on(async {
+            let once = tokio::task::Builder::new().name("once").spawn(async { 1 }).unwrap();
+            assert_eq!(once.await.unwrap(), 1);
+            let twice = tokio::task::Builder::new()
+                .name("twice")
+                .spawn(async {
+                    tokio::task::yield_now().await;
+                    2
+                })
+                .unwrap();
+            assert_eq!(twice.await.unwrap(), 2);
+            let forever = tokio::task::Builder::new()
+                .name("forever")
+                .spawn(async { std::future::pending::<()>().await })
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            forever.abort();
+            assert!(forever.await.unwrap_err().is_cancelled());
+            // A helper task under tokio's instrumentation is recorded once, by the helper.
+            let helper = hindsight_recorder::task::spawn("helper", async {
+                tokio::task::yield_now().await;
+            });
+            helper.await.unwrap();
+        });
+        drop(runtime);
+        guard.finish().unwrap();
+
+        let trace = Trace::read(&path);
+        use EventKind::{PollEnded, PollStarted, TaskFinished};
+        let once = task_named(&trace, "once");
+        assert_eq!(
+            kinds_of(&trace, once),
+            [PollStarted, PollEnded { ready: true }, TaskFinished { cancelled: false }],
+            "one poll; the enter that drops the future is not a poll"
+        );
+        let twice = task_named(&trace, "twice");
+        let twice_kinds = kinds_of(&trace, twice);
+        assert_eq!(twice_kinds.iter().filter(|k| **k == PollStarted).count(), 2, "{twice_kinds:?}");
+        assert_eq!(twice_kinds.last(), Some(&TaskFinished { cancelled: false }));
+        assert!(twice_kinds.contains(&PollEnded { ready: false }));
+        assert!(
+            trace
+                .events
+                .iter()
+                .any(|e| matches!(e.kind, EventKind::Wake { task, .. } if task == twice)),
+            "yield_now wakes the task"
+        );
+        let forever = task_named(&trace, "forever");
+        let forever_kinds = kinds_of(&trace, forever);
+        assert_eq!(
+            forever_kinds,
+            [PollStarted, PollEnded { ready: false }, TaskFinished { cancelled: true }]
+        );
+        let helper = task_named(&trace, "helper");
+        let helpers = trace
+            .definitions
+            .iter()
+            .filter(|d| matches!(d, Definition::Task(t) if t.name == trace.definitions.iter().find_map(|d| match d {
+                Definition::String { id, text } if text == "helper" => Some(*id),
+                _ => None,
+            })))
+            .count();
+        assert_eq!(helpers, 1, "the helper's tokio task is not recorded a second time");
+        assert_eq!(kinds_of(&trace, helper).iter().filter(|k| **k == PollStarted).count(), 2);
+        for event in &trace.events {
+            if let EventKind::TaskSpawned { task, .. } = event.kind {
+                assert!(task.0 < trace.tasks() as u32);
+            }
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+}
+
+#[test]
+fn tokio_locks_are_recorded_for_the_tasks_that_use_them() {
+    let _turn = serial();
+    install();
+    let path = trace_path("tokio-locks");
+    let (_layer, guard) = Recorder::builder().path(&path).build().unwrap();
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        let mutex = Arc::new(tokio::sync::Mutex::new(0));
+        let rwlock = Arc::new(tokio::sync::RwLock::new(0));
+        let semaphore = Arc::new(tokio::sync::Semaphore::new(1));
+        let held = mutex.lock().await;
+        assert!(mutex.try_lock().is_err());
+        let waiter = {
+            let mutex = mutex.clone();
+            tokio::task::Builder::new()
+                .name("waiter")
+                .spawn(async move { *mutex.lock().await += 1 })
+                .unwrap()
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        drop(held);
+        waiter.await.unwrap();
+        {
+            let a = rwlock.read().await;
+            let b = rwlock.read().await;
+            assert_eq!(*a + *b, 0);
+        }
+        *rwlock.write().await += 1;
+        let permit = semaphore.acquire().await.unwrap();
+        let other = {
+            let semaphore = semaphore.clone();
+            tokio::spawn(async move {
+                let _permit = semaphore.acquire().await.unwrap();
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        drop(permit);
+        other.await.unwrap();
+        let _ = mutex.try_lock().map(|guard| *guard);
+    });
+    drop(runtime);
+    guard.finish().unwrap();
+
+    let trace = Trace::read(&path);
+    let locks: Vec<_> = trace
+        .definitions
+        .iter()
+        .filter_map(|d| match d {
+            Definition::Lock(l) => Some(l.clone()),
+            _ => None,
+        })
+        .collect();
+    let of_kind = |kind| locks.iter().find(|l| l.kind == kind).map(|l| l.id).unwrap();
+    assert_eq!(locks.len(), 3, "internal semaphores are not recorded: {locks:?}");
+    assert!(locks.iter().all(|l| !l.blocking && l.site.is_some()));
+    let (mutex, rwlock, semaphore) =
+        (of_kind(LockKind::Mutex), of_kind(LockKind::RwLock), of_kind(LockKind::Semaphore));
+    let waiter = task_named(&trace, "waiter");
+    let waiter_kinds = kinds_of(&trace, waiter);
+    assert!(
+        matches!(waiter_kinds[1], EventKind::LockRequested { lock, .. } if lock == mutex),
+        "the waiter asked for the mutex in its first poll: {waiter_kinds:?}"
+    );
+    assert!(waiter_kinds.iter().any(
+        |k| matches!(k, EventKind::LockAcquired { lock, via_try: false, .. } if *lock == mutex)
+    ));
+    assert!(waiter_kinds
+        .iter()
+        .any(|k| matches!(k, EventKind::LockReleased { lock, .. } if *lock == mutex)));
+    let acquired = |lock, mode| {
+        trace
+            .events
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::LockAcquired { lock: l, mode: m, .. } if l == lock && m == mode))
+            .count()
+    };
+    assert_eq!(acquired(mutex, LockMode::Exclusive), 3);
+    assert!(trace.events.iter().any(
+        |e| matches!(e.kind, EventKind::LockAcquired { lock, via_try: true, .. } if lock == mutex)
+    ));
+    assert_eq!(acquired(rwlock, LockMode::Shared), 2);
+    assert_eq!(acquired(rwlock, LockMode::Exclusive), 1);
+    assert_eq!(acquired(semaphore, LockMode::Exclusive), 2);
+    let requested = |lock| {
+        trace
+            .events
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::LockRequested { lock: l, .. } if l == lock))
+            .count()
+    };
+    assert_eq!(requested(semaphore), 1);
+    for (lock, order) in check_lock_order(&trace.events) {
+        assert_eq!(order.acquisitions, order.releases, "{lock}");
+    }
+    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn user_defined_locks_follow_the_tracing_convention() {
+    let _turn = serial();
+    install();
+    let path = trace_path("convention");
+    let (_layer, guard) = Recorder::builder().path(&path).build().unwrap();
+    let line = line!() + 1;
+    tracing::trace!(target: "hindsight::lock", op = "requested", lock.name = "repo.lock", lock.kind = "file");
+    tracing::trace!(target: "hindsight::lock", op = "acquired", lock.name = "repo.lock", mode = "exclusive");
+    tracing::trace!(target: "hindsight::lock", op = "released", lock.name = "repo.lock");
+    tracing::trace!(target: "hindsight::lock", op = "try_failed", lock.name = "db", mode = "shared");
+    guard.finish().unwrap();
+
+    let trace = Trace::read(&path);
+    let repo = trace.lock_named("repo.lock").unwrap();
+    let db = trace.lock_named("db").unwrap();
+    let kinds: Vec<_> = trace.events.iter().map(|e| e.kind).collect();
+    let EventKind::LockRequested { lock, mode: LockMode::Exclusive, site } = kinds[0] else {
+        panic!("{kinds:?}")
+    };
+    assert_eq!(lock, repo);
+    assert_eq!(trace.site(site).map(|(f, l, _)| (f, l)), Some((file!().to_owned(), line)));
+    assert!(matches!(kinds[1], EventKind::LockAcquired { lock, seq: None, .. } if lock == repo));
+    assert!(matches!(kinds[2], EventKind::LockReleased { lock, seq: None, .. } if lock == repo));
+    assert!(
+        matches!(kinds[3], EventKind::LockTryFailed { lock, mode: LockMode::Shared, .. } if lock == db)
+    );
+    let defs: Vec<_> = trace
+        .definitions
+        .iter()
+        .filter_map(|d| match d {
+            Definition::Lock(l) => Some(l.kind),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(defs, [LockKind::Custom, LockKind::Custom]);
+    let _ = std::fs::remove_file(&path);
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Re-records every committed trace: builds the scenario programs in release mode and runs each
+# one with this directory as its output directory. Run from anywhere:
+#
+#     traces/record-all.sh
+#
+# Scenarios are the binaries in traces/src/bin/; each writes traces/<scenario>.trace (or
+# traces/<scenario>/*.trace for a multi-process scenario).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$here/.."
+cargo build --release -p hindsight-scenarios --bins
+for source in "$here"/src/bin/*.rs; do
+    scenario="$(basename "$source" .rs)"
+    echo "recording $scenario"
+    "target/release/$scenario" "$here"
+done
