@@ -25,6 +25,23 @@ enum Command {
         #[arg(long, value_enum, default_value_t = InfoFormat::Text)]
         format: InfoFormat,
     },
+    /// Analyse traces (several are one incident seen from several processes) and report
+    /// deadlocks, lock-order cycles and stale locks. Exit status: 0 no finding at or above
+    /// --fail-on, 1 findings, 2 unreadable trace or bad arguments.
+    Analyze {
+        /// The trace files.
+        #[arg(required = true)]
+        traces: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = AnalyzeFormat::Text)]
+        format: AnalyzeFormat,
+        /// Exit with 1 if a finding of this severity or worse is reported.
+        #[arg(long, default_value = "error", value_parser = parse_severity)]
+        fail_on: hindsight_analyzer::Severity,
+        /// Report only these finding kinds (for example `lock-order-cycle deadlock`).
+        #[arg(long, num_args = 1.., value_delimiter = ',', value_parser = parse_kind)]
+        only: Vec<hindsight_analyzer::FindingKind>,
+    },
     /// Convert a RAPID STD text trace (THREAD|OP(ARG)|LOC) into a hindsight trace.
     Convert {
         /// The STD trace to read.
@@ -39,6 +56,21 @@ enum Command {
 enum InfoFormat {
     Text,
     Json,
+}
+
+/// Output formats of `analyze`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum AnalyzeFormat {
+    Text,
+    Json,
+}
+
+fn parse_severity(s: &str) -> Result<hindsight_analyzer::Severity, String> {
+    s.parse()
+}
+
+fn parse_kind(s: &str) -> Result<hindsight_analyzer::FindingKind, String> {
+    s.parse().map_err(|e: hindsight_analyzer::AnalyzeError| e.to_string())
 }
 
 /// Exit code for "the trace could not be read or the arguments are wrong".
@@ -74,6 +106,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     writeln!(out, "{}", serde_json::to_string_pretty(&info.to_json())?)?
                 }
             }
+        }
+        Command::Analyze { traces, format, fail_on, only } => {
+            let options = hindsight_analyzer::AnalyzeOptions { fail_on, only };
+            let report = hindsight_analyzer::analyze_paths(&traces, &options)?;
+            match format {
+                AnalyzeFormat::Text => {
+                    write!(out, "{}", hindsight_analyzer::report::text::render(&report))?
+                }
+                AnalyzeFormat::Json => {
+                    write!(out, "{}", hindsight_analyzer::report::json::render(&report))?
+                }
+            }
+            out.flush()?;
+            return Ok(ExitCode::from(options.exit_code(&report)));
         }
         Command::Convert { input, output } => {
             let events = hindsight_analyzer::rapid::convert_to_trace(&input, &output)?;

@@ -2,6 +2,16 @@
 //! detectors and builds the report that the renderers and the TUI show.
 #![warn(missing_docs)]
 
+pub mod analyze;
+pub mod detect;
+pub mod error;
 pub mod info;
 pub mod rapid;
+pub mod replay;
+pub mod report;
 pub mod source;
+pub mod trace;
+
+pub use analyze::{analyze, analyze_bytes, analyze_paths, AnalyzeOptions};
+pub use error::AnalyzeError;
+pub use report::{Finding, FindingKind, Report, Severity};

@@ -1,0 +1,179 @@
+//! One analysis from files to report: open and merge the traces, replay them through the
+//! detectors, build the [`Report`], and decide the exit status.
+
+use crate::detect::{self, Context, Detector};
+use crate::error::AnalyzeError;
+use crate::replay::{Actor, Replay};
+use crate::report::{
+    FileSummary, Finding, FindingKind, LockEntry, Report, Severity, TaskEntry, ThreadEntry,
+    TraceSummary,
+};
+use crate::trace::Trace;
+use hindsight_recorder::format::{LockId, TaskId, ThreadId};
+use std::path::Path;
+
+/// What to run and what fails the analysis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnalyzeOptions {
+    /// Findings at or above this severity make [`exit_code`](Self::exit_code) 1.
+    pub fail_on: Severity,
+    /// Report only these kinds (all when empty).
+    pub only: Vec<FindingKind>,
+}
+
+impl Default for AnalyzeOptions {
+    fn default() -> Self {
+        AnalyzeOptions { fail_on: Severity::Error, only: Vec::new() }
+    }
+}
+
+impl AnalyzeOptions {
+    /// Whether findings of `kind` are wanted.
+    pub fn wants(&self, kind: FindingKind) -> bool {
+        self.only.is_empty() || self.only.contains(&kind)
+    }
+
+    /// The exit status of `hindsight analyze` for `report`: 1 if any finding is at or above
+    /// [`fail_on`](Self::fail_on), else 0. (2, an unreadable trace, is an error instead.)
+    pub fn exit_code(&self, report: &Report) -> u8 {
+        u8::from(report.fails(self.fail_on))
+    }
+}
+
+/// Analyses the trace files at `paths` as one incident.
+pub fn analyze_paths<P: AsRef<Path>>(
+    paths: &[P],
+    options: &AnalyzeOptions,
+) -> Result<Report, AnalyzeError> {
+    analyze(Replay::open(paths)?, options)
+}
+
+/// Analyses traces held in memory, as `(name, bytes)` pairs.
+pub fn analyze_bytes(
+    traces: Vec<(String, Vec<u8>)>,
+    options: &AnalyzeOptions,
+) -> Result<Report, AnalyzeError> {
+    analyze(Replay::from_bytes(traces)?, options)
+}
+
+/// Replays `replay` to its end through the wanted detectors and builds the report. A file
+/// that stops being readable part-way as a whole (a malformed STD line) is an error; a binary
+/// trace with a truncated or corrupt tail is analysed as far as it reads, and the report says
+/// how much was lost.
+pub fn analyze(mut replay: Replay, options: &AnalyzeOptions) -> Result<Report, AnalyzeError> {
+    let mut detectors: Vec<Box<dyn Detector>> =
+        detect::all().into_iter().filter(|d| options.wants(d.kind())).collect();
+    replay.run(&mut detectors);
+    if let Some(error) = replay.take_error() {
+        return Err(error.into());
+    }
+    let mut findings: Vec<Finding> = Vec::new();
+    let cx = Context { trace: replay.trace(), state: replay.state() };
+    for detector in &mut detectors {
+        detector.finish(&cx, &mut findings);
+    }
+    findings.retain(|f| options.wants(f.kind));
+    let mut report =
+        Report { trace: summary(&replay), findings, locks: locks(&replay), tasks: tasks(&replay) };
+    report.sort_findings();
+    Ok(report)
+}
+
+fn summary(replay: &Replay) -> TraceSummary {
+    let trace = replay.trace();
+    let state = replay.state();
+    let files: Vec<FileSummary> = trace
+        .processes()
+        .iter()
+        .map(|p| FileSummary {
+            path: p.path.clone(),
+            program: p.header.program.clone(),
+            pid: p.header.pid,
+            host: p.header.host.clone(),
+            format_version: p.format_version,
+            start_unix_ns: p.header.start_unix_ns,
+            events: p.events,
+            truncated_bytes: p.tail.as_ref().map_or(0, |t| t.unread_bytes()),
+            corrupt: match &p.tail {
+                Some(hindsight_recorder::format::Tail::Corrupt { reason, .. }) => {
+                    Some(reason.clone())
+                }
+                _ => None,
+            },
+            dropped_events: p.dropped_events,
+        })
+        .collect();
+    let first = state.actors().filter_map(|(_, a)| a.first_seen_ns).min().unwrap_or(0);
+    let threads = (0..trace.threads().len())
+        .map(|i| {
+            let id = ThreadId(i as u32);
+            let actor = state.actor(Actor::Thread(id));
+            ThreadEntry {
+                name: trace.thread_name(id),
+                os_id: trace.threads()[i].os_id,
+                first_seen_ns: actor.and_then(|a| a.first_seen_ns),
+                finished_ns: actor.and_then(|a| a.end).map(|e| e.time_ns),
+                panicked: actor.and_then(|a| a.end).is_some_and(|e| e.abnormal),
+            }
+        })
+        .collect();
+    TraceSummary {
+        truncated_bytes: files.iter().map(|f| f.truncated_bytes).sum(),
+        dropped_events: files.iter().map(|f| f.dropped_events).sum(),
+        files,
+        events: replay.stats().events,
+        duration_ns: state.end_ns().saturating_sub(first),
+        threads,
+        forced_reorders: replay.stats().forced,
+        replay_conflicts: state.conflicts(),
+    }
+}
+
+fn locks(replay: &Replay) -> Vec<LockEntry> {
+    let trace = replay.trace();
+    let state = replay.state();
+    trace
+        .locks()
+        .iter()
+        .enumerate()
+        .map(|(i, lock)| {
+            let id = LockId(i as u32);
+            let stats = state.lock(id);
+            LockEntry {
+                name: trace.lock_name(id),
+                kind: Trace::lock_kind_name(lock.kind).to_owned(),
+                class: trace.class_name(lock.class).to_owned(),
+                blocking: lock.blocking,
+                created_at: lock.site.map(|s| trace.site_text(s)),
+                acquisitions: stats.map_or(0, |s| s.acquisitions),
+                contended: stats.map_or(0, |s| s.contended),
+                try_failed: stats.map_or(0, |s| s.try_failed),
+                poisoned: stats.is_some_and(|s| s.poisoned),
+            }
+        })
+        .collect()
+}
+
+fn tasks(replay: &Replay) -> Vec<TaskEntry> {
+    let trace = replay.trace();
+    let state = replay.state();
+    trace
+        .tasks()
+        .iter()
+        .enumerate()
+        .map(|(i, task)| {
+            let id = TaskId(i as u32);
+            let task_state = state.tasks().get(i);
+            let end = task_state.and_then(|t| t.actor.end);
+            TaskEntry {
+                name: trace.task_name(id),
+                kind: task.kind.map(|k| trace.string(k).to_owned()),
+                spawn_site: task.spawn_site.map(|s| trace.site_text(s)),
+                spawned_ns: task_state.and_then(|t| t.spawned).map(|(time, _)| time),
+                finished_ns: end.map(|e| e.time_ns),
+                cancelled: end.is_some_and(|e| e.abnormal),
+                polls: task_state.map_or(0, |t| t.polls),
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,218 @@
+//! `deadlock`: threads and tasks blocked on each other at the end of the trace, the hang that
+//! was captured.
+//!
+//! At the end, each actor still waiting (for a lock, or for a thread or task to finish) points
+//! to whoever keeps it waiting: the holders of the lock in a conflicting mode, or the thread
+//! or task it joins. Each elementary cycle of that wait-for graph is one finding, with who
+//! holds what since when, and who waits for what since when.
+
+use super::cycles::{elementary_cycles, Bounds};
+use super::{Context, Detector};
+use crate::replay::{Actor, Hold, Wait, WaitFor};
+use crate::report::{
+    format_ns, push_unique, BlockedActor, DeadlockDetail, Detail, Finding, FindingKind, HeldLock,
+    Severity,
+};
+use hindsight_recorder::format::LockMode;
+use petgraph::graph::{DiGraph, NodeIndex};
+use std::collections::HashMap;
+
+/// Bounds of the cycle enumeration over the wait-for graph.
+const BOUNDS: Bounds = Bounds { max_cycles: 100, max_len: 64, max_steps: 1_000_000 };
+
+/// The `deadlock` detector; see the module docs. It needs only the final state.
+#[derive(Debug, Default)]
+pub struct Deadlock;
+
+impl Deadlock {
+    /// The detector.
+    pub fn new() -> Self {
+        Deadlock
+    }
+}
+
+/// Why one actor waits for the next: a hold of the lock it wants, or nothing (a join).
+type Blocker = Option<Hold>;
+
+impl Detector for Deadlock {
+    fn kind(&self) -> FindingKind {
+        FindingKind::Deadlock
+    }
+
+    fn finish(&mut self, cx: &Context<'_>, findings: &mut Vec<Finding>) {
+        let state = cx.state;
+        let mut graph: DiGraph<Actor, Blocker> = DiGraph::new();
+        let mut nodes: HashMap<Actor, NodeIndex> = HashMap::new();
+        let mut waits: HashMap<Actor, Wait> = HashMap::new();
+        let mut node = |graph: &mut DiGraph<Actor, Blocker>, actor: Actor| {
+            *nodes.entry(actor).or_insert_with(|| graph.add_node(actor))
+        };
+        let ended = |actor: Actor| state.actor(actor).is_some_and(|a| a.end.is_some());
+        let mut self_waits: Vec<(Actor, Hold)> = Vec::new();
+        for (actor, actor_state) in state.actors() {
+            let (Some(wait), None) = (actor_state.wait, actor_state.end) else {
+                continue;
+            };
+            let mut targets: Vec<(Actor, Blocker)> = Vec::new();
+            match wait.target {
+                WaitFor::Lock { lock, mode } => {
+                    if let Some(lock_state) = state.lock(lock) {
+                        for holder in &lock_state.holders {
+                            let conflict = mode == LockMode::Exclusive
+                                || holder.hold.mode == LockMode::Exclusive;
+                            if holder.actor == actor && conflict {
+                                // Relocking a lock it holds: it waits for itself.
+                                self_waits.push((actor, holder.hold));
+                            } else if conflict {
+                                targets.push((holder.actor, Some(holder.hold)));
+                            }
+                        }
+                    }
+                }
+                WaitFor::Thread(thread) => {
+                    // A thread stuck inside a task's poll is stuck where the task is.
+                    let target = match state.threads().get(thread.index()) {
+                        Some(t) => match t.current_task {
+                            Some(task) if !ended(Actor::Task(task)) => Actor::Task(task),
+                            _ => Actor::Thread(thread),
+                        },
+                        None => Actor::Thread(thread),
+                    };
+                    if !ended(Actor::Thread(thread)) {
+                        targets.push((target, None));
+                    }
+                }
+                WaitFor::Task(task) => {
+                    if !ended(Actor::Task(task)) {
+                        targets.push((Actor::Task(task), None));
+                    }
+                }
+            }
+            waits.insert(actor, wait);
+            if targets.is_empty() {
+                continue;
+            }
+            let from = node(&mut graph, actor);
+            for (target, blocker) in targets {
+                let to = node(&mut graph, target);
+                if graph.find_edge(from, to).is_none() {
+                    graph.add_edge(from, to, blocker);
+                }
+            }
+        }
+        let (cycles, _) = elementary_cycles(&graph, BOUNDS);
+        for cycle in cycles {
+            let actors: Vec<Actor> = cycle.iter().map(|&n| graph[n]).collect();
+            // The blocker between each actor and the next.
+            let blockers: Vec<Blocker> = (0..cycle.len())
+                .map(|i| {
+                    let (a, b) = (cycle[i], cycle[(i + 1) % cycle.len()]);
+                    graph.find_edge(a, b).and_then(|e| graph[e])
+                })
+                .collect();
+            findings.push(finding(cx, &actors, &blockers, &waits));
+        }
+        for (actor, hold) in self_waits {
+            findings.push(finding(cx, &[actor], &[Some(hold)], &waits));
+        }
+    }
+}
+
+/// The finding for one wait-for cycle: `actors[i]` waits for `actors[i + 1]`, which holds
+/// `blockers[i]`.
+fn finding(
+    cx: &Context<'_>,
+    actors: &[Actor],
+    blockers: &[Blocker],
+    waits: &HashMap<Actor, Wait>,
+) -> Finding {
+    let n = actors.len();
+    let since = |i: usize| waits.get(&actors[i]).map_or(0, |w| w.since_ns);
+    // Tell the story from the actor that started waiting first.
+    let start = (0..n).min_by_key(|&i| (since(i), i)).unwrap_or_default();
+    let order: Vec<usize> = (0..n).map(|i| (start + i) % n).collect();
+    let names: Vec<String> = order.iter().map(|&i| actors[i].describe(cx.trace)).collect();
+    let title = match names.as_slice() {
+        [a] => format!("{a} waits forever for a lock it holds itself"),
+        [a, b] => format!("{a} and {b} wait for each other forever"),
+        _ => format!("{} wait for each other in a cycle, forever", names.join(", ")),
+    };
+    let mut finding = Finding::new(FindingKind::Deadlock, Severity::Error, title);
+    let mut cycle = Vec::with_capacity(n);
+    for &i in &order {
+        let actor = actors[i];
+        let Some(wait) = waits.get(&actor) else {
+            continue;
+        };
+        // What this actor holds that the previous one waits for.
+        let held = blockers[(i + n - 1) % n];
+        let (waits_for, wait_kind) = match wait.target {
+            WaitFor::Lock { lock, .. } => (cx.trace.lock_name(lock), "lock"),
+            WaitFor::Thread(t) => (cx.trace.thread_name(t), "thread"),
+            WaitFor::Task(t) => (cx.trace.task_name(t), "task"),
+        };
+        cx.add_actor(&mut finding, actor, wait.thread);
+        if let Some(hold) = held {
+            push_unique(&mut finding.locks, cx.trace.lock_name(hold.lock));
+            finding.sites.push(cx.site_ref(hold.site, "held"));
+        }
+        if let WaitFor::Lock { lock, .. } = wait.target {
+            push_unique(&mut finding.locks, cx.trace.lock_name(lock));
+        }
+        if let Some(site) = wait.site {
+            finding.sites.push(cx.site_ref(site, "waiting"));
+        }
+        finding.time_ns = finding.time_ns.max(wait.since_ns);
+        let next = actors[(i + 1) % n].describe(cx.trace);
+        let holds_text = match held {
+            Some(hold) => format!(
+                "holds `{}` (acquired at {}, t={}) and ",
+                cx.trace.lock_name(hold.lock),
+                cx.trace.site_text(hold.site),
+                format_ns(hold.since_ns)
+            ),
+            None => String::new(),
+        };
+        let at = wait.site.map(|s| format!(" at {}", cx.trace.site_text(s))).unwrap_or_default();
+        let waits_text = match wait.target {
+            WaitFor::Lock { .. } => format!("waits for `{waits_for}`{at}, held by {next}"),
+            WaitFor::Thread(_) | WaitFor::Task(_) => format!("waits for {next} to finish{at}"),
+        };
+        finding.evidence.push(format!(
+            "{} {holds_text}{waits_text}, since t={}",
+            actor.describe(cx.trace),
+            format_ns(wait.since_ns)
+        ));
+        cycle.push(BlockedActor {
+            thread: cx.trace.thread_name(wait.thread),
+            task: match actor {
+                Actor::Task(t) => Some(cx.trace.task_name(t)),
+                Actor::Thread(_) => None,
+            },
+            holds: held.map(|hold| HeldLock {
+                lock: cx.trace.lock_name(hold.lock),
+                site: cx.trace.site_text(hold.site),
+                since_ns: hold.since_ns,
+            }),
+            waits_for,
+            wait_kind: wait_kind.to_owned(),
+            wait_site: wait.site.map(|s| cx.trace.site_text(s)),
+            waiting_since_ns: wait.since_ns,
+        });
+    }
+    let end = cx.state.end_ns();
+    finding.evidence.push(format!(
+        "none of them moved again before the trace ended at t={} ({} after the last of them \
+         started waiting)",
+        format_ns(end),
+        format_ns(end.saturating_sub(finding.time_ns))
+    ));
+    finding.help = Some(
+        "each waits for something the next one holds: take these locks in one global order \
+         everywhere (or take them all under one outer lock), and never wait for a thread or \
+         task while holding a lock it needs"
+            .to_owned(),
+    );
+    finding.detail = Detail::Deadlock(DeadlockDetail { cycle });
+    finding
+}

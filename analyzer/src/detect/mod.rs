@@ -1,0 +1,83 @@
+//! Detectors: each a visitor of replayed events behind one trait, owning its check and the
+//! wording of its findings.
+//!
+//! A detector sees every event through [`Detector::on_event`], *before* replay applies it to
+//! the [`State`] (so the state shows, for example, what the actor held when it took a lock),
+//! and reports in [`Detector::finish`], when the state is that of the end of the trace. Its
+//! memory must grow with the trace's threads, tasks, locks and sites, never with its length.
+
+mod cycles;
+pub mod deadlock;
+pub mod lock_order;
+pub mod stale_lock;
+
+use crate::replay::{Actor, State};
+use crate::report::{Finding, FindingKind, SiteRef};
+use crate::trace::Trace;
+use hindsight_recorder::format::{Event, LockMode, SiteId};
+
+pub use deadlock::Deadlock;
+pub use lock_order::LockOrder;
+pub use stale_lock::StaleLock;
+
+/// What a detector can look at: the definitions, and the replay state.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    /// The definitions read so far (names, sites, lock classes).
+    pub trace: &'a Trace,
+    /// The replay state (before the current event, in `on_event`; at the end, in `finish`).
+    pub state: &'a State,
+}
+
+impl Context<'_> {
+    /// A site with its role, for a finding.
+    pub fn site_ref(&self, site: SiteId, role: &str) -> SiteRef {
+        let s = self.trace.site(site);
+        SiteRef {
+            file: self.trace.string(s.file).to_owned(),
+            line: s.line,
+            col: s.col,
+            role: role.to_owned(),
+        }
+    }
+
+    /// Adds an actor's thread (and task) names to a finding.
+    pub fn add_actor(
+        &self,
+        finding: &mut Finding,
+        actor: Actor,
+        thread: hindsight_recorder::format::ThreadId,
+    ) {
+        crate::report::push_unique(&mut finding.threads, self.trace.thread_name(thread));
+        if let Actor::Task(task) = actor {
+            crate::report::push_unique(&mut finding.tasks, self.trace.task_name(task));
+        }
+    }
+}
+
+/// A check over replayed events; see the module docs.
+pub trait Detector {
+    /// The kind of finding it reports.
+    fn kind(&self) -> FindingKind;
+
+    /// Sees one event, before the state applies it.
+    fn on_event(&mut self, cx: &Context<'_>, event: &Event) {
+        let _ = (cx, event);
+    }
+
+    /// Adds its findings, once the trace has ended.
+    fn finish(&mut self, cx: &Context<'_>, findings: &mut Vec<Finding>);
+}
+
+/// The detectors of this build, in report order.
+pub fn all() -> Vec<Box<dyn Detector>> {
+    vec![Box::new(Deadlock::new()), Box::new(LockOrder::new()), Box::new(StaleLock::new())]
+}
+
+/// `exclusive` or `shared`.
+pub(crate) fn mode_name(mode: LockMode) -> &'static str {
+    match mode {
+        LockMode::Exclusive => "exclusive",
+        LockMode::Shared => "shared",
+    }
+}

@@ -1,0 +1,512 @@
+//! The report model: what an analysis found, as plain serde structs.
+//!
+//! Everything a renderer (text, JSON, later SARIF and the TUI) shows comes from here; nothing
+//! here refers to a detector's internals or to the trace's ids. Names are display names (a
+//! lock's explicit name or creation site, a thread's name), sites are `file:line:col` with a
+//! role, times are nanoseconds on the merged trace's time axis.
+//!
+//! The JSON form is a contract (see DESIGN.md): `{"trace", "findings", "locks", "tasks"}`, and
+//! each finding's `kind`, `severity`, `title`, `locks`, `threads`, `tasks`, `variables`,
+//! `sites`, `time_ns`. Change those names only on purpose.
+
+pub mod json;
+pub mod text;
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// How serious a finding is. Ordered: `Info < Warning < Error`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Worth knowing; not a bug by itself.
+    Info,
+    /// Likely a problem.
+    Warning,
+    /// A bug.
+    Error,
+}
+
+impl Severity {
+    /// The lowercase name, as JSON and the text report write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Severity {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "info" => Ok(Severity::Info),
+            "warning" => Ok(Severity::Warning),
+            "error" => Ok(Severity::Error),
+            other => Err(format!("unknown severity `{other}` (known: error, warning, info)")),
+        }
+    }
+}
+
+/// The stable kinds of findings (DESIGN.md). Not every kind has a detector yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum FindingKind {
+    /// Threads or tasks blocked on each other at the end of the trace.
+    Deadlock,
+    /// Locks taken in conflicting orders: a deadlock that can happen.
+    LockOrderCycle,
+    /// A guard held across an `.await`.
+    GuardAcrossAwait,
+    /// Unordered conflicting accesses.
+    DataRace,
+    /// A lock whose waits cross a threshold.
+    ContentionHotspot,
+    /// A lock still held when its holder ended, panicked, or the trace ended.
+    StaleLock,
+    /// A long poll or a blocking wait on an async worker.
+    BlockingInAsync,
+}
+
+impl FindingKind {
+    /// Every kind.
+    pub const ALL: [FindingKind; 7] = [
+        FindingKind::Deadlock,
+        FindingKind::LockOrderCycle,
+        FindingKind::GuardAcrossAwait,
+        FindingKind::DataRace,
+        FindingKind::ContentionHotspot,
+        FindingKind::StaleLock,
+        FindingKind::BlockingInAsync,
+    ];
+
+    /// Every kind's name.
+    pub const ALL_NAMES: [&'static str; 7] = [
+        "deadlock",
+        "lock-order-cycle",
+        "guard-across-await",
+        "data-race",
+        "contention-hotspot",
+        "stale-lock",
+        "blocking-in-async",
+    ];
+
+    /// The stable name, such as `lock-order-cycle`.
+    pub fn name(self) -> &'static str {
+        match self {
+            FindingKind::Deadlock => "deadlock",
+            FindingKind::LockOrderCycle => "lock-order-cycle",
+            FindingKind::GuardAcrossAwait => "guard-across-await",
+            FindingKind::DataRace => "data-race",
+            FindingKind::ContentionHotspot => "contention-hotspot",
+            FindingKind::StaleLock => "stale-lock",
+            FindingKind::BlockingInAsync => "blocking-in-async",
+        }
+    }
+}
+
+impl fmt::Display for FindingKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for FindingKind {
+    type Err = crate::error::AnalyzeError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        FindingKind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| crate::error::AnalyzeError::UnknownKind(s.to_owned()))
+    }
+}
+
+/// A source location with the part it plays in a finding.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SiteRef {
+    /// The source file, as recorded.
+    pub file: String,
+    /// 1-based line.
+    pub line: u32,
+    /// 1-based column.
+    pub col: u32,
+    /// What happened there: `held` (where a held lock was acquired), `acquired` (where the
+    /// next lock was taken while holding it), `waiting` (where a blocked actor waits), ...
+    pub role: String,
+}
+
+impl fmt::Display for SiteRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.col)
+    }
+}
+
+/// One finding: what is wrong, and the evidence to fix it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Its stable kind.
+    pub kind: FindingKind,
+    /// How serious it is.
+    pub severity: Severity,
+    /// One line saying what is wrong.
+    pub title: String,
+    /// The locks involved (display names), in the order the evidence tells.
+    pub locks: Vec<String>,
+    /// The threads involved.
+    pub threads: Vec<String>,
+    /// The tasks involved.
+    pub tasks: Vec<String>,
+    /// The annotated variables involved.
+    pub variables: Vec<String>,
+    /// The relevant sites, each with its role.
+    pub sites: Vec<SiteRef>,
+    /// When it happened (the moment the timeline should show), on the merged time axis.
+    pub time_ns: u64,
+    /// The evidence, one sentence per line, as the detector words it.
+    pub evidence: Vec<String>,
+    /// How to fix it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub help: Option<String>,
+    /// Kind-specific detail.
+    pub detail: Detail,
+}
+
+impl Finding {
+    /// A finding with a title and no evidence yet.
+    pub fn new(kind: FindingKind, severity: Severity, title: impl Into<String>) -> Self {
+        Finding {
+            kind,
+            severity,
+            title: title.into(),
+            locks: Vec::new(),
+            threads: Vec::new(),
+            tasks: Vec::new(),
+            variables: Vec::new(),
+            sites: Vec::new(),
+            time_ns: 0,
+            evidence: Vec::new(),
+            help: None,
+            detail: Detail::None,
+        }
+    }
+}
+
+/// Adds `item` to `list` unless it is there already (keeps the first-seen order).
+pub fn push_unique(list: &mut Vec<String>, item: String) {
+    if !list.contains(&item) {
+        list.push(item);
+    }
+}
+
+/// Kind-specific detail of a finding. Serialized as a plain object (or `null`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+#[non_exhaustive]
+pub enum Detail {
+    /// Of a `lock-order-cycle`.
+    LockOrderCycle(CycleDetail),
+    /// Of a `deadlock`.
+    Deadlock(DeadlockDetail),
+    /// Of a `stale-lock`.
+    StaleLock(StaleLockDetail),
+    /// No detail.
+    None,
+}
+
+/// The cycle of a `lock-order-cycle`, one edge per step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CycleDetail {
+    /// The edges, in cycle order: each `to` is the next edge's `from`.
+    pub edges: Vec<CycleEdge>,
+    /// Why the cycle cannot deadlock, when it was lowered below `error`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// One edge of a lock-order cycle: `thread` held `from` and took `to`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CycleEdge {
+    /// The held lock's class.
+    pub from: String,
+    /// The class of the lock taken while holding it.
+    pub to: String,
+    /// The held lock instance.
+    pub from_lock: String,
+    /// The lock instance taken.
+    pub to_lock: String,
+    /// The thread that did it.
+    pub thread: String,
+    /// The task, if it happened in one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
+    /// Where the held lock was acquired (`file:line:col`).
+    pub held_at: String,
+    /// Where the next lock was acquired (`file:line:col`).
+    pub acquired_at: String,
+    /// `exclusive` or `shared`: how `from` was held.
+    pub held_mode: String,
+    /// `exclusive` or `shared`: how `to` was taken.
+    pub mode: String,
+    /// When `from` was acquired.
+    pub held_since_ns: u64,
+    /// When `to` was acquired.
+    pub time_ns: u64,
+    /// How often this order was seen in the trace.
+    pub count: u64,
+}
+
+/// The wait-for cycle of a `deadlock`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadlockDetail {
+    /// The blocked threads or tasks, in cycle order: each waits for something the next one
+    /// holds (or for the next one to finish).
+    pub cycle: Vec<BlockedActor>,
+}
+
+/// One thread or task of a deadlock.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BlockedActor {
+    /// The thread (or the thread the task was on).
+    pub thread: String,
+    /// The task, if the actor is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
+    /// What it holds that the previous actor of the cycle waits for (empty for a join).
+    pub holds: Option<HeldLock>,
+    /// What it waits for: a lock name, or the thread or task it joins.
+    pub waits_for: String,
+    /// `lock`, `thread` or `task`.
+    pub wait_kind: String,
+    /// Where it waits (`file:line:col`), if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_site: Option<String>,
+    /// Since when.
+    pub waiting_since_ns: u64,
+}
+
+/// A lock held, with where and since when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeldLock {
+    /// The lock.
+    pub lock: String,
+    /// Where it was acquired (`file:line:col`).
+    pub site: String,
+    /// Since when.
+    pub since_ns: u64,
+}
+
+/// The hold of a `stale-lock`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StaleLockDetail {
+    /// The lock.
+    pub lock: String,
+    /// The holder (``thread `x` `` or ``task `y` ``).
+    pub holder: String,
+    /// Where it was acquired (`file:line:col`).
+    pub acquired_at: String,
+    /// When it was acquired.
+    pub held_since_ns: u64,
+    /// How long it was held: until the panic, or until the end of the trace.
+    pub held_ns: u64,
+    /// `poisoned` (released by a panicking holder), `holder-finished`, `holder-panicked` (the
+    /// holder ended without releasing it) or `trace-ended`.
+    pub reason: String,
+}
+
+/// One file of the analysis.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileSummary {
+    /// The path.
+    pub path: String,
+    /// The recorded program.
+    pub program: String,
+    /// Its process id.
+    pub pid: u32,
+    /// The host.
+    pub host: String,
+    /// The trace format version.
+    pub format_version: u32,
+    /// Wall-clock time of the file's time zero (ns since the Unix epoch).
+    pub start_unix_ns: u64,
+    /// Events read.
+    pub events: u64,
+    /// Bytes of an incomplete or corrupt tail that could not be read.
+    pub truncated_bytes: u64,
+    /// Why reading stopped early, if the tail was corrupt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corrupt: Option<String>,
+    /// Events the recorder counted as lost.
+    pub dropped_events: u64,
+}
+
+/// A thread of the analysis.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThreadEntry {
+    /// Its display name.
+    pub name: String,
+    /// The OS id.
+    pub os_id: u64,
+    /// When it was first seen.
+    pub first_seen_ns: Option<u64>,
+    /// When it finished, if it did.
+    pub finished_ns: Option<u64>,
+    /// It panicked.
+    pub panicked: bool,
+}
+
+/// What was analysed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TraceSummary {
+    /// The files, one per process.
+    pub files: Vec<FileSummary>,
+    /// Events replayed.
+    pub events: u64,
+    /// Time from the first to the last event.
+    pub duration_ns: u64,
+    /// The threads.
+    pub threads: Vec<ThreadEntry>,
+    /// Bytes that could not be read, over all files.
+    pub truncated_bytes: u64,
+    /// Events the recorders counted as lost, over all files.
+    pub dropped_events: u64,
+    /// Lock events replayed out of their lock's order because an earlier one was missing.
+    pub forced_reorders: u64,
+    /// Acquisitions replayed while another holder still held the lock (0 for a complete
+    /// trace).
+    pub replay_conflicts: u64,
+}
+
+/// A lock and its statistics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LockEntry {
+    /// Its display name.
+    pub name: String,
+    /// `mutex`, `rwlock`, `semaphore` or `custom`.
+    pub kind: String,
+    /// Its class.
+    pub class: String,
+    /// Waiting for it blocks the OS thread.
+    pub blocking: bool,
+    /// Where it was created (`file:line:col`), if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    /// Acquisitions.
+    pub acquisitions: u64,
+    /// Acquisitions that had to wait.
+    pub contended: u64,
+    /// Failed `try_lock` attempts.
+    pub try_failed: u64,
+    /// A holder panicked while holding it.
+    pub poisoned: bool,
+}
+
+/// A task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskEntry {
+    /// Its display name.
+    pub name: String,
+    /// Its kind (`task`, `blocking`, ...), if known.
+    pub kind: Option<String>,
+    /// Where it was spawned (`file:line:col`), if known.
+    pub spawn_site: Option<String>,
+    /// When it was spawned.
+    pub spawned_ns: Option<u64>,
+    /// When it finished, if it did.
+    pub finished_ns: Option<u64>,
+    /// It was cancelled or panicked.
+    pub cancelled: bool,
+    /// Polls.
+    pub polls: u64,
+}
+
+/// The result of an analysis.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// What was analysed.
+    pub trace: TraceSummary,
+    /// The findings, most severe first, then by time.
+    pub findings: Vec<Finding>,
+    /// The locks.
+    pub locks: Vec<LockEntry>,
+    /// The tasks.
+    pub tasks: Vec<TaskEntry>,
+}
+
+impl Report {
+    /// How many findings have each severity: `(errors, warnings, infos)`.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let count = |s| self.findings.iter().filter(|f| f.severity == s).count();
+        (count(Severity::Error), count(Severity::Warning), count(Severity::Info))
+    }
+
+    /// Whether any finding is at or above `level`: the exit status `1` of `analyze`.
+    pub fn fails(&self, level: Severity) -> bool {
+        self.findings.iter().any(|f| f.severity >= level)
+    }
+
+    /// Puts the findings in report order: most severe first, then by time, then by kind.
+    pub fn sort_findings(&mut self) {
+        self.findings.sort_by(|a, b| {
+            b.severity
+                .cmp(&a.severity)
+                .then(a.time_ns.cmp(&b.time_ns))
+                .then(a.kind.cmp(&b.kind))
+                .then(a.title.cmp(&b.title))
+        });
+    }
+}
+
+/// A duration or trace time for people: `850ns`, `12.5µs`, `1.203ms`, `2.500s`.
+pub fn format_ns(ns: u64) -> String {
+    match ns {
+        0..=999 => format!("{ns}ns"),
+        1_000..=999_999 => format!("{:.1}µs", ns as f64 / 1e3),
+        1_000_000..=999_999_999 => format!("{:.3}ms", ns as f64 / 1e6),
+        _ => format!("{:.3}s", ns as f64 / 1e9),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_round_trip_through_their_names() {
+        for (kind, name) in FindingKind::ALL.into_iter().zip(FindingKind::ALL_NAMES) {
+            assert_eq!(kind.name(), name);
+            assert_eq!(name.parse::<FindingKind>().ok(), Some(kind));
+            assert_eq!(serde_json::to_value(kind).ok(), Some(serde_json::json!(name)));
+        }
+        assert!("deadlocks".parse::<FindingKind>().is_err());
+    }
+
+    #[test]
+    fn severities_are_ordered_and_named_in_lowercase() {
+        assert!(Severity::Error > Severity::Warning && Severity::Warning > Severity::Info);
+        assert_eq!(
+            serde_json::to_value(Severity::Warning).ok(),
+            Some(serde_json::json!("warning"))
+        );
+        assert_eq!("info".parse::<Severity>(), Ok(Severity::Info));
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(format_ns(850), "850ns");
+        assert_eq!(format_ns(12_500), "12.5µs");
+        assert_eq!(format_ns(1_203_000), "1.203ms");
+        assert_eq!(format_ns(2_500_000_000), "2.500s");
+    }
+}

@@ -1,0 +1,111 @@
+//! The text form of a report, for a person at a terminal: what was analysed, then the
+//! findings grouped by severity, each with its evidence and a hint how to fix it, then a
+//! count.
+
+use super::{format_ns, Finding, Report, Severity};
+use std::fmt::Write;
+
+/// The report as text, with a final newline.
+pub fn render(report: &Report) -> String {
+    let mut out = String::new();
+    header(&mut out, report);
+    for severity in [Severity::Error, Severity::Warning, Severity::Info] {
+        let group: Vec<&Finding> =
+            report.findings.iter().filter(|f| f.severity == severity).collect();
+        if group.is_empty() {
+            continue;
+        }
+        let heading = match severity {
+            Severity::Error => "Errors",
+            Severity::Warning => "Warnings",
+            Severity::Info => "Info",
+        };
+        let _ = writeln!(out, "\n{heading} ({}):", group.len());
+        for finding in group {
+            out.push('\n');
+            finding_text(&mut out, finding);
+        }
+    }
+    let (errors, warnings, infos) = report.counts();
+    let _ = writeln!(
+        out,
+        "\n{} {}, {} {}, {} info",
+        errors,
+        plural(errors, "error", "errors"),
+        warnings,
+        plural(warnings, "warning", "warnings"),
+        infos
+    );
+    out
+}
+
+fn header(out: &mut String, report: &Report) {
+    let trace = &report.trace;
+    for file in &trace.files {
+        let pid = if file.pid == 0 { String::new() } else { format!(" (pid {})", file.pid) };
+        let host = if file.host.is_empty() { String::new() } else { format!(" on {}", file.host) };
+        let _ = writeln!(out, "{}: {}{pid}{host}, {} events", file.path, file.program, file.events);
+        if let Some(reason) = &file.corrupt {
+            let _ = writeln!(
+                out,
+                "  note: reading stopped at a corrupt chunk ({reason}); {} bytes were not read",
+                file.truncated_bytes
+            );
+        } else if file.truncated_bytes > 0 {
+            let _ = writeln!(
+                out,
+                "  note: the file ends inside a chunk; its last {} bytes were not read",
+                file.truncated_bytes
+            );
+        }
+        if file.dropped_events > 0 {
+            let _ = writeln!(
+                out,
+                "  note: the recorder lost {} events; findings may miss what they did",
+                file.dropped_events
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "analysed {} events over {}: {} threads, {} tasks, {} locks",
+        trace.events,
+        format_ns(trace.duration_ns),
+        trace.threads.len(),
+        report.tasks.len(),
+        report.locks.len()
+    );
+    if trace.forced_reorders > 0 || trace.replay_conflicts > 0 {
+        let _ = writeln!(
+            out,
+            "  note: {} lock events had to be replayed without their predecessors and {} \
+             acquisitions overlapped another holder: the trace is incomplete",
+            trace.forced_reorders, trace.replay_conflicts
+        );
+    }
+}
+
+fn finding_text(out: &mut String, finding: &Finding) {
+    let _ = writeln!(out, "{}[{}]: {}", finding.severity, finding.kind, finding.title);
+    let mut actors: Vec<String> = finding.threads.iter().map(|t| format!("`{t}`")).collect();
+    let label = if finding.tasks.is_empty() { "threads" } else { "threads/tasks" };
+    actors.extend(finding.tasks.iter().map(|t| format!("task `{t}`")));
+    if !actors.is_empty() {
+        let _ =
+            writeln!(out, "  at t={}; {label}: {}", format_ns(finding.time_ns), actors.join(", "));
+    }
+    for line in &finding.evidence {
+        let _ = writeln!(out, "  - {line}");
+    }
+    if let Some(help) = &finding.help {
+        let _ = writeln!(out, "  help: {help}");
+    }
+}
+
+fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
+    if n == 1 {
+        one
+    } else {
+        many
+    }
+}

@@ -1,0 +1,187 @@
+//! `deadlock`: wait-for cycles at the end of the trace, with who holds and who waits for
+//! what; and `stale-lock` leaves blocked holders to it.
+
+mod common;
+
+use common::{analyze, analyze_grouped, sites, strings};
+use hindsight_analyzer::report::{Detail, Severity};
+use hindsight_analyzer::FindingKind;
+use hindsight_recorder::format::TraceBuilder;
+
+/// ```text
+/// a: lock(sqlite)@10 ─────────── request(git)@11 ...  (blocked to the end)
+/// b:            lock(git)@20 ─────────── request(sqlite)@21 ...
+/// ```
+fn deadlocked() -> TraceBuilder {
+    let mut b = TraceBuilder::new("deadlock");
+    let (ta, tb) = (b.thread("a"), b.thread("b"));
+    let (sqlite, git) = (b.mutex("sqlite"), b.mutex("git"));
+    let (s10, s11) = (b.site("src/a.rs", 10, 5), b.site("src/a.rs", 11, 5));
+    let (s20, s21) = (b.site("src/b.rs", 20, 5), b.site("src/b.rs", 21, 5));
+    b.on(ta).acquire(sqlite, s10);
+    b.on(tb).acquire(git, s20);
+    b.on(ta).request(git, s11);
+    b.on(tb).request(sqlite, s21);
+    b.advance(2_000_000_000);
+    let main = b.thread("main");
+    b.on(main).mark("no progress");
+    b
+}
+
+#[test]
+fn two_threads_waiting_for_each_others_lock_are_one_deadlock() {
+    let report = analyze(&deadlocked());
+    let kinds: Vec<_> = report.findings.iter().map(|f| (f.kind, f.severity)).collect();
+    // The inversion that caused it was never completed (neither got its second lock), so
+    // there is no lock-order edge: only the captured deadlock.
+    assert_eq!(kinds, vec![(FindingKind::Deadlock, Severity::Error)]);
+    let finding = &report.findings[0];
+    assert_eq!(finding.title, "thread `a` and thread `b` wait for each other forever");
+    assert_eq!(finding.threads, strings(&["a", "b"]));
+    assert_eq!(finding.locks, strings(&["sqlite", "git"]));
+    assert_eq!(
+        sites(finding),
+        vec![
+            ("held".to_owned(), "src/a.rs:10:5".to_owned()),
+            ("waiting".to_owned(), "src/a.rs:11:5".to_owned()),
+            ("held".to_owned(), "src/b.rs:20:5".to_owned()),
+            ("waiting".to_owned(), "src/b.rs:21:5".to_owned()),
+        ]
+    );
+    assert_eq!(
+        finding.evidence[0],
+        "thread `a` holds `sqlite` (acquired at src/a.rs:10:5, t=0ns) and waits for `git` at \
+         src/a.rs:11:5, held by thread `b`, since t=20ns"
+    );
+    let Detail::Deadlock(detail) = &finding.detail else { panic!() };
+    assert_eq!(detail.cycle.len(), 2);
+    assert_eq!(detail.cycle[0].waits_for, "git");
+    assert_eq!(detail.cycle[1].holds.as_ref().map(|h| h.lock.as_str()), Some("git"));
+    assert_eq!(finding.time_ns, 30);
+}
+
+#[test]
+fn a_deadlock_is_found_whatever_order_the_file_holds_it_in() {
+    assert_eq!(analyze_grouped(&deadlocked()).findings, analyze(&deadlocked()).findings);
+}
+
+#[test]
+fn a_wait_that_ended_is_no_deadlock() {
+    let mut b = TraceBuilder::new("contended");
+    let (ta, tb) = (b.thread("a"), b.thread("b"));
+    let m = b.mutex("m");
+    let s = b.site("src/a.rs", 1, 1);
+    b.on(ta).acquire(m, s);
+    b.on(tb).request(m, s);
+    b.on(ta).release(m);
+    b.on(tb).acquire(m, s).release(m);
+    assert_eq!(analyze(&b).findings, vec![]);
+}
+
+#[test]
+fn joining_a_thread_that_waits_for_a_lock_you_hold_is_a_deadlock() {
+    let mut b = TraceBuilder::new("join");
+    let (main, worker) = (b.thread("main"), b.thread("worker"));
+    let config = b.mutex("config");
+    let (s1, s2, s3) =
+        (b.site("src/main.rs", 5, 5), b.site("src/main.rs", 6, 5), b.site("src/worker.rs", 9, 9));
+    b.on(main).acquire(config, s1).spawn_thread(worker, None);
+    b.on(worker).start().request(config, s3);
+    b.on(main).request_join_thread(worker, Some(s2));
+    let report = analyze(&b);
+    assert_eq!(report.findings.len(), 1, "{:#?}", report.findings);
+    let finding = &report.findings[0];
+    assert_eq!(finding.kind, FindingKind::Deadlock);
+    // The story starts with the first to wait: the worker.
+    assert_eq!(finding.threads, strings(&["worker", "main"]));
+    assert_eq!(finding.locks, strings(&["config"]));
+    let Detail::Deadlock(detail) = &finding.detail else { panic!() };
+    let kinds: Vec<_> = detail.cycle.iter().map(|a| a.wait_kind.as_str()).collect();
+    assert_eq!(kinds, vec!["lock", "thread"]);
+    assert_eq!(
+        finding.evidence[1],
+        "thread `main` holds `config` (acquired at src/main.rs:5:5, t=0ns) and waits for \
+         thread `worker` to finish at src/main.rs:6:5, since t=40ns"
+    );
+}
+
+#[test]
+fn tasks_blocked_on_each_others_async_locks_are_a_deadlock() {
+    let mut b = TraceBuilder::new("tasks");
+    let worker = b.thread("tokio-runtime-worker");
+    let spawn = b.site("src/main.rs", 3, 5);
+    let (t1, t2) = (b.task("ingest", Some(spawn)), b.task("flush", Some(spawn)));
+    let (queue, disk) = (b.async_mutex("queue"), b.async_mutex("disk"));
+    let s = b.site("src/main.rs", 10, 9);
+    b.in_task(worker, t1).poll_start().acquire(queue, s).request(disk, s).poll_end(false);
+    b.in_task(worker, t2).poll_start().acquire(disk, s).request(queue, s).poll_end(false);
+    let report = analyze(&b);
+    assert_eq!(report.findings.len(), 1, "{:#?}", report.findings);
+    let finding = &report.findings[0];
+    assert_eq!(finding.title, "task `ingest` and task `flush` wait for each other forever");
+    assert_eq!(finding.tasks, strings(&["ingest", "flush"]));
+    assert_eq!(finding.threads, strings(&["tokio-runtime-worker"]));
+    assert_eq!(report.tasks.len(), 2);
+    assert_eq!(report.tasks[0].polls, 1);
+}
+
+#[test]
+fn relocking_a_held_mutex_is_a_deadlock_of_one_thread() {
+    let mut b = TraceBuilder::new("relock");
+    let t = b.thread("main");
+    let m = b.mutex("config");
+    let (s1, s2) = (b.site("src/main.rs", 3, 17), b.site("src/main.rs", 9, 21));
+    b.on(t).acquire(m, s1).request(m, s2);
+    let report = analyze(&b);
+    assert_eq!(report.findings.len(), 1, "{:#?}", report.findings);
+    let finding = &report.findings[0];
+    assert_eq!(finding.kind, FindingKind::Deadlock);
+    assert_eq!(finding.title, "thread `main` waits forever for a lock it holds itself");
+    assert_eq!(
+        sites(finding),
+        vec![
+            ("held".to_owned(), "src/main.rs:3:17".to_owned()),
+            ("waiting".to_owned(), "src/main.rs:9:21".to_owned()),
+        ]
+    );
+}
+
+#[test]
+fn upgrading_a_read_lock_to_a_write_lock_deadlocks_but_a_second_reader_does_not() {
+    let mut b = TraceBuilder::new("upgrade");
+    let ta = b.thread("a");
+    let rw = b.rwlock("config");
+    let s = b.site("src/main.rs", 1, 1);
+    b.on(ta).acquire_shared(rw, s).request(rw, s);
+    let report = analyze(&b);
+    let kinds: Vec<_> = report.findings.iter().map(|f| (f.kind, f.severity)).collect();
+    assert_eq!(kinds, vec![(FindingKind::Deadlock, Severity::Error)]);
+
+    let mut b = TraceBuilder::new("readers");
+    let rw = b.rwlock("config");
+    let (ta, tb) = (b.thread("a"), b.thread("b"));
+    b.on(ta).acquire_shared(rw, s);
+    b.on(tb).request_shared(rw, s);
+    // b waits (a writer queued in between, say) while a still reads: a wait, not a cycle.
+    let report = analyze(&b);
+    assert_eq!(report.findings.len(), 1, "{:#?}", report.findings);
+    assert_eq!(report.findings[0].kind, FindingKind::StaleLock);
+    assert_eq!(report.findings[0].severity, Severity::Warning);
+}
+
+#[test]
+fn an_abandoned_async_wait_is_no_longer_a_wait() {
+    // Two tasks each hold one lock and ask for the other's, but both give up (a timeout
+    // dropped the lock future): recorded as failed attempts, so nobody is blocked.
+    let mut b = TraceBuilder::new("timeout");
+    let worker = b.thread("worker");
+    let (t1, t2) = (b.task("a", None), b.task("b", None));
+    let (x, y) = (b.async_mutex("x"), b.async_mutex("y"));
+    let s = b.site("src/main.rs", 1, 1);
+    b.in_task(worker, t1).acquire(x, s).request(y, s).poll_end(false);
+    b.in_task(worker, t2).acquire(y, s).request(x, s).poll_end(false);
+    b.in_task(worker, t1).poll_start().try_fail(y, s).release(x).finish_task();
+    b.in_task(worker, t2).poll_start().try_fail(x, s).release(y).finish_task();
+    let report = analyze(&b);
+    assert_eq!(report.findings, vec![]);
+}

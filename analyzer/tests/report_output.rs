@@ -1,0 +1,168 @@
+//! The report's JSON shape (a contract with scripts), its text form, exit statuses, `--only`,
+//! and hostile input.
+
+mod common;
+
+use hindsight_analyzer::report::{json, text};
+use hindsight_analyzer::{analyze_bytes, AnalyzeOptions, FindingKind, Severity};
+use hindsight_recorder::format::{
+    EventKind, LockId, LockMode, SiteId, TaskId, ThreadId, TraceBuilder,
+};
+use serde_json::Value;
+
+/// An inversion between two threads, and a lock leaked by a finished third.
+fn incident() -> TraceBuilder {
+    let mut b = TraceBuilder::new("incident");
+    let (ta, tb, tc) = (b.thread("recorder"), b.thread("sync"), b.thread("janitor"));
+    let (sqlite, git, leak) = (b.mutex("sqlite"), b.mutex("git"), b.mutex("leak"));
+    let (s1, s2) = (b.site("src/a.rs", 1, 5), b.site("src/a.rs", 2, 5));
+    let (s3, s4) = (b.site("src/b.rs", 3, 5), b.site("src/b.rs", 4, 5));
+    b.on(ta).acquire(sqlite, s1).acquire(git, s2).release(git).release(sqlite);
+    b.on(tb).acquire(git, s3).acquire(sqlite, s4).release(sqlite).release(git);
+    b.on(tc).acquire(leak, s1).finish();
+    b
+}
+
+fn report(options: &AnalyzeOptions) -> hindsight_analyzer::Report {
+    analyze_bytes(vec![("incident.trace".to_owned(), incident().build())], options)
+        .expect("readable")
+}
+
+#[test]
+fn json_has_the_documented_shape() {
+    let value: Value =
+        serde_json::from_str(&json::render(&report(&AnalyzeOptions::default()))).expect("json");
+    let keys: Vec<&str> = value.as_object().expect("object").keys().map(String::as_str).collect();
+    assert_eq!(keys, vec!["findings", "locks", "tasks", "trace"]);
+    let findings = value["findings"].as_array().expect("array");
+    assert_eq!(findings.len(), 2);
+    for finding in findings {
+        for key in [
+            "kind",
+            "severity",
+            "title",
+            "locks",
+            "threads",
+            "tasks",
+            "variables",
+            "sites",
+            "time_ns",
+        ] {
+            assert!(finding.get(key).is_some(), "finding lacks `{key}`: {finding}");
+        }
+        for site in finding["sites"].as_array().expect("sites") {
+            let mut keys: Vec<&str> =
+                site.as_object().expect("site").keys().map(String::as_str).collect();
+            keys.sort_unstable();
+            assert_eq!(keys, vec!["col", "file", "line", "role"]);
+        }
+    }
+    assert_eq!(findings[0]["kind"], "lock-order-cycle");
+    assert_eq!(findings[0]["severity"], "error");
+    assert_eq!(findings[0]["locks"], serde_json::json!(["sqlite", "git"]));
+    assert_eq!(
+        findings[0]["sites"][0],
+        serde_json::json!({"file": "src/a.rs", "line": 1, "col": 5, "role": "held"})
+    );
+    assert_eq!(findings[1]["kind"], "stale-lock");
+    let lock = &value["locks"][0];
+    assert_eq!(lock["name"], "sqlite");
+    assert_eq!(lock["kind"], "mutex");
+    assert_eq!(lock["class"], "sqlite");
+    assert_eq!(lock["acquisitions"], 2);
+    assert_eq!(lock["contended"], 0);
+    assert_eq!(value["trace"]["events"], 10);
+}
+
+#[test]
+fn json_reads_back_into_the_same_report() {
+    let report = report(&AnalyzeOptions::default());
+    let back: hindsight_analyzer::Report =
+        serde_json::from_str(&json::render(&report)).expect("json");
+    assert_eq!(back, report);
+}
+
+#[test]
+fn text_groups_findings_by_severity_with_evidence_and_help() {
+    let out = text::render(&report(&AnalyzeOptions::default()));
+    let expected_start = "incident.trace: incident (pid 1) on builder, 10 events\n\
+         analysed 10 events over 90ns: 3 threads, 0 tasks, 3 locks\n\
+         \n\
+         Errors (2):\n\
+         \n\
+         error[lock-order-cycle]: locks `sqlite` and `git` are taken in opposite orders\n  \
+         at t=50ns; threads: `recorder`, `sync`\n  \
+         - thread `recorder` holds `sqlite` (acquired at src/a.rs:1:5) and takes `git` at src/a.rs:2:5, t=10ns\n  \
+         - thread `sync` holds `git` (acquired at src/b.rs:3:5) and takes `sqlite` at src/b.rs:4:5, t=50ns\n";
+    assert!(out.starts_with(expected_start), "{out}");
+    assert!(out.contains("\n  help: take these locks in one global order everywhere (for example always `sqlite` before `git`), or take them only while holding one common outer lock\n"), "{out}");
+    assert!(out.contains("\nerror[stale-lock]: lock `leak` is still held by thread `janitor`, which finished without releasing it\n"), "{out}");
+    assert!(out.ends_with("\n2 errors, 0 warnings, 0 info\n"), "{out}");
+}
+
+#[test]
+fn exit_status_follows_fail_on_and_only() {
+    let default = AnalyzeOptions::default();
+    assert_eq!(default.exit_code(&report(&default)), 1);
+    let only_deadlocks = AnalyzeOptions { only: vec![FindingKind::Deadlock], ..default.clone() };
+    let r = report(&only_deadlocks);
+    assert!(r.findings.is_empty());
+    assert_eq!(only_deadlocks.exit_code(&r), 0);
+    let only_stale = AnalyzeOptions { only: vec![FindingKind::StaleLock], ..default.clone() };
+    let kinds: Vec<_> = report(&only_stale).findings.iter().map(|f| f.kind).collect();
+    assert_eq!(kinds, vec![FindingKind::StaleLock]);
+
+    // A lone single-thread cycle is info: it fails only with --fail-on info.
+    let mut b = TraceBuilder::new("info");
+    let t = b.thread("main");
+    let (x, y) = (b.mutex("x"), b.mutex("y"));
+    let s = b.site("src/main.rs", 1, 1);
+    b.on(t).acquire(x, s).acquire(y, s).release(y).release(x);
+    b.on(t).acquire(y, s).acquire(x, s).release(x).release(y);
+    let info = analyze_bytes(vec![("t".into(), b.build())], &default).expect("readable");
+    assert_eq!(default.exit_code(&info), 0);
+    let strict = AnalyzeOptions { fail_on: Severity::Info, ..default };
+    assert_eq!(strict.exit_code(&info), 1);
+}
+
+#[test]
+fn undefined_and_huge_ids_do_not_panic_or_allocate() {
+    let mut b = TraceBuilder::new("hostile");
+    let t = b.thread("main");
+    let huge = LockId(u32::MAX - 1);
+    let site = SiteId(u32::MAX);
+    let acquired = |lock, seq| EventKind::LockAcquired {
+        lock,
+        mode: LockMode::Exclusive,
+        site,
+        seq: Some(seq),
+        via_try: false,
+    };
+    b.event(t, Some(TaskId(4_000_000_000)), acquired(huge, u64::MAX));
+    b.event(ThreadId(3_000_000_000), None, acquired(LockId(7), 5));
+    b.event(ThreadId(3_000_000_000), None, acquired(huge, 1));
+    b.event(t, None, EventKind::ThreadJoined { thread: ThreadId(u32::MAX), site: None });
+    let report =
+        analyze_bytes(vec![("t".into(), b.build())], &AnalyzeOptions::default()).expect("readable");
+    assert_eq!(report.trace.events, 4);
+    assert_eq!(report.locks.len(), 2);
+    assert_eq!(report.locks[0].name, "lock#0");
+}
+
+#[test]
+fn a_file_that_is_not_a_trace_is_an_error_naming_it() {
+    let error =
+        analyze_bytes(vec![("notes.txt".into(), b"hello".to_vec())], &AnalyzeOptions::default())
+            .expect_err("not a trace");
+    assert_eq!(error.to_string(), "notes.txt: not a hindsight trace (wrong magic number)");
+}
+
+#[test]
+fn a_truncated_trace_is_analysed_as_far_as_it_reads() {
+    let mut bytes = incident().build();
+    bytes.truncate(bytes.len() - 3);
+    let report = analyze_bytes(vec![("cut.trace".into(), bytes)], &AnalyzeOptions::default())
+        .expect("readable");
+    assert!(report.trace.truncated_bytes > 0);
+    assert_eq!(report.findings[0].kind, FindingKind::LockOrderCycle);
+}
