@@ -41,6 +41,12 @@ enum Command {
         /// Report only these finding kinds (for example `lock-order-cycle deadlock`).
         #[arg(long, num_args = 1.., value_delimiter = ',', value_parser = parse_kind)]
         only: Vec<hindsight_analyzer::FindingKind>,
+        /// A poll this long or longer is `blocking-in-async` (e.g. `10ms`, `500us`, `1s`).
+        #[arg(long, default_value = "10ms", value_parser = parse_duration_ns)]
+        poll_threshold: u64,
+        /// A lock wait this long or longer makes a `contention-hotspot`.
+        #[arg(long, default_value = "100ms", value_parser = parse_duration_ns)]
+        wait_threshold: u64,
     },
     /// Convert a RAPID STD text trace (THREAD|OP(ARG)|LOC) into a hindsight trace.
     Convert {
@@ -67,6 +73,21 @@ enum AnalyzeFormat {
 
 fn parse_severity(s: &str) -> Result<hindsight_analyzer::Severity, String> {
     s.parse()
+}
+
+/// A duration with a unit (`ns`, `us`, `ms`, `s`), in nanoseconds.
+fn parse_duration_ns(text: &str) -> Result<u64, String> {
+    let digits = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let scale = match unit {
+        "ns" => 1.0,
+        "us" | "µs" => 1e3,
+        "ms" => 1e6,
+        "s" => 1e9,
+        _ => return Err(format!("`{text}` needs a unit: ns, us, ms or s (e.g. 10ms)")),
+    };
+    let value: f64 = number.parse().map_err(|_| format!("`{text}` is not a duration"))?;
+    Ok((value * scale).round() as u64)
 }
 
 fn parse_kind(s: &str) -> Result<hindsight_analyzer::FindingKind, String> {
@@ -107,8 +128,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
             }
         }
-        Command::Analyze { traces, format, fail_on, only } => {
-            let options = hindsight_analyzer::AnalyzeOptions { fail_on, only };
+        Command::Analyze { traces, format, fail_on, only, poll_threshold, wait_threshold } => {
+            let options = hindsight_analyzer::AnalyzeOptions {
+                fail_on,
+                only,
+                poll_threshold_ns: poll_threshold,
+                wait_threshold_ns: wait_threshold,
+            };
             let report = hindsight_analyzer::analyze_paths(&traces, &options)?;
             match format {
                 AnalyzeFormat::Text => {

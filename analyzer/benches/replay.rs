@@ -16,6 +16,7 @@
 
 use hindsight_analyzer::detect::{Context, Detector, LockOrder};
 use hindsight_analyzer::replay::Replay;
+use hindsight_analyzer::{AnalyzeOptions, Report};
 use hindsight_recorder::format::{
     Definition, Event, EventKind, Header, LockDef, LockId, LockKind, LockMode, SiteDef, SiteId,
     StringId, ThreadDef, ThreadId, TraceWriter,
@@ -275,13 +276,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let (replay, wall, cpu) = timed(|| -> Result<Replay, Box<dyn std::error::Error>> {
         let mut replay = Replay::open(&[&path])?;
-        let mut detectors: Vec<Box<dyn Detector>> = vec![Box::new(LockOrder::new())];
-        replay.run(&mut detectors);
+        let mut lock_order = LockOrder::new();
+        replay.run(&mut [&mut lock_order as &mut dyn Detector]);
         let mut findings = Vec::new();
         let cx = Context { trace: replay.trace(), state: replay.state() };
-        for detector in &mut detectors {
-            detector.finish(&cx, &mut findings);
-        }
+        lock_order.finish(&cx, &mut findings);
         assert!(findings.is_empty(), "locks taken in ascending order form no cycle");
         Ok(replay)
     });
@@ -290,6 +289,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     assert_eq!(stats.events, written, "every event is replayed");
     assert_eq!(replay.state().conflicts(), 0, "replay order is valid");
     println!("+ lock-order (total): {}", rate(stats.events, wall, cpu));
+
+    let (report, wall, cpu) = timed(|| -> Result<Report, Box<dyn std::error::Error>> {
+        let options = AnalyzeOptions::default();
+        Ok(hindsight_analyzer::analyze(Replay::open(&[&path])?, &options)?)
+    });
+    let report = report?;
+    assert!(report.findings.is_empty(), "a clean generated trace has no finding");
+    println!("all detectors:        {}", rate(report.trace.events, wall, cpu));
     println!(
         "at most {} events buffered; peak RSS {} KiB",
         stats.max_buffered,

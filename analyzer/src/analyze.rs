@@ -1,14 +1,16 @@
 //! One analysis from files to report: open and merge the traces, replay them through the
 //! detectors, build the [`Report`], and decide the exit status.
 
+use crate::detect::blocking_in_async::DEFAULT_POLL_THRESHOLD_NS;
+use crate::detect::contention::{Contention, LockStatistics, DEFAULT_WAIT_THRESHOLD_NS};
 use crate::detect::{self, Context, Detector};
 use crate::error::AnalyzeError;
 use crate::replay::{Actor, Replay};
 use crate::report::{
-    FileSummary, Finding, FindingKind, LockEntry, Report, Severity, TaskEntry, ThreadEntry,
-    TraceSummary,
+    ClassTotals, FileSummary, Finding, FindingKind, LockEntry, Report, Severity, TaskEntry,
+    ThreadEntry, TraceSummary,
 };
-use crate::trace::Trace;
+use crate::trace::{ClassId, Trace};
 use hindsight_recorder::format::{LockId, TaskId, ThreadId};
 use std::path::Path;
 
@@ -19,11 +21,20 @@ pub struct AnalyzeOptions {
     pub fail_on: Severity,
     /// Report only these kinds (all when empty).
     pub only: Vec<FindingKind>,
+    /// Polls at least this long are `blocking-in-async` (`--poll-threshold`).
+    pub poll_threshold_ns: u64,
+    /// Lock waits at least this long make a `contention-hotspot` (`--wait-threshold`).
+    pub wait_threshold_ns: u64,
 }
 
 impl Default for AnalyzeOptions {
     fn default() -> Self {
-        AnalyzeOptions { fail_on: Severity::Error, only: Vec::new() }
+        AnalyzeOptions {
+            fail_on: Severity::Error,
+            only: Vec::new(),
+            poll_threshold_ns: DEFAULT_POLL_THRESHOLD_NS,
+            wait_threshold_ns: DEFAULT_WAIT_THRESHOLD_NS,
+        }
     }
 }
 
@@ -62,8 +73,16 @@ pub fn analyze_bytes(
 /// how much was lost.
 pub fn analyze(mut replay: Replay, options: &AnalyzeOptions) -> Result<Report, AnalyzeError> {
     let mut detectors: Vec<Box<dyn Detector>> =
-        detect::all().into_iter().filter(|d| options.wants(d.kind())).collect();
-    replay.run(&mut detectors);
+        detect::all(options).into_iter().filter(|d| options.wants(d.kind())).collect();
+    // Lock statistics go into every report, so the contention detector always runs; only its
+    // findings are subject to `--only`.
+    let mut contention = Contention::new(options.wait_threshold_ns);
+    {
+        let mut visitors: Vec<&mut (dyn Detector + 'static)> =
+            detectors.iter_mut().map(|d| &mut **d).collect();
+        visitors.push(&mut contention);
+        replay.run(&mut visitors);
+    }
     if let Some(error) = replay.take_error() {
         return Err(error.into());
     }
@@ -72,9 +91,14 @@ pub fn analyze(mut replay: Replay, options: &AnalyzeOptions) -> Result<Report, A
     for detector in &mut detectors {
         detector.finish(&cx, &mut findings);
     }
+    contention.finish(&cx, &mut findings);
     findings.retain(|f| options.wants(f.kind));
-    let mut report =
-        Report { trace: summary(&replay), findings, locks: locks(&replay), tasks: tasks(&replay) };
+    let mut report = Report {
+        trace: summary(&replay),
+        findings,
+        locks: locks(&replay, &contention.lock_statistics(&cx), &contention.class_statistics(&cx)),
+        tasks: tasks(&replay),
+    };
     report.sort_findings();
     Ok(report)
 }
@@ -129,9 +153,33 @@ fn summary(replay: &Replay) -> TraceSummary {
     }
 }
 
-fn locks(replay: &Replay) -> Vec<LockEntry> {
+fn locks(
+    replay: &Replay,
+    statistics: &[LockStatistics],
+    class_statistics: &[LockStatistics],
+) -> Vec<LockEntry> {
     let trace = replay.trace();
     let state = replay.state();
+    let mut instances = vec![0u64; trace.class_count()];
+    for lock in trace.locks() {
+        if let Some(count) = instances.get_mut(lock.class.index()) {
+            *count += 1;
+        }
+    }
+    let class_totals = |class: ClassId| {
+        let locks = instances.get(class.index()).copied().unwrap_or(0);
+        let stats = class_statistics.get(class.index()).filter(|_| locks > 1)?.clone();
+        Some(ClassTotals {
+            locks,
+            acquisitions: stats.acquisitions,
+            contended: stats.contended,
+            owner_changes: stats.owner_changes,
+            wait: stats.wait,
+            hold: stats.hold,
+            top_waiting_sites: stats.top_waiting_sites,
+            top_holding_sites: stats.top_holding_sites,
+        })
+    };
     trace
         .locks()
         .iter()
@@ -139,6 +187,7 @@ fn locks(replay: &Replay) -> Vec<LockEntry> {
         .map(|(i, lock)| {
             let id = LockId(i as u32);
             let stats = state.lock(id);
+            let measured = statistics.get(i).cloned().unwrap_or_default();
             LockEntry {
                 name: trace.lock_name(id),
                 kind: Trace::lock_kind_name(lock.kind).to_owned(),
@@ -149,6 +198,12 @@ fn locks(replay: &Replay) -> Vec<LockEntry> {
                 contended: stats.map_or(0, |s| s.contended),
                 try_failed: stats.map_or(0, |s| s.try_failed),
                 poisoned: stats.is_some_and(|s| s.poisoned),
+                owner_changes: measured.owner_changes,
+                wait: measured.wait,
+                hold: measured.hold,
+                top_waiting_sites: measured.top_waiting_sites,
+                top_holding_sites: measured.top_holding_sites,
+                class_totals: class_totals(lock.class),
             }
         })
         .collect()

@@ -27,8 +27,8 @@ pub enum SourceError {
 pub enum TraceSource {
     /// A hindsight binary trace.
     Binary(TraceReader<BufReader<File>>),
-    /// A RAPID STD text trace.
-    Std(StdReader<BufReader<File>>),
+    /// A RAPID STD text trace (boxed: its reader's tables are larger than a binary reader).
+    Std(Box<StdReader<BufReader<File>>>),
 }
 
 impl TraceSource {
@@ -42,7 +42,7 @@ impl TraceSource {
         file.seek(SeekFrom::Start(0)).map_err(io_error)?;
         let input = BufReader::with_capacity(1 << 16, file);
         if !start.starts_with(&MAGIC) && looks_like_std(&start) {
-            return Ok(TraceSource::Std(StdReader::new(input, name)));
+            return Ok(TraceSource::Std(Box::new(StdReader::new(input, name))));
         }
         Ok(TraceSource::Binary(TraceReader::from_reader(input, name)?))
     }

@@ -6,8 +6,12 @@
 //! and reports in [`Detector::finish`], when the state is that of the end of the trace. Its
 //! memory must grow with the trace's threads, tasks, locks and sites, never with its length.
 
+pub mod blocking_in_async;
+pub mod contention;
 mod cycles;
+pub mod data_race;
 pub mod deadlock;
+pub mod guard_across_await;
 pub mod lock_order;
 pub mod stale_lock;
 
@@ -16,7 +20,11 @@ use crate::report::{Finding, FindingKind, SiteRef};
 use crate::trace::Trace;
 use hindsight_recorder::format::{Event, LockMode, SiteId};
 
+pub use blocking_in_async::BlockingInAsync;
+pub use contention::Contention;
+pub use data_race::DataRace;
 pub use deadlock::Deadlock;
+pub use guard_across_await::GuardAcrossAwait;
 pub use lock_order::LockOrder;
 pub use stale_lock::StaleLock;
 
@@ -69,9 +77,18 @@ pub trait Detector {
     fn finish(&mut self, cx: &Context<'_>, findings: &mut Vec<Finding>);
 }
 
-/// The detectors of this build, in report order.
-pub fn all() -> Vec<Box<dyn Detector>> {
-    vec![Box::new(Deadlock::new()), Box::new(LockOrder::new()), Box::new(StaleLock::new())]
+/// The detectors of this build, in report order, with the thresholds of `options`. (The
+/// [`Contention`] detector, which also gathers the lock statistics of every report, is run by
+/// [`analyze`](crate::analyze()) itself.)
+pub fn all(options: &crate::AnalyzeOptions) -> Vec<Box<dyn Detector>> {
+    vec![
+        Box::new(Deadlock::new()),
+        Box::new(LockOrder::new()),
+        Box::new(StaleLock::new()),
+        Box::new(GuardAcrossAwait::new()),
+        Box::new(BlockingInAsync::new(options.poll_threshold_ns)),
+        Box::new(DataRace::new()),
+    ]
 }
 
 /// `exclusive` or `shared`.

@@ -368,7 +368,7 @@ impl Replay {
     }
 
     /// Replays every event: shows it to each detector, then applies it to the state.
-    pub fn run(&mut self, detectors: &mut [Box<dyn Detector>]) {
+    pub fn run<'d>(&mut self, detectors: &mut [&mut (dyn Detector + 'd)]) {
         while let Some(event) = self.next_event() {
             let cx = Context { trace: &self.trace, state: &self.state };
             for detector in detectors.iter_mut() {

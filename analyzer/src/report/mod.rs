@@ -221,6 +221,14 @@ pub enum Detail {
     Deadlock(DeadlockDetail),
     /// Of a `stale-lock`.
     StaleLock(StaleLockDetail),
+    /// Of a `data-race`.
+    DataRace(RaceDetail),
+    /// Of a `guard-across-await`.
+    GuardAcrossAwait(GuardDetail),
+    /// Of a `blocking-in-async`.
+    BlockingInAsync(BlockingDetail),
+    /// Of a `contention-hotspot`.
+    ContentionHotspot(HotspotDetail),
     /// No detail.
     None,
 }
@@ -410,6 +418,42 @@ pub struct LockEntry {
     pub try_failed: u64,
     /// A holder panicked while holding it.
     pub poisoned: bool,
+    /// Acquisitions by another thread or task than the previous one.
+    pub owner_changes: u64,
+    /// Wait times of the contended acquisitions.
+    pub wait: DurationStats,
+    /// Hold times of all acquisitions.
+    pub hold: DurationStats,
+    /// The sites that waited longest for it, in all.
+    pub top_waiting_sites: Vec<SiteTime>,
+    /// The sites that held it longest, in all.
+    pub top_holding_sites: Vec<SiteTime>,
+    /// Its class's statistics, when the class has other locks too (per-object locks created
+    /// at one site).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_totals: Option<ClassTotals>,
+}
+
+/// The statistics of a lock class (the locks of one explicit name, or of one creation site)
+/// over all its locks: given with each lock of a class that has several.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassTotals {
+    /// How many lock instances the class has.
+    pub locks: u64,
+    /// Acquisitions.
+    pub acquisitions: u64,
+    /// Acquisitions that had to wait.
+    pub contended: u64,
+    /// Acquisitions by another thread or task than the previous one.
+    pub owner_changes: u64,
+    /// Wait times of the contended acquisitions.
+    pub wait: DurationStats,
+    /// Hold times of all acquisitions.
+    pub hold: DurationStats,
+    /// The sites that waited longest, in all.
+    pub top_waiting_sites: Vec<SiteTime>,
+    /// The sites that held longest, in all.
+    pub top_holding_sites: Vec<SiteTime>,
 }
 
 /// A task.
@@ -509,4 +553,143 @@ mod tests {
         assert_eq!(format_ns(1_203_000), "1.203ms");
         assert_eq!(format_ns(2_500_000_000), "2.500s");
     }
+}
+
+/// Of a `data-race`: the two unordered accesses.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RaceDetail {
+    /// The variable.
+    pub variable: String,
+    /// The earlier access.
+    pub first: AccessDetail,
+    /// The later access.
+    pub second: AccessDetail,
+    /// How often this pair of sites raced.
+    pub count: u64,
+}
+
+/// One access of a data race.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccessDetail {
+    /// `read` or `write`.
+    pub access: String,
+    /// The thread it ran on.
+    pub thread: String,
+    /// The task, if it ran in one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
+    /// Where (`file:line:col`).
+    pub site: String,
+    /// When.
+    pub time_ns: u64,
+    /// The locks held at the access (the first few), so that "no common lock" is visible.
+    pub locks_held: Vec<String>,
+}
+
+/// Of a `guard-across-await`: the hold and its suspensions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GuardDetail {
+    /// The lock.
+    pub lock: String,
+    /// `blocking` (a std-like guard) or `async`.
+    pub guard: String,
+    /// Where it was acquired (`file:line:col`).
+    pub acquired_at: String,
+    /// The task that held it.
+    pub task: String,
+    /// Where that task was spawned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spawned_at: Option<String>,
+    /// Suspensions while held, over all holds from this site.
+    pub suspensions: u64,
+    /// Time spent suspended while holding it.
+    pub suspended_ns: u64,
+    /// Time held in all.
+    pub held_ns: u64,
+    /// The await it suspended at, where known (a lock or join it waited for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub await_site: Option<String>,
+    /// Who asked for the lock meanwhile, and how long they waited.
+    pub waiters: Vec<AwaitWaiter>,
+    /// Holds from this site that suspended.
+    pub holds: u64,
+}
+
+/// Someone who waited for a lock held across an `.await`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AwaitWaiter {
+    /// ``thread `x` `` or ``task `y` ``.
+    pub actor: String,
+    /// Where it waited.
+    pub site: String,
+    /// How long it waited while the lock was held.
+    pub waited_ns: u64,
+}
+
+/// Of a `blocking-in-async`: how the task stalled its worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BlockingDetail {
+    /// The task.
+    pub task: String,
+    /// Where it was spawned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spawned_at: Option<String>,
+    /// Its longest poll.
+    pub longest_poll_ns: u64,
+    /// Polls longer than the threshold.
+    pub long_polls: u64,
+    /// The threshold (`--poll-threshold`).
+    pub poll_threshold_ns: u64,
+    /// The blocking lock it waited for inside a poll, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocking_lock: Option<String>,
+    /// How long it waited for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocking_wait_ns: Option<u64>,
+    /// Where it waited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_site: Option<String>,
+}
+
+/// Of a `contention-hotspot`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HotspotDetail {
+    /// The lock.
+    pub lock: String,
+    /// Its share of all lock wait time in the trace (0 to 1).
+    pub wait_share: f64,
+    /// Its longest wait.
+    pub max_wait_ns: u64,
+    /// The threshold (`--wait-threshold`).
+    pub wait_threshold_ns: u64,
+}
+
+/// Statistics of a set of durations (from an HDR histogram with two significant digits).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DurationStats {
+    /// How many.
+    pub count: u64,
+    /// Their sum.
+    pub total_ns: u64,
+    /// Their mean.
+    pub mean_ns: u64,
+    /// Median.
+    pub p50_ns: u64,
+    /// 95th percentile.
+    pub p95_ns: u64,
+    /// 99th percentile.
+    pub p99_ns: u64,
+    /// The longest.
+    pub max_ns: u64,
+}
+
+/// Time spent at one site (waiting for or holding a lock).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteTime {
+    /// `file:line:col`.
+    pub site: String,
+    /// How many times.
+    pub count: u64,
+    /// How long in all.
+    pub total_ns: u64,
 }

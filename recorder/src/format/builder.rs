@@ -121,11 +121,17 @@ impl TraceBuilder {
         id
     }
 
-    /// Defines an async task.
+    /// Defines an async task (of tokio's kind `task`).
     pub fn task(&mut self, name: &str, spawn_site: Option<SiteId>) -> TaskId {
+        self.task_of_kind(name, "task", spawn_site)
+    }
+
+    /// Defines an async task of a kind: tokio's `task`, `local`, `blocking` (the blocking
+    /// pool) or `block_on`, or `hindsight` for the recorder's spawn helper.
+    pub fn task_of_kind(&mut self, name: &str, kind: &str, spawn_site: Option<SiteId>) -> TaskId {
         let id = TaskId(self.next(TASKS));
         let name = Some(self.string(name));
-        let kind = Some(self.string("task"));
+        let kind = Some(self.string(kind));
         self.definitions.push(Definition::Task(TaskDef {
             id,
             name,

@@ -1,0 +1,231 @@
+//! `blocking-in-async`: a task that kept its worker thread from running other tasks — a poll
+//! longer than a threshold, or a wait for a blocking (std-like) lock inside a poll.
+//!
+//! An async runtime multiplexes many tasks over a few worker threads; a poll that does not
+//! return stalls every task queued on that worker. One finding per task, with its longest
+//! poll and its longest blocking-lock wait, and what it waited on. Tasks of tokio's blocking
+//! pool (`spawn_blocking`, kind `blocking`) run on threads meant to block and are not judged.
+
+use super::{Context, Detector};
+use crate::info::format_duration;
+use crate::replay::Actor;
+use crate::report::{BlockingDetail, Detail, Finding, FindingKind, Severity};
+use hindsight_recorder::format::{Event, EventKind, LockId, SiteId, TaskId, ThreadId};
+use std::collections::HashMap;
+
+/// The default `--poll-threshold`.
+pub const DEFAULT_POLL_THRESHOLD_NS: u64 = 10_000_000;
+
+/// A wait for a blocking lock inside a poll is reported from this long on: shorter waits are
+/// ordinary uncontended-mutex traffic, longer ones a worker visibly stalled.
+pub const BLOCKING_WAIT_REPORT_NS: u64 = 1_000_000;
+
+/// A blocking-lock wait inside a poll.
+#[derive(Debug, Clone, Copy)]
+struct LockWait {
+    lock: LockId,
+    site: SiteId,
+    since_ns: u64,
+    waited_ns: u64,
+}
+
+/// The poll a task is in now.
+#[derive(Debug, Clone, Copy)]
+struct Poll {
+    started_ns: u64,
+    thread: ThreadId,
+    waiting: Option<LockWait>,
+    longest_wait: Option<LockWait>,
+}
+
+/// What one task did over the trace.
+#[derive(Debug, Clone, Copy)]
+struct Aggregate {
+    long_polls: u64,
+    longest_poll_ns: u64,
+    longest_poll_at: u64,
+    thread: ThreadId,
+    longest_wait: Option<LockWait>,
+}
+
+/// The blocking-in-async detector; see the module docs.
+#[derive(Debug)]
+pub struct BlockingInAsync {
+    poll_threshold_ns: u64,
+    polls: Vec<Option<Poll>>,
+    found: HashMap<TaskId, Aggregate>,
+}
+
+impl BlockingInAsync {
+    /// A detector reporting polls of at least `poll_threshold_ns`.
+    pub fn new(poll_threshold_ns: u64) -> Self {
+        BlockingInAsync { poll_threshold_ns, polls: Vec::new(), found: HashMap::new() }
+    }
+
+    fn poll(&mut self, task: TaskId) -> &mut Option<Poll> {
+        let index = task.index();
+        if self.polls.len() <= index {
+            self.polls.resize(index + 1, None);
+        }
+        &mut self.polls[index]
+    }
+
+    fn end_poll(&mut self, task: TaskId, poll: Poll, now: u64) {
+        let mut poll = poll;
+        if let Some(mut wait) = poll.waiting.take() {
+            wait.waited_ns = now.saturating_sub(wait.since_ns);
+            keep_longest(&mut poll.longest_wait, wait);
+        }
+        let duration = now.saturating_sub(poll.started_ns);
+        let long = duration >= self.poll_threshold_ns;
+        let stalled = poll.longest_wait.is_some_and(|w| w.waited_ns >= BLOCKING_WAIT_REPORT_NS);
+        if !long && !stalled {
+            return;
+        }
+        let entry = self.found.entry(task).or_insert(Aggregate {
+            long_polls: 0,
+            longest_poll_ns: 0,
+            longest_poll_at: poll.started_ns,
+            thread: poll.thread,
+            longest_wait: None,
+        });
+        entry.long_polls += u64::from(long);
+        if duration > entry.longest_poll_ns {
+            entry.longest_poll_ns = duration;
+            entry.longest_poll_at = poll.started_ns;
+            entry.thread = poll.thread;
+        }
+        if let Some(wait) = poll.longest_wait.filter(|w| w.waited_ns >= BLOCKING_WAIT_REPORT_NS) {
+            keep_longest(&mut entry.longest_wait, wait);
+        }
+    }
+}
+
+/// Whether `task` runs on tokio's blocking pool.
+fn is_blocking_pool_task(cx: &Context<'_>, task: TaskId) -> bool {
+    let kind = cx.trace.tasks().get(task.index()).and_then(|t| t.kind);
+    kind.is_some_and(|kind| cx.trace.string(kind) == "blocking")
+}
+
+fn keep_longest(slot: &mut Option<LockWait>, wait: LockWait) {
+    if slot.is_none_or(|kept| wait.waited_ns > kept.waited_ns) {
+        *slot = Some(wait);
+    }
+}
+
+impl Detector for BlockingInAsync {
+    fn kind(&self) -> FindingKind {
+        FindingKind::BlockingInAsync
+    }
+
+    fn on_event(&mut self, cx: &Context<'_>, event: &Event) {
+        let Some(task) = event.task else { return };
+        let now = event.time_ns;
+        match event.kind {
+            EventKind::PollStarted if is_blocking_pool_task(cx, task) => {}
+            EventKind::PollStarted => {
+                *self.poll(task) = Some(Poll {
+                    started_ns: now,
+                    thread: event.thread,
+                    waiting: None,
+                    longest_wait: None,
+                });
+            }
+            EventKind::PollEnded { .. } => {
+                if let Some(poll) = self.poll(task).take() {
+                    self.end_poll(task, poll, now);
+                }
+            }
+            EventKind::LockRequested { lock, site, .. } if cx.trace.lock(lock).blocking => {
+                if let Some(poll) = self.poll(task) {
+                    poll.waiting = Some(LockWait { lock, site, since_ns: now, waited_ns: 0 });
+                }
+            }
+            EventKind::LockAcquired { lock, .. } => {
+                if let Some(poll) = self.poll(task) {
+                    if let Some(mut wait) = poll.waiting.take_if(|w| w.lock == lock) {
+                        wait.waited_ns = now.saturating_sub(wait.since_ns);
+                        keep_longest(&mut poll.longest_wait, wait);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn finish(&mut self, cx: &Context<'_>, findings: &mut Vec<Finding>) {
+        let now = cx.state.now_ns();
+        for index in 0..self.polls.len() {
+            if let Some(poll) = self.polls[index].take() {
+                self.end_poll(TaskId(index as u32), poll, now);
+            }
+        }
+        let mut found: Vec<_> = self.found.drain().collect();
+        found.sort_by_key(|(task, aggregate)| (aggregate.longest_poll_at, *task));
+        for (task, aggregate) in found {
+            findings.push(finding(cx, task, &aggregate, self.poll_threshold_ns));
+        }
+    }
+}
+
+fn finding(cx: &Context<'_>, task: TaskId, found: &Aggregate, threshold_ns: u64) -> Finding {
+    let actor = Actor::Task(task);
+    let who = actor.describe(cx.trace);
+    let title = match found.longest_wait {
+        Some(wait) => format!(
+            "{who} blocked its worker thread for {} waiting for blocking lock `{}`",
+            format_duration(wait.waited_ns),
+            cx.trace.lock_name(wait.lock)
+        ),
+        None => format!(
+            "{who} blocked its worker thread for {} in one poll",
+            format_duration(found.longest_poll_ns)
+        ),
+    };
+    let mut finding = Finding::new(FindingKind::BlockingInAsync, Severity::Warning, title);
+    cx.add_actor(&mut finding, actor, found.thread);
+    let spawned_at = cx.trace.tasks().get(task.index()).and_then(|t| t.spawn_site);
+    if let Some(site) = spawned_at {
+        finding.sites.push(cx.site_ref(site, "spawned"));
+    }
+    finding.time_ns = found.longest_poll_at;
+    finding.evidence.push(format!(
+        "its longest poll ran {} on thread `{}` from t={}; no other task could run on that worker meanwhile",
+        format_duration(found.longest_poll_ns),
+        cx.trace.thread_name(found.thread),
+        format_duration(found.longest_poll_at)
+    ));
+    if found.long_polls > 0 {
+        finding.evidence.push(format!(
+            "{} poll{} ran longer than {}",
+            found.long_polls,
+            if found.long_polls == 1 { "" } else { "s" },
+            format_duration(threshold_ns)
+        ));
+    }
+    if let Some(wait) = found.longest_wait {
+        let lock = cx.trace.lock_name(wait.lock);
+        finding.locks.push(lock.clone());
+        finding.sites.push(cx.site_ref(wait.site, "waiting"));
+        finding.evidence.push(format!(
+            "inside a poll it waited {} for blocking lock `{lock}` at {}",
+            format_duration(wait.waited_ns),
+            cx.trace.site_text(wait.site)
+        ));
+    }
+    finding.help = Some(
+        "move blocking work to `spawn_blocking`, and use an async lock where a task may wait"
+            .to_owned(),
+    );
+    finding.detail = Detail::BlockingInAsync(BlockingDetail {
+        task: cx.trace.task_name(task),
+        spawned_at: spawned_at.map(|s| cx.trace.site_text(s)),
+        longest_poll_ns: found.longest_poll_ns,
+        long_polls: found.long_polls,
+        poll_threshold_ns: threshold_ns,
+        blocking_lock: found.longest_wait.map(|w| cx.trace.lock_name(w.lock)),
+        blocking_wait_ns: found.longest_wait.map(|w| w.waited_ns),
+        wait_site: found.longest_wait.map(|w| cx.trace.site_text(w.site)),
+    });
+    finding
+}

@@ -1,0 +1,434 @@
+//! `data-race`: two accesses to one annotated variable, at least one a write, by different
+//! threads or tasks, with no happens-before order between them.
+//!
+//! Every OS thread (outside tasks) and every task is a logical thread with its own vector
+//! clock: a task keeps its clock when it moves between workers, and two tasks polled on one
+//! worker are not ordered by sharing it. Happens-before edges:
+//!
+//! | from | to |
+//! | --- | --- |
+//! | a release of a lock | a later acquisition (a shared release orders only a later exclusive acquisition) |
+//! | spawning a task or thread | everything the child does |
+//! | everything a task or thread did | whoever joins it |
+//! | sending a message | receiving that message |
+//! | waking a task | its next poll |
+//! | a release annotation on an object | a later acquire annotation on it |
+//!
+//! Accesses are checked FastTrack-style: a variable remembers its last write as one epoch
+//! (actor, clock) and its reads as one epoch until reads become concurrent, so the common
+//! access costs O(1). Races are grouped by the pair of sites, with an occurrence count.
+
+use super::{Context, Detector};
+use crate::replay::Actor;
+use crate::report::{AccessDetail, Detail, Finding, FindingKind, RaceDetail, Severity};
+use hindsight_recorder::format::{
+    ChannelId, Event, EventKind, LockId, LockMode, SiteId, ThreadId, VarId,
+};
+use std::collections::HashMap;
+
+/// Messages sent and not yet received are remembered up to this many; past that they are
+/// forgotten, and receiving a forgotten message adds no edge (which could only add reports,
+/// so the bound is generous).
+const MAX_MESSAGES_IN_FLIGHT: usize = 1 << 20;
+
+/// Locks remembered as held at an access, for the report.
+const HELD_LOCKS_KEPT: usize = 4;
+
+/// A vector clock, indexed by logical-thread slot; missing entries are 0.
+#[derive(Debug, Clone, Default)]
+struct Clock(Vec<u32>);
+
+impl Clock {
+    #[inline]
+    fn get(&self, slot: u32) -> u32 {
+        self.0.get(slot as usize).copied().unwrap_or(0)
+    }
+
+    fn tick(&mut self, slot: u32) {
+        let slot = slot as usize;
+        if self.0.len() <= slot {
+            self.0.resize(slot + 1, 0);
+        }
+        self.0[slot] += 1;
+    }
+
+    fn join(&mut self, other: &Clock) {
+        if self.0.len() < other.0.len() {
+            self.0.resize(other.0.len(), 0);
+        }
+        for (mine, theirs) in self.0.iter_mut().zip(&other.0) {
+            *mine = (*mine).max(*theirs);
+        }
+    }
+
+    fn assign(&mut self, other: &Clock) {
+        self.0.clear();
+        self.0.extend_from_slice(&other.0);
+    }
+}
+
+/// An access, as remembered for checking and for the report.
+#[derive(Debug, Clone, Copy)]
+struct Access {
+    slot: u32,
+    clock: u32,
+    write: bool,
+    actor: Actor,
+    thread: ThreadId,
+    site: SiteId,
+    time_ns: u64,
+    locks: [Option<LockId>; HELD_LOCKS_KEPT],
+}
+
+/// The reads of a variable since its last write.
+#[derive(Debug, Clone, Default)]
+enum Reads {
+    #[default]
+    None,
+    /// All reads so far are ordered: the last one stands for them.
+    One(Access),
+    /// Concurrent reads, one per logical thread.
+    Many(Vec<Access>),
+}
+
+#[derive(Debug, Clone, Default)]
+struct VarState {
+    write: Option<Access>,
+    reads: Reads,
+}
+
+/// A pair of sites that raced, in a canonical order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct RaceKey {
+    var: VarId,
+    first: (SiteId, bool),
+    second: (SiteId, bool),
+}
+
+#[derive(Debug, Clone)]
+struct RaceRecord {
+    earlier: Access,
+    later: Access,
+    count: u64,
+}
+
+/// The data-race detector; see the module docs.
+#[derive(Debug, Default)]
+pub struct DataRace {
+    thread_slots: Vec<Option<u32>>,
+    task_slots: Vec<Option<u32>>,
+    clocks: Vec<Clock>,
+    lock_write_release: Vec<Clock>,
+    lock_read_release: Vec<Clock>,
+    pending_wakes: Vec<Option<Clock>>,
+    sync_objects: Vec<Clock>,
+    messages: HashMap<(ChannelId, u64), Clock>,
+    vars: Vec<VarState>,
+    races: HashMap<RaceKey, RaceRecord>,
+}
+
+impl DataRace {
+    /// A detector with no state.
+    pub fn new() -> Self {
+        DataRace::default()
+    }
+
+    /// The slot of `actor`, creating its clock (1 in its own entry) on first sight.
+    fn slot(&mut self, actor: Actor) -> u32 {
+        let (table, index) = match actor {
+            Actor::Thread(thread) => (&mut self.thread_slots, thread.index()),
+            Actor::Task(task) => (&mut self.task_slots, task.index()),
+        };
+        if table.len() <= index {
+            table.resize(index + 1, None);
+        }
+        if let Some(slot) = table[index] {
+            return slot;
+        }
+        let slot = self.clocks.len() as u32;
+        table[index] = Some(slot);
+        let mut clock = Clock::default();
+        clock.tick(slot);
+        self.clocks.push(clock);
+        slot
+    }
+
+    /// Joins `from`'s clock into `into`'s (a fork or join edge).
+    fn join_actor(&mut self, into: u32, from: u32) {
+        if into == from {
+            return;
+        }
+        let source = std::mem::take(&mut self.clocks[from as usize]);
+        self.clocks[into as usize].join(&source);
+        self.clocks[from as usize] = source;
+    }
+
+    fn on_lock_acquired(&mut self, slot: u32, lock: LockId, mode: LockMode) {
+        let index = lock.index();
+        grow(&mut self.lock_write_release, index);
+        grow(&mut self.lock_read_release, index);
+        let clock = &mut self.clocks[slot as usize];
+        clock.join(&self.lock_write_release[index]);
+        if mode == LockMode::Exclusive {
+            clock.join(&self.lock_read_release[index]);
+            // What earlier readers published now travels with this writer's release.
+            self.lock_read_release[index].0.clear();
+        }
+    }
+
+    fn on_lock_released(&mut self, slot: u32, lock: LockId, mode: LockMode) {
+        let index = lock.index();
+        grow(&mut self.lock_write_release, index);
+        grow(&mut self.lock_read_release, index);
+        let clock = &self.clocks[slot as usize];
+        match mode {
+            LockMode::Exclusive => self.lock_write_release[index].assign(clock),
+            LockMode::Shared => self.lock_read_release[index].join(clock),
+        }
+        self.clocks[slot as usize].tick(slot);
+    }
+
+    fn on_access(
+        &mut self,
+        cx: &Context<'_>,
+        event: &Event,
+        actor: Actor,
+        slot: u32,
+        var: VarId,
+        site: SiteId,
+        write: bool,
+    ) {
+        let clock = &self.clocks[slot as usize];
+        let mut locks = [None; HELD_LOCKS_KEPT];
+        for (kept, hold) in locks.iter_mut().zip(cx.state.holds(actor)) {
+            *kept = Some(hold.lock);
+        }
+        let access = Access {
+            slot,
+            clock: clock.get(slot),
+            write,
+            actor,
+            thread: event.thread,
+            site,
+            time_ns: event.time_ns,
+            locks,
+        };
+        let index = var.index();
+        if self.vars.len() <= index {
+            self.vars.resize(index + 1, VarState::default());
+        }
+        let state = &mut self.vars[index];
+        let mut raced = Vec::new();
+        let unordered =
+            |earlier: &Access| earlier.slot != slot && earlier.clock > clock.get(earlier.slot);
+        if let Some(last_write) = &state.write {
+            if unordered(last_write) {
+                raced.push(*last_write);
+            }
+        }
+        if write {
+            match &state.reads {
+                Reads::None => {}
+                Reads::One(read) => {
+                    if unordered(read) {
+                        raced.push(*read);
+                    }
+                }
+                Reads::Many(reads) => raced.extend(reads.iter().filter(|r| unordered(r)).copied()),
+            }
+            state.write = Some(access);
+            state.reads = Reads::None;
+        } else {
+            state.reads = match std::mem::take(&mut state.reads) {
+                Reads::None => Reads::One(access),
+                Reads::One(read) if read.slot == slot || !unordered(&read) => Reads::One(access),
+                Reads::One(read) => Reads::Many(vec![read, access]),
+                Reads::Many(mut reads) => {
+                    reads.retain(|read| read.slot != slot && unordered(read));
+                    reads.push(access);
+                    Reads::Many(reads)
+                }
+            };
+        }
+        for earlier in raced {
+            self.record_race(var, earlier, access);
+        }
+    }
+
+    fn record_race(&mut self, var: VarId, earlier: Access, later: Access) {
+        let a = (earlier.site, earlier.write);
+        let b = (later.site, later.write);
+        let key = RaceKey { var, first: a.min(b), second: a.max(b) };
+        self.races.entry(key).and_modify(|record| record.count += 1).or_insert(RaceRecord {
+            earlier,
+            later,
+            count: 1,
+        });
+    }
+}
+
+fn grow(clocks: &mut Vec<Clock>, index: usize) {
+    if clocks.len() <= index {
+        clocks.resize(index + 1, Clock::default());
+    }
+}
+
+impl Detector for DataRace {
+    fn kind(&self) -> FindingKind {
+        FindingKind::DataRace
+    }
+
+    fn on_event(&mut self, cx: &Context<'_>, event: &Event) {
+        let actor = Actor::of(event);
+        let slot = self.slot(actor);
+        match event.kind {
+            EventKind::Read { var, site } => {
+                self.on_access(cx, event, actor, slot, var, site, false)
+            }
+            EventKind::Write { var, site } => {
+                self.on_access(cx, event, actor, slot, var, site, true)
+            }
+            EventKind::LockAcquired { lock, mode, .. } => self.on_lock_acquired(slot, lock, mode),
+            EventKind::LockReleased { lock, mode, .. } => self.on_lock_released(slot, lock, mode),
+            EventKind::TaskSpawned { task, .. } => {
+                let child = self.slot(Actor::Task(task));
+                self.join_actor(child, slot);
+                self.clocks[slot as usize].tick(slot);
+            }
+            EventKind::ThreadSpawned { thread, .. } => {
+                let child = self.slot(Actor::Thread(thread));
+                self.join_actor(child, slot);
+                self.clocks[slot as usize].tick(slot);
+            }
+            EventKind::TaskJoined { task, .. } => {
+                let child = self.slot(Actor::Task(task));
+                self.join_actor(slot, child);
+            }
+            EventKind::ThreadJoined { thread, .. } => {
+                let child = self.slot(Actor::Thread(thread));
+                self.join_actor(slot, child);
+            }
+            EventKind::Wake { task, .. } => {
+                let index = task.index();
+                if self.pending_wakes.len() <= index {
+                    self.pending_wakes.resize(index + 1, None);
+                }
+                let clock = &self.clocks[slot as usize];
+                self.pending_wakes[index].get_or_insert_with(Clock::default).join(clock);
+                self.clocks[slot as usize].tick(slot);
+            }
+            EventKind::PollStarted => {
+                if let Some(task) = event.task {
+                    let woken = self.pending_wakes.get_mut(task.index()).and_then(Option::take);
+                    if let Some(woken) = woken {
+                        self.clocks[slot as usize].join(&woken);
+                    }
+                }
+            }
+            EventKind::Send { channel, message, .. } => {
+                if self.messages.len() >= MAX_MESSAGES_IN_FLIGHT {
+                    self.messages.clear();
+                }
+                self.messages.insert((channel, message), self.clocks[slot as usize].clone());
+                self.clocks[slot as usize].tick(slot);
+            }
+            EventKind::Receive { channel, message, .. } => {
+                if let Some(sent) = self.messages.remove(&(channel, message)) {
+                    self.clocks[slot as usize].join(&sent);
+                }
+            }
+            EventKind::SyncRelease { var, .. } => {
+                grow(&mut self.sync_objects, var.index());
+                self.sync_objects[var.index()].join(&self.clocks[slot as usize]);
+                self.clocks[slot as usize].tick(slot);
+            }
+            EventKind::SyncAcquire { var, .. } => {
+                if let Some(published) = self.sync_objects.get(var.index()) {
+                    let published = published.clone();
+                    self.clocks[slot as usize].join(&published);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn finish(&mut self, cx: &Context<'_>, findings: &mut Vec<Finding>) {
+        let mut races: Vec<(RaceKey, RaceRecord)> = self.races.drain().collect();
+        races.sort_by_key(|(key, record)| (record.later.time_ns, key.var, key.first, key.second));
+        for (key, record) in races {
+            findings.push(race_finding(cx, key.var, &record));
+        }
+    }
+}
+
+fn access_detail(cx: &Context<'_>, access: &Access) -> AccessDetail {
+    AccessDetail {
+        access: if access.write { "write" } else { "read" }.to_owned(),
+        thread: cx.trace.thread_name(access.thread),
+        task: match access.actor {
+            Actor::Task(task) => Some(cx.trace.task_name(task)),
+            Actor::Thread(_) => None,
+        },
+        site: cx.site_ref(access.site, "").to_string(),
+        time_ns: access.time_ns,
+        locks_held: access.locks.iter().flatten().map(|lock| cx.trace.lock_name(*lock)).collect(),
+    }
+}
+
+fn describe_access(cx: &Context<'_>, access: &Access, detail: &AccessDetail, var: &str) -> String {
+    let verb = if access.write { "wrote" } else { "read" };
+    let held = if detail.locks_held.is_empty() {
+        "holding no lock".to_owned()
+    } else {
+        let names: Vec<String> = detail.locks_held.iter().map(|l| format!("`{l}`")).collect();
+        format!("holding {}", names.join(", "))
+    };
+    format!(
+        "{} {verb} `{var}` at {} (t={}), {held}",
+        access.actor.describe(cx.trace),
+        detail.site,
+        crate::info::format_duration(access.time_ns),
+    )
+}
+
+fn race_finding(cx: &Context<'_>, var: VarId, record: &RaceRecord) -> Finding {
+    let name = cx.trace.var_name(var);
+    let (earlier, later) = (&record.earlier, &record.later);
+    let first = access_detail(cx, earlier);
+    let second = access_detail(cx, later);
+    let mut finding = Finding::new(
+        FindingKind::DataRace,
+        Severity::Error,
+        format!(
+            "data race on `{name}`: {} at {} and {} at {} are not ordered",
+            first.access, first.site, second.access, second.site
+        ),
+    );
+    finding.variables.push(name.clone());
+    for access in [earlier, later] {
+        cx.add_actor(&mut finding, access.actor, access.thread);
+        let role = if access.write { "write" } else { "read" };
+        finding.sites.push(cx.site_ref(access.site, role));
+    }
+    for lock in first.locks_held.iter().chain(&second.locks_held) {
+        crate::report::push_unique(&mut finding.locks, lock.clone());
+    }
+    finding.time_ns = later.time_ns;
+    finding.evidence.push(describe_access(cx, earlier, &first, &name));
+    finding.evidence.push(describe_access(cx, later, &second, &name));
+    let common = first.locks_held.iter().any(|lock| second.locks_held.contains(lock));
+    finding.evidence.push(if common {
+        "they hold a common lock only in shared mode, or through different acquisitions that do not order them".to_owned()
+    } else {
+        "no lock is held by both, and no spawn, join, channel message or wake orders them".to_owned()
+    });
+    if record.count > 1 {
+        finding.evidence.push(format!("this pair of sites raced {} times", record.count));
+    }
+    finding.help = Some(format!(
+        "guard every access to `{name}` with one lock, or hand it over through a channel or a join"
+    ));
+    finding.detail =
+        Detail::DataRace(RaceDetail { variable: name, first, second, count: record.count });
+    finding
+}

@@ -1,0 +1,326 @@
+//! `guard-across-await`: a task suspended at an `.await` while holding a lock guard.
+//!
+//! For every hold of a lock by a task, the detector counts the task's suspensions (polls that
+//! ended pending) while it held it, how long it stayed suspended, and who asked for that lock
+//! meanwhile. A blocking (std-like) guard held across a suspension is an error: any thread
+//! that then needs the lock blocks its worker, and if the task is resumed on that worker the
+//! program deadlocks. An async guard is a warning when someone waited for it meanwhile, and
+//! info otherwise; a suspension of an async guard's holder that waits for another recorded
+//! lock or for a task to finish is nested locking, which the lock-order and deadlock detectors
+//! judge, and is not counted here. Semaphore permits are made to be held across `.await`s (they
+//! bound concurrency) and are not judged. Holds are grouped by lock and acquisition site.
+
+use super::{Context, Detector};
+use crate::info::format_duration;
+use crate::replay::Actor;
+use crate::report::{AwaitWaiter, Detail, Finding, FindingKind, GuardDetail, Severity};
+use hindsight_recorder::format::{Event, EventKind, LockId, LockKind, SiteId, TaskId, ThreadId};
+use std::collections::HashMap;
+
+/// Waiters remembered per hold, and per finding.
+const WAITERS_KEPT: usize = 8;
+
+#[derive(Debug, Clone, Copy)]
+struct Waiter {
+    actor: Actor,
+    thread: ThreadId,
+    site: SiteId,
+    since_ns: u64,
+}
+
+/// A lock held by a task, followed while it is held.
+#[derive(Debug, Clone)]
+struct TaskHold {
+    lock: LockId,
+    site: SiteId,
+    since_ns: u64,
+    thread: ThreadId,
+    suspensions: u32,
+    suspended_since: Option<u64>,
+    suspended_ns: u64,
+    await_site: Option<SiteId>,
+    waiters: Vec<Waiter>,
+}
+
+/// What one (lock, acquisition site) pair did across all its holds.
+#[derive(Debug, Clone)]
+struct Aggregate {
+    task: TaskId,
+    thread: ThreadId,
+    since_ns: u64,
+    holds: u64,
+    suspensions: u64,
+    suspended_ns: u64,
+    held_ns: u64,
+    await_site: Option<SiteId>,
+    waiters: Vec<(Waiter, u64)>,
+}
+
+/// The guard-across-await detector; see the module docs.
+#[derive(Debug, Default)]
+pub struct GuardAcrossAwait {
+    /// Per task (dense id): the locks it holds now.
+    holds: Vec<Vec<TaskHold>>,
+    /// Per task: the recorded wait (a lock or a join) it is in now, by site: the await it
+    /// suspends at.
+    current_wait: Vec<Option<SiteId>>,
+    /// Per lock: the tasks holding it now.
+    holders: Vec<Vec<TaskId>>,
+    found: HashMap<(LockId, SiteId), Aggregate>,
+}
+
+impl GuardAcrossAwait {
+    /// A detector with no state.
+    pub fn new() -> Self {
+        GuardAcrossAwait::default()
+    }
+
+    fn task_holds(&mut self, task: TaskId) -> &mut Vec<TaskHold> {
+        let index = task.index();
+        if self.holds.len() <= index {
+            self.holds.resize_with(index + 1, Vec::new);
+            self.current_wait.resize(index + 1, None);
+        }
+        &mut self.holds[index]
+    }
+
+    fn lock_holders(&mut self, lock: LockId) -> &mut Vec<TaskId> {
+        let index = lock.index();
+        if self.holders.len() <= index {
+            self.holders.resize_with(index + 1, Vec::new);
+        }
+        &mut self.holders[index]
+    }
+
+    fn close(&mut self, task: TaskId, hold: TaskHold, now: u64) {
+        let mut hold = hold;
+        if let Some(since) = hold.suspended_since.take() {
+            hold.suspended_ns += now.saturating_sub(since);
+        }
+        if hold.suspensions == 0 {
+            return;
+        }
+        let entry = self.found.entry((hold.lock, hold.site)).or_insert_with(|| Aggregate {
+            task,
+            thread: hold.thread,
+            since_ns: hold.since_ns,
+            holds: 0,
+            suspensions: 0,
+            suspended_ns: 0,
+            held_ns: 0,
+            await_site: None,
+            waiters: Vec::new(),
+        });
+        entry.holds += 1;
+        entry.suspensions += u64::from(hold.suspensions);
+        entry.suspended_ns += hold.suspended_ns;
+        entry.held_ns += now.saturating_sub(hold.since_ns);
+        entry.await_site = entry.await_site.or(hold.await_site);
+        for waiter in hold.waiters {
+            if entry.waiters.len() < WAITERS_KEPT {
+                entry.waiters.push((waiter, now.saturating_sub(waiter.since_ns)));
+            }
+        }
+    }
+}
+
+impl Detector for GuardAcrossAwait {
+    fn kind(&self) -> FindingKind {
+        FindingKind::GuardAcrossAwait
+    }
+
+    fn on_event(&mut self, cx: &Context<'_>, event: &Event) {
+        let now = event.time_ns;
+        match (event.kind, event.task) {
+            (EventKind::LockAcquired { lock, .. }, Some(task))
+                if cx.trace.lock(lock).kind == LockKind::Semaphore =>
+            {
+                self.task_holds(task);
+                self.current_wait[task.index()] = None;
+            }
+            (EventKind::LockAcquired { lock, site, .. }, Some(task)) => {
+                self.task_holds(task);
+                self.current_wait[task.index()] = None;
+                self.holds[task.index()].push(TaskHold {
+                    lock,
+                    site,
+                    since_ns: now,
+                    thread: event.thread,
+                    suspensions: 0,
+                    suspended_since: None,
+                    suspended_ns: 0,
+                    await_site: None,
+                    waiters: Vec::new(),
+                });
+                self.lock_holders(lock).push(task);
+            }
+            (EventKind::LockReleased { lock, .. }, Some(task)) => {
+                let holds = self.task_holds(task);
+                if let Some(at) = holds.iter().rposition(|h| h.lock == lock) {
+                    let hold = holds.remove(at);
+                    let holders = self.lock_holders(lock);
+                    if let Some(at) = holders.iter().position(|t| *t == task) {
+                        holders.swap_remove(at);
+                    }
+                    self.close(task, hold, now);
+                }
+            }
+            (EventKind::PollStarted, Some(task)) => {
+                for hold in self.task_holds(task) {
+                    if let Some(since) = hold.suspended_since.take() {
+                        hold.suspended_ns += now.saturating_sub(since);
+                    }
+                }
+            }
+            (EventKind::PollEnded { ready: false }, Some(task)) => {
+                self.task_holds(task);
+                let recorded_wait = self.current_wait[task.index()];
+                for hold in &mut self.holds[task.index()] {
+                    if recorded_wait.is_some() && !cx.trace.lock(hold.lock).blocking {
+                        continue;
+                    }
+                    hold.suspensions += 1;
+                    hold.suspended_since = Some(now);
+                    hold.await_site = hold.await_site.or(recorded_wait);
+                }
+            }
+            (EventKind::TaskJoinRequested { site, .. }, Some(task)) => {
+                self.task_holds(task);
+                self.current_wait[task.index()] = site;
+            }
+            (EventKind::TaskJoined { .. } | EventKind::LockTryFailed { .. }, Some(task)) => {
+                self.task_holds(task);
+                self.current_wait[task.index()] = None;
+            }
+            (EventKind::LockRequested { lock, site, .. }, waiter_task) => {
+                if let Some(task) = waiter_task {
+                    self.task_holds(task);
+                    self.current_wait[task.index()] = Some(site);
+                }
+                let actor = Actor::of(event);
+                let holders = self.holders.get(lock.index()).cloned().unwrap_or_default();
+                for holder in holders {
+                    if Some(holder) == waiter_task {
+                        continue;
+                    }
+                    let waiter = Waiter { actor, thread: event.thread, site, since_ns: now };
+                    if let Some(hold) =
+                        self.holds[holder.index()].iter_mut().rev().find(|h| h.lock == lock)
+                    {
+                        if hold.waiters.len() < WAITERS_KEPT {
+                            hold.waiters.push(waiter);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn finish(&mut self, cx: &Context<'_>, findings: &mut Vec<Finding>) {
+        let now = cx.state.now_ns();
+        for index in 0..self.holds.len() {
+            for hold in std::mem::take(&mut self.holds[index]) {
+                self.close(TaskId(index as u32), hold, now);
+            }
+        }
+        let mut found: Vec<_> = self.found.drain().collect();
+        found.sort_by_key(|((lock, site), aggregate)| (aggregate.since_ns, *lock, *site));
+        for ((lock, site), aggregate) in found {
+            findings.push(finding(cx, lock, site, &aggregate));
+        }
+    }
+}
+
+fn finding(cx: &Context<'_>, lock: LockId, site: SiteId, found: &Aggregate) -> Finding {
+    let name = cx.trace.lock_name(lock);
+    let blocking = cx.trace.lock(lock).blocking;
+    let guard = if blocking { "blocking" } else { "async" };
+    let severity = match (blocking, found.waiters.is_empty()) {
+        (true, _) => Severity::Error,
+        (false, false) => Severity::Warning,
+        (false, true) => Severity::Info,
+    };
+    let task = Actor::Task(found.task);
+    let acquired_at = cx.trace.site_text(site);
+    let plural = if found.suspensions == 1 { "" } else { "s" };
+    let mut finding = Finding::new(
+        FindingKind::GuardAcrossAwait,
+        severity,
+        format!(
+            "{} held {guard} lock `{name}` across {} `.await`{plural} ({} suspended)",
+            task.describe(cx.trace),
+            found.suspensions,
+            format_duration(found.suspended_ns)
+        ),
+    );
+    finding.locks.push(name.clone());
+    cx.add_actor(&mut finding, task, found.thread);
+    finding.sites.push(cx.site_ref(site, "acquired"));
+    let spawned_at = cx.trace.tasks().get(found.task.index()).and_then(|t| t.spawn_site);
+    if let Some(spawned) = spawned_at {
+        finding.sites.push(cx.site_ref(spawned, "spawned"));
+    }
+    if let Some(await_site) = found.await_site {
+        finding.sites.push(cx.site_ref(await_site, "await"));
+    }
+    finding.time_ns = found.since_ns;
+    let spawn_text =
+        spawned_at.map(|s| format!(" (spawned at {})", cx.trace.site_text(s))).unwrap_or_default();
+    finding.evidence.push(format!(
+        "{}{spawn_text} acquired {guard} lock `{name}` at {acquired_at} (t={})",
+        task.describe(cx.trace),
+        format_duration(found.since_ns)
+    ));
+    let await_text = found
+        .await_site
+        .map(|s| format!("; it suspended waiting at {}", cx.trace.site_text(s)))
+        .unwrap_or_default();
+    finding.evidence.push(format!(
+        "it suspended {} time{plural} while holding it, {} in all, of {} held{await_text}",
+        found.suspensions,
+        format_duration(found.suspended_ns),
+        format_duration(found.held_ns)
+    ));
+    let mut waiters = Vec::new();
+    for (waiter, waited_ns) in &found.waiters {
+        cx.add_actor(&mut finding, waiter.actor, waiter.thread);
+        finding.sites.push(cx.site_ref(waiter.site, "waiting"));
+        finding.evidence.push(format!(
+            "meanwhile {} waited {} for `{name}` at {}",
+            waiter.actor.describe(cx.trace),
+            format_duration(*waited_ns),
+            cx.trace.site_text(waiter.site)
+        ));
+        waiters.push(AwaitWaiter {
+            actor: waiter.actor.describe(cx.trace),
+            site: cx.trace.site_text(waiter.site),
+            waited_ns: *waited_ns,
+        });
+    }
+    if found.holds > 1 {
+        finding.evidence.push(format!("{} holds from this site suspended", found.holds));
+    }
+    finding.help = Some(if blocking {
+        format!(
+            "drop the guard of `{name}` before the `.await` (end its scope first), or use an \
+             async lock if it really must be held while suspended"
+        )
+    } else {
+        format!("release `{name}` before awaiting, or keep the awaited work out of the critical section")
+    });
+    finding.detail = Detail::GuardAcrossAwait(GuardDetail {
+        lock: name,
+        guard: guard.to_owned(),
+        acquired_at,
+        task: cx.trace.task_name(found.task),
+        spawned_at: spawned_at.map(|s| cx.trace.site_text(s)),
+        suspensions: found.suspensions,
+        suspended_ns: found.suspended_ns,
+        held_ns: found.held_ns,
+        await_site: found.await_site.map(|s| cx.trace.site_text(s)),
+        waiters,
+        holds: found.holds,
+    });
+    finding
+}

@@ -1,0 +1,208 @@
+//! `data-race`: unordered conflicting accesses between threads and between tasks, and every
+//! happens-before edge that orders them away.
+
+mod common;
+
+use common::{analyze, analyze_grouped, of_kind, sites, strings};
+use hindsight_analyzer::report::{Detail, Severity};
+use hindsight_analyzer::FindingKind;
+use hindsight_recorder::format::{SiteId, TraceBuilder};
+
+fn races(b: &TraceBuilder) -> Vec<hindsight_analyzer::report::Finding> {
+    of_kind(&analyze(b), FindingKind::DataRace).into_iter().cloned().collect()
+}
+
+/// ```text
+/// t1: write(counter)@a
+/// t2:                   write(counter)@b      (no lock, no join)
+/// ```
+#[test]
+fn unlocked_writes_from_two_threads_race() {
+    let mut b = TraceBuilder::new("race");
+    let (t1, t2) = (b.thread("t1"), b.thread("t2"));
+    let counter = b.variable("counter");
+    let (a, s) = (b.site("src/stats.rs", 10, 9), b.site("src/stats.rs", 20, 9));
+    b.on(t1).write(counter, a);
+    b.on(t2).write(counter, s);
+    let found = races(&b);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    let race = &found[0];
+    assert_eq!(race.severity, Severity::Error);
+    assert_eq!(race.variables, strings(&["counter"]));
+    assert_eq!(race.threads, strings(&["t1", "t2"]));
+    assert_eq!(
+        sites(race),
+        vec![
+            ("write".to_owned(), "src/stats.rs:10:9".to_owned()),
+            ("write".to_owned(), "src/stats.rs:20:9".to_owned())
+        ]
+    );
+    assert_eq!(
+        race.title,
+        "data race on `counter`: write at src/stats.rs:10:9 and write at src/stats.rs:20:9 are not ordered"
+    );
+    assert!(race.evidence[2].contains("no lock is held by both"), "{:?}", race.evidence);
+}
+
+/// ```text
+/// t1: lock(m) write(x) unlock(m)
+/// t2:                            lock(m) write(x) unlock(m)
+/// ```
+#[test]
+fn writes_under_one_lock_do_not_race_even_when_replayed_thread_by_thread() {
+    let mut b = TraceBuilder::new("locked");
+    let (t1, t2) = (b.thread("t1"), b.thread("t2"));
+    let (m, x) = (b.mutex("m"), b.variable("x"));
+    let s = b.site("src/a.rs", 1, 1);
+    b.on(t1).acquire(m, s).write(x, s).release(m);
+    b.on(t2).acquire(m, s).write(x, s).release(m);
+    assert!(races(&b).is_empty());
+    assert!(of_kind(&analyze_grouped(&b), FindingKind::DataRace).is_empty());
+}
+
+/// The double-checked pattern: a read outside the lock races with the write inside it, and
+/// the finding shows which locks each side held.
+#[test]
+fn a_check_outside_the_lock_races_with_the_write_inside_it() {
+    let mut b = TraceBuilder::new("double-checked");
+    let (t1, t2) = (b.thread("t1"), b.thread("t2"));
+    let (lock, sessions) = (b.mutex("sessions_lock"), b.variable("sessions"));
+    let check = b.site("src/session.rs", 31, 12);
+    let create = b.site("src/session.rs", 35, 13);
+    let take = b.site("src/session.rs", 34, 20);
+    b.on(t1).read(sessions, check).acquire(lock, take).write(sessions, create).release(lock);
+    b.on(t2).read(sessions, check);
+    let found = races(&b);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    let Detail::DataRace(detail) = &found[0].detail else { panic!("{:?}", found[0].detail) };
+    assert_eq!((detail.first.access.as_str(), detail.second.access.as_str()), ("write", "read"));
+    assert_eq!(detail.first.locks_held, strings(&["sessions_lock"]));
+    assert!(detail.second.locks_held.is_empty());
+    assert_eq!(detail.first.site, "src/session.rs:35:13");
+    assert_eq!(detail.second.site, "src/session.rs:31:12");
+}
+
+#[test]
+fn spawn_and_join_order_parent_and_child() {
+    let mut b = TraceBuilder::new("fork-join");
+    let (main, worker) = (b.thread("main"), b.thread("worker"));
+    let x = b.variable("x");
+    let s = b.site("src/a.rs", 1, 1);
+    b.on(main).write(x, s).spawn_thread(worker, None);
+    b.on(worker).start().write(x, s).finish();
+    b.on(main).join_thread(worker, None).read(x, s);
+    assert!(races(&b).is_empty());
+}
+
+#[test]
+fn a_message_orders_the_sender_before_the_receiver() {
+    let mut b = TraceBuilder::new("channel");
+    let (producer, consumer) = (b.thread("producer"), b.thread("consumer"));
+    let (x, ch) = (b.variable("state"), b.channel("handoff"));
+    let s = b.site("src/a.rs", 1, 1);
+    b.on(producer).write(x, s).send(ch, 7, s);
+    b.on(consumer).receive(ch, 7, s).write(x, s);
+    assert!(races(&b).is_empty());
+
+    // Receiving another message does not order them.
+    let mut b = TraceBuilder::new("channel");
+    let (producer, consumer) = (b.thread("producer"), b.thread("consumer"));
+    let (x, ch) = (b.variable("state"), b.channel("handoff"));
+    let s = b.site("src/a.rs", 1, 1);
+    b.on(producer).write(x, s).send(ch, 7, s);
+    b.on(consumer).receive(ch, 8, s).write(x, s);
+    assert_eq!(races(&b).len(), 1);
+}
+
+/// Two tasks on one thread (a current-thread runtime): sharing the worker orders nothing.
+#[test]
+fn tasks_interleaved_on_one_thread_race() {
+    let mut b = TraceBuilder::new("tasks");
+    let worker = b.thread("worker");
+    let spawn = b.site("src/main.rs", 5, 5);
+    let (t1, t2) = (b.task("reader", Some(spawn)), b.task("writer", Some(spawn)));
+    let x = b.variable("cache");
+    let (r, w) = (b.site("src/cache.rs", 8, 9), b.site("src/cache.rs", 14, 9));
+    b.on(worker).spawn_task(t1, Some(spawn)).spawn_task(t2, Some(spawn));
+    b.in_task(worker, t1).poll_start().read(x, r).poll_end(false);
+    b.in_task(worker, t2).poll_start().write(x, w).poll_end(true);
+    b.in_task(worker, t1).poll_start().read(x, r).poll_end(true);
+    let found = races(&b);
+    assert_eq!(found.len(), 1, "one finding per pair of sites: {found:#?}");
+    assert_eq!(found[0].tasks, strings(&["reader", "writer"]));
+    assert_eq!(found[0].threads, strings(&["worker"]));
+    let Detail::DataRace(detail) = &found[0].detail else { panic!() };
+    assert_eq!(detail.count, 2, "the read before and the read after the write");
+}
+
+#[test]
+fn a_wake_orders_the_waker_before_the_next_poll() {
+    let mut b = TraceBuilder::new("wake");
+    let worker = b.thread("worker");
+    let (t1, t2) = (b.task("producer", None), b.task("consumer", None));
+    let x = b.variable("slot");
+    let s = b.site("src/a.rs", 1, 1);
+    b.on(worker).spawn_task(t1, None).spawn_task(t2, None);
+    b.in_task(worker, t2).poll_start().poll_end(false);
+    b.in_task(worker, t1).poll_start().write(x, s).wake(t2).poll_end(true);
+    b.in_task(worker, t2).poll_start().read(x, s).poll_end(true);
+    assert!(races(&b).is_empty());
+}
+
+#[test]
+fn shared_readers_do_not_race_and_a_writer_after_them_is_ordered() {
+    let mut b = TraceBuilder::new("rwlock");
+    let (t1, t2, t3) = (b.thread("r1"), b.thread("r2"), b.thread("w"));
+    let (rw, x) = (b.rwlock("config"), b.variable("config"));
+    let s = b.site("src/a.rs", 1, 1);
+    b.on(t1).acquire_shared(rw, s).read(x, s);
+    b.on(t2).acquire_shared(rw, s).read(x, s).release_shared(rw);
+    b.on(t1).release_shared(rw);
+    b.on(t3).acquire(rw, s).write(x, s).release(rw);
+    assert!(races(&b).is_empty());
+}
+
+#[test]
+fn a_write_under_a_read_lock_races_with_another_reader() {
+    let mut b = TraceBuilder::new("rwlock-misuse");
+    let (t1, t2) = (b.thread("r1"), b.thread("r2"));
+    let (rw, x) = (b.rwlock("config"), b.variable("config"));
+    let (w, r) = (b.site("src/a.rs", 3, 1), b.site("src/a.rs", 9, 1));
+    b.on(t1).acquire_shared(rw, w).write(x, w).release_shared(rw);
+    b.on(t2).acquire_shared(rw, r).read(x, r).release_shared(rw);
+    let found = races(&b);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(found[0].evidence[2].contains("shared mode"), "{:?}", found[0].evidence);
+}
+
+#[test]
+fn every_pair_of_racing_sites_is_one_finding_with_a_count() {
+    let mut b = TraceBuilder::new("count");
+    let threads: Vec<_> = (0..4).map(|i| b.thread(&format!("worker-{i}"))).collect();
+    let stats = b.variable("worker_stats");
+    let update: SiteId = b.site("src/executor.rs", 77, 13);
+    for _ in 0..3 {
+        for &t in &threads {
+            b.on(t).read(stats, update).write(stats, update);
+        }
+    }
+    // t0's first read comes before any write; each later read races the write of the thread
+    // before it, and each later write the previous write: 11 times each, two pairs of sites.
+    let found = races(&b);
+    let summary: Vec<(Vec<(String, String)>, u64)> = found
+        .iter()
+        .map(|f| {
+            let Detail::DataRace(detail) = &f.detail else { panic!() };
+            (sites(f), detail.count)
+        })
+        .collect();
+    let at = "src/executor.rs:77:13".to_owned();
+    assert_eq!(
+        summary,
+        vec![
+            (vec![("write".to_owned(), at.clone()), ("read".to_owned(), at.clone())], 11),
+            (vec![("write".to_owned(), at.clone()), ("write".to_owned(), at)], 11),
+        ]
+    );
+    assert!(found.iter().all(|f| f.variables == strings(&["worker_stats"])));
+}
