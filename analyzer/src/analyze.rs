@@ -147,6 +147,7 @@ fn summary(replay: &Replay) -> TraceSummary {
         files,
         events: replay.stats().events,
         duration_ns: state.end_ns().saturating_sub(first),
+        start_ns: first,
         threads,
         forced_reorders: replay.stats().forced,
         replay_conflicts: state.conflicts(),

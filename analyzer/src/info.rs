@@ -1,5 +1,6 @@
 //! `hindsight info`: what a trace holds, read in one streaming pass without replaying it.
 
+use crate::report::format_ns;
 use crate::source::{SourceError, TraceSource};
 use hindsight_recorder::format::{Definition, EventKind, Header, Item, StringId, Tail};
 use serde_json::{json, Value};
@@ -179,7 +180,7 @@ impl TraceInfo {
         let _ = writeln!(out, "program    {} (pid {}) on {}", h.program, h.pid, h.host);
         let _ = writeln!(out, "recorded   by {}, clock {}", h.recorder_version, h.clock);
         let _ = writeln!(out, "started    {} ns since the Unix epoch", h.start_unix_ns);
-        let _ = writeln!(out, "duration   {}", format_duration(self.duration_ns));
+        let _ = writeln!(out, "duration   {}", format_ns(self.duration_ns));
         let _ = writeln!(
             out,
             "entities   {} threads, {} tasks, {} locks, {} variables, {} channels, {} sites",
@@ -208,19 +209,9 @@ impl TraceInfo {
         if !self.marks.is_empty() {
             let _ = writeln!(out, "marks");
             for (time, label) in &self.marks {
-                let _ = writeln!(out, "  {:>12}  {label}", format_duration(*time));
+                let _ = writeln!(out, "  {:>12}  {label}", format_ns(*time));
             }
         }
         out
-    }
-}
-
-/// A duration in the unit that reads best (ns, µs, ms, s).
-pub fn format_duration(nanos: u64) -> String {
-    match nanos {
-        0..=9_999 => format!("{nanos} ns"),
-        10_000..=9_999_999 => format!("{:.1} µs", nanos as f64 / 1e3),
-        10_000_000..=9_999_999_999 => format!("{:.1} ms", nanos as f64 / 1e6),
-        _ => format!("{:.2} s", nanos as f64 / 1e9),
     }
 }

@@ -7,8 +7,8 @@
 //! pool (`spawn_blocking`, kind `blocking`) run on threads meant to block and are not judged.
 
 use super::{Context, Detector};
-use crate::info::format_duration;
 use crate::replay::Actor;
+use crate::report::format_ns;
 use crate::report::{BlockingDetail, Detail, Finding, FindingKind, Severity};
 use hindsight_recorder::format::{Event, EventKind, LockId, SiteId, TaskId, ThreadId};
 use std::collections::HashMap;
@@ -174,12 +174,12 @@ fn finding(cx: &Context<'_>, task: TaskId, found: &Aggregate, threshold_ns: u64)
     let title = match found.longest_wait {
         Some(wait) => format!(
             "{who} blocked its worker thread for {} waiting for blocking lock `{}`",
-            format_duration(wait.waited_ns),
+            format_ns(wait.waited_ns),
             cx.trace.lock_name(wait.lock)
         ),
         None => format!(
             "{who} blocked its worker thread for {} in one poll",
-            format_duration(found.longest_poll_ns)
+            format_ns(found.longest_poll_ns)
         ),
     };
     let mut finding = Finding::new(FindingKind::BlockingInAsync, Severity::Warning, title);
@@ -191,16 +191,16 @@ fn finding(cx: &Context<'_>, task: TaskId, found: &Aggregate, threshold_ns: u64)
     finding.time_ns = found.longest_poll_at;
     finding.evidence.push(format!(
         "its longest poll ran {} on thread `{}` from t={}; no other task could run on that worker meanwhile",
-        format_duration(found.longest_poll_ns),
+        format_ns(found.longest_poll_ns),
         cx.trace.thread_name(found.thread),
-        format_duration(found.longest_poll_at)
+        format_ns(found.longest_poll_at)
     ));
     if found.long_polls > 0 {
         finding.evidence.push(format!(
             "{} poll{} ran longer than {}",
             found.long_polls,
             if found.long_polls == 1 { "" } else { "s" },
-            format_duration(threshold_ns)
+            format_ns(threshold_ns)
         ));
     }
     if let Some(wait) = found.longest_wait {
@@ -209,7 +209,7 @@ fn finding(cx: &Context<'_>, task: TaskId, found: &Aggregate, threshold_ns: u64)
         finding.sites.push(cx.site_ref(wait.site, "waiting"));
         finding.evidence.push(format!(
             "inside a poll it waited {} for blocking lock `{lock}` at {}",
-            format_duration(wait.waited_ns),
+            format_ns(wait.waited_ns),
             cx.trace.site_text(wait.site)
         ));
     }

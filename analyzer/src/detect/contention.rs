@@ -14,8 +14,8 @@
 //! permit is the admission control they exist for.
 
 use super::{Context, Detector};
-use crate::info::format_duration;
 use crate::replay::{Actor, WaitFor};
+use crate::report::format_ns;
 use crate::report::{
     Detail, DurationStats, Finding, FindingKind, HotspotDetail, Severity, SiteTime,
 };
@@ -333,8 +333,8 @@ fn hotspot(
         Severity::Warning,
         format!(
             "lock `{name}` is a contention hotspot: waits up to {} (p99 {}), {percent}% of all lock wait time",
-            format_duration(wait.max_ns),
-            format_duration(wait.p99_ns)
+            format_ns(wait.max_ns),
+            format_ns(wait.p99_ns)
         ),
     );
     finding.locks.push(name.clone());
@@ -347,20 +347,20 @@ fn hotspot(
     ));
     finding.evidence.push(format!(
         "wait: total {}, mean {}, p50 {}, p95 {}, p99 {}, max {} (threshold {})",
-        format_duration(wait.total_ns),
-        format_duration(wait.mean_ns),
-        format_duration(wait.p50_ns),
-        format_duration(wait.p95_ns),
-        format_duration(wait.p99_ns),
-        format_duration(wait.max_ns),
-        format_duration(threshold_ns)
+        format_ns(wait.total_ns),
+        format_ns(wait.mean_ns),
+        format_ns(wait.p50_ns),
+        format_ns(wait.p95_ns),
+        format_ns(wait.p99_ns),
+        format_ns(wait.max_ns),
+        format_ns(threshold_ns)
     ));
     finding.evidence.push(format!(
         "hold: mean {}, p50 {}, p99 {}, max {}",
-        format_duration(hold.mean_ns),
-        format_duration(hold.p50_ns),
-        format_duration(hold.p99_ns),
-        format_duration(hold.max_ns)
+        format_ns(hold.mean_ns),
+        format_ns(hold.p50_ns),
+        format_ns(hold.p99_ns),
+        format_ns(hold.max_ns)
     ));
     for (role, sites) in
         [("holding", &summary.top_holding_sites), ("waiting", &summary.top_waiting_sites)]
@@ -370,7 +370,7 @@ fn hotspot(
                 "{role} at {}: {} times, {} in all",
                 site.site,
                 site.count,
-                format_duration(site.total_ns)
+                format_ns(site.total_ns)
             ));
         }
     }

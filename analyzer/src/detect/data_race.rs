@@ -387,7 +387,7 @@ fn describe_access(cx: &Context<'_>, access: &Access, detail: &AccessDetail, var
         "{} {verb} `{var}` at {} (t={}), {held}",
         access.actor.describe(cx.trace),
         detail.site,
-        crate::info::format_duration(access.time_ns),
+        crate::report::format_ns(access.time_ns),
     )
 }
 

@@ -11,8 +11,8 @@
 //! bound concurrency) and are not judged. Holds are grouped by lock and acquisition site.
 
 use super::{Context, Detector};
-use crate::info::format_duration;
 use crate::replay::Actor;
+use crate::report::format_ns;
 use crate::report::{AwaitWaiter, Detail, Finding, FindingKind, GuardDetail, Severity};
 use hindsight_recorder::format::{Event, EventKind, LockId, LockKind, SiteId, TaskId, ThreadId};
 use std::collections::HashMap;
@@ -251,7 +251,7 @@ fn finding(cx: &Context<'_>, lock: LockId, site: SiteId, found: &Aggregate) -> F
             "{} held {guard} lock `{name}` across {} `.await`{plural} ({} suspended)",
             task.describe(cx.trace),
             found.suspensions,
-            format_duration(found.suspended_ns)
+            format_ns(found.suspended_ns)
         ),
     );
     finding.locks.push(name.clone());
@@ -270,7 +270,7 @@ fn finding(cx: &Context<'_>, lock: LockId, site: SiteId, found: &Aggregate) -> F
     finding.evidence.push(format!(
         "{}{spawn_text} acquired {guard} lock `{name}` at {acquired_at} (t={})",
         task.describe(cx.trace),
-        format_duration(found.since_ns)
+        format_ns(found.since_ns)
     ));
     let await_text = found
         .await_site
@@ -279,8 +279,8 @@ fn finding(cx: &Context<'_>, lock: LockId, site: SiteId, found: &Aggregate) -> F
     finding.evidence.push(format!(
         "it suspended {} time{plural} while holding it, {} in all, of {} held{await_text}",
         found.suspensions,
-        format_duration(found.suspended_ns),
-        format_duration(found.held_ns)
+        format_ns(found.suspended_ns),
+        format_ns(found.held_ns)
     ));
     let mut waiters = Vec::new();
     for (waiter, waited_ns) in &found.waiters {
@@ -289,7 +289,7 @@ fn finding(cx: &Context<'_>, lock: LockId, site: SiteId, found: &Aggregate) -> F
         finding.evidence.push(format!(
             "meanwhile {} waited {} for `{name}` at {}",
             waiter.actor.describe(cx.trace),
-            format_duration(*waited_ns),
+            format_ns(*waited_ns),
             cx.trace.site_text(waiter.site)
         ));
         waiters.push(AwaitWaiter {

@@ -383,6 +383,8 @@ pub struct TraceSummary {
     pub events: u64,
     /// Time from the first to the last event.
     pub duration_ns: u64,
+    /// When the first event happened, on the merged time axis that finding times use.
+    pub start_ns: u64,
     /// The threads.
     pub threads: Vec<ThreadEntry>,
     /// Bytes that could not be read, over all files.

@@ -68,9 +68,11 @@ fn header(out: &mut String, report: &Report) {
     }
     let _ = writeln!(
         out,
-        "analysed {} events over {}: {} threads, {} tasks, {} locks",
+        "analysed {} events over {} (t={} to {}): {} threads, {} tasks, {} locks",
         trace.events,
         format_ns(trace.duration_ns),
+        format_ns(trace.start_ns),
+        format_ns(trace.start_ns + trace.duration_ns),
         trace.threads.len(),
         report.tasks.len(),
         report.locks.len()

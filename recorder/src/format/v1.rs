@@ -16,8 +16,8 @@
 use super::defs::{Definition, Header};
 use super::event::{Event, EventKind, LockMode};
 use super::ids::{ChannelId, LockId, SiteId, StringId, TaskId, ThreadId, VarId};
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 
 /// The payload of one chunk.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -82,11 +82,13 @@ enum Record {
 }
 
 /// Per-batch state shared by encoding and decoding: the previous time and each lock's
-/// previous sequence number. Deltas wrap, so any input round-trips.
+/// previous sequence number. Deltas wrap, so any input round-trips. The map is looked up for
+/// every lock event, so it uses a fast non-cryptographic hash; a hostile file can degrade it
+/// only within one bounded chunk.
 #[derive(Default)]
 struct DeltaState {
     time: u64,
-    seqs: HashMap<LockId, u64>,
+    seqs: FxHashMap<LockId, u64>,
 }
 
 impl DeltaState {
