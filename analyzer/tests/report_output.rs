@@ -86,7 +86,7 @@ fn json_reads_back_into_the_same_report() {
 fn text_groups_findings_by_severity_with_evidence_and_help() {
     let out = text::render(&report(&AnalyzeOptions::default()));
     let expected_start = "incident.trace: incident (pid 1) on builder, 10 events\n\
-         analysed 10 events over 90ns: 3 threads, 0 tasks, 3 locks\n\
+         analysed 10 events over 90ns (t=0ns to 90ns): 3 threads, 0 tasks, 3 locks\n\
          \n\
          Errors (2):\n\
          \n\
