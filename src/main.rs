@@ -69,6 +69,8 @@ enum InfoFormat {
 enum AnalyzeFormat {
     Text,
     Json,
+    /// SARIF 2.1.0, for code-scanning services.
+    Sarif,
 }
 
 fn parse_severity(s: &str) -> Result<hindsight_analyzer::Severity, String> {
@@ -142,6 +144,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
                 AnalyzeFormat::Json => {
                     write!(out, "{}", hindsight_analyzer::report::json::render(&report))?
+                }
+                AnalyzeFormat::Sarif => {
+                    write!(out, "{}", hindsight_analyzer::report::sarif::render(&report))?
                 }
             }
             out.flush()?;

@@ -10,6 +10,7 @@
 //! `sites`, `time_ns`. Change those names only on purpose.
 
 pub mod json;
+pub mod sarif;
 pub mod text;
 
 use serde::{Deserialize, Serialize};
