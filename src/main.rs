@@ -48,6 +48,13 @@ enum Command {
         #[arg(long, default_value = "100ms", value_parser = parse_duration_ns)]
         wait_threshold: u64,
     },
+    /// Browse the analysis of traces in a terminal UI: findings, locks, tasks and threads, a
+    /// timeline and the lock-order graph (press `?` in it for the keys).
+    Tui {
+        /// The trace files (several are one incident, as for `analyze`).
+        #[arg(required = true)]
+        traces: Vec<PathBuf>,
+    },
     /// Convert a RAPID STD text trace (THREAD|OP(ARG)|LOC) into a hindsight trace.
     Convert {
         /// The STD trace to read.
@@ -112,7 +119,8 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("hindsight: {e:#}");
+            // Our errors already name their cause; the alternate form would repeat it.
+            eprintln!("hindsight: {e}");
             ExitCode::from(EXIT_UNREADABLE)
         }
     }
@@ -151,6 +159,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             out.flush()?;
             return Ok(ExitCode::from(options.exit_code(&report)));
+        }
+        Command::Tui { traces } => {
+            drop(out);
+            hindsight_tui::run(&traces)?;
+            return Ok(ExitCode::SUCCESS);
         }
         Command::Convert { input, output } => {
             let events = hindsight_analyzer::rapid::convert_to_trace(&input, &output)?;

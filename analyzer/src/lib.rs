@@ -10,6 +10,7 @@ pub mod rapid;
 pub mod replay;
 pub mod report;
 pub mod source;
+pub mod timeline;
 pub mod trace;
 
 pub use analyze::{analyze, analyze_bytes, analyze_paths, AnalyzeOptions};

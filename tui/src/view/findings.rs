@@ -1,0 +1,265 @@
+//! Findings: every finding grouped by severity (errors first), sortable within its group by
+//! kind, title, locks, actors or time; a detail pane with the whole evidence; Enter shows the
+//! finding's moment in the timeline.
+
+use super::{block, count, field, heading, severity_label, Outcome, TableNav, View};
+use crate::app::Key;
+use crate::data::{moment_of, Data};
+use hindsight_analyzer::report::{format_ns, Detail, Finding};
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Cell, Paragraph, Row, Widget, Wrap};
+use std::cmp::Ordering;
+use std::rc::Rc;
+
+const HEADER: [&str; 6] = ["Sev", "Kind", "Title", "Locks", "Threads / tasks", "Time"];
+const TIME: usize = 5;
+
+/// The Findings view; see the module docs.
+#[derive(Debug)]
+pub struct FindingsView {
+    data: Rc<Data>,
+    nav: TableNav,
+}
+
+impl FindingsView {
+    /// The view over `data`, in report order (severity, then time).
+    pub fn new(data: Rc<Data>) -> Self {
+        let mut view = FindingsView { data, nav: TableNav::new(HEADER.len(), TIME, false) };
+        view.refresh();
+        view
+    }
+
+    /// The finding selected, if any.
+    pub fn selected(&self) -> Option<&Finding> {
+        self.nav.selected_item().and_then(|i| self.data.report.findings.get(i))
+    }
+
+    fn refresh(&mut self) {
+        let findings = &self.data.report.findings;
+        let mut rows: Vec<usize> = (0..findings.len())
+            .filter(|&i| super::matches(&self.nav.filter, &haystack(&findings[i])))
+            .collect();
+        let (column, descending) = (self.nav.sort, self.nav.descending);
+        rows.sort_by(|&a, &b| {
+            let (fa, fb) = (&findings[a], &findings[b]);
+            let within = compare(fa, fb, column).then(fa.time_ns.cmp(&fb.time_ns)).then(a.cmp(&b));
+            fb.severity.cmp(&fa.severity).then(if descending { within.reverse() } else { within })
+        });
+        self.nav.set_rows(rows);
+    }
+}
+
+fn compare(a: &Finding, b: &Finding, column: usize) -> Ordering {
+    match column {
+        1 => a.kind.cmp(&b.kind),
+        2 => a.title.cmp(&b.title),
+        3 => a.locks.cmp(&b.locks),
+        4 => actors(a).cmp(&actors(b)),
+        TIME => a.time_ns.cmp(&b.time_ns),
+        _ => Ordering::Equal,
+    }
+}
+
+/// The threads and tasks of a finding, as one cell.
+fn actors(finding: &Finding) -> String {
+    let tasks = finding.tasks.iter().map(|t| format!("task {t}"));
+    finding.threads.iter().cloned().chain(tasks).collect::<Vec<_>>().join(", ")
+}
+
+/// What the filter looks in.
+fn haystack(f: &Finding) -> String {
+    format!(
+        "{} {} {} {} {} {} {}",
+        f.severity,
+        f.kind,
+        f.title,
+        f.locks.join(" "),
+        f.threads.join(" "),
+        f.tasks.join(" "),
+        f.variables.join(" ")
+    )
+}
+
+impl View for FindingsView {
+    fn handle_key(&mut self, key: Key) -> Outcome {
+        if key == Key::Enter {
+            return match self.selected() {
+                Some(finding) => Outcome::Jump(moment_of(finding)),
+                None => Outcome::Handled,
+            };
+        }
+        if self.nav.handle_key(key) {
+            self.refresh();
+        }
+        Outcome::Handled
+    }
+
+    fn filter(&self) -> &str {
+        &self.nav.filter
+    }
+
+    fn set_filter(&mut self, filter: &str) {
+        self.nav.set_filter(filter);
+        self.refresh();
+    }
+}
+
+impl Widget for &FindingsView {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let findings = &self.data.report.findings;
+        let table_height = super::table_height(self.nav.rows.len(), area.height / 2);
+        let [top, bottom] =
+            Layout::vertical([Constraint::Length(table_height), Constraint::Min(0)]).areas(area);
+        let rows: Vec<Row<'_>> = self
+            .nav
+            .rows
+            .iter()
+            .map(|&i| {
+                let f = &findings[i];
+                let (label, style) = severity_label(f.severity);
+                Row::new(vec![
+                    Cell::from(Span::styled(label, style)),
+                    Cell::from(f.kind.name()),
+                    Cell::from(f.title.clone()),
+                    Cell::from(f.locks.join(", ")),
+                    Cell::from(actors(f)),
+                    Cell::from(format_ns(f.time_ns)),
+                ])
+            })
+            .collect();
+        let (errors, warnings, infos) = self.data.report.counts();
+        let title = format!(
+            " Findings: {}, {}, {infos} info ({} shown) ",
+            count(errors, "error", "errors"),
+            count(warnings, "warning", "warnings"),
+            self.nav.rows.len()
+        );
+        let widths = [
+            Constraint::Length(5),
+            Constraint::Length(18),
+            Constraint::Fill(3),
+            Constraint::Fill(1),
+            Constraint::Fill(1),
+            Constraint::Length(9),
+        ];
+        self.nav.render(top, buf, block(title), &HEADER, &widths, rows);
+
+        let lines = match self.selected() {
+            Some(finding) => detail(finding),
+            None if findings.is_empty() => vec![Line::from("No findings: nothing to report.")],
+            None => vec![Line::from("No finding matches the filter.")],
+        };
+        Paragraph::new(lines)
+            .block(block(" Evidence (Enter: show in the timeline) ".to_owned()))
+            .wrap(Wrap { trim: false })
+            .scroll((self.nav.detail_scroll, 0))
+            .render(bottom, buf);
+    }
+}
+
+/// The whole evidence of a finding, as lines.
+fn detail(f: &Finding) -> Vec<Line<'static>> {
+    let (label, style) = severity_label(f.severity);
+    let mut lines = vec![Line::from(vec![
+        Span::styled(format!("{label}[{}]", f.kind), style),
+        Span::raw(format!(" {}", f.title)),
+    ])];
+    lines.push(field("time", format_ns(f.time_ns)));
+    let list = |items: &[String]| if items.is_empty() { "-".to_owned() } else { items.join(", ") };
+    lines.push(field("locks", list(&f.locks)));
+    lines.push(field("threads", list(&f.threads)));
+    if !f.tasks.is_empty() {
+        lines.push(field("tasks", list(&f.tasks)));
+    }
+    if !f.variables.is_empty() {
+        lines.push(field("variables", list(&f.variables)));
+    }
+    if !f.sites.is_empty() {
+        lines.push(heading("sites"));
+        for site in &f.sites {
+            lines.push(Line::from(format!("  {:<9} {site}", site.role)));
+        }
+    }
+    match &f.detail {
+        Detail::LockOrderCycle(cycle) => {
+            lines.push(heading("cycle"));
+            for edge in &cycle.edges {
+                let who = match &edge.task {
+                    Some(task) => format!("task `{task}` on thread `{}`", edge.thread),
+                    None => format!("thread `{}`", edge.thread),
+                };
+                lines.push(Line::from(format!(
+                    "  {} → {}  by {who}, seen {}×",
+                    edge.from, edge.to, edge.count
+                )));
+                lines.push(Line::from(format!(
+                    "    held `{}` ({}) since {}, acquired at {}",
+                    edge.from_lock,
+                    edge.held_mode,
+                    format_ns(edge.held_since_ns),
+                    edge.held_at
+                )));
+                lines.push(Line::from(format!(
+                    "    took `{}` ({}) at {}, t={}",
+                    edge.to_lock,
+                    edge.mode,
+                    edge.acquired_at,
+                    format_ns(edge.time_ns)
+                )));
+            }
+        }
+        Detail::Deadlock(deadlock) => {
+            lines.push(heading("blocked"));
+            for actor in &deadlock.cycle {
+                let who = match &actor.task {
+                    Some(task) => format!("task `{task}` on thread `{}`", actor.thread),
+                    None => format!("thread `{}`", actor.thread),
+                };
+                lines.push(Line::from(format!("  {who}")));
+                if let Some(held) = &actor.holds {
+                    lines.push(Line::from(format!(
+                        "    holds `{}` since {}, acquired at {}",
+                        held.lock,
+                        format_ns(held.since_ns),
+                        held.site
+                    )));
+                }
+                lines.push(Line::from(format!(
+                    "    waits for {} `{}` since {}{}",
+                    actor.wait_kind,
+                    actor.waits_for,
+                    format_ns(actor.waiting_since_ns),
+                    actor.wait_site.as_ref().map(|s| format!(" at {s}")).unwrap_or_default()
+                )));
+            }
+        }
+        Detail::StaleLock(stale) => {
+            lines.push(heading("hold"));
+            lines.push(field("lock", format!("`{}`", stale.lock)));
+            lines.push(field("holder", stale.holder.clone()));
+            lines.push(field(
+                "acquired",
+                format!("{} at t={}", stale.acquired_at, format_ns(stale.held_since_ns)),
+            ));
+            lines.push(field("held for", format_ns(stale.held_ns)));
+            lines.push(field("reason", stale.reason.clone()));
+        }
+        _ => {}
+    }
+    if !f.evidence.is_empty() {
+        lines.push(heading("evidence"));
+        for line in &f.evidence {
+            lines.push(Line::from(format!("  - {line}")));
+        }
+    }
+    if let Some(help) = &f.help {
+        lines.push(Line::from(vec![
+            Span::styled("help: ", Style::new().fg(Color::Green)),
+            Span::raw(help.clone()),
+        ]));
+    }
+    lines
+}

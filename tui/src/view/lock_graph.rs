@@ -1,0 +1,178 @@
+//! Lock graph: the lock-order cycles as a navigable list, and each edge of the selected cycle
+//! with its witness (who held what where since when, and took what where); Enter shows the
+//! cycle's first acquisition in the timeline.
+
+use super::{block, heading, severity_label, Outcome, TableNav, View};
+use crate::app::Key;
+use crate::data::{is_cycle, moment_of, Data};
+use hindsight_analyzer::report::{format_ns, CycleDetail, Detail, Finding};
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Row, Widget, Wrap};
+use std::rc::Rc;
+
+const HEADER: [&str; 3] = ["Sev", "Cycle", "Edges"];
+
+/// The Lock graph view; see the module docs.
+#[derive(Debug)]
+pub struct LockGraphView {
+    data: Rc<Data>,
+    nav: TableNav,
+}
+
+impl LockGraphView {
+    /// The view over the lock-order cycles of `data`, in report order.
+    pub fn new(data: Rc<Data>) -> Self {
+        let mut view = LockGraphView { data, nav: TableNav::new(0, 0, false) };
+        view.refresh();
+        view
+    }
+
+    fn refresh(&mut self) {
+        let findings = &self.data.report.findings;
+        let rows = (0..findings.len())
+            .filter(|&i| is_cycle(&findings[i]))
+            .filter(|&i| super::matches(&self.nav.filter, &haystack(&findings[i])))
+            .collect();
+        self.nav.set_rows(rows);
+    }
+
+    fn selected(&self) -> Option<&Finding> {
+        self.nav.selected_item().and_then(|i| self.data.report.findings.get(i))
+    }
+}
+
+fn cycle_of(finding: &Finding) -> Option<&CycleDetail> {
+    match &finding.detail {
+        Detail::LockOrderCycle(cycle) => Some(cycle),
+        _ => None,
+    }
+}
+
+/// `a → b → a`.
+fn path(cycle: &CycleDetail) -> String {
+    let mut names: Vec<&str> = cycle.edges.iter().map(|e| e.from.as_str()).collect();
+    if let Some(first) = cycle.edges.first() {
+        names.push(first.from.as_str());
+    }
+    names.join(" → ")
+}
+
+fn haystack(finding: &Finding) -> String {
+    let mut text =
+        format!("{} {} {}", finding.severity, finding.locks.join(" "), finding.threads.join(" "));
+    if let Some(cycle) = cycle_of(finding) {
+        for edge in &cycle.edges {
+            text.push_str(&format!(
+                " {} {} {}",
+                edge.from_lock,
+                edge.to_lock,
+                edge.task.as_deref().unwrap_or("")
+            ));
+        }
+    }
+    text
+}
+
+impl View for LockGraphView {
+    fn handle_key(&mut self, key: Key) -> Outcome {
+        if key == Key::Enter {
+            return match self.selected() {
+                Some(finding) => Outcome::Jump(moment_of(finding)),
+                None => Outcome::Handled,
+            };
+        }
+        self.nav.handle_key(key);
+        Outcome::Handled
+    }
+
+    fn filter(&self) -> &str {
+        &self.nav.filter
+    }
+
+    fn set_filter(&mut self, filter: &str) {
+        self.nav.set_filter(filter);
+        self.refresh();
+    }
+}
+
+impl Widget for &LockGraphView {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let [left, right] =
+            Layout::horizontal([Constraint::Percentage(40), Constraint::Percentage(60)])
+                .areas(area);
+        let findings = &self.data.report.findings;
+        let rows: Vec<Row<'_>> = self
+            .nav
+            .rows
+            .iter()
+            .filter_map(|&i| {
+                let finding = &findings[i];
+                let cycle = cycle_of(finding)?;
+                let (label, style) = severity_label(finding.severity);
+                Some(Row::new(vec![
+                    Span::styled(label, style),
+                    Span::raw(path(cycle)),
+                    Span::raw(cycle.edges.len().to_string()),
+                ]))
+            })
+            .collect();
+        let widths = [Constraint::Length(5), Constraint::Fill(1), Constraint::Length(5)];
+        let title = format!(" Lock-order cycles: {} ", self.nav.rows.len());
+        self.nav.render(left, buf, block(title), &HEADER, &widths, rows);
+
+        let Some((finding, cycle)) = self.selected().and_then(|f| Some((f, cycle_of(f)?))) else {
+            let text = if findings.iter().any(is_cycle) {
+                "No cycle matches the filter."
+            } else {
+                "No lock-order cycle: every thread and task took its locks in one order."
+            };
+            Paragraph::new(text)
+                .block(block(" Edges ".to_owned()))
+                .wrap(Wrap { trim: false })
+                .render(right, buf);
+            return;
+        };
+        let (label, style) = severity_label(finding.severity);
+        let mut lines = vec![Line::from(vec![
+            Span::styled(format!("{label} "), style),
+            Span::raw(finding.title.clone()),
+        ])];
+        if let Some(reason) = &cycle.reason {
+            lines.push(Line::from(Span::styled(
+                format!("not an error: {reason}"),
+                Style::new().fg(Color::Blue),
+            )));
+        }
+        for edge in &cycle.edges {
+            lines.push(Line::default());
+            lines.push(heading(&format!("{} → {}  (seen {}×)", edge.from, edge.to, edge.count)));
+            let who = match &edge.task {
+                Some(task) => format!("task `{task}` on thread `{}`", edge.thread),
+                None => format!("thread `{}`", edge.thread),
+            };
+            lines.push(Line::from(format!("  {who}")));
+            lines.push(Line::from(format!(
+                "  held `{}` ({}) since {} at {}",
+                edge.from_lock,
+                edge.held_mode,
+                format_ns(edge.held_since_ns),
+                edge.held_at
+            )));
+            lines.push(Line::from(format!(
+                "  took `{}` ({}) at {} at {}",
+                edge.to_lock,
+                edge.mode,
+                format_ns(edge.time_ns),
+                edge.acquired_at
+            )));
+        }
+        Paragraph::new(lines)
+            .block(block(" Edges and witnesses (Enter: show in the timeline) ".to_owned()))
+            .wrap(Wrap { trim: false })
+            .scroll((self.nav.detail_scroll, 0))
+            .render(right, buf);
+    }
+}

@@ -1,0 +1,348 @@
+//! The views, one module per tab, and what they share: a sortable, filterable table, the
+//! colours, and the frame around the tab (title bar, tabs, footer).
+//!
+//! Each view keeps its own state (selection, sort, filter, scroll: no ratatui types) and is
+//! drawn by `impl Widget for &View`.
+
+pub mod findings;
+pub mod lock_graph;
+pub mod locks;
+pub mod tasks;
+pub mod timeline;
+
+use crate::app::{App, Key, Tab};
+use crate::data::Moment;
+use crate::help::HelpOverlay;
+use hindsight_analyzer::report::{format_ns, Severity};
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Paragraph, Row, StatefulWidget, Table, TableState, Widget};
+use std::cell::Cell;
+
+/// What a view did with a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The key did something (or nothing) in the view.
+    Handled,
+    /// Show this moment in the timeline.
+    Jump(Moment),
+}
+
+/// What every view offers the app.
+pub trait View {
+    /// Handles a key that is not global.
+    fn handle_key(&mut self, key: Key) -> Outcome;
+    /// The view's filter (empty when none).
+    fn filter(&self) -> &str;
+    /// Sets the view's filter: only rows whose text contains it (ignoring case) are shown.
+    fn set_filter(&mut self, filter: &str);
+}
+
+/// Whether `text` contains `filter`, ignoring case (`filter` is lowercase already).
+pub(crate) fn matches(filter: &str, text: &str) -> bool {
+    filter.is_empty() || text.to_lowercase().contains(filter)
+}
+
+// === the sortable, filterable table ===
+
+/// Selection, sort and scroll of a table view.
+#[derive(Debug, Default)]
+pub struct TableNav {
+    /// The selected row, among those shown.
+    pub selected: usize,
+    /// The column sorted by.
+    pub sort: usize,
+    /// Sorted in descending order.
+    pub descending: bool,
+    /// The rows shown (indices into the view's items), in order.
+    pub rows: Vec<usize>,
+    /// The filter, lowercase.
+    pub filter: String,
+    /// Lines the detail pane is scrolled by.
+    pub detail_scroll: u16,
+    columns: usize,
+    offset: Cell<usize>,
+}
+
+impl TableNav {
+    /// A table of `columns` columns sorted by `sort`.
+    pub fn new(columns: usize, sort: usize, descending: bool) -> Self {
+        TableNav { sort, descending, columns, ..TableNav::default() }
+    }
+
+    /// The item of the selected row.
+    pub fn selected_item(&self) -> Option<usize> {
+        self.rows.get(self.selected).copied()
+    }
+
+    /// Handles the keys every table shares: moving (j/k, arrows, g/G, Home/End), sorting
+    /// (h/l, arrows, i) and scrolling the detail pane (J/K, PageDown/PageUp). Returns whether
+    /// the rows must be sorted again.
+    pub fn handle_key(&mut self, key: Key) -> bool {
+        let last = self.rows.len().saturating_sub(1);
+        let before = self.selected;
+        match key {
+            Key::Char('j') | Key::Down => self.selected = (self.selected + 1).min(last),
+            Key::Char('k') | Key::Up => self.selected = self.selected.saturating_sub(1),
+            Key::Char('g') | Key::Home => self.selected = 0,
+            Key::Char('G') | Key::End => self.selected = last,
+            Key::Char('J') | Key::PageDown => {
+                self.detail_scroll = self.detail_scroll.saturating_add(5);
+            }
+            Key::Char('K') | Key::PageUp => {
+                self.detail_scroll = self.detail_scroll.saturating_sub(5);
+            }
+            Key::Char('h') | Key::Left if self.columns > 0 => {
+                self.sort = (self.sort + self.columns - 1) % self.columns;
+                return true;
+            }
+            Key::Char('l') | Key::Right if self.columns > 0 => {
+                self.sort = (self.sort + 1) % self.columns;
+                return true;
+            }
+            Key::Char('i') => {
+                self.descending = !self.descending;
+                return true;
+            }
+            _ => {}
+        }
+        if self.selected != before {
+            self.detail_scroll = 0;
+        }
+        false
+    }
+
+    /// Replaces the rows, keeping the selected item selected if it is still shown.
+    pub fn set_rows(&mut self, rows: Vec<usize>) {
+        let keep = self.selected_item();
+        self.rows = rows;
+        self.selected = keep
+            .and_then(|item| self.rows.iter().position(|&r| r == item))
+            .unwrap_or(0)
+            .min(self.rows.len().saturating_sub(1));
+    }
+
+    /// Sets the filter (lowercased); the caller recomputes the rows.
+    pub fn set_filter(&mut self, filter: &str) {
+        self.filter = filter.to_lowercase();
+    }
+
+    /// Draws `rows` under `header` with the selection highlighted and the sort column marked,
+    /// scrolled so that the selection shows.
+    pub fn render(
+        &self,
+        area: Rect,
+        buf: &mut Buffer,
+        block: Block<'_>,
+        header: &[&str],
+        widths: &[Constraint],
+        rows: Vec<Row<'_>>,
+    ) {
+        let header = Row::new(header.iter().enumerate().map(|(i, title)| {
+            if self.columns > 0 && i == self.sort {
+                let arrow = if self.descending { "▼" } else { "▲" };
+                format!("{title}{arrow}")
+            } else {
+                (*title).to_owned()
+            }
+        }))
+        .style(Style::new().add_modifier(Modifier::BOLD));
+        let table = Table::new(rows, widths.to_vec())
+            .header(header)
+            .block(block)
+            .column_spacing(1)
+            .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
+            .highlight_symbol("▶ ");
+        let mut state = TableState::default()
+            .with_offset(self.offset.get())
+            .with_selected((!self.rows.is_empty()).then_some(self.selected));
+        StatefulWidget::render(table, area, buf, &mut state);
+        self.offset.set(state.offset());
+    }
+}
+
+// === shared looks ===
+
+/// The colour of a lock (by its index), the same in every view.
+pub fn lock_color(lock: usize) -> Color {
+    const PALETTE: [Color; 10] = [
+        Color::Cyan,
+        Color::Yellow,
+        Color::Magenta,
+        Color::Green,
+        Color::LightRed,
+        Color::LightBlue,
+        Color::LightYellow,
+        Color::LightMagenta,
+        Color::LightGreen,
+        Color::Blue,
+    ];
+    PALETTE[lock % PALETTE.len()]
+}
+
+/// The label and style of a severity.
+pub fn severity_label(severity: Severity) -> (&'static str, Style) {
+    match severity {
+        Severity::Error => ("error", Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)),
+        Severity::Warning => ("warn", Style::new().fg(Color::Yellow)),
+        Severity::Info => ("info", Style::new().fg(Color::Blue)),
+    }
+}
+
+/// A duration or time, or `-` for zero.
+pub(crate) fn ns_or_dash(ns: u64) -> String {
+    if ns == 0 {
+        "-".to_owned()
+    } else {
+        format_ns(ns)
+    }
+}
+
+/// The height of a table of `rows` rows (with its borders and header), at most `limit`.
+pub(crate) fn table_height(rows: usize, limit: u16) -> u16 {
+    let wanted = u16::try_from(rows).unwrap_or(u16::MAX).saturating_add(3);
+    wanted.min(limit).max(4.min(limit))
+}
+
+/// `1 error`, `2 errors`.
+pub(crate) fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// A site for a narrow column: its last two path components, `dir/file.rs:line:col`.
+pub(crate) fn short_site(site: &str) -> String {
+    let mut parts = site.rsplitn(3, '/');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(file), Some(dir), Some(_)) => format!("…/{dir}/{file}"),
+        _ => site.to_owned(),
+    }
+}
+
+/// A bordered block with a title.
+pub(crate) fn block(title: String) -> Block<'static> {
+    Block::bordered().title(title)
+}
+
+/// A heading line in a detail pane.
+pub(crate) fn heading(text: &str) -> Line<'static> {
+    Line::from(Span::styled(text.to_owned(), Style::new().add_modifier(Modifier::BOLD)))
+}
+
+/// A `label: value` line in a detail pane.
+pub(crate) fn field(label: &str, value: String) -> Line<'static> {
+    Line::from(vec![
+        Span::styled(format!("{label:<10} "), Style::new().fg(Color::DarkGray)),
+        Span::raw(value),
+    ])
+}
+
+// === the frame around the views ===
+
+impl Widget for &App {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let [title, tabs, body, footer] = Layout::vertical([
+            Constraint::Length(1),
+            Constraint::Length(1),
+            Constraint::Min(0),
+            Constraint::Length(1),
+        ])
+        .areas(area);
+        render_title(self, title, buf);
+        render_tabs(self, tabs, buf);
+        match self.tab() {
+            Tab::Findings => self.findings.render(body, buf),
+            Tab::Locks => self.locks.render(body, buf),
+            Tab::Tasks => self.tasks.render(body, buf),
+            Tab::Timeline => self.timeline.render(body, buf),
+            Tab::LockGraph => self.graph.render(body, buf),
+        }
+        render_footer(self, footer, buf);
+        if self.help_shown() {
+            HelpOverlay.render(area, buf);
+        }
+    }
+}
+
+fn render_title(app: &App, area: Rect, buf: &mut Buffer) {
+    let report = &app.data().report;
+    let (errors, warnings, infos) = report.counts();
+    let trace = &report.trace;
+    let mut spans = vec![
+        Span::styled(" hindsight ", Style::new().add_modifier(Modifier::BOLD | Modifier::REVERSED)),
+        Span::raw(format!(
+            " {} │ {} events over {} │ ",
+            app.data().files.join(", "),
+            trace.events,
+            format_ns(trace.duration_ns)
+        )),
+        Span::styled(count(errors, "error", "errors"), severity_label(Severity::Error).1),
+        Span::raw(" · "),
+        Span::styled(count(warnings, "warning", "warnings"), severity_label(Severity::Warning).1),
+        Span::raw(" · "),
+        Span::styled(format!("{infos} info"), severity_label(Severity::Info).1),
+    ];
+    if trace.truncated_bytes > 0 || trace.dropped_events > 0 {
+        spans.push(Span::styled(
+            format!(
+                " │ incomplete: {} bytes unread, {} events lost",
+                trace.truncated_bytes, trace.dropped_events
+            ),
+            Style::new().fg(Color::Yellow),
+        ));
+    }
+    Paragraph::new(Line::from(spans)).render(area, buf);
+}
+
+fn render_tabs(app: &App, area: Rect, buf: &mut Buffer) {
+    let mut spans = Vec::new();
+    for (i, tab) in Tab::ALL.into_iter().enumerate() {
+        let label = format!("{} {}", i + 1, tab.title());
+        if tab == app.tab() {
+            spans.push(Span::styled(
+                format!("[{label}]"),
+                Style::new().add_modifier(Modifier::BOLD | Modifier::REVERSED),
+            ));
+        } else {
+            spans.push(Span::raw(format!(" {label} ")));
+        }
+        spans.push(Span::raw(" "));
+    }
+    Paragraph::new(Line::from(spans)).render(area, buf);
+}
+
+fn render_footer(app: &App, area: Rect, buf: &mut Buffer) {
+    let dim = Style::new().fg(Color::DarkGray);
+    let line = match app.search_input() {
+        Some(input) => Line::from(vec![
+            Span::styled("/", Style::new().add_modifier(Modifier::BOLD)),
+            Span::raw(input.to_owned()),
+            Span::styled("█", dim),
+            Span::styled("  Enter keep the filter · Esc clear it", dim),
+        ]),
+        None if !app.filter().is_empty() => Line::from(vec![
+            Span::styled(format!("filter: {} ", app.filter()), Style::new().fg(Color::Yellow)),
+            Span::styled(" / change · Esc clear · ? help · q quit", dim),
+        ]),
+        None => Line::from(Span::styled(footer_hint(app.tab()), dim)),
+    };
+    Paragraph::new(line).render(area, buf);
+}
+
+fn footer_hint(tab: Tab) -> &'static str {
+    match tab {
+        Tab::Findings => {
+            "Tab/1-5 views · j/k move · Enter show in timeline · h/l sort · i invert · / search · ? help · q quit"
+        }
+        Tab::Locks | Tab::Tasks => {
+            "Tab/1-5 views · j/k move · h/l sort · i invert · J/K scroll detail · / search · ? help · q quit"
+        }
+        Tab::Timeline => {
+            "h/l cursor · H/L pan · +/- zoom · z whole trace · n/N findings · [/] events · j/k lanes · ? help"
+        }
+        Tab::LockGraph => {
+            "Tab/1-5 views · j/k cycle · Enter show in timeline · J/K scroll · / search · ? help · q quit"
+        }
+    }
+}

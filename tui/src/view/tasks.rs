@@ -1,0 +1,198 @@
+//! Tasks & threads: every thread and task with its spawn site, polls, busy time, longest poll,
+//! the locks it held at the end and its state at the end; a detail pane with the locks it took.
+
+use super::{block, field, heading, ns_or_dash, short_site, Outcome, TableNav, View};
+use crate::app::Key;
+use crate::data::Data;
+use hindsight_analyzer::report::format_ns;
+use hindsight_analyzer::timeline::Lane;
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Row, Widget, Wrap};
+use std::cmp::Ordering;
+use std::rc::Rc;
+
+const HEADER: [&str; 8] =
+    ["Name", "Kind", "Spawned at", "Polls", "Busy", "Longest poll", "Held at end", "State at end"];
+const KIND: usize = 1;
+
+/// Locks listed in the detail pane.
+const TOP_LOCKS: usize = 12;
+
+/// The Tasks & threads view; see the module docs.
+#[derive(Debug)]
+pub struct TasksView {
+    data: Rc<Data>,
+    nav: TableNav,
+}
+
+impl TasksView {
+    /// The view over `data`: threads first, then tasks, in trace order.
+    pub fn new(data: Rc<Data>) -> Self {
+        let mut view = TasksView { data, nav: TableNav::new(HEADER.len(), KIND, false) };
+        view.refresh();
+        view
+    }
+
+    fn refresh(&mut self) {
+        let lanes = self.data.timeline.lanes();
+        let mut rows: Vec<usize> = (0..lanes.len())
+            .filter(|&i| super::matches(&self.nav.filter, &haystack(&lanes[i])))
+            .collect();
+        let (column, descending) = (self.nav.sort, self.nav.descending);
+        rows.sort_by(|&a, &b| {
+            let order = compare(&lanes[a], &lanes[b], column);
+            let order = if descending { order.reverse() } else { order };
+            order.then(a.cmp(&b))
+        });
+        self.nav.set_rows(rows);
+    }
+}
+
+fn haystack(lane: &Lane) -> String {
+    let locks: Vec<&str> = lane.locks_taken.iter().map(|l| l.lock.as_str()).collect();
+    format!(
+        "{} {} {} {} {}",
+        lane.kind.name(),
+        lane.name,
+        lane.spawn_site.as_deref().unwrap_or(""),
+        lane.state_at_end,
+        locks.join(" ")
+    )
+}
+
+fn compare(a: &Lane, b: &Lane, column: usize) -> Ordering {
+    match column {
+        0 => a.name.cmp(&b.name),
+        KIND => a.kind.cmp(&b.kind),
+        2 => a.spawn_site.cmp(&b.spawn_site),
+        3 => a.polls.cmp(&b.polls),
+        4 => a.busy_ns.cmp(&b.busy_ns),
+        5 => a.longest_poll_ns.cmp(&b.longest_poll_ns),
+        6 => a.held_at_end.len().cmp(&b.held_at_end.len()),
+        _ => a.state_at_end.cmp(&b.state_at_end),
+    }
+}
+
+impl View for TasksView {
+    fn handle_key(&mut self, key: Key) -> Outcome {
+        if self.nav.handle_key(key) {
+            self.refresh();
+        }
+        Outcome::Handled
+    }
+
+    fn filter(&self) -> &str {
+        &self.nav.filter
+    }
+
+    fn set_filter(&mut self, filter: &str) {
+        self.nav.set_filter(filter);
+        self.refresh();
+    }
+}
+
+impl Widget for &TasksView {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let lanes = self.data.timeline.lanes();
+        let table_height = super::table_height(self.nav.rows.len(), area.height * 3 / 5);
+        let [top, bottom] =
+            Layout::vertical([Constraint::Length(table_height), Constraint::Min(0)]).areas(area);
+        let rows: Vec<Row<'_>> = self
+            .nav
+            .rows
+            .iter()
+            .map(|&i| {
+                let lane = &lanes[i];
+                Row::new(vec![
+                    lane.name.clone(),
+                    lane.kind.name().to_owned(),
+                    lane.spawn_site.as_deref().map_or_else(|| "-".to_owned(), short_site),
+                    lane.polls.to_string(),
+                    ns_or_dash(lane.busy_ns),
+                    ns_or_dash(lane.longest_poll_ns),
+                    if lane.held_at_end.is_empty() {
+                        "-".to_owned()
+                    } else {
+                        lane.held_at_end.join(", ")
+                    },
+                    lane.state_at_end.clone(),
+                ])
+            })
+            .collect();
+        let widths = [
+            Constraint::Fill(2),
+            Constraint::Length(6),
+            Constraint::Fill(2),
+            Constraint::Length(6),
+            Constraint::Length(9),
+            Constraint::Length(12),
+            Constraint::Fill(1),
+            Constraint::Fill(2),
+        ];
+        let threads = lanes
+            .iter()
+            .filter(|l| l.kind == hindsight_analyzer::timeline::LaneKind::Thread)
+            .count();
+        let title = format!(
+            " Threads: {threads}, tasks: {} ({} shown) ",
+            lanes.len() - threads,
+            self.nav.rows.len()
+        );
+        self.nav.render(top, buf, block(title), &HEADER, &widths, rows);
+
+        let Some(lane) = self.nav.selected_item().and_then(|i| lanes.get(i)) else {
+            Paragraph::new("Nothing matches.")
+                .block(block(" Detail ".to_owned()))
+                .render(bottom, buf);
+            return;
+        };
+        let mut lines = vec![
+            Line::from(Span::styled(
+                format!("{} `{}`", lane.kind.name(), lane.name),
+                Style::new().add_modifier(Modifier::BOLD),
+            )),
+            field("spawned", lane.spawn_site.clone().unwrap_or_else(|| "-".to_owned())),
+            field("first seen", format_ns(lane.first_ns)),
+            field("ended", lane.end_ns.map_or_else(|| "-".to_owned(), format_ns)),
+            field("events", lane.events.to_string()),
+            field(
+                "polls",
+                format!(
+                    "{} · busy {} · longest {}",
+                    lane.polls,
+                    ns_or_dash(lane.busy_ns),
+                    ns_or_dash(lane.longest_poll_ns)
+                ),
+            ),
+            field(
+                "held",
+                if lane.held_at_end.is_empty() {
+                    "nothing at the end".to_owned()
+                } else {
+                    format!("{} at the end", lane.held_at_end.join(", "))
+                },
+            ),
+            field("state", lane.state_at_end.clone()),
+            heading("locks taken"),
+        ];
+        if lane.locks_taken.is_empty() {
+            lines.push(Line::from("  -"));
+        }
+        for lock in lane.locks_taken.iter().take(TOP_LOCKS) {
+            lines.push(Line::from(format!(
+                "  {:<32} {} times, held {} in all",
+                lock.lock,
+                lock.count,
+                format_ns(lock.hold_ns)
+            )));
+        }
+        Paragraph::new(lines)
+            .block(block(" Detail ".to_owned()))
+            .wrap(Wrap { trim: false })
+            .scroll((self.nav.detail_scroll, 0))
+            .render(bottom, buf);
+    }
+}
