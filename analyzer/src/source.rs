@@ -26,8 +26,8 @@ pub enum SourceError {
 #[derive(Debug)]
 pub enum TraceSource {
     /// A hindsight binary trace.
-    Binary(TraceReader<BufReader<File>>),
-    /// A RAPID STD text trace (boxed: its reader's tables are larger than a binary reader).
+    Binary(Box<TraceReader<BufReader<File>>>),
+    /// A RAPID STD text trace.
     Std(Box<StdReader<BufReader<File>>>),
 }
 
@@ -44,7 +44,7 @@ impl TraceSource {
         if !start.starts_with(&MAGIC) && looks_like_std(&start) {
             return Ok(TraceSource::Std(Box::new(StdReader::new(input, name))));
         }
-        Ok(TraceSource::Binary(TraceReader::from_reader(input, name)?))
+        Ok(TraceSource::Binary(Box::new(TraceReader::from_reader(input, name)?)))
     }
 
     /// The trace's header (synthesised for STD files).

@@ -340,7 +340,7 @@ fn hotspot(
     finding.locks.push(name.clone());
     finding.time_ns = stats.max_wait_at_ns;
     let contended_percent =
-        if summary.acquisitions == 0 { 0 } else { summary.contended * 100 / summary.acquisitions };
+        (summary.contended * 100).checked_div(summary.acquisitions).unwrap_or(0);
     finding.evidence.push(format!(
         "{} acquisitions, {} of them contended ({contended_percent}%), {} owner changes",
         summary.acquisitions, summary.contended, summary.owner_changes

@@ -192,12 +192,12 @@ impl DataRace {
         &mut self,
         cx: &Context<'_>,
         event: &Event,
-        actor: Actor,
-        slot: u32,
         var: VarId,
         site: SiteId,
         write: bool,
     ) {
+        let actor = Actor::of(event);
+        let slot = self.slot(actor);
         let clock = &self.clocks[slot as usize];
         let mut locks = [None; HELD_LOCKS_KEPT];
         for (kept, hold) in locks.iter_mut().zip(cx.state.holds(actor)) {
@@ -282,12 +282,8 @@ impl Detector for DataRace {
         let actor = Actor::of(event);
         let slot = self.slot(actor);
         match event.kind {
-            EventKind::Read { var, site } => {
-                self.on_access(cx, event, actor, slot, var, site, false)
-            }
-            EventKind::Write { var, site } => {
-                self.on_access(cx, event, actor, slot, var, site, true)
-            }
+            EventKind::Read { var, site } => self.on_access(cx, event, var, site, false),
+            EventKind::Write { var, site } => self.on_access(cx, event, var, site, true),
             EventKind::LockAcquired { lock, mode, .. } => self.on_lock_acquired(slot, lock, mode),
             EventKind::LockReleased { lock, mode, .. } => self.on_lock_released(slot, lock, mode),
             EventKind::TaskSpawned { task, .. } => {
