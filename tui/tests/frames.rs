@@ -232,11 +232,11 @@ fn tiny_terminals_draw_without_panicking() {
 
 #[test]
 fn the_readme_lists_every_key() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
-        .expect("tui/README.md exists");
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("the workspace README exists");
     assert!(
         readme.contains(&keys_markdown()),
-        "tui/README.md's key table is stale:\n{}",
+        "README.md's key table is stale:\n{}",
         keys_markdown()
     );
 }
