@@ -1,5 +1,5 @@
 //! The recorder's overhead, as ratios measured in one run. Run with
-//! `cargo bench -p hindsight-recorder --bench overhead`.
+//! `cargo bench -p hindsight-recorder --bench overhead` (add `-- uncontended` for (a) only).
 //!
 //! (a) added cost of one uncontended lock+unlock of the blocking wrapper over
 //!     `std::sync::Mutex`, recording on (and off);
@@ -172,6 +172,9 @@ fn main() {
         on - plain,
         on / plain
     );
+    if std::env::args().any(|a| a == "uncontended") {
+        return;
+    }
 
     // The order matters: runs without a subscriber come before any subscriber exists.
     let tokio_plain = run_program(None, false);

@@ -29,10 +29,11 @@
 //! (ordinary, pending polls) once they are older than the flush interval.
 
 use crate::clock;
-use crate::format::{EventKind, SiteId, TaskId, ThreadId};
+use crate::format::{EventKind, LockId, LockMode, SiteId, TaskId, ThreadId};
 use crate::registry::SiteSource;
 use crate::ring::{Full, Held, Producer, RawEvent, Ring};
 use crate::session::{self, OverflowPolicy, Session};
+use crate::waits::{self, Wait};
 use std::cell::RefCell;
 use std::panic::Location;
 use std::sync::Arc;
@@ -141,25 +142,41 @@ impl Local {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn publish(&mut self, event: RawEvent) {
-        let (Some(producer), Some(session)) = (&mut self.producer, &self.session) else { return };
-        loop {
-            match producer.push(event) {
-                Ok(()) => break,
-                Err(Full::Full) => {
-                    if session.overflow == OverflowPolicy::Block && session.is_current() {
-                        session.wake_writer();
-                        std::thread::yield_now();
-                        continue;
-                    }
-                    producer.count_dropped();
-                    session.wake_writer();
-                    return;
-                }
-            }
+        let Some(producer) = &mut self.producer else { return };
+        if producer.push(event).is_err() {
+            return self.overflow(event);
         }
         if producer.used() == producer.ring().capacity() / 2 {
+            self.wake_writer();
+        }
+    }
+
+    /// The ring is full: wait for room ([`OverflowPolicy::Block`]) or drop `event`.
+    #[cold]
+    #[inline(never)]
+    fn overflow(&mut self, event: RawEvent) {
+        let (Some(producer), Some(session)) = (&mut self.producer, &self.session) else { return };
+        loop {
+            if session.overflow == OverflowPolicy::Block && session.is_current() {
+                session.wake_writer();
+                std::thread::yield_now();
+                if producer.push(event).is_ok() {
+                    return;
+                }
+                continue;
+            }
+            producer.count_dropped();
+            session.wake_writer();
+            return;
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn wake_writer(&self) {
+        if let Some(session) = &self.session {
             session.wake_writer();
         }
     }
@@ -176,9 +193,18 @@ impl Local {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn push(&mut self, ticks: u64, kind: EventKind) {
         let event = RawEvent { ticks, task: self.current_task, kind };
+        if self.hold == PollHold::Idle {
+            return self.publish(event);
+        }
+        self.push_while_holding(event);
+    }
+
+    /// [`push`](Self::push) while events of a tokio task's poll are held.
+    #[inline(never)]
+    fn push_while_holding(&mut self, event: RawEvent) {
         match self.hold {
             PollHold::Entered { task, .. } if self.current_task == Some(task) => {
                 let held = self.producer.as_ref().map_or(0, |p| p.held());
@@ -198,7 +224,7 @@ impl Local {
 }
 
 /// The id of the calling OS thread.
-fn os_thread_id() -> u64 {
+pub(crate) fn os_thread_id() -> u64 {
     #[cfg(target_os = "linux")]
     {
         // SAFETY: gettid has no preconditions and cannot fail.
@@ -218,16 +244,25 @@ pub(crate) struct Ctx<'a> {
 
 impl Ctx<'_> {
     /// The session.
+    #[inline]
     pub(crate) fn session(&self) -> &Arc<Session> {
         self.local.session.as_ref().expect("a registered thread has a session; this is a bug")
     }
 
+    /// The generation of the session (see [`crate::session`]).
+    #[inline]
+    pub(crate) fn generation(&self) -> u64 {
+        self.local.generation
+    }
+
     /// This thread's id in the trace.
+    #[inline]
     pub(crate) fn thread(&self) -> ThreadId {
         self.local.thread.expect("a registered thread has an id; this is a bug")
     }
 
     /// The task being polled on this thread.
+    #[inline]
     pub(crate) fn task(&self) -> Option<TaskId> {
         self.local.current_task
     }
@@ -235,7 +270,11 @@ impl Ctx<'_> {
     /// The id of a `#[track_caller]` location.
     #[inline]
     pub(crate) fn site(&mut self, location: &'static Location<'static>) -> SiteId {
-        self.site_of(SiteSource::location(location))
+        let key = location as *const Location<'static> as usize;
+        match self.local.sites.get((key >> 3) % SITE_CACHE) {
+            Some((cached, id)) if *cached == key => *id,
+            _ => self.site_miss((key >> 3) % SITE_CACHE, SiteSource::location(location)),
+        }
     }
 
     /// The id of a site.
@@ -247,6 +286,12 @@ impl Ctx<'_> {
                 return *id;
             }
         }
+        self.site_miss(slot, source)
+    }
+
+    /// Defines (or finds) a site missing from the cache, and caches it.
+    #[inline(never)]
+    fn site_miss(&mut self, slot: usize, source: SiteSource) -> SiteId {
         let id = session::lock(&self.session().registry).site(source);
         if let Some(entry) = self.local.sites.get_mut(slot) {
             *entry = (source.key, id);
@@ -255,7 +300,7 @@ impl Ctx<'_> {
     }
 
     /// Records `kind` now.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn record(&mut self, kind: EventKind) {
         self.local.push(clock::ticks(), kind);
     }
@@ -263,6 +308,16 @@ impl Ctx<'_> {
     /// Records `kind` at `ticks` (read earlier by this thread).
     pub(crate) fn record_at(&mut self, ticks: u64, kind: EventKind) {
         self.local.push(ticks, kind);
+    }
+
+    /// Publishes a wait for `lock` that began at `ticks`, if the session's watchdog reads
+    /// waits (see [`crate::waits`]); it ends when the result is dropped.
+    pub(crate) fn begin_wait(&self, ticks: u64, lock: LockId, mode: LockMode) -> Option<Wait> {
+        let session = self.session();
+        if !session.watch.waits {
+            return None;
+        }
+        waits::begin(session.generation(), ticks, lock, mode, self.thread(), self.task())
     }
 
     /// tokio entered the span of `task` on this thread (a poll, or the drop of its future).

@@ -1,7 +1,11 @@
 //! The panic hook: a panic flushes the trace before the previous hook runs, so that a panic
-//! that ends the process still leaves every event recorded up to it in the file.
+//! that ends the process still leaves every event recorded up to it in the file; a flight
+//! recorder (with [`on_panic`](crate::FlightRecorder::on_panic)) writes a dump instead,
+//! marked with the panicking thread, the location and the message.
 
+use crate::recorder::{DUMP_TIMEOUT, FLUSH_TIMEOUT};
 use crate::session;
+use crate::trigger::DumpRequest;
 use std::sync::Once;
 
 static INSTALL: Once = Once::new();
@@ -12,8 +16,18 @@ pub(crate) fn install_hook() {
     INSTALL.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            if let Some(session) = session::current_nonblocking() {
-                session.flush(crate::recorder::FLUSH_TIMEOUT);
+            // The recorder's own threads must not wait for themselves.
+            let own = matches!(
+                std::thread::current().name(),
+                Some("hindsight-writer" | "hindsight-watchdog")
+            );
+            if let (Some(session), false) = (session::current_nonblocking(), own) {
+                if session.watch.panics {
+                    let request = DumpRequest::panic(info.payload(), info.location());
+                    let _ = session.dump(request, DUMP_TIMEOUT);
+                } else {
+                    session.flush(FLUSH_TIMEOUT);
+                }
             }
             previous(info);
         }));

@@ -1,10 +1,14 @@
 //! [`Recorder`], its builder and its guard: starting and ending a recording session.
 
+use crate::flight::FlightSink;
 use crate::format::Header;
-use crate::session::{OverflowPolicy, Session};
-use crate::writer::{self, StreamSink, WriterReport};
+use crate::mode::Mode;
+use crate::session::{OverflowPolicy, Session, Watch};
+use crate::trigger::{DumpError, DumpRequest};
+use crate::writer::{self, Sink, StreamSink, WriterReport};
 use std::fs::File;
 use std::io::{self, BufWriter};
+use std::panic::Location;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +19,8 @@ pub const DEFAULT_BUFFER_EVENTS: usize = 32 * 1024;
 pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_millis(50);
 /// How long the guard and the panic hook wait for the writer to flush.
 pub(crate) const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the guard and the panic hook wait for the writer to write a dump.
+pub(crate) const DUMP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why recording could not start or end cleanly.
 #[derive(Debug, thiserror::Error)]
@@ -40,18 +46,34 @@ pub enum RecorderError {
     /// The writer thread died.
     #[error("the hindsight-writer thread panicked; the trace may be incomplete")]
     WriterPanicked,
+    /// Writing the trace failed during the recording; what came after was counted as
+    /// dropped.
+    #[error("{path}: writing the trace failed: {source}; {} events dropped", summary.dropped)]
+    WriteFailed {
+        /// The trace file.
+        path: PathBuf,
+        /// What the OS said.
+        source: io::Error,
+        /// What was recorded, written and dropped.
+        summary: RecordingSummary,
+    },
 }
 
 /// What a finished recording wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RecordingSummary {
-    /// Events written (gap markers included).
+    /// Events recorded and handed to the writer (gap markers not counted). In streaming
+    /// mode these are in the file, unless writing failed; a flight recorder kept the newest
+    /// of them.
     pub events: u64,
-    /// Events lost because a thread's buffer was full (see [`OverflowPolicy`]).
+    /// Events lost: dropped because a thread's buffer was full (see [`OverflowPolicy`]),
+    /// and all events after writing the trace failed.
     pub dropped: u64,
-    /// Size of the trace file in bytes.
+    /// Bytes written: the trace file, or all dumps together.
     pub bytes: u64,
+    /// Dumps the flight recorder wrote.
+    pub dumps: u64,
 }
 
 /// The recorder: a [`tracing_subscriber::Layer`] that records tokio's own instrumentation and
@@ -124,6 +146,7 @@ pub struct RecorderBuilder {
     flush_interval: Duration,
     overflow: OverflowPolicy,
     program: Option<String>,
+    mode: Mode,
 }
 
 impl Default for RecorderBuilder {
@@ -134,12 +157,16 @@ impl Default for RecorderBuilder {
             flush_interval: DEFAULT_FLUSH_INTERVAL,
             overflow: OverflowPolicy::Drop,
             program: None,
+            mode: Mode::Streaming,
         }
     }
 }
 
 impl RecorderBuilder {
-    /// The trace file to write (created or truncated). Required.
+    /// The trace file to write (created or truncated), or in [flight-recorder
+    /// mode](Mode::Ring) the name the dumps are numbered after: `DIR/NAME.trace` gives
+    /// `DIR/NAME.1.trace`, `DIR/NAME.2.trace`, ... (the first numbers not taken yet; see
+    /// [`mode`](Self::mode)). Required.
     pub fn path(mut self, path: impl AsRef<Path>) -> Self {
         self.path = Some(path.as_ref().to_owned());
         self
@@ -172,19 +199,50 @@ impl RecorderBuilder {
         self
     }
 
-    /// Creates the trace file, starts the writer thread and starts recording.
+    /// How the recording keeps its events (default [`Mode::Streaming`]).
+    ///
+    /// With [`Mode::Ring`], the flight recorder, nothing is written until a trigger (see
+    /// [`FlightRecorder`](crate::FlightRecorder)); then a *dump* is written: a complete
+    /// trace of the events kept, with every definition and a `Mark` event naming the
+    /// trigger. For the path `DIR/NAME.trace` (or `DIR/NAME`) the dumps are
+    /// `DIR/NAME.1.trace`, `DIR/NAME.2.trace`, ...: each the first number whose file does not
+    /// exist yet, written as `DIR/NAME.<n>.trace.tmp` and then published under its name at
+    /// once, so dumps never overwrite each other, nor those of an earlier run. `DIR` must
+    /// exist.
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Creates the trace file (streaming mode), starts the writer thread (and, for a flight
+    /// recorder, the `hindsight-watchdog` thread) and starts recording.
     pub fn build(self) -> Result<(Recorder, RecorderGuard), RecorderError> {
         let path = self.path.ok_or(RecorderError::NoPath)?;
+        let ring = match &self.mode {
+            Mode::Ring(config) => Some(config.clone()),
+            Mode::Streaming => None,
+        };
+        let watch = Watch {
+            waits: ring.as_ref().is_some_and(|r| r.watchdog.is_some() || r.contention.is_some()),
+            panics: ring.as_ref().is_some_and(|r| r.on_panic),
+        };
         let session =
-            Arc::new(Session::new(self.buffer_events, self.overflow, self.flush_interval));
+            Arc::new(Session::new(self.buffer_events, self.overflow, self.flush_interval, watch));
         // Claim the process before touching the file, so a second recorder fails cleanly.
         Session::activate(&session).map_err(|_| RecorderError::AlreadyRecording)?;
         let started = (|| {
             let io_error = |source| RecorderError::Io { path: path.clone(), source };
-            let file = File::create(&path).map_err(io_error)?;
             let header = header(self.program, &path);
-            let sink = StreamSink::new(BufWriter::with_capacity(1 << 16, file), &header)
-                .map_err(io_error)?;
+            let sink: Box<dyn Sink> = match &ring {
+                None => {
+                    let file = File::create(&path).map_err(io_error)?;
+                    let out = BufWriter::with_capacity(1 << 16, file);
+                    Box::new(StreamSink::new(out, &header, path.clone()).map_err(io_error)?)
+                }
+                Some(config) => {
+                    Box::new(FlightSink::new(path.clone(), header, config).map_err(io_error)?)
+                }
+            };
             writer::spawn(session.clone(), sink, self.flush_interval)
                 .map_err(RecorderError::WriterThread)
         })();
@@ -196,8 +254,19 @@ impl RecorderBuilder {
             }
         };
         crate::panic::install_hook();
-        let recorder = Recorder::layer();
-        Ok((recorder, RecorderGuard { session, path, writer: Some(writer) }))
+        let mut guard =
+            RecorderGuard { session, path, writer: Some(writer), watchdog: None, signal: false };
+        if let Some(config) = ring {
+            guard.signal = config.on_signal && crate::signal::listen();
+            match crate::watchdog::spawn(guard.session.clone(), &config, guard.signal) {
+                Ok(watchdog) => guard.watchdog = Some(watchdog),
+                Err(e) => writer::say(format_args!(
+                    "could not start the hindsight-watchdog thread: {e}; \
+                     hangs and signals will not trigger dumps"
+                )),
+            }
+        }
+        Ok((Recorder::layer(), guard))
     }
 }
 
@@ -241,6 +310,9 @@ pub struct RecorderGuard {
     session: Arc<Session>,
     path: PathBuf,
     writer: Option<std::thread::JoinHandle<WriterReport>>,
+    watchdog: Option<std::thread::JoinHandle<()>>,
+    /// Listening to `SIGUSR1`.
+    signal: bool,
 }
 
 impl RecorderGuard {
@@ -250,9 +322,27 @@ impl RecorderGuard {
         self.session.flush(FLUSH_TIMEOUT)
     }
 
-    /// The trace file.
+    /// The trace file (streaming), or the path the dumps are numbered after (flight
+    /// recorder).
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Writes a dump now, with a mark labelled `hindsight: dump triggered by request:
+    /// <reason>` at the caller's location, and waits for it (a few seconds at most). Returns
+    /// the dump's file. In streaming mode, writes the mark into the stream, flushes, and
+    /// returns the trace file.
+    #[track_caller]
+    pub fn dump(&self, reason: &str) -> Result<PathBuf, DumpError> {
+        if !self.session.is_current() {
+            return Err(DumpError::NotRecording);
+        }
+        self.session.dump(DumpRequest::request(reason, Location::caller()), DUMP_TIMEOUT)
+    }
+
+    /// The dumps the flight recorder has written so far, oldest first.
+    pub fn dumps(&self) -> Vec<PathBuf> {
+        self.session.written_dumps()
     }
 
     /// Stops recording, writes the rest and reports what was written.
@@ -262,17 +352,32 @@ impl RecorderGuard {
 
     fn stop(&mut self) -> Result<RecordingSummary, RecorderError> {
         let Some(writer) = self.writer.take() else {
-            return Ok(RecordingSummary { events: 0, dropped: 0, bytes: 0 });
+            return Ok(RecordingSummary { events: 0, dropped: 0, bytes: 0, dumps: 0 });
         };
         // Publish this thread's held events while it still belongs to the session.
         crate::local::retire();
         self.session.deactivate();
         self.session.request_stop();
-        let report = writer.join().map_err(|_| RecorderError::WriterPanicked)?;
-        if let Some(source) = report.error {
-            return Err(RecorderError::Io { path: self.path.clone(), source });
+        if let Some(watchdog) = self.watchdog.take() {
+            watchdog.thread().unpark();
+            let _ = watchdog.join();
         }
-        Ok(RecordingSummary { events: report.events, dropped: report.dropped, bytes: report.bytes })
+        if std::mem::take(&mut self.signal) {
+            crate::signal::unlisten();
+        }
+        let report = writer.join().map_err(|_| RecorderError::WriterPanicked)?;
+        let summary = RecordingSummary {
+            events: report.events,
+            dropped: report.dropped,
+            bytes: report.bytes,
+            dumps: report.dumps,
+        };
+        match report.error {
+            Some(source) => {
+                Err(RecorderError::WriteFailed { path: self.path.clone(), source, summary })
+            }
+            None => Ok(summary),
+        }
     }
 }
 

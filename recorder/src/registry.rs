@@ -12,8 +12,8 @@
 //! the first sight of a source site), never per event.
 
 use crate::format::{
-    Definition, LockDef, LockId, LockKind, SiteDef, SiteId, StringId, TaskDef, TaskId, ThreadDef,
-    ThreadId,
+    ChannelDef, ChannelId, Definition, LockDef, LockId, LockKind, SiteDef, SiteId, StringId,
+    TaskDef, TaskId, ThreadDef, ThreadId, VarDef, VarId,
 };
 use std::collections::HashMap;
 
@@ -61,6 +61,8 @@ pub(crate) struct Registry {
     tasks: u32,
     locks: u32,
     site_count: u32,
+    variables: u32,
+    channels: u32,
 }
 
 impl Registry {
@@ -146,6 +148,24 @@ impl Registry {
         id
     }
 
+    /// Defines an annotated variable or synchronisation object (see [`crate::annotate`]).
+    pub(crate) fn variable(&mut self, name: &str, site: Option<SiteId>) -> VarId {
+        let id = VarId(self.variables);
+        self.variables += 1;
+        let name = self.string(name);
+        self.definitions.push(Definition::Variable(VarDef { id, name, site }));
+        id
+    }
+
+    /// Defines a recorded channel (see [`crate::channel`]).
+    pub(crate) fn channel(&mut self, name: Option<&str>, site: Option<SiteId>) -> ChannelId {
+        let id = ChannelId(self.channels);
+        self.channels += 1;
+        let name = name.map(|n| self.string(n));
+        self.definitions.push(Definition::Channel(ChannelDef { id, name, site }));
+        id
+    }
+
     /// The lock named `name` (a user-defined lock of the tracing convention), defined on
     /// first sight: locks are identified by their name.
     pub(crate) fn named_lock(&mut self, name: &str, site: Option<SiteId>) -> LockId {
@@ -162,5 +182,59 @@ impl Registry {
         let new = self.definitions[self.written..].to_vec();
         self.written = self.definitions.len();
         new
+    }
+
+    /// Every definition made so far, in order: what makes a dump self-contained.
+    pub(crate) fn all(&self) -> Vec<Definition> {
+        self.definitions.clone()
+    }
+
+    // === names for people (the watchdog's labels; slow, rare) ===
+
+    fn text(&self, id: StringId) -> Option<&str> {
+        self.definitions.iter().find_map(|d| match d {
+            Definition::String { id: i, text } if *i == id => Some(text.as_str()),
+            _ => None,
+        })
+    }
+
+    /// The thread in words: its name in backquotes, or `thread #3` if it has none.
+    pub(crate) fn describe_thread(&self, id: ThreadId) -> String {
+        let name = self.definitions.iter().find_map(|d| match d {
+            Definition::Thread(t) if t.id == id => t.name.and_then(|n| self.text(n)),
+            _ => None,
+        });
+        name.map_or_else(|| format!("thread #{}", id.0), |name| format!("thread `{name}`"))
+    }
+
+    /// The task in words: its name in backquotes, or `task #3` if it has none.
+    pub(crate) fn describe_task(&self, id: TaskId) -> String {
+        let name = self.definitions.iter().find_map(|d| match d {
+            Definition::Task(t) if t.id == id => t.name.and_then(|n| self.text(n)),
+            _ => None,
+        });
+        name.map_or_else(|| format!("task #{}", id.0), |name| format!("task `{name}`"))
+    }
+
+    /// The lock in words: its name in backquotes, or `the lock created at FILE:LINE:COL`.
+    pub(crate) fn describe_lock(&self, id: LockId) -> String {
+        let Some(lock) = self.definitions.iter().find_map(|d| match d {
+            Definition::Lock(l) if l.id == id => Some(l),
+            _ => None,
+        }) else {
+            return format!("lock #{}", id.0);
+        };
+        if let Some(name) = lock.name.and_then(|n| self.text(n)) {
+            return format!("lock `{name}`");
+        }
+        let site = lock.site.and_then(|site| {
+            self.definitions.iter().find_map(|d| match d {
+                Definition::Site(s) if s.id == site => {
+                    Some(format!("{}:{}:{}", self.text(s.file)?, s.line, s.col))
+                }
+                _ => None,
+            })
+        });
+        site.map_or_else(|| format!("lock #{}", id.0), |at| format!("the lock created at {at}"))
     }
 }

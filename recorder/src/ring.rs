@@ -111,6 +111,7 @@ impl Ring {
     }
 
     /// Slots in the ring.
+    #[inline]
     pub(crate) fn capacity(&self) -> usize {
         self.slots.len()
     }
@@ -135,8 +136,12 @@ impl Ring {
         Some(self.held_first.load(Ordering::Relaxed))
     }
 
+    #[inline]
     fn slot(&self, index: usize) -> *mut RawEvent {
-        self.slots[index & self.mask].get()
+        debug_assert_eq!(self.mask + 1, self.slots.len(), "the mask fits the slots; a bug");
+        // SAFETY: `mask` is `slots.len() - 1` for a power-of-two length (see `new`), so the
+        // masked index is in bounds.
+        unsafe { self.slots.get_unchecked(index & self.mask) }.get()
     }
 
     /// Consumer side: appends every published event to `out`, and also the held ones if
@@ -218,11 +223,13 @@ impl Producer {
     }
 
     /// The ring.
+    #[inline]
     pub(crate) fn ring(&self) -> &std::sync::Arc<Ring> {
         &self.ring
     }
 
     /// Events written but not yet read by the consumer (held ones included), as last known.
+    #[inline]
     pub(crate) fn used(&self) -> usize {
         self.tail + self.held - self.cached_head
     }
@@ -232,13 +239,20 @@ impl Producer {
         self.held
     }
 
+    #[inline]
     fn has_room(&mut self, needed: usize) -> bool {
         let capacity = self.ring.capacity();
         if self.tail + self.held + needed - self.cached_head <= capacity {
             return true;
         }
+        self.refresh_head(needed)
+    }
+
+    /// [`has_room`](Self::has_room) after learning how far the consumer got.
+    #[inline(never)]
+    fn refresh_head(&mut self, needed: usize) -> bool {
         self.cached_head = self.ring.head.0.load(Ordering::Acquire);
-        self.tail + self.held + needed - self.cached_head <= capacity
+        self.tail + self.held + needed - self.cached_head <= self.ring.capacity()
     }
 
     /// Counts an event lost to a full ring.
@@ -248,6 +262,7 @@ impl Producer {
     }
 
     /// Writes `event` into the next free slot after the held ones.
+    #[inline]
     fn write_slot(&mut self, event: RawEvent) {
         // SAFETY: the slot is after the published tail and after the held run, inside the
         // ring's capacity (checked by `has_room`): only this producer touches it.
@@ -255,10 +270,17 @@ impl Producer {
     }
 
     /// Reports pending drops as a gap before the next event, if there is room for both.
+    #[inline]
     fn write_gap(&mut self, ticks: u64, task: Option<TaskId>) -> Result<(), Full> {
         if !self.gap {
             return Ok(());
         }
+        self.write_pending_gap(ticks, task)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn write_pending_gap(&mut self, ticks: u64, task: Option<TaskId>) -> Result<(), Full> {
         if !self.has_room(2) {
             return Err(Full::Full);
         }
@@ -272,7 +294,7 @@ impl Producer {
     }
 
     /// Publishes `event`. There must be no held events.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn push(&mut self, event: RawEvent) -> Result<(), Full> {
         debug_assert_eq!(self.held, 0, "publishing while events are held is a bug");
         self.write_gap(event.ticks, event.task)?;

@@ -10,6 +10,9 @@
 use crate::format::ThreadId;
 use crate::registry::Registry;
 use crate::ring::Ring;
+use crate::trigger::{DumpError, DumpRequest};
+use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
@@ -62,15 +65,47 @@ pub(crate) fn current_nonblocking() -> Option<Arc<Session>> {
     }
 }
 
+/// The most dump outcomes remembered for the threads waiting for them.
+const OUTCOMES: usize = 64;
+
+/// What became of a dump request: the file written, or why not.
+pub(crate) type DumpOutcome = Result<PathBuf, DumpError>;
+
 /// The flush handshake between recording threads and the writer.
 #[derive(Debug, Default)]
 struct FlushState {
-    /// Flushes asked for so far.
+    /// Flushes asked for so far (a dump request is a flush too).
     requested: u64,
     /// Flushes the writer has completed (it completes all requests made before it started).
     completed: u64,
     /// The session is ending: the writer drains one last time and stops.
     stop: bool,
+    /// Dumps asked for and not yet taken by the writer, with their tickets.
+    dumps: Vec<(u64, DumpRequest)>,
+    /// The outcomes of the latest dump requests, by ticket.
+    outcomes: VecDeque<(u64, DumpOutcome)>,
+    /// The dumps written so far.
+    written: Vec<PathBuf>,
+}
+
+/// What the writer is to do in one round.
+#[derive(Debug)]
+pub(crate) struct Work {
+    /// The flush ticket the round completes.
+    pub(crate) ticket: u64,
+    /// The round is the last.
+    pub(crate) stop: bool,
+    /// Triggers to honour, with their tickets.
+    pub(crate) dumps: Vec<(u64, DumpRequest)>,
+}
+
+/// What the hot path needs to know about the triggers of a session.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Watch {
+    /// Lock waits are published on the [wait board](crate::waits) for the watchdog.
+    pub(crate) waits: bool,
+    /// A panic asks for a dump (rather than only a flush).
+    pub(crate) panics: bool,
 }
 
 /// One recording session.
@@ -85,6 +120,8 @@ pub(crate) struct Session {
     pub(crate) overflow: OverflowPolicy,
     /// Held events older than this many ticks may be claimed by the writer.
     pub(crate) held_claim_ticks: u64,
+    /// What the triggers need.
+    pub(crate) watch: Watch,
     /// The definitions.
     pub(crate) registry: Mutex<Registry>,
     /// Every thread's ring.
@@ -104,6 +141,7 @@ impl Session {
         ring_capacity: usize,
         overflow: OverflowPolicy,
         held_claim: Duration,
+        watch: Watch,
     ) -> Session {
         Session {
             generation: LAST_GENERATION.fetch_add(1, Ordering::Relaxed) + 1,
@@ -111,6 +149,7 @@ impl Session {
             ring_capacity,
             overflow,
             held_claim_ticks: crate::clock::ticks_for(held_claim.as_nanos() as u64),
+            watch,
             registry: Mutex::new(Registry::default()),
             rings: Mutex::new(Vec::new()),
             writer: OnceLock::new(),
@@ -201,10 +240,64 @@ impl Session {
         self.wake_writer();
     }
 
-    /// Writer side: what to do next. `(flush ticket to complete, stop)`.
-    pub(crate) fn pending_work(&self) -> (u64, bool) {
+    /// Asks the writer for a dump (in streaming mode: a mark and a flush) and waits for it,
+    /// at most `timeout`.
+    pub(crate) fn dump(&self, request: DumpRequest, timeout: Duration) -> DumpOutcome {
+        let ticket = self.request_dump(request).ok_or(DumpError::NotRecording)?;
+        if !self.wait_for(ticket, timeout) {
+            return Err(DumpError::Timeout(timeout));
+        }
         let state = lock(&self.flush);
-        (state.requested, state.stop)
+        let outcome = state.outcomes.iter().find(|(t, _)| *t == ticket).map(|(_, o)| o.clone());
+        outcome.unwrap_or(Err(DumpError::NotRecording))
+    }
+
+    /// Asks the writer for a dump without waiting; its ticket, or `None` once the session is
+    /// ending.
+    pub(crate) fn request_dump(&self, request: DumpRequest) -> Option<u64> {
+        let ticket = {
+            let mut state = lock(&self.flush);
+            if state.stop {
+                return None;
+            }
+            state.requested += 1;
+            let ticket = state.requested;
+            state.dumps.push((ticket, request));
+            ticket
+        };
+        self.wake_writer();
+        Some(ticket)
+    }
+
+    /// Whether the session is ending.
+    pub(crate) fn is_stopping(&self) -> bool {
+        lock(&self.flush).stop
+    }
+
+    /// The dumps written so far.
+    pub(crate) fn written_dumps(&self) -> Vec<PathBuf> {
+        lock(&self.flush).written.clone()
+    }
+
+    /// Writer side: what to do next.
+    pub(crate) fn take_work(&self) -> Work {
+        let mut state = lock(&self.flush);
+        Work { ticket: state.requested, stop: state.stop, dumps: std::mem::take(&mut state.dumps) }
+    }
+
+    /// Writer side: the outcome of the dumps of `tickets`; `new_file` if it is a dump file
+    /// (rather than the stream, in streaming mode).
+    pub(crate) fn dumped(&self, tickets: &[u64], outcome: &DumpOutcome, new_file: bool) {
+        let mut state = lock(&self.flush);
+        if let (Ok(path), true) = (outcome, new_file) {
+            state.written.push(path.clone());
+        }
+        for ticket in tickets {
+            if state.outcomes.len() >= OUTCOMES {
+                state.outcomes.pop_front();
+            }
+            state.outcomes.push_back((*ticket, outcome.clone()));
+        }
     }
 
     /// Writer side: every flush up to `ticket` is done.

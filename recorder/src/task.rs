@@ -48,6 +48,51 @@ where
     JoinHandle { inner, task }
 }
 
+/// Spawns the `!Send` `future` on the current [`LocalSet`](tokio::task::LocalSet) as a
+/// recorded task named `name`, like [`tokio::task::spawn_local`]. Tasks of one `LocalSet`
+/// all run on its thread, yet are as concurrent as any two tasks: the race detector checks
+/// them as such.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let local = tokio::task::LocalSet::new();
+/// let count = std::rc::Rc::new(std::cell::Cell::new(1));
+/// let c = count.clone();
+/// local
+///     .run_until(async move {
+///         let double = async move { c.set(c.get() * 2) };
+///         hindsight_recorder::task::spawn_local("double", double).await.unwrap();
+///     })
+///     .await;
+/// assert_eq!(count.get(), 2);
+/// # }
+/// ```
+///
+/// # Panics
+///
+/// Like [`tokio::task::spawn_local`], when called outside a `LocalSet`.
+#[track_caller]
+pub fn spawn_local<F>(name: &str, future: F) -> JoinHandle<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    let at = Location::caller();
+    let task = local::with(|ctx| {
+        let site = ctx.site(at);
+        let task =
+            session::lock(&ctx.session().registry).task(Some(name), "hindsight", Some(site), None);
+        ctx.record(EventKind::TaskSpawned { task, site: Some(site) });
+        task
+    });
+    let recorded = Recorded { task, finished: false, inner: future };
+    local::set_adopt(task);
+    let inner = ::tokio::task::spawn_local(recorded);
+    local::set_adopt(None);
+    JoinHandle { inner, task }
+}
+
 /// A future that records its polls as those of `task`.
 struct Recorded<F> {
     task: Option<TaskId>,

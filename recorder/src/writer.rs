@@ -1,19 +1,30 @@
 //! The writer thread (`hindsight-writer`): drains every thread's ring each flush interval
-//! (or sooner, when asked or when a ring fills up) and writes what it drained.
-//!
-//! Draining ([`Collector`]) is separate from writing ([`StreamSink`]), so that another sink
-//! (an in-memory flight recorder) can take the same batches. One round:
+//! (or sooner, when asked or when a ring fills up) and hands what it drained to a [`Sink`]:
+//! the trace file ([`StreamSink`], streaming mode) or the flight recorder's memory
+//! ([`FlightSink`](crate::flight::FlightSink)). One round:
 //!
 //! 1. drain all rings into memory (and claim stale held events);
 //! 2. take the definitions made since the last round — after step 1, so every id an event of
 //!    this round carries is defined by now;
-//! 3. write the definitions chunk, then one event chunk per thread, then a watermark.
+//! 3. add the marks of the triggers asked for since the last round, as events of the writer's
+//!    own thread (with their definitions);
+//! 4. give the round to the sink (streaming: definitions chunk, one event chunk per thread,
+//!    a watermark) and, if triggers came, have it dump.
+//!
+//! # When writing fails
+//!
+//! The writer never panics and never blocks the program (only itself) on I/O. When the trace
+//! file cannot be written (a full disk, a vanished directory), it says so once on standard
+//! error, stops writing, and from then on counts every event it drains as dropped. A dump
+//! that cannot be written is lost, said once too; the flight recorder goes on.
 
 use crate::clock;
 use crate::format::{Definition, Event, EventKind, Header, ThreadId, TraceWriter};
 use crate::ring::{RawEvent, Ring};
-use crate::session::{self, Session};
+use crate::session::{self, DumpOutcome, Session};
+use crate::trigger::{DumpError, DumpRequest};
 use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +40,16 @@ pub(crate) struct Batch {
     pub(crate) watermark: u64,
     /// Events the rings dropped since the previous round (the sum of this round's gaps).
     pub(crate) dropped: u64,
+    /// When the round was collected (ns).
+    pub(crate) now: u64,
+}
+
+impl Batch {
+    /// Events of the round that are not gap markers.
+    fn recorded(&self) -> u64 {
+        let gaps = self.events.iter().filter(|e| matches!(e.kind, EventKind::Gap { .. })).count();
+        (self.events.len() - gaps) as u64
+    }
 }
 
 /// Drains a session's rings.
@@ -38,13 +59,15 @@ pub(crate) struct Collector {
     scratch: Vec<RawEvent>,
     previous_round: u64,
     watermark: u64,
+    /// The writer's own thread, once a mark needed it.
+    own_thread: Option<ThreadId>,
 }
 
 impl Collector {
     /// A collector of `session`.
     pub(crate) fn new(session: Arc<Session>) -> Collector {
         let previous_round = session.start_ticks;
-        Collector { session, scratch: Vec::new(), previous_round, watermark: 0 }
+        Collector { session, scratch: Vec::new(), previous_round, watermark: 0, own_thread: None }
     }
 
     /// One round. With `last`, held events are claimed however fresh they are.
@@ -97,25 +120,71 @@ impl Collector {
         let watermark = if last { now } else { oldest_held };
         self.watermark = self.watermark.max(clock::to_nanos(start, watermark));
         batch.watermark = self.watermark;
+        batch.now = clock::to_nanos(start, now);
         self.previous_round = now;
         batch
     }
+
+    /// Adds the marks of `requests` to `batch`, now, as events of the writer's own thread.
+    pub(crate) fn add_marks(&mut self, batch: &mut Batch, requests: &[DumpRequest]) {
+        if requests.is_empty() {
+            return;
+        }
+        let mut registry = session::lock(&self.session.registry);
+        let thread = *self.own_thread.get_or_insert_with(|| {
+            let current = std::thread::current();
+            registry.thread(current.name(), crate::local::os_thread_id())
+        });
+        for request in requests {
+            let label = registry.string(&request.label);
+            let site =
+                request.site.as_ref().map(|(f, l, c)| registry.site_by_value(f, *l, *c, None));
+            let time_ns = clock::to_nanos(self.session.start_ticks, clock::ticks());
+            let kind = EventKind::Mark { label, site };
+            batch.events.push(Event { time_ns, thread, task: None, kind });
+        }
+        batch.definitions.extend(registry.take_unwritten());
+    }
+}
+
+/// Where the writer's rounds go.
+pub(crate) trait Sink: Send {
+    /// Takes one round.
+    fn write(&mut self, batch: &Batch) -> io::Result<()>;
+
+    /// Whether a dump may be made now (the flight recorder writes at most so many).
+    fn may_dump(&self) -> Result<(), DumpError>;
+
+    /// Makes a trace of what the sink holds, right after a round that carried the triggers'
+    /// marks. The stream is its own trace already: it only names its file.
+    fn dump(&mut self, session: &Session) -> Result<PathBuf, (PathBuf, io::Error)>;
+
+    /// Whether a dump is a new file (rather than the stream itself).
+    fn dumps_to_new_files(&self) -> bool;
+
+    /// The trace file, or the base name of the dumps.
+    fn path(&self) -> &Path;
+
+    /// Bytes written to files so far.
+    fn bytes_written(&self) -> u64;
 }
 
 /// Writes batches to a trace file as they come (streaming mode).
 #[derive(Debug)]
 pub(crate) struct StreamSink<W: Write> {
     writer: TraceWriter<W>,
+    path: PathBuf,
 }
 
 impl<W: Write> StreamSink<W> {
-    /// Starts the trace: preamble and header.
-    pub(crate) fn new(out: W, header: &Header) -> io::Result<Self> {
-        Ok(StreamSink { writer: TraceWriter::new(out, header)? })
+    /// Starts the trace `path`: preamble and header.
+    pub(crate) fn new(out: W, header: &Header, path: PathBuf) -> io::Result<Self> {
+        Ok(StreamSink { writer: TraceWriter::new(out, header)?, path })
     }
+}
 
-    /// Writes one round and makes it reach the file.
-    pub(crate) fn write(&mut self, batch: &Batch) -> io::Result<()> {
+impl<W: Write + Send> Sink for StreamSink<W> {
+    fn write(&mut self, batch: &Batch) -> io::Result<()> {
         if !batch.definitions.is_empty() {
             self.writer.write_definitions(&batch.definitions)?;
         }
@@ -126,8 +195,23 @@ impl<W: Write> StreamSink<W> {
         self.writer.flush()
     }
 
-    /// Bytes written so far.
-    pub(crate) fn bytes_written(&self) -> u64 {
+    fn may_dump(&self) -> Result<(), DumpError> {
+        Ok(())
+    }
+
+    fn dump(&mut self, _session: &Session) -> Result<PathBuf, (PathBuf, io::Error)> {
+        Ok(self.path.clone())
+    }
+
+    fn dumps_to_new_files(&self) -> bool {
+        false
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn bytes_written(&self) -> u64 {
         self.writer.bytes_written()
     }
 }
@@ -135,45 +219,125 @@ impl<W: Write> StreamSink<W> {
 /// What the writer thread did, reported when it stops.
 #[derive(Debug, Default)]
 pub(crate) struct WriterReport {
-    /// Events written.
+    /// Events drained (gap markers excluded).
     pub(crate) events: u64,
-    /// Events the rings dropped (written as gaps).
+    /// Events lost: dropped by full rings (written as gaps), and every event drained after
+    /// writing failed.
     pub(crate) dropped: u64,
-    /// Bytes of the trace.
+    /// Bytes written to files.
     pub(crate) bytes: u64,
-    /// The first write error; after it nothing more was written.
+    /// Dumps written.
+    pub(crate) dumps: u64,
+    /// The first write error of the stream; after it nothing more was written.
     pub(crate) error: Option<io::Error>,
 }
 
-/// Runs the writer loop on a new thread named `hindsight-writer`.
-pub(crate) fn spawn<W: Write + Send + 'static>(
+/// The writer's loop, and what it says on standard error (once each).
+struct Writer {
     session: Arc<Session>,
-    mut sink: StreamSink<W>,
+    collector: Collector,
+    sink: Box<dyn Sink>,
+    report: WriterReport,
+    dump_failure_said: bool,
+    limit_said: bool,
+}
+
+impl Writer {
+    fn round(&mut self) -> bool {
+        let work = self.session.take_work();
+        let (tickets, requests): (Vec<u64>, Vec<DumpRequest>) = work.dumps.into_iter().unzip();
+        let refused = if requests.is_empty() { Ok(()) } else { self.sink.may_dump() };
+        let mut batch = self.collector.collect(work.stop);
+        if refused.is_ok() {
+            self.collector.add_marks(&mut batch, &requests);
+        }
+        self.report.dropped += batch.dropped;
+        if self.report.error.is_none() {
+            self.report.events += batch.recorded();
+            if let Err(e) = self.sink.write(&batch) {
+                say(format_args!(
+                    "cannot write trace to {}: {e}; recording stops, events are counted as dropped",
+                    self.sink.path().display()
+                ));
+                self.report.dropped += batch.recorded();
+                self.report.error = Some(e);
+            }
+        } else {
+            self.report.dropped += batch.recorded();
+        }
+        if !requests.is_empty() {
+            let outcome = match refused {
+                Ok(()) => self.dump(),
+                Err(e) => {
+                    if !self.limit_said {
+                        self.limit_said = true;
+                        say(format_args!("{e}; later triggers are ignored"));
+                    }
+                    Err(e)
+                }
+            };
+            self.session.dumped(&tickets, &outcome, self.sink.dumps_to_new_files());
+        }
+        self.session.complete(work.ticket);
+        !work.stop
+    }
+
+    fn dump(&mut self) -> DumpOutcome {
+        if let Some(e) = &self.report.error {
+            return Err(DumpError::Write {
+                path: self.sink.path().to_owned(),
+                reason: e.to_string(),
+            });
+        }
+        match self.sink.dump(&self.session) {
+            Ok(path) => {
+                if self.sink.dumps_to_new_files() {
+                    self.report.dumps += 1;
+                }
+                Ok(path)
+            }
+            Err((path, e)) => {
+                if !self.dump_failure_said {
+                    self.dump_failure_said = true;
+                    say(format_args!(
+                        "cannot write trace to {}: {e}; this dump is lost, recording goes on",
+                        path.display()
+                    ));
+                }
+                Err(DumpError::Write { path, reason: e.to_string() })
+            }
+        }
+    }
+}
+
+/// Says `message` on standard error, prefixed with `hindsight: `; never fails.
+pub(crate) fn say(message: std::fmt::Arguments<'_>) {
+    let _ = writeln!(io::stderr(), "hindsight: {message}");
+}
+
+/// Runs the writer loop on a new thread named `hindsight-writer`.
+pub(crate) fn spawn(
+    session: Arc<Session>,
+    sink: Box<dyn Sink>,
     interval: Duration,
 ) -> io::Result<std::thread::JoinHandle<WriterReport>> {
     let handle = std::thread::Builder::new().name("hindsight-writer".into()).spawn({
         let session = session.clone();
         move || {
-            let mut collector = Collector::new(session.clone());
-            let mut report = WriterReport::default();
-            loop {
-                let (ticket, stop) = session.pending_work();
-                let batch = collector.collect(stop);
-                report.dropped += batch.dropped;
-                if report.error.is_none() {
-                    match sink.write(&batch) {
-                        Ok(()) => report.events += batch.events.len() as u64,
-                        Err(e) => report.error = Some(e),
-                    }
-                }
-                session.complete(ticket);
-                if stop {
-                    break;
-                }
+            let collector = Collector::new(session.clone());
+            let mut writer = Writer {
+                session,
+                collector,
+                sink,
+                report: WriterReport::default(),
+                dump_failure_said: false,
+                limit_said: false,
+            };
+            while writer.round() {
                 std::thread::park_timeout(interval);
             }
-            report.bytes = sink.bytes_written();
-            report
+            writer.report.bytes = writer.sink.bytes_written();
+            writer.report
         }
     })?;
     session.set_writer(handle.thread().clone());

@@ -5,10 +5,30 @@ use crate::format::{EventKind, LockMode};
 use crate::local;
 use crate::registry::SiteSource;
 use crate::session;
+use crate::waits::Wait;
+use std::cell::RefCell;
 use tracing::Metadata;
 
 /// The target of lock convention events.
 pub(crate) const TARGET: &str = "hindsight::lock";
+
+/// Waits of this thread for user-defined locks, watched until the acquisition or failure.
+const MAX_WAITS: usize = 8;
+
+thread_local! {
+    static WAITS: RefCell<Vec<(crate::format::LockId, Wait)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Ends this thread's wait for `lock` (if one is watched); starts `wait` (if any).
+fn track(lock: crate::format::LockId, wait: Option<Wait>) {
+    let _ = WAITS.try_with(|waits| {
+        let Ok(mut waits) = waits.try_borrow_mut() else { return };
+        waits.retain(|(l, _)| *l != lock);
+        if let Some(wait) = wait.filter(|_| waits.len() < MAX_WAITS) {
+            waits.push((lock, wait));
+        }
+    });
+}
 
 /// Records one lock convention event; malformed ones are ignored.
 pub(crate) fn record(metadata: &'static Metadata<'static>, fields: Fields) {
@@ -27,6 +47,7 @@ pub(crate) fn record(metadata: &'static Metadata<'static>, fields: Fields) {
             function: None,
         });
         let lock = session::lock(&ctx.session().registry).named_lock(name, Some(site));
+        let ticks = crate::clock::ticks();
         let kind = match op {
             "requested" => EventKind::LockRequested { lock, mode, site },
             "acquired" | "try_acquired" => {
@@ -37,6 +58,11 @@ pub(crate) fn record(metadata: &'static Metadata<'static>, fields: Fields) {
             "released" => EventKind::LockReleased { lock, mode, seq: None, poisoned: false },
             _ => return,
         };
-        ctx.record(kind);
+        ctx.record_at(ticks, kind);
+        match op {
+            "requested" => track(lock, ctx.begin_wait(ticks, lock, mode)),
+            "acquired" | "try_acquired" | "try_failed" => track(lock, None),
+            _ => {}
+        }
     });
 }

@@ -236,6 +236,7 @@ impl Recorder {
                     mode: resource::mode_of(&source),
                     requested: Default::default(),
                     ready: Default::default(),
+                    wait: Default::default(),
                 }))
             }
             Some(SpanKind::InternalSemaphore(resource)) => SpanKind::InternalAsyncOp(resource),
@@ -297,15 +298,20 @@ impl Recorder {
         let resource = &op.resource;
         match fields.is_ready {
             Some(false) if !op.requested.swap(true, Ordering::Relaxed) => {
-                local::with(|ctx| {
-                    if resource.generation == ctx.session().generation() {
-                        let (lock, mode, site) = (resource.lock, op.mode, op.site);
-                        ctx.record(EventKind::LockRequested { lock, mode, site });
+                let wait = local::with(|ctx| {
+                    if resource.generation != ctx.session().generation() {
+                        return None;
                     }
+                    let (lock, mode, site) = (resource.lock, op.mode, op.site);
+                    let ticks = crate::clock::ticks();
+                    ctx.record_at(ticks, EventKind::LockRequested { lock, mode, site });
+                    ctx.begin_wait(ticks, lock, mode)
                 });
+                *session::lock(&op.wait) = wait.flatten();
             }
             Some(true) => {
                 op.ready.store(true, Ordering::Relaxed);
+                drop(session::lock(&op.wait).take());
                 if resource.kind == LockKind::Semaphore {
                     acquired(resource, LockMode::Exclusive, Some(op.site));
                 } else {
@@ -477,6 +483,7 @@ where
                 local::with(|ctx| ctx.tokio_task_closed(task));
             }
             SpanKind::AsyncOp(op) => {
+                drop(session::lock(&op.wait).take());
                 let abandoned =
                     op.requested.load(Ordering::Relaxed) && !op.ready.load(Ordering::Relaxed);
                 let resource = &op.resource;

@@ -156,6 +156,9 @@ pub(crate) struct AsyncOp {
     pub(crate) requested: std::sync::atomic::AtomicBool,
     /// The operation completed.
     pub(crate) ready: std::sync::atomic::AtomicBool,
+    /// The wait on the watchdog's board, from the request until the operation completes or
+    /// is dropped.
+    pub(crate) wait: Mutex<Option<crate::waits::Wait>>,
 }
 
 /// The mode an async operation of `source` asks for.

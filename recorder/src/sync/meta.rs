@@ -1,9 +1,11 @@
 //! What every wrapper lock carries to record itself: its identity in the current session,
 //! its sequence counter, and its creation site and name.
 
+use crate::clock;
 use crate::format::{EventKind, LockId, LockKind, LockMode};
 use crate::local::{self, Ctx};
 use crate::session;
+use crate::waits::Wait;
 use std::borrow::Cow;
 use std::panic::Location;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,25 +48,26 @@ impl LockMeta {
         self.name.as_deref()
     }
 
-    /// The next sequence number of an exclusive hold; call only while holding it exclusively.
+    /// The next sequence number of a hold in `mode`; call only while holding the lock.
+    ///
+    /// Numbers are taken only while recording: outside a recording nobody reads them, and a
+    /// recording's replay starts from the first number it sees.
     #[inline]
-    pub(crate) fn next_seq_exclusive(&self) -> u64 {
-        // The lock orders these accesses, so a plain load and store suffice.
-        let seq = self.seq.load(Ordering::Relaxed) + 1;
-        self.seq.store(seq, Ordering::Relaxed);
-        seq
-    }
-
-    /// The next sequence number of a hold that may be shared; call only while holding it.
-    #[inline]
-    pub(crate) fn next_seq_shared(&self) -> u64 {
+    fn next_seq(&self, mode: LockMode) -> u64 {
+        if mode == LockMode::Exclusive && self.kind != LockKind::RwLock {
+            // The lock orders these accesses, so a plain load and store suffice.
+            let seq = self.seq.load(Ordering::Relaxed) + 1;
+            self.seq.store(seq, Ordering::Relaxed);
+            return seq;
+        }
+        // Concurrent readers take numbers at once.
         self.seq.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     /// The lock's id in the current session, defined on first use.
     #[inline]
     fn id(&self, ctx: &mut Ctx<'_>) -> LockId {
-        let generation = ctx.session().generation() & u32::MAX as u64;
+        let generation = ctx.generation() & u32::MAX as u64;
         let packed = self.id.load(Ordering::Acquire);
         if packed >> 32 == generation {
             return LockId(packed as u32);
@@ -73,6 +76,7 @@ impl LockMeta {
     }
 
     #[cold]
+    #[inline(never)]
     fn define(&self, ctx: &mut Ctx<'_>, generation: u64) -> LockId {
         let site = ctx.site(self.site);
         let mut registry = session::lock(&ctx.session().registry);
@@ -86,28 +90,35 @@ impl LockMeta {
         id
     }
 
-    /// The actor starts waiting for the lock.
-    pub(crate) fn requested(&self, at: &'static Location<'static>, mode: LockMode) {
+    /// The actor starts waiting for the lock; the wait is watched until the result is
+    /// dropped (see [`crate::waits`]).
+    pub(crate) fn requested(&self, at: &'static Location<'static>, mode: LockMode) -> Option<Wait> {
         local::with(|ctx| {
             let lock = self.id(ctx);
             let site = ctx.site(at);
-            ctx.record(EventKind::LockRequested { lock, mode, site });
-        });
+            let ticks = clock::ticks();
+            ctx.record_at(ticks, EventKind::LockRequested { lock, mode, site });
+            ctx.begin_wait(ticks, lock, mode)
+        })
+        .flatten()
     }
 
-    /// The actor got the lock, with sequence number `seq`.
+    /// The actor got the lock (and holds it now).
     #[inline]
-    pub(crate) fn acquired(
-        &self,
-        at: &'static Location<'static>,
-        mode: LockMode,
-        seq: u64,
-        via_try: bool,
-    ) {
+    pub(crate) fn acquired(&self, at: &'static Location<'static>, mode: LockMode, via_try: bool) {
+        // Only this check is inlined into the caller: not recording costs one load.
+        if session::active_generation() != 0 {
+            self.record_acquired(at, mode, via_try);
+        }
+    }
+
+    #[inline(never)]
+    fn record_acquired(&self, at: &'static Location<'static>, mode: LockMode, via_try: bool) {
         local::with(|ctx| {
+            let seq = Some(self.next_seq(mode));
             let lock = self.id(ctx);
             let site = ctx.site(at);
-            ctx.record(EventKind::LockAcquired { lock, mode, site, seq: Some(seq), via_try });
+            ctx.record(EventKind::LockAcquired { lock, mode, site, seq, via_try });
         });
     }
 
@@ -121,13 +132,21 @@ impl LockMeta {
         });
     }
 
-    /// The actor is about to release the lock; `seq` was taken while still holding it.
+    /// The actor is about to release the lock (and still holds it).
     #[inline]
-    pub(crate) fn released(&self, mode: LockMode, seq: u64) {
+    pub(crate) fn released(&self, mode: LockMode) {
+        if session::active_generation() != 0 {
+            self.record_released(mode);
+        }
+    }
+
+    #[inline(never)]
+    fn record_released(&self, mode: LockMode) {
         local::with(|ctx| {
+            let seq = Some(self.next_seq(mode));
             let lock = self.id(ctx);
             let poisoned = self.blocking && std::thread::panicking();
-            ctx.record(EventKind::LockReleased { lock, mode, seq: Some(seq), poisoned });
+            ctx.record(EventKind::LockReleased { lock, mode, seq, poisoned });
         });
     }
 }

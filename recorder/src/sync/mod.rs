@@ -2,7 +2,7 @@
 //! with no need for `tokio_unstable`.
 //!
 //! - [`Mutex`] and [`RwLock`]: blocking, with the API of `std::sync` (poisoning included);
-//! - [`tokio::Mutex`](self::tokio::Mutex) and [`tokio::RwLock`](self::tokio::RwLock): async,
+//! - [`tokio::Mutex`] and [`tokio::RwLock`]: async,
 //!   with the API of `tokio::sync`.
 //!
 //! Every lock records where it was created and, for each acquisition, where it was asked for

@@ -75,7 +75,7 @@ impl<T: ?Sized> Mutex<T> {
             Ok(guard) => (guard, false),
             Err(TryLockError::Poisoned(e)) => (e.into_inner(), true),
             Err(TryLockError::WouldBlock) => {
-                self.meta.requested(at, LockMode::Exclusive);
+                let _wait = self.meta.requested(at, LockMode::Exclusive);
                 match self.inner.lock() {
                     Ok(guard) => (guard, false),
                     Err(e) => (e.into_inner(), true),
@@ -114,8 +114,7 @@ impl<T: ?Sized> Mutex<T> {
         at: &'static Location<'static>,
         via_try: bool,
     ) -> MutexGuard<'a, T> {
-        let seq = self.meta.next_seq_exclusive();
-        self.meta.acquired(at, LockMode::Exclusive, seq, via_try);
+        self.meta.acquired(at, LockMode::Exclusive, via_try);
         MutexGuard { lock: self, inner: ManuallyDrop::new(guard) }
     }
 
@@ -176,9 +175,8 @@ impl<T: ?Sized> DerefMut for MutexGuard<'_, T> {
 impl<T: ?Sized> Drop for MutexGuard<'_, T> {
     #[inline]
     fn drop(&mut self) {
-        // The number is taken while the lock is still held; then it is released.
-        let seq = self.lock.meta.next_seq_exclusive();
-        self.lock.meta.released(LockMode::Exclusive, seq);
+        // Recorded (with its sequence number) while the lock is still held; then released.
+        self.lock.meta.released(LockMode::Exclusive);
         // SAFETY: `inner` is dropped exactly once, here, and never used again.
         unsafe { ManuallyDrop::drop(&mut self.inner) };
     }

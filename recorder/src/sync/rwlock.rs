@@ -85,7 +85,7 @@ impl<T: ?Sized> RwLock<T> {
             Ok(guard) => Ok(guard),
             Err(TryLockError::Poisoned(e)) => Err(e),
             Err(TryLockError::WouldBlock) => {
-                self.meta.requested(at, LockMode::Shared);
+                let _wait = self.meta.requested(at, LockMode::Shared);
                 self.inner.read()
             }
         };
@@ -116,7 +116,7 @@ impl<T: ?Sized> RwLock<T> {
             Ok(guard) => Ok(guard),
             Err(TryLockError::Poisoned(e)) => Err(e),
             Err(TryLockError::WouldBlock) => {
-                self.meta.requested(at, LockMode::Exclusive);
+                let _wait = self.meta.requested(at, LockMode::Exclusive);
                 self.inner.write()
             }
         };
@@ -146,8 +146,7 @@ impl<T: ?Sized> RwLock<T> {
         at: &'static Location<'static>,
         via_try: bool,
     ) -> RwLockReadGuard<'a, T> {
-        let seq = self.meta.next_seq_shared();
-        self.meta.acquired(at, LockMode::Shared, seq, via_try);
+        self.meta.acquired(at, LockMode::Shared, via_try);
         RwLockReadGuard { lock: self, inner: ManuallyDrop::new(guard) }
     }
 
@@ -158,8 +157,7 @@ impl<T: ?Sized> RwLock<T> {
         at: &'static Location<'static>,
         via_try: bool,
     ) -> RwLockWriteGuard<'a, T> {
-        let seq = self.meta.next_seq_shared();
-        self.meta.acquired(at, LockMode::Exclusive, seq, via_try);
+        self.meta.acquired(at, LockMode::Exclusive, via_try);
         RwLockWriteGuard { lock: self, inner: ManuallyDrop::new(guard) }
     }
 
@@ -213,8 +211,7 @@ impl<T: ?Sized> Deref for RwLockReadGuard<'_, T> {
 
 impl<T: ?Sized> Drop for RwLockReadGuard<'_, T> {
     fn drop(&mut self) {
-        let seq = self.lock.meta.next_seq_shared();
-        self.lock.meta.released(LockMode::Shared, seq);
+        self.lock.meta.released(LockMode::Shared);
         // SAFETY: `inner` is dropped exactly once, here, and never used again.
         unsafe { ManuallyDrop::drop(&mut self.inner) };
     }
@@ -235,8 +232,7 @@ impl<T: ?Sized> DerefMut for RwLockWriteGuard<'_, T> {
 
 impl<T: ?Sized> Drop for RwLockWriteGuard<'_, T> {
     fn drop(&mut self) {
-        let seq = self.lock.meta.next_seq_shared();
-        self.lock.meta.released(LockMode::Exclusive, seq);
+        self.lock.meta.released(LockMode::Exclusive);
         // SAFETY: `inner` is dropped exactly once, here, and never used again.
         unsafe { ManuallyDrop::drop(&mut self.inner) };
     }

@@ -10,6 +10,7 @@
 use super::meta::LockMeta;
 use crate::format::{LockKind, LockMode};
 use crate::local;
+use crate::waits::Wait;
 use ::tokio::sync::TryLockError;
 use std::borrow::Cow;
 use std::fmt;
@@ -18,26 +19,37 @@ use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut};
 use std::panic::Location;
 
-/// Records an abandoned wait if dropped while armed.
+/// A wait in progress: records an abandoned wait if dropped before [`done`](Self::done),
+/// and keeps the wait on the watchdog's board until either.
 struct Waiting<'a> {
     meta: &'a LockMeta,
     at: &'static Location<'static>,
     mode: LockMode,
+    wait: Option<Wait>,
 }
 
-impl Waiting<'_> {
-    fn done(self) {
+impl<'a> Waiting<'a> {
+    /// Records the request and starts the wait.
+    fn start(meta: &'a LockMeta, at: &'static Location<'static>, mode: LockMode) -> Self {
+        let wait = meta.requested(at, mode);
+        Waiting { meta, at, mode, wait }
+    }
+
+    /// The lock was acquired.
+    fn done(mut self) {
+        drop(self.wait.take());
         std::mem::forget(self);
     }
 }
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
+        drop(self.wait.take());
         self.meta.try_failed(self.at, self.mode);
     }
 }
 
-/// An async mutex like [`tokio::sync::Mutex`](::tokio::sync::Mutex), recorded.
+/// An async mutex like [`tokio::sync::Mutex`], recorded.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -100,8 +112,7 @@ impl<T: ?Sized> Mutex<T> {
             let guard = match self.inner.try_lock() {
                 Ok(guard) => guard,
                 Err(_) => {
-                    self.meta.requested(at, LockMode::Exclusive);
-                    let waiting = Waiting { meta: &self.meta, at, mode: LockMode::Exclusive };
+                    let waiting = Waiting::start(&self.meta, at, LockMode::Exclusive);
                     let guard = self.inner.lock().await;
                     waiting.done();
                     guard
@@ -120,7 +131,7 @@ impl<T: ?Sized> Mutex<T> {
         let guard = match self.inner.try_lock() {
             Ok(guard) => guard,
             Err(_) => {
-                self.meta.requested(at, LockMode::Exclusive);
+                let _wait = self.meta.requested(at, LockMode::Exclusive);
                 self.inner.blocking_lock()
             }
         };
@@ -148,8 +159,7 @@ impl<T: ?Sized> Mutex<T> {
         at: &'static Location<'static>,
         via_try: bool,
     ) -> MutexGuard<'a, T> {
-        let seq = self.meta.next_seq_exclusive();
-        self.meta.acquired(at, LockMode::Exclusive, seq, via_try);
+        self.meta.acquired(at, LockMode::Exclusive, via_try);
         MutexGuard { lock: self, inner: ManuallyDrop::new(guard) }
     }
 
@@ -192,8 +202,7 @@ impl<T: ?Sized> DerefMut for MutexGuard<'_, T> {
 
 impl<T: ?Sized> Drop for MutexGuard<'_, T> {
     fn drop(&mut self) {
-        let seq = self.lock.meta.next_seq_exclusive();
-        self.lock.meta.released(LockMode::Exclusive, seq);
+        self.lock.meta.released(LockMode::Exclusive);
         // SAFETY: `inner` is dropped exactly once, here, and never used again.
         unsafe { ManuallyDrop::drop(&mut self.inner) };
     }
@@ -205,7 +214,7 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for MutexGuard<'_, T> {
     }
 }
 
-/// An async reader-writer lock like [`tokio::sync::RwLock`](::tokio::sync::RwLock),
+/// An async reader-writer lock like [`tokio::sync::RwLock`],
 /// recorded.
 pub struct RwLock<T: ?Sized> {
     meta: LockMeta,
@@ -265,8 +274,7 @@ impl<T: ?Sized> RwLock<T> {
             let guard = match self.inner.try_read() {
                 Ok(guard) => guard,
                 Err(_) => {
-                    self.meta.requested(at, LockMode::Shared);
-                    let waiting = Waiting { meta: &self.meta, at, mode: LockMode::Shared };
+                    let waiting = Waiting::start(&self.meta, at, LockMode::Shared);
                     let guard = self.inner.read().await;
                     waiting.done();
                     guard
@@ -285,8 +293,7 @@ impl<T: ?Sized> RwLock<T> {
             let guard = match self.inner.try_write() {
                 Ok(guard) => guard,
                 Err(_) => {
-                    self.meta.requested(at, LockMode::Exclusive);
-                    let waiting = Waiting { meta: &self.meta, at, mode: LockMode::Exclusive };
+                    let waiting = Waiting::start(&self.meta, at, LockMode::Exclusive);
                     let guard = self.inner.write().await;
                     waiting.done();
                     guard
@@ -331,8 +338,7 @@ impl<T: ?Sized> RwLock<T> {
         at: &'static Location<'static>,
         via_try: bool,
     ) -> RwLockReadGuard<'a, T> {
-        let seq = self.meta.next_seq_shared();
-        self.meta.acquired(at, LockMode::Shared, seq, via_try);
+        self.meta.acquired(at, LockMode::Shared, via_try);
         RwLockReadGuard { lock: self, inner: ManuallyDrop::new(guard) }
     }
 
@@ -343,8 +349,7 @@ impl<T: ?Sized> RwLock<T> {
         at: &'static Location<'static>,
         via_try: bool,
     ) -> RwLockWriteGuard<'a, T> {
-        let seq = self.meta.next_seq_shared();
-        self.meta.acquired(at, LockMode::Exclusive, seq, via_try);
+        self.meta.acquired(at, LockMode::Exclusive, via_try);
         RwLockWriteGuard { lock: self, inner: ManuallyDrop::new(guard) }
     }
 
@@ -381,8 +386,7 @@ impl<T: ?Sized> Deref for RwLockReadGuard<'_, T> {
 
 impl<T: ?Sized> Drop for RwLockReadGuard<'_, T> {
     fn drop(&mut self) {
-        let seq = self.lock.meta.next_seq_shared();
-        self.lock.meta.released(LockMode::Shared, seq);
+        self.lock.meta.released(LockMode::Shared);
         // SAFETY: `inner` is dropped exactly once, here, and never used again.
         unsafe { ManuallyDrop::drop(&mut self.inner) };
     }
@@ -403,8 +407,7 @@ impl<T: ?Sized> DerefMut for RwLockWriteGuard<'_, T> {
 
 impl<T: ?Sized> Drop for RwLockWriteGuard<'_, T> {
     fn drop(&mut self) {
-        let seq = self.lock.meta.next_seq_shared();
-        self.lock.meta.released(LockMode::Exclusive, seq);
+        self.lock.meta.released(LockMode::Exclusive);
         // SAFETY: `inner` is dropped exactly once, here, and never used again.
         unsafe { ManuallyDrop::drop(&mut self.inner) };
     }

@@ -1,0 +1,115 @@
+//! Channels that record their messages: tokio's [`mpsc`] and [`oneshot`], and std's
+//! [`std_mpsc`], with the APIs of the channels they wrap.
+//!
+//! A message is a happens-before edge: everything the sender did before sending is ordered
+//! before everything the receiver does after receiving it. The race detector needs that edge
+//! to know that state handed over through a channel is not raced on. Each message carries a
+//! unique id through the channel (the wrapped channel carries `(id, T)`); sending records a
+//! [`Send`](crate::format::EventKind::Send) event and receiving a
+//! [`Receive`](crate::format::EventKind::Receive) event, each with the channel, the message
+//! id, the acting thread and task, and the caller's site (`#[track_caller]`: the line of the
+//! `send` or `recv` call, or of the `.await` of a oneshot receiver).
+//!
+//! The send is recorded right before the message enters the channel, so it always comes
+//! before its receipt in the trace. A send that then fails (the receiver is gone) leaves a
+//! recorded send that nothing receives, which orders nothing. While no recorder records, a
+//! message carries id 0 and nothing is recorded; a message sent so is received unrecorded.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! use hindsight_recorder::channel::mpsc;
+//!
+//! let (tx, mut rx) = mpsc::channel_named("jobs", 8);
+//! let producer = hindsight_recorder::task::spawn("producer", async move {
+//!     let job = vec![1, 2, 3]; // built here...
+//!     tx.send(job).await.expect("the receiver is alive");
+//! });
+//! let mut job = rx.recv().await.expect("one job"); // ...and owned here: no race
+//! job.push(4);
+//! producer.await.expect("the producer finished");
+//! assert_eq!(job, [1, 2, 3, 4]);
+//! # }
+//! ```
+
+pub mod mpsc;
+pub mod oneshot;
+pub mod std_mpsc;
+
+use crate::defined::Defined;
+use crate::format::{ChannelId, EventKind};
+use crate::local::{self, Ctx};
+use std::borrow::Cow;
+use std::fmt;
+use std::panic::Location;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The next message id; ids are unique in the process, so within every trace.
+static NEXT_MESSAGE: AtomicU64 = AtomicU64::new(1);
+
+/// What both halves of a recorded channel share: its identity in the session.
+pub(crate) struct ChannelMeta {
+    id: Defined,
+    name: Option<Cow<'static, str>>,
+    site: &'static Location<'static>,
+}
+
+impl fmt::Debug for ChannelMeta {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChannelMeta")
+            .field("name", &self.name)
+            .field("site", &format_args!("{}", self.site))
+            .finish_non_exhaustive()
+    }
+}
+
+impl ChannelMeta {
+    /// A channel created at `site`.
+    pub(crate) fn new(
+        name: Option<Cow<'static, str>>,
+        site: &'static Location<'static>,
+    ) -> ChannelMeta {
+        ChannelMeta { id: Defined::new(), name, site }
+    }
+
+    /// The channel's name, if it was given one.
+    pub(crate) fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// The channel's id in the session, defined on first use.
+    #[inline]
+    fn id(&self, ctx: &mut Ctx<'_>) -> ChannelId {
+        ChannelId(self.id.get(ctx, self.site, |registry, site| {
+            registry.channel(self.name.as_deref(), Some(site)).0
+        }))
+    }
+
+    /// A message is about to be sent at `at`: records the send and returns the message's id
+    /// (0 when nothing records).
+    #[inline]
+    pub(crate) fn sending(&self, at: &'static Location<'static>) -> u64 {
+        local::with(|ctx| {
+            let channel = self.id(ctx);
+            let site = ctx.site(at);
+            let message = NEXT_MESSAGE.fetch_add(1, Ordering::Relaxed);
+            ctx.record(EventKind::Send { channel, message, site });
+            message
+        })
+        .unwrap_or(0)
+    }
+
+    /// Message `message` was received at `at`: records the receipt (unless it was sent while
+    /// nothing recorded).
+    #[inline]
+    pub(crate) fn received(&self, at: &'static Location<'static>, message: u64) {
+        if message == 0 {
+            return;
+        }
+        local::with(|ctx| {
+            let channel = self.id(ctx);
+            let site = ctx.site(at);
+            ctx.record(EventKind::Receive { channel, message, site });
+        });
+    }
+}

@@ -1,0 +1,369 @@
+//! tokio's multi-producer, single-consumer channels ([`tokio::sync::mpsc`]), recording every
+//! message sent and received (see the [module docs](super)).
+//!
+//! The same functions and methods as tokio's, with the same semantics (capacity, closing,
+//! cancel safety of `recv` and `send`) and tokio's [`error`] types; channels can be given a
+//! name (`channel_named("jobs", 16)`).
+
+use super::ChannelMeta;
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+use std::panic::Location;
+use std::sync::Arc;
+
+pub use ::tokio::sync::mpsc::error;
+use error::{SendError, TryRecvError, TrySendError};
+
+/// A bounded channel of `buffer` messages, created here, like
+/// [`tokio::sync::mpsc::channel`].
+///
+/// # Panics
+///
+/// Like tokio's, when `buffer` is 0.
+#[track_caller]
+pub fn channel<T>(buffer: usize) -> (Sender<T>, Receiver<T>) {
+    bounded(None, buffer, Location::caller())
+}
+
+/// A bounded channel named `name` (its identity in reports), created here.
+///
+/// # Panics
+///
+/// Like tokio's, when `buffer` is 0.
+#[track_caller]
+pub fn channel_named<T>(
+    name: impl Into<Cow<'static, str>>,
+    buffer: usize,
+) -> (Sender<T>, Receiver<T>) {
+    bounded(Some(name.into()), buffer, Location::caller())
+}
+
+fn bounded<T>(
+    name: Option<Cow<'static, str>>,
+    buffer: usize,
+    site: &'static Location<'static>,
+) -> (Sender<T>, Receiver<T>) {
+    let meta = Arc::new(ChannelMeta::new(name, site));
+    let (tx, rx) = ::tokio::sync::mpsc::channel(buffer);
+    (Sender { meta: meta.clone(), inner: tx }, Receiver { meta, inner: rx })
+}
+
+/// An unbounded channel, created here, like [`tokio::sync::mpsc::unbounded_channel`].
+#[track_caller]
+pub fn unbounded_channel<T>() -> (UnboundedSender<T>, UnboundedReceiver<T>) {
+    unbounded(None, Location::caller())
+}
+
+/// An unbounded channel named `name` (its identity in reports), created here.
+#[track_caller]
+pub fn unbounded_channel_named<T>(
+    name: impl Into<Cow<'static, str>>,
+) -> (UnboundedSender<T>, UnboundedReceiver<T>) {
+    unbounded(Some(name.into()), Location::caller())
+}
+
+fn unbounded<T>(
+    name: Option<Cow<'static, str>>,
+    site: &'static Location<'static>,
+) -> (UnboundedSender<T>, UnboundedReceiver<T>) {
+    let meta = Arc::new(ChannelMeta::new(name, site));
+    let (tx, rx) = ::tokio::sync::mpsc::unbounded_channel();
+    (UnboundedSender { meta: meta.clone(), inner: tx }, UnboundedReceiver { meta, inner: rx })
+}
+
+// === impl Sender ===
+
+/// The sending half of a bounded channel; cloned for more producers.
+pub struct Sender<T> {
+    meta: Arc<ChannelMeta>,
+    inner: ::tokio::sync::mpsc::Sender<(u64, T)>,
+}
+
+impl<T> Sender<T> {
+    /// Sends `value`, waiting for capacity, like [`tokio::sync::mpsc::Sender::send`]; the
+    /// send is recorded at this call's site once there is room.
+    #[track_caller]
+    pub fn send(&self, value: T) -> impl Future<Output = Result<(), SendError<T>>> + '_ {
+        let at = Location::caller();
+        async move {
+            match self.inner.reserve().await {
+                Ok(permit) => {
+                    permit.send((self.meta.sending(at), value));
+                    Ok(())
+                }
+                Err(SendError(())) => Err(SendError(value)),
+            }
+        }
+    }
+
+    /// Sends `value` if there is room now, like [`tokio::sync::mpsc::Sender::try_send`].
+    #[track_caller]
+    pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
+        let at = Location::caller();
+        match self.inner.try_reserve() {
+            Ok(permit) => {
+                permit.send((self.meta.sending(at), value));
+                Ok(())
+            }
+            Err(TrySendError::Full(())) => Err(TrySendError::Full(value)),
+            Err(TrySendError::Closed(())) => Err(TrySendError::Closed(value)),
+        }
+    }
+
+    /// Sends `value` from synchronous code, blocking the thread until there is room, like
+    /// [`tokio::sync::mpsc::Sender::blocking_send`].
+    ///
+    /// # Panics
+    ///
+    /// Like tokio's, when called within an asynchronous execution context.
+    #[track_caller]
+    pub fn blocking_send(&self, value: T) -> Result<(), SendError<T>> {
+        let message = self.meta.sending(Location::caller());
+        self.inner.blocking_send((message, value)).map_err(|SendError((_, value))| SendError(value))
+    }
+
+    /// Completes when the receiver is gone, like [`tokio::sync::mpsc::Sender::closed`].
+    pub async fn closed(&self) {
+        self.inner.closed().await;
+    }
+
+    /// Whether the receiver is gone.
+    pub fn is_closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+
+    /// Room left for messages now.
+    pub fn capacity(&self) -> usize {
+        self.inner.capacity()
+    }
+
+    /// The channel's buffer size.
+    pub fn max_capacity(&self) -> usize {
+        self.inner.max_capacity()
+    }
+
+    /// Whether both senders send on one channel.
+    pub fn same_channel(&self, other: &Self) -> bool {
+        self.inner.same_channel(&other.inner)
+    }
+
+    /// The name given to the channel, if any.
+    pub fn name(&self) -> Option<&str> {
+        self.meta.name()
+    }
+}
+
+impl<T> Clone for Sender<T> {
+    fn clone(&self) -> Self {
+        Sender { meta: self.meta.clone(), inner: self.inner.clone() }
+    }
+}
+
+impl<T> fmt::Debug for Sender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sender").field("meta", &self.meta).finish_non_exhaustive()
+    }
+}
+
+// === impl Receiver ===
+
+/// The receiving half of a bounded channel.
+pub struct Receiver<T> {
+    meta: Arc<ChannelMeta>,
+    inner: ::tokio::sync::mpsc::Receiver<(u64, T)>,
+}
+
+impl<T> Receiver<T> {
+    /// Receives the next message, like [`tokio::sync::mpsc::Receiver::recv`] (cancel safe);
+    /// `None` once every sender is gone and the channel is empty. The receipt is recorded at
+    /// this call's site.
+    #[track_caller]
+    pub fn recv(&mut self) -> impl Future<Output = Option<T>> + '_ {
+        let at = Location::caller();
+        async move {
+            let (message, value) = self.inner.recv().await?;
+            self.meta.received(at, message);
+            Some(value)
+        }
+    }
+
+    /// Receives a message if one is there now, like
+    /// [`tokio::sync::mpsc::Receiver::try_recv`].
+    #[track_caller]
+    pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
+        let (message, value) = self.inner.try_recv()?;
+        self.meta.received(Location::caller(), message);
+        Ok(value)
+    }
+
+    /// Receives the next message from synchronous code, blocking the thread, like
+    /// [`tokio::sync::mpsc::Receiver::blocking_recv`].
+    ///
+    /// # Panics
+    ///
+    /// Like tokio's, when called within an asynchronous execution context.
+    #[track_caller]
+    pub fn blocking_recv(&mut self) -> Option<T> {
+        let at = Location::caller();
+        let (message, value) = self.inner.blocking_recv()?;
+        self.meta.received(at, message);
+        Some(value)
+    }
+
+    /// Closes the channel to new messages; those sent already can still be received.
+    pub fn close(&mut self) {
+        self.inner.close();
+    }
+
+    /// Whether the channel is closed (by [`close`](Self::close) or every sender gone).
+    pub fn is_closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+
+    /// Whether no message is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.inner.is_empty()
+    }
+
+    /// How many messages are waiting.
+    pub fn len(&self) -> usize {
+        self.inner.len()
+    }
+
+    /// The name given to the channel, if any.
+    pub fn name(&self) -> Option<&str> {
+        self.meta.name()
+    }
+}
+
+impl<T> fmt::Debug for Receiver<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Receiver").field("meta", &self.meta).finish_non_exhaustive()
+    }
+}
+
+// === impl UnboundedSender ===
+
+/// The sending half of an unbounded channel; cloned for more producers.
+pub struct UnboundedSender<T> {
+    meta: Arc<ChannelMeta>,
+    inner: ::tokio::sync::mpsc::UnboundedSender<(u64, T)>,
+}
+
+impl<T> UnboundedSender<T> {
+    /// Sends `value` without waiting, like [`tokio::sync::mpsc::UnboundedSender::send`]; the
+    /// send is recorded at this call's site.
+    #[track_caller]
+    pub fn send(&self, value: T) -> Result<(), SendError<T>> {
+        let message = self.meta.sending(Location::caller());
+        self.inner.send((message, value)).map_err(|SendError((_, value))| SendError(value))
+    }
+
+    /// Completes when the receiver is gone.
+    pub async fn closed(&self) {
+        self.inner.closed().await;
+    }
+
+    /// Whether the receiver is gone.
+    pub fn is_closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+
+    /// Whether both senders send on one channel.
+    pub fn same_channel(&self, other: &Self) -> bool {
+        self.inner.same_channel(&other.inner)
+    }
+
+    /// The name given to the channel, if any.
+    pub fn name(&self) -> Option<&str> {
+        self.meta.name()
+    }
+}
+
+impl<T> Clone for UnboundedSender<T> {
+    fn clone(&self) -> Self {
+        UnboundedSender { meta: self.meta.clone(), inner: self.inner.clone() }
+    }
+}
+
+impl<T> fmt::Debug for UnboundedSender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnboundedSender").field("meta", &self.meta).finish_non_exhaustive()
+    }
+}
+
+// === impl UnboundedReceiver ===
+
+/// The receiving half of an unbounded channel.
+pub struct UnboundedReceiver<T> {
+    meta: Arc<ChannelMeta>,
+    inner: ::tokio::sync::mpsc::UnboundedReceiver<(u64, T)>,
+}
+
+impl<T> UnboundedReceiver<T> {
+    /// Receives the next message, like [`tokio::sync::mpsc::UnboundedReceiver::recv`]
+    /// (cancel safe); `None` once every sender is gone and the channel is empty. The receipt
+    /// is recorded at this call's site.
+    #[track_caller]
+    pub fn recv(&mut self) -> impl Future<Output = Option<T>> + '_ {
+        let at = Location::caller();
+        async move {
+            let (message, value) = self.inner.recv().await?;
+            self.meta.received(at, message);
+            Some(value)
+        }
+    }
+
+    /// Receives a message if one is there now.
+    #[track_caller]
+    pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
+        let (message, value) = self.inner.try_recv()?;
+        self.meta.received(Location::caller(), message);
+        Ok(value)
+    }
+
+    /// Receives the next message from synchronous code, blocking the thread.
+    ///
+    /// # Panics
+    ///
+    /// Like tokio's, when called within an asynchronous execution context.
+    #[track_caller]
+    pub fn blocking_recv(&mut self) -> Option<T> {
+        let at = Location::caller();
+        let (message, value) = self.inner.blocking_recv()?;
+        self.meta.received(at, message);
+        Some(value)
+    }
+
+    /// Closes the channel to new messages; those sent already can still be received.
+    pub fn close(&mut self) {
+        self.inner.close();
+    }
+
+    /// Whether the channel is closed (by [`close`](Self::close) or every sender gone).
+    pub fn is_closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+
+    /// Whether no message is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.inner.is_empty()
+    }
+
+    /// How many messages are waiting.
+    pub fn len(&self) -> usize {
+        self.inner.len()
+    }
+
+    /// The name given to the channel, if any.
+    pub fn name(&self) -> Option<&str> {
+        self.meta.name()
+    }
+}
+
+impl<T> fmt::Debug for UnboundedReceiver<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnboundedReceiver").field("meta", &self.meta).finish_non_exhaustive()
+    }
+}

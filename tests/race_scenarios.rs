@@ -1,0 +1,147 @@
+//! `hindsight analyze` on the committed traces of the data-race scenarios
+//! (`double_checked_session`, `double_checked_session_fixed`, `worker_stats_race`,
+//! `channel_handoff`, `task_race_same_thread`): exact findings — kind, severity, variable,
+//! locks held, threads, tasks, the two sites of each racy pair — and nothing else.
+//!
+//! Expected sites are found in the scenario sources by their `// site: NAME` comments; if you
+//! change a scenario, re-record its trace
+//! (`cargo run --release -p hindsight-scenarios --bin NAME -- traces`).
+
+mod scenario_support;
+
+use scenario_support::{analyze_json, hindsight, seen, seen_unnumbered, site, sorted, Seen};
+use serde_json::Value;
+
+/// A data race between the sites `a` and `b` (each `role file:line:col`).
+fn race(
+    variable: &str,
+    locks: &[&str],
+    threads: &[&str],
+    tasks: &[&str],
+    a: String,
+    b: String,
+) -> Seen {
+    let mut sites = vec![a, b];
+    sites.sort();
+    Seen {
+        kind: "data-race".into(),
+        severity: "error".into(),
+        locks: sorted(locks),
+        threads: sorted(threads),
+        tasks: sorted(tasks),
+        variables: sorted(&[variable]),
+        sites,
+    }
+}
+
+/// The event counts of `hindsight info --format json`.
+fn event_counts(trace: &str) -> Value {
+    let out = hindsight(&["info", trace, "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let info: Value = serde_json::from_slice(&out.stdout).expect("info prints one JSON object");
+    info["event_counts"].clone()
+}
+
+#[test]
+fn double_checked_session_is_one_race_between_the_unlocked_read_and_the_locked_write() {
+    let (status, report) = analyze_json(&["traces/double_checked_session.trace"]);
+    assert_eq!(status, 1);
+    let s = |marker, token, role| site("double_checked_session", marker, token, role);
+    assert_eq!(
+        seen_unnumbered(&report),
+        vec![race(
+            "sessions",
+            &["sessions_lock"],
+            &["request-N", "request-N"],
+            &[],
+            s("unlocked-read", "read()", "read"),
+            s("locked-write", "write()", "write"),
+        )]
+    );
+    // Two different request threads; the write held the lock, the read did not.
+    let detail = &report["findings"][0]["detail"];
+    assert_ne!(detail["first"]["thread"], detail["second"]["thread"]);
+    let mut accesses: Vec<(String, Value)> = ["first", "second"]
+        .iter()
+        .map(|which| {
+            let access = &detail[which];
+            (access["access"].as_str().expect("an access").to_owned(), access["locks_held"].clone())
+        })
+        .collect();
+    accesses.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        accesses,
+        vec![
+            ("read".to_owned(), serde_json::json!([])),
+            ("write".to_owned(), serde_json::json!(["sessions_lock"])),
+        ]
+    );
+}
+
+#[test]
+fn double_checked_session_fixed_has_no_finding() {
+    let (status, report) = analyze_json(&["traces/double_checked_session_fixed.trace"]);
+    assert_eq!(status, 0);
+    assert_eq!(seen(&report), vec![]);
+    // Not vacuous: ten requests read the map, one wrote it.
+    let counts = event_counts("traces/double_checked_session_fixed.trace");
+    assert_eq!((counts["read"].as_u64(), counts["write"].as_u64()), (Some(10), Some(1)));
+}
+
+#[test]
+fn worker_stats_race_is_read_against_write_and_write_against_write() {
+    let (status, report) = analyze_json(&["traces/worker_stats_race.trace"]);
+    assert_eq!(status, 1);
+    let s = |marker, token, role| site("worker_stats_race", marker, token, role);
+    let read = s("stats-read", "read(", "read");
+    let write = s("stats-write", "write(", "write");
+    let workers = ["worker-N", "worker-N"];
+    let mut expected = vec![
+        race("worker_stats", &[], &workers, &[], read, write.clone()),
+        race("worker_stats", &[], &workers, &[], write.clone(), write),
+    ];
+    expected.sort();
+    assert_eq!(seen_unnumbered(&report), expected);
+    for finding in report["findings"].as_array().expect("findings") {
+        let detail = &finding["detail"];
+        assert_ne!(detail["first"]["thread"], detail["second"]["thread"]);
+    }
+}
+
+#[test]
+fn channel_handoff_has_no_finding() {
+    let (status, report) = analyze_json(&["traces/channel_handoff.trace"]);
+    assert_eq!(status, 0);
+    assert_eq!(seen(&report), vec![]);
+    // Not vacuous: five reports, each written by three owners and read by the last, went
+    // through ten recorded messages (tokio channel, then std channel) and a join.
+    let counts = event_counts("traces/channel_handoff.trace");
+    assert_eq!(counts["send"].as_u64(), Some(10));
+    assert_eq!(counts["receive"].as_u64(), Some(10));
+    assert_eq!(counts["write"].as_u64(), Some(25));
+    assert_eq!(counts["read"].as_u64(), Some(5));
+    assert_eq!(counts["thread_joined"].as_u64(), Some(1));
+}
+
+#[test]
+fn task_race_same_thread_is_two_races_between_tasks_on_main() {
+    let (status, report) = analyze_json(&["traces/task_race_same_thread.trace"]);
+    assert_eq!(status, 1);
+    let s = |marker, token, role| site("task_race_same_thread", marker, token, role);
+    let read = s("stale-check", "read(", "read");
+    let write = s("token-store", "write(", "write");
+    let tasks = ["sync-calendar", "sync-contacts"];
+    let mut expected = vec![
+        race("token_cache", &[], &["main"], &tasks, read, write.clone()),
+        race("token_cache", &[], &["main"], &tasks, write.clone(), write),
+    ];
+    expected.sort();
+    assert_eq!(seen(&report), expected);
+    // One thread: the racing actors are the two tasks, not threads.
+    for finding in report["findings"].as_array().expect("findings") {
+        let detail = &finding["detail"];
+        assert_eq!(detail["first"]["thread"], "main");
+        assert_eq!(detail["second"]["thread"], "main");
+        assert_ne!(detail["first"]["task"], detail["second"]["task"]);
+    }
+}

@@ -1,0 +1,112 @@
+//! RAPID STD text traces (`THREAD|OP(ARG)|LOC`) through the command line: `analyze` reads
+//! them by content and reports the racy location pairs as `data-race` findings whose sites
+//! are the LOC numbers; a malformed line is exit 2 naming the line; `convert` writes a
+//! hindsight trace whose analysis is the same.
+
+mod scenario_support;
+
+use scenario_support::{analyze_json, hindsight, seen, sorted, Seen};
+use std::path::PathBuf;
+
+/// Writes `text` to a fresh `name` in a directory of this test process; returns its path.
+fn std_file(name: &str, text: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("hindsight-std-traces-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    let path: PathBuf = dir.join(name);
+    std::fs::write(&path, text).expect("the STD trace is written");
+    path.display().to_string()
+}
+
+/// Two workers forked by `T0`, each writing `x`: `T1` with no lock (LOC 10), `T2` holding `m`
+/// (LOC 20). `y` is written and read under the common lock `l`, and `T0` reads `x` only after
+/// joining both: neither is a race.
+///
+/// ```text
+/// T0  fork(T1) fork(T2) ......................... join(T1) join(T2) r(x)@14
+/// T1            acq(l) w(y)@4 rel(l) w(x)@10
+/// T2                                   acq(m) w(x)@20 rel(m) acq(l) r(y)@9 rel(l)
+/// ```
+fn workers(x_under_l: bool) -> String {
+    let (t1_lock, t1_unlock) =
+        if x_under_l { ("T1|acq(l)|21\n", "T1|rel(l)|22\n") } else { ("", "") };
+    let t2_lock = if x_under_l { "l" } else { "m" };
+    format!(
+        "T0|fork(T1)|1\n\
+         T0|fork(T2)|2\n\
+         T1|acq(l)|3\n\
+         T1|w(y)|4\n\
+         T1|rel(l)|5\n\
+         {t1_lock}T1|w(x)|10\n\
+         {t1_unlock}T2|acq({t2_lock})|6\n\
+         T2|w(x)|20\n\
+         T2|rel({t2_lock})|7\n\
+         T2|acq(l)|8\n\
+         T2|r(y)|9\n\
+         T2|rel(l)|11\n\
+         T0|join(T1)|12\n\
+         T0|join(T2)|13\n\
+         T0|r(x)|14\n"
+    )
+}
+
+/// The one finding expected of `workers(false)` at `path`.
+fn the_race(path: &str) -> Seen {
+    Seen {
+        kind: "data-race".into(),
+        severity: "error".into(),
+        locks: sorted(&["m"]),
+        threads: sorted(&["T1", "T2"]),
+        tasks: vec![],
+        variables: sorted(&["x"]),
+        sites: vec![format!("write {path}:10:0"), format!("write {path}:20:0")],
+    }
+}
+
+#[test]
+fn two_threads_writing_without_a_common_lock_are_one_racy_pair() {
+    let path = std_file("racy.std", &workers(false));
+    let (status, report) = analyze_json(&[&path]);
+    assert_eq!(status, 1);
+    assert_eq!(seen(&report), vec![the_race(&path)]);
+    let detail = &report["findings"][0]["detail"];
+    let held: Vec<&serde_json::Value> =
+        ["first", "second"].iter().map(|which| &detail[which]["locks_held"]).collect();
+    assert!(held.contains(&&serde_json::json!([])) && held.contains(&&serde_json::json!(["m"])));
+}
+
+#[test]
+fn both_writes_under_one_lock_are_no_race() {
+    let path = std_file("locked.std", &workers(true));
+    let (status, report) = analyze_json(&[&path]);
+    assert_eq!(status, 0);
+    assert_eq!(seen(&report), vec![]);
+}
+
+#[test]
+fn a_malformed_line_is_exit_2_naming_its_line() {
+    let path = std_file("x.std", "T1|w(x)|1\nT2|w(x)|2\nT1|wr(x)|3\nT2|r(x)|4\n");
+    for command in ["analyze", "info"] {
+        let out = hindsight(&[command, &path]);
+        assert_eq!(out.status.code(), Some(2), "{command}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{command}: {stderr}");
+        let expected = format!("hindsight: {path}:3: malformed STD line `T1|wr(x)|3`: ");
+        assert!(stderr.starts_with(&expected), "{command}: {stderr}");
+    }
+    let converted = format!("{path}.trace");
+    let out = hindsight(&["convert", &path, &converted]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with(&format!("hindsight: {path}:3: ")));
+}
+
+#[test]
+fn a_converted_trace_has_the_same_finding() {
+    let path = std_file("converted.std", &workers(false));
+    let converted = format!("{path}.trace");
+    let out = hindsight(&["convert", &path, &converted]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("wrote 15 events to {converted}\n"));
+    let (status, report) = analyze_json(&[&converted]);
+    assert_eq!(status, 1);
+    assert_eq!(seen(&report), vec![the_race(&path)], "the sites stay those of the STD file");
+}
