@@ -45,10 +45,15 @@ fn the_dump_shows_the_deadlock_with_both_waits_and_the_inversion_behind_it() {
     );
     let cycle = deadlock["detail"]["cycle"].as_array().unwrap();
     assert_eq!(cycle.len(), 2);
-    for (blocked, (holds, waits)) in cycle.iter().zip([("accounts", "ledger"), ("ledger", "accounts")]) {
+    for (blocked, (holds, waits)) in
+        cycle.iter().zip([("accounts", "ledger"), ("ledger", "accounts")])
+    {
         assert!(blocked["task"].as_str().unwrap().starts_with("connection-"), "{blocked}");
         assert_eq!(blocked["holds"]["lock"], holds);
-        assert_eq!((blocked["waits_for"].as_str(), blocked["wait_kind"].as_str()), (Some(waits), Some("lock")));
+        assert_eq!(
+            (blocked["waits_for"].as_str(), blocked["wait_kind"].as_str()),
+            (Some(waits), Some("lock"))
+        );
     }
 
     let cycle_finding = &findings[0];
@@ -64,7 +69,10 @@ fn info_shows_the_watchdog_mark_that_triggered_the_dump() {
     let marks = info["marks"].as_array().unwrap();
     assert_eq!(marks.len(), 1, "{marks:#?}");
     let label = marks[0]["label"].as_str().unwrap();
-    assert!(label.starts_with("hindsight: dump triggered by watchdog: task `connection-"), "{label}");
+    assert!(
+        label.starts_with("hindsight: dump triggered by watchdog: task `connection-"),
+        "{label}"
+    );
     assert!(label.contains("waited 5.0 s for lock"), "{label}");
     assert_eq!(info["truncated_bytes"], 0);
 }
