@@ -206,3 +206,26 @@ fn every_pair_of_racing_sites_is_one_finding_with_a_count() {
     );
     assert!(found.iter().all(|f| f.variables == strings(&["worker_stats"])));
 }
+
+/// ```text
+/// main:   spawn(block_on future) ........................ write(config)
+/// future:                        write(config) ─ finished
+/// ```
+/// `Runtime::block_on` blocks its caller until the future finishes: a join. A task that is
+/// spawned and never joined is not ordered before the thread's later write.
+#[test]
+fn a_block_on_future_is_ordered_before_the_thread_that_waited_for_it() {
+    let trace = |kind: &str| {
+        let mut b = TraceBuilder::new("block_on");
+        let main = b.thread("main");
+        let future = b.task_of_kind("main-future", kind, None);
+        let config = b.variable("config");
+        let (inside, after) = (b.site("src/main.rs", 12, 9), b.site("src/main.rs", 20, 5));
+        b.on(main).spawn_task(future, None);
+        b.in_task(main, future).poll_start().write(config, inside).poll_end(true).finish_task();
+        b.on(main).write(config, after);
+        b
+    };
+    assert!(races(&trace("block_on")).is_empty());
+    assert_eq!(races(&trace("task")).len(), 1);
+}

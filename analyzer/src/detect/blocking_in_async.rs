@@ -6,7 +6,7 @@
 //! poll and its longest blocking-lock wait, and what it waited on. Tasks of tokio's blocking
 //! pool (`spawn_blocking`, kind `blocking`) run on threads meant to block and are not judged.
 
-use super::{Context, Detector};
+use super::{task_kind, Context, Detector};
 use crate::replay::Actor;
 use crate::report::format_ns;
 use crate::report::{BlockingDetail, Detail, Finding, FindingKind, Severity};
@@ -101,12 +101,6 @@ impl BlockingInAsync {
     }
 }
 
-/// Whether `task` runs on tokio's blocking pool.
-fn is_blocking_pool_task(cx: &Context<'_>, task: TaskId) -> bool {
-    let kind = cx.trace.tasks().get(task.index()).and_then(|t| t.kind);
-    kind.is_some_and(|kind| cx.trace.string(kind) == "blocking")
-}
-
 fn keep_longest(slot: &mut Option<LockWait>, wait: LockWait) {
     if slot.is_none_or(|kept| wait.waited_ns > kept.waited_ns) {
         *slot = Some(wait);
@@ -122,7 +116,7 @@ impl Detector for BlockingInAsync {
         let Some(task) = event.task else { return };
         let now = event.time_ns;
         match event.kind {
-            EventKind::PollStarted if is_blocking_pool_task(cx, task) => {}
+            EventKind::PollStarted if task_kind(cx, task) == Some("blocking") => {}
             EventKind::PollStarted => {
                 *self.poll(task) = Some(Poll {
                     started_ns: now,

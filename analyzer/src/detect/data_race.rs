@@ -13,6 +13,7 @@
 //! | sending a message | receiving that message |
 //! | waking a task | its next poll |
 //! | a release annotation on an object | a later acquire annotation on it |
+//! | everything a `block_on` future did | the thread that blocked on it, once it finished |
 //!
 //! Accesses are checked FastTrack-style: a variable remembers its last write as one epoch
 //! (actor, clock) and its reads as one epoch until reads become concurrent, so the common
@@ -121,6 +122,8 @@ pub struct DataRace {
     lock_write_release: Vec<Clock>,
     lock_read_release: Vec<Clock>,
     pending_wakes: Vec<Option<Clock>>,
+    /// Per task: the slot of the thread blocked in `block_on` on it, for `block_on` futures.
+    blocked_callers: Vec<Option<u32>>,
     sync_objects: Vec<Clock>,
     messages: HashMap<(ChannelId, u64), Clock>,
     vars: Vec<VarState>,
@@ -290,6 +293,22 @@ impl Detector for DataRace {
                 let child = self.slot(Actor::Task(task));
                 self.join_actor(child, slot);
                 self.clocks[slot as usize].tick(slot);
+                if super::task_kind(cx, task) == Some("block_on") {
+                    let index = task.index();
+                    if self.blocked_callers.len() <= index {
+                        self.blocked_callers.resize(index + 1, None);
+                    }
+                    self.blocked_callers[index] = Some(slot);
+                }
+            }
+            EventKind::TaskFinished { .. } => {
+                // The caller of `block_on` waited for this future: a join.
+                let caller = event.task.and_then(|task| {
+                    self.blocked_callers.get_mut(task.index()).and_then(Option::take)
+                });
+                if let Some(caller) = caller {
+                    self.join_actor(caller, slot);
+                }
             }
             EventKind::ThreadSpawned { thread, .. } => {
                 let child = self.slot(Actor::Thread(thread));

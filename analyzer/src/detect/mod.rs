@@ -18,7 +18,7 @@ pub mod stale_lock;
 use crate::replay::{Actor, State};
 use crate::report::{Finding, FindingKind, SiteRef};
 use crate::trace::Trace;
-use hindsight_recorder::format::{Event, LockMode, SiteId};
+use hindsight_recorder::format::{Event, LockMode, SiteId, TaskId};
 
 pub use blocking_in_async::BlockingInAsync;
 pub use contention::Contention;
@@ -89,6 +89,13 @@ pub fn all(options: &crate::AnalyzeOptions) -> Vec<Box<dyn Detector>> {
         Box::new(BlockingInAsync::new(options.poll_threshold_ns)),
         Box::new(DataRace::new()),
     ]
+}
+
+/// The kind of a task as its trace names it: tokio's `task`, `local`, `blocking` (the
+/// blocking pool) or `block_on`, or `hindsight` for the recorder's spawn helper.
+pub(crate) fn task_kind<'a>(cx: &Context<'a>, task: TaskId) -> Option<&'a str> {
+    let kind = cx.trace.tasks().get(task.index())?.kind?;
+    Some(cx.trace.string(kind))
 }
 
 /// `exclusive` or `shared`.
