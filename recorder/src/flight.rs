@@ -4,7 +4,7 @@
 //! Each writer round is encoded at once into the chunks a trace file would hold (event
 //! batches and a watermark, about five bytes per event) and queued. Whole rounds are let go
 //! from the front while the queue holds more than [`FlightRecorder::max_bytes`] (the newest
-//! round always stays), and while the oldest round is more than
+//! round of program events always stays, and a round of only marks or gaps joins it), and while the oldest round is more than
 //! [`FlightRecorder::max_age`] older than the newest event of the program — so a hung,
 //! quiet program keeps the activity that led to the hang.
 //!
@@ -200,9 +200,22 @@ impl Sink for FlightSink {
         self.newest = self.newest.max(newest.unwrap_or(0));
         self.encoder.write_events(&batch.events)?;
         self.encoder.write_watermark(batch.watermark)?;
-        let chunks = std::mem::take(self.encoder.get_mut()).into_boxed_slice();
+        let chunks = std::mem::take(self.encoder.get_mut());
         self.bytes += chunks.len() as u64;
-        self.rounds.push_back(Round { chunks, newest: newest.unwrap_or(self.newest) });
+        match (newest, self.rounds.back_mut()) {
+            // Only marks and gaps (a dump's trigger mark, written after the final drain):
+            // they join the newest round rather than become it, or eviction would keep the
+            // mark and let go of the events it marks.
+            (None, Some(last)) => {
+                let mut joined = std::mem::take(&mut last.chunks).into_vec();
+                joined.extend_from_slice(&chunks);
+                last.chunks = joined.into_boxed_slice();
+            }
+            _ => self.rounds.push_back(Round {
+                chunks: chunks.into_boxed_slice(),
+                newest: newest.unwrap_or(self.newest),
+            }),
+        }
         self.evict();
         Ok(())
     }
@@ -288,5 +301,34 @@ mod tests {
         // size bound is the tighter one here.
         sink.write(&round(10_000_000_000, 10)).unwrap();
         assert_eq!(sink.rounds.len(), 1, "everything more than a second older went");
+    }
+
+    /// A writer starved under load drains everything in one round larger than the bound; the
+    /// dump's trigger mark comes in a round of its own right after. The mark must not push out
+    /// the events it marks (it once did: a dump of a busy program held no events at all).
+    #[test]
+    fn a_round_of_only_marks_joins_the_newest_round_instead_of_evicting_it() {
+        let config = FlightRecorder::default().max_bytes(4 << 10);
+        let mut sink =
+            FlightSink::new(std::env::temp_dir().join("unused.trace"), Header::default(), &config)
+                .unwrap();
+        sink.write(&round(1_000, 5_000)).unwrap();
+        assert!(sink.held_bytes() > 4 << 10, "one oversized round stays whole");
+        let label = crate::format::StringId(0);
+        let mark = Event {
+            time_ns: 10_000,
+            thread: ThreadId(1),
+            task: None,
+            kind: EventKind::Mark { label, site: None },
+        };
+        sink.write(&Batch {
+            events: vec![mark],
+            now: 10_000,
+            watermark: 10_000,
+            ..Batch::default()
+        })
+        .unwrap();
+        assert_eq!(sink.rounds.len(), 1, "the mark joined the round of events");
+        assert!(sink.held_bytes() > 4 << 10, "and the events are still held");
     }
 }
