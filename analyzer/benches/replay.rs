@@ -14,34 +14,21 @@
 //! lock-order detector; and the peak resident memory (`VmHWM`). Run it with 20M and 40M
 //! events: the peak must not grow with the trace.
 
+mod support;
+
 use hindsight_analyzer::detect::{Context, Detector, LockOrder};
 use hindsight_analyzer::replay::Replay;
 use hindsight_analyzer::{AnalyzeOptions, Report};
 use hindsight_recorder::format::{
-    Definition, Event, EventKind, Header, LockDef, LockId, LockKind, LockMode, SiteDef, SiteId,
-    StringId, ThreadDef, ThreadId, TraceWriter,
+    Definition, Event, EventKind, LockDef, LockId, LockKind, LockMode, SiteDef, SiteId, StringId,
+    ThreadDef, ThreadId,
 };
-use std::fs::File;
-use std::io::BufWriter;
 use std::path::Path;
 use std::time::Instant;
+use support::{peak_rss_kib, rate, timed, CycleWriter, Rng};
 
 const THREADS: usize = 16;
 const LOCKS: u32 = 1000;
-const BATCH: usize = 4096;
-const FLUSH_CYCLE: u64 = (THREADS * BATCH) as u64;
-
-/// A small deterministic generator (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
 
 /// What a simulated thread does next.
 #[derive(Clone, Copy)]
@@ -57,20 +44,10 @@ struct SimThread {
     outer: LockId,
     inner: LockId,
     waiting: bool,
-    buffer: Vec<Event>,
 }
 
 fn generate(path: &Path, events: u64) -> std::io::Result<u64> {
-    let header = Header {
-        program: "bench".into(),
-        pid: 1,
-        host: "bench".into(),
-        start_unix_ns: 1_700_000_000_000_000_000,
-        recorder_version: "bench".into(),
-        clock: "monotonic".into(),
-    };
-    let mut writer =
-        TraceWriter::new(BufWriter::with_capacity(1 << 20, File::create(path)?), &header)?;
+    let mut out = CycleWriter::create(path, "bench", THREADS)?;
     let mut defs = vec![Definition::String { id: StringId(0), text: "src/bench.rs".into() }];
     for i in 0..8 {
         defs.push(Definition::Site(SiteDef {
@@ -106,7 +83,7 @@ fn generate(path: &Path, events: u64) -> std::io::Result<u64> {
             site: Some(SiteId(8 + l)),
         }));
     }
-    writer.write_definitions(&defs)?;
+    out.writer().write_definitions(&defs)?;
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut seqs = vec![0u64; LOCKS as usize];
     let mut held_by = vec![usize::MAX; LOCKS as usize];
@@ -116,19 +93,15 @@ fn generate(path: &Path, events: u64) -> std::io::Result<u64> {
             outer: LockId(0),
             inner: LockId(0),
             waiting: false,
-            buffer: Vec::with_capacity(BATCH),
         })
         .collect();
     let mut time = 0u64;
-    let mut written = 0u64;
-    let mut since_watermark = 0u64;
-    let mut cycle_start = 0u64;
     // Past the requested count, threads finish what they hold and start nothing new, so the
     // trace ends with every lock released (a clean trace).
     let idle = |thread: &SimThread| matches!(thread.step, Step::TakeOuter) && !thread.waiting;
-    while written < events || !threads.iter().all(idle) {
+    while out.written() < events || !threads.iter().all(idle) {
         let t = (rng.next() % THREADS as u64) as usize;
-        if written >= events && idle(&threads[t]) {
+        if out.written() >= events && idle(&threads[t]) {
             continue;
         }
         time += 1 + rng.next() % 4;
@@ -186,64 +159,9 @@ fn generate(path: &Path, events: u64) -> std::io::Result<u64> {
                 }
             }
         };
-        thread.buffer.push(Event { time_ns: time, thread: ThreadId(t as u32), task: None, kind });
-        if thread.buffer.len() == BATCH {
-            writer.write_events(&thread.buffer)?;
-            thread.buffer.clear();
-        }
-        written += 1;
-        since_watermark += 1;
-        if since_watermark == FLUSH_CYCLE {
-            for thread in &mut threads {
-                writer.write_events(&thread.buffer)?;
-                thread.buffer.clear();
-            }
-            // Like the recorder's writer: everything before the *previous* round's start.
-            writer.write_watermark(cycle_start)?;
-            cycle_start = time + 1;
-            since_watermark = 0;
-        }
+        out.push(Event { time_ns: time, thread: ThreadId(t as u32), task: None, kind })?;
     }
-    for thread in &mut threads {
-        writer.write_events(&thread.buffer)?;
-        thread.buffer.clear();
-    }
-    writer.flush()?;
-    Ok(written)
-}
-
-/// CPU time this thread has run, in ns (Linux; `None` elsewhere): unlike wall time, it does
-/// not count the time other processes of a busy machine took the core.
-fn cpu_ns() -> Option<u64> {
-    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    stat.split_whitespace().next()?.parse().ok()
-}
-
-/// Times `f`: (wall, CPU) seconds.
-fn timed<T>(f: impl FnOnce() -> T) -> (T, f64, f64) {
-    let (wall, cpu) = (Instant::now(), cpu_ns());
-    let value = f();
-    let cpu = match (cpu, cpu_ns()) {
-        (Some(a), Some(b)) => (b - a) as f64 / 1e9,
-        _ => f64::NAN,
-    };
-    (value, wall.elapsed().as_secs_f64(), cpu)
-}
-
-/// `N events in W s wall (C s CPU) = R M events per CPU-second`.
-fn rate(events: u64, wall: f64, cpu: f64) -> String {
-    let per_second = if cpu.is_nan() { wall } else { cpu };
-    format!(
-        "{events} events in {wall:.3} s wall ({cpu:.3} s CPU) = {:.1} M events/s",
-        events as f64 / per_second / 1e6
-    )
-}
-
-/// Peak resident memory of this process, in KiB (Linux).
-fn peak_rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
+    out.finish()
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
