@@ -7,7 +7,7 @@ mod support;
 use hindsight_recorder::format::{FORMAT_VERSION, MAGIC};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
-use support::{read_all, sample_trace};
+use support::{payloads, push_chunk, read_all, sample_trace};
 
 fn cases() -> u32 {
     std::env::var("HINDSIGHT_FUZZ_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(3000)
@@ -68,30 +68,12 @@ fn mutated_traces_never_panic_the_reader() {
         .unwrap();
 }
 
-/// Splits a trace into its preamble and chunk payloads.
-fn payloads(trace: &[u8]) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut at = 8;
-    while at + 8 <= trace.len() {
-        let len = u32::from_le_bytes(trace[at..at + 4].try_into().unwrap()) as usize;
-        out.push(trace[at + 8..at + 8 + len].to_vec());
-        at += 8 + len;
-    }
-    out
-}
-
 /// Frames payloads into a trace with valid checksums, as a hostile writer would.
 fn frame(payloads: &[Vec<u8>]) -> Vec<u8> {
     let mut bytes = MAGIC.to_vec();
     bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
     for payload in payloads {
-        let len = (payload.len() as u32).to_le_bytes();
-        let mut hasher = crc32fast::Hasher::new();
-        hasher.update(&len);
-        hasher.update(payload);
-        bytes.extend_from_slice(&len);
-        bytes.extend_from_slice(&hasher.finalize().to_le_bytes());
-        bytes.extend_from_slice(payload);
+        push_chunk(&mut bytes, payload);
     }
     bytes
 }

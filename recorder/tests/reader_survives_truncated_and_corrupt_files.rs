@@ -4,7 +4,7 @@
 mod support;
 
 use hindsight_recorder::format::{ReadError, Tail, FORMAT_VERSION, MAGIC};
-use support::{chunk_ends, read_all, sample_trace};
+use support::{chunk_ends, push_chunk, read_all, sample_trace};
 
 #[test]
 fn the_sample_trace_has_several_chunks() {
@@ -69,13 +69,7 @@ fn every_single_bit_flip_is_caught() {
 fn trace_with_payload(payload: &[u8]) -> Vec<u8> {
     let mut bytes = sample_trace();
     bytes.truncate(chunk_ends(&bytes)[0]);
-    let len = (payload.len() as u32).to_le_bytes();
-    let mut hasher = crc32fast::Hasher::new();
-    hasher.update(&len);
-    hasher.update(payload);
-    bytes.extend_from_slice(&len);
-    bytes.extend_from_slice(&hasher.finalize().to_le_bytes());
-    bytes.extend_from_slice(payload);
+    push_chunk(&mut bytes, payload);
     bytes
 }
 

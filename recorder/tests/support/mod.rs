@@ -40,17 +40,38 @@ pub fn sample_trace() -> Vec<u8> {
     b.build()
 }
 
-/// Offsets where chunks end (the first is the end of the header chunk).
-pub fn chunk_ends(bytes: &[u8]) -> Vec<usize> {
-    let mut ends = Vec::new();
+/// The chunks of a trace: `(start, end)` of each complete chunk's payload, in order.
+fn chunk_payload_ranges(bytes: &[u8]) -> Vec<(usize, usize)> {
+    let mut ranges = Vec::new();
     let mut at = 8;
     while at + 8 <= bytes.len() {
         let len = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
-        at += 8 + len;
-        if at > bytes.len() {
+        if at + 8 + len > bytes.len() {
             break;
         }
-        ends.push(at);
+        ranges.push((at + 8, at + 8 + len));
+        at += 8 + len;
     }
-    ends
+    ranges
+}
+
+/// Offsets where chunks end (the first is the end of the header chunk).
+pub fn chunk_ends(bytes: &[u8]) -> Vec<usize> {
+    chunk_payload_ranges(bytes).into_iter().map(|(_, end)| end).collect()
+}
+
+/// The payloads of a trace's chunks, header first.
+pub fn payloads(bytes: &[u8]) -> Vec<Vec<u8>> {
+    chunk_payload_ranges(bytes).into_iter().map(|(start, end)| bytes[start..end].to_vec()).collect()
+}
+
+/// Appends `payload` as a chunk with a valid checksum, as a writer (or a hostile one) would.
+pub fn push_chunk(bytes: &mut Vec<u8>, payload: &[u8]) {
+    let len = (payload.len() as u32).to_le_bytes();
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&len);
+    hasher.update(payload);
+    bytes.extend_from_slice(&len);
+    bytes.extend_from_slice(&hasher.finalize().to_le_bytes());
+    bytes.extend_from_slice(payload);
 }
