@@ -43,6 +43,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::panic::Location;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// The next message id; ids are unique in the process, so within every trace.
 static NEXT_MESSAGE: AtomicU64 = AtomicU64::new(1);
@@ -65,10 +66,7 @@ impl fmt::Debug for ChannelMeta {
 
 impl ChannelMeta {
     /// A channel created at `site`.
-    pub(crate) fn new(
-        name: Option<Cow<'static, str>>,
-        site: &'static Location<'static>,
-    ) -> ChannelMeta {
+    fn new(name: Option<Cow<'static, str>>, site: &'static Location<'static>) -> ChannelMeta {
         ChannelMeta { id: Defined::new(), name, site }
     }
 
@@ -85,31 +83,64 @@ impl ChannelMeta {
         }))
     }
 
-    /// A message is about to be sent at `at`: records the send and returns the message's id
-    /// (0 when nothing records).
+    /// `value` is about to be sent at `at`: records the send and returns the message that
+    /// carries it through the wrapped channel, with its id (0 when nothing records).
     #[inline]
-    pub(crate) fn sending(&self, at: &'static Location<'static>) -> u64 {
-        local::with(|ctx| {
+    pub(crate) fn tag<T>(&self, at: &'static Location<'static>, value: T) -> (u64, T) {
+        let message = local::with(|ctx| {
             let channel = self.id(ctx);
             let site = ctx.site(at);
             let message = NEXT_MESSAGE.fetch_add(1, Ordering::Relaxed);
             ctx.record(EventKind::Send { channel, message, site });
             message
         })
-        .unwrap_or(0)
+        .unwrap_or(0);
+        (message, value)
     }
 
-    /// Message `message` was received at `at`: records the receipt (unless it was sent while
-    /// nothing recorded).
+    /// `message` came out of the wrapped channel at `at`: records the receipt (unless it was
+    /// sent while nothing recorded) and returns the value it carried.
     #[inline]
-    pub(crate) fn received(&self, at: &'static Location<'static>, message: u64) {
-        if message == 0 {
-            return;
+    pub(crate) fn untag<T>(&self, at: &'static Location<'static>, (message, value): (u64, T)) -> T {
+        if message != 0 {
+            local::with(|ctx| {
+                let channel = self.id(ctx);
+                let site = ctx.site(at);
+                ctx.record(EventKind::Receive { channel, message, site });
+            });
         }
-        local::with(|ctx| {
-            let channel = self.id(ctx);
-            let site = ctx.site(at);
-            ctx.record(EventKind::Receive { channel, message, site });
-        });
+        value
+    }
+}
+
+// === impl End ===
+
+/// One end of a recorded channel, what every public sender and receiver wraps: the wrapped
+/// end (which carries `(message id, value)`) and the channel's identity, shared by both ends.
+pub(crate) struct End<I> {
+    meta: Arc<ChannelMeta>,
+    inner: I,
+}
+
+/// Both ends of a channel named `name` created at `site`, around the wrapped ends `tx`, `rx`.
+pub(crate) fn ends<S, R>(
+    name: Option<Cow<'static, str>>,
+    site: &'static Location<'static>,
+    (tx, rx): (S, R),
+) -> (End<S>, End<R>) {
+    let meta = Arc::new(ChannelMeta::new(name, site));
+    (End { meta: meta.clone(), inner: tx }, End { meta, inner: rx })
+}
+
+impl<I> End<I> {
+    /// Formats the end as the public type `name` shows it.
+    pub(crate) fn fmt_as(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(name).field("meta", &self.meta).finish_non_exhaustive()
+    }
+}
+
+impl<I: Clone> Clone for End<I> {
+    fn clone(&self) -> Self {
+        End { meta: self.meta.clone(), inner: self.inner.clone() }
     }
 }

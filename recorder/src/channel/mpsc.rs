@@ -5,12 +5,11 @@
 //! cancel safety of `recv` and `send`) and tokio's [`error`] types; channels can be given a
 //! name (`channel_named("jobs", 16)`).
 
-use super::ChannelMeta;
+use super::{ends, End};
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::panic::Location;
-use std::sync::Arc;
 
 pub use ::tokio::sync::mpsc::error;
 use error::{SendError, TryRecvError, TrySendError};
@@ -44,9 +43,8 @@ fn bounded<T>(
     buffer: usize,
     site: &'static Location<'static>,
 ) -> (Sender<T>, Receiver<T>) {
-    let meta = Arc::new(ChannelMeta::new(name, site));
-    let (tx, rx) = ::tokio::sync::mpsc::channel(buffer);
-    (Sender { meta: meta.clone(), inner: tx }, Receiver { meta, inner: rx })
+    let (tx, rx) = ends(name, site, ::tokio::sync::mpsc::channel(buffer));
+    (Sender(tx), Receiver(rx))
 }
 
 /// An unbounded channel, created here, like [`tokio::sync::mpsc::unbounded_channel`].
@@ -67,18 +65,14 @@ fn unbounded<T>(
     name: Option<Cow<'static, str>>,
     site: &'static Location<'static>,
 ) -> (UnboundedSender<T>, UnboundedReceiver<T>) {
-    let meta = Arc::new(ChannelMeta::new(name, site));
-    let (tx, rx) = ::tokio::sync::mpsc::unbounded_channel();
-    (UnboundedSender { meta: meta.clone(), inner: tx }, UnboundedReceiver { meta, inner: rx })
+    let (tx, rx) = ends(name, site, ::tokio::sync::mpsc::unbounded_channel());
+    (UnboundedSender(tx), UnboundedReceiver(rx))
 }
 
 // === impl Sender ===
 
 /// The sending half of a bounded channel; cloned for more producers.
-pub struct Sender<T> {
-    meta: Arc<ChannelMeta>,
-    inner: ::tokio::sync::mpsc::Sender<(u64, T)>,
-}
+pub struct Sender<T>(End<::tokio::sync::mpsc::Sender<(u64, T)>>);
 
 impl<T> Sender<T> {
     /// Sends `value`, waiting for capacity, like [`tokio::sync::mpsc::Sender::send`]; the
@@ -87,9 +81,9 @@ impl<T> Sender<T> {
     pub fn send(&self, value: T) -> impl Future<Output = Result<(), SendError<T>>> + '_ {
         let at = Location::caller();
         async move {
-            match self.inner.reserve().await {
+            match self.0.inner.reserve().await {
                 Ok(permit) => {
-                    permit.send((self.meta.sending(at), value));
+                    permit.send(self.0.meta.tag(at, value));
                     Ok(())
                 }
                 Err(SendError(())) => Err(SendError(value)),
@@ -101,9 +95,9 @@ impl<T> Sender<T> {
     #[track_caller]
     pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
         let at = Location::caller();
-        match self.inner.try_reserve() {
+        match self.0.inner.try_reserve() {
             Ok(permit) => {
-                permit.send((self.meta.sending(at), value));
+                permit.send(self.0.meta.tag(at, value));
                 Ok(())
             }
             Err(TrySendError::Full(())) => Err(TrySendError::Full(value)),
@@ -119,60 +113,59 @@ impl<T> Sender<T> {
     /// Like tokio's, when called within an asynchronous execution context.
     #[track_caller]
     pub fn blocking_send(&self, value: T) -> Result<(), SendError<T>> {
-        let message = self.meta.sending(Location::caller());
-        self.inner.blocking_send((message, value)).map_err(|SendError((_, value))| SendError(value))
+        self.0
+            .inner
+            .blocking_send(self.0.meta.tag(Location::caller(), value))
+            .map_err(|SendError((_, value))| SendError(value))
     }
 
     /// Completes when the receiver is gone, like [`tokio::sync::mpsc::Sender::closed`].
     pub async fn closed(&self) {
-        self.inner.closed().await;
+        self.0.inner.closed().await;
     }
 
     /// Whether the receiver is gone.
     pub fn is_closed(&self) -> bool {
-        self.inner.is_closed()
+        self.0.inner.is_closed()
     }
 
     /// Room left for messages now.
     pub fn capacity(&self) -> usize {
-        self.inner.capacity()
+        self.0.inner.capacity()
     }
 
     /// The channel's buffer size.
     pub fn max_capacity(&self) -> usize {
-        self.inner.max_capacity()
+        self.0.inner.max_capacity()
     }
 
     /// Whether both senders send on one channel.
     pub fn same_channel(&self, other: &Self) -> bool {
-        self.inner.same_channel(&other.inner)
+        self.0.inner.same_channel(&other.0.inner)
     }
 
     /// The name given to the channel, if any.
     pub fn name(&self) -> Option<&str> {
-        self.meta.name()
+        self.0.meta.name()
     }
 }
 
 impl<T> Clone for Sender<T> {
     fn clone(&self) -> Self {
-        Sender { meta: self.meta.clone(), inner: self.inner.clone() }
+        Sender(self.0.clone())
     }
 }
 
 impl<T> fmt::Debug for Sender<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Sender").field("meta", &self.meta).finish_non_exhaustive()
+        self.0.fmt_as("Sender", f)
     }
 }
 
 // === impl Receiver ===
 
 /// The receiving half of a bounded channel.
-pub struct Receiver<T> {
-    meta: Arc<ChannelMeta>,
-    inner: ::tokio::sync::mpsc::Receiver<(u64, T)>,
-}
+pub struct Receiver<T>(End<::tokio::sync::mpsc::Receiver<(u64, T)>>);
 
 impl<T> Receiver<T> {
     /// Receives the next message, like [`tokio::sync::mpsc::Receiver::recv`] (cancel safe);
@@ -182,9 +175,8 @@ impl<T> Receiver<T> {
     pub fn recv(&mut self) -> impl Future<Output = Option<T>> + '_ {
         let at = Location::caller();
         async move {
-            let (message, value) = self.inner.recv().await?;
-            self.meta.received(at, message);
-            Some(value)
+            let message = self.0.inner.recv().await?;
+            Some(self.0.meta.untag(at, message))
         }
     }
 
@@ -192,9 +184,8 @@ impl<T> Receiver<T> {
     /// [`tokio::sync::mpsc::Receiver::try_recv`].
     #[track_caller]
     pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
-        let (message, value) = self.inner.try_recv()?;
-        self.meta.received(Location::caller(), message);
-        Ok(value)
+        let message = self.0.inner.try_recv()?;
+        Ok(self.0.meta.untag(Location::caller(), message))
     }
 
     /// Receives the next message from synchronous code, blocking the thread, like
@@ -206,100 +197,95 @@ impl<T> Receiver<T> {
     #[track_caller]
     pub fn blocking_recv(&mut self) -> Option<T> {
         let at = Location::caller();
-        let (message, value) = self.inner.blocking_recv()?;
-        self.meta.received(at, message);
-        Some(value)
+        let message = self.0.inner.blocking_recv()?;
+        Some(self.0.meta.untag(at, message))
     }
 
     /// Closes the channel to new messages; those sent already can still be received.
     pub fn close(&mut self) {
-        self.inner.close();
+        self.0.inner.close();
     }
 
     /// Whether the channel is closed (by [`close`](Self::close) or every sender gone).
     pub fn is_closed(&self) -> bool {
-        self.inner.is_closed()
+        self.0.inner.is_closed()
     }
 
     /// Whether no message is waiting.
     pub fn is_empty(&self) -> bool {
-        self.inner.is_empty()
+        self.0.inner.is_empty()
     }
 
     /// How many messages are waiting.
     pub fn len(&self) -> usize {
-        self.inner.len()
+        self.0.inner.len()
     }
 
     /// The name given to the channel, if any.
     pub fn name(&self) -> Option<&str> {
-        self.meta.name()
+        self.0.meta.name()
     }
 }
 
 impl<T> fmt::Debug for Receiver<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Receiver").field("meta", &self.meta).finish_non_exhaustive()
+        self.0.fmt_as("Receiver", f)
     }
 }
 
 // === impl UnboundedSender ===
 
 /// The sending half of an unbounded channel; cloned for more producers.
-pub struct UnboundedSender<T> {
-    meta: Arc<ChannelMeta>,
-    inner: ::tokio::sync::mpsc::UnboundedSender<(u64, T)>,
-}
+pub struct UnboundedSender<T>(End<::tokio::sync::mpsc::UnboundedSender<(u64, T)>>);
 
 impl<T> UnboundedSender<T> {
     /// Sends `value` without waiting, like [`tokio::sync::mpsc::UnboundedSender::send`]; the
     /// send is recorded at this call's site.
     #[track_caller]
     pub fn send(&self, value: T) -> Result<(), SendError<T>> {
-        let message = self.meta.sending(Location::caller());
-        self.inner.send((message, value)).map_err(|SendError((_, value))| SendError(value))
+        self.0
+            .inner
+            .send(self.0.meta.tag(Location::caller(), value))
+            .map_err(|SendError((_, value))| SendError(value))
     }
 
     /// Completes when the receiver is gone.
     pub async fn closed(&self) {
-        self.inner.closed().await;
+        self.0.inner.closed().await;
     }
 
     /// Whether the receiver is gone.
     pub fn is_closed(&self) -> bool {
-        self.inner.is_closed()
+        self.0.inner.is_closed()
     }
 
     /// Whether both senders send on one channel.
     pub fn same_channel(&self, other: &Self) -> bool {
-        self.inner.same_channel(&other.inner)
+        self.0.inner.same_channel(&other.0.inner)
     }
 
     /// The name given to the channel, if any.
     pub fn name(&self) -> Option<&str> {
-        self.meta.name()
+        self.0.meta.name()
     }
 }
 
 impl<T> Clone for UnboundedSender<T> {
     fn clone(&self) -> Self {
-        UnboundedSender { meta: self.meta.clone(), inner: self.inner.clone() }
+        UnboundedSender(self.0.clone())
     }
 }
 
 impl<T> fmt::Debug for UnboundedSender<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UnboundedSender").field("meta", &self.meta).finish_non_exhaustive()
+        self.0.fmt_as("UnboundedSender", f)
     }
 }
 
 // === impl UnboundedReceiver ===
 
 /// The receiving half of an unbounded channel.
-pub struct UnboundedReceiver<T> {
-    meta: Arc<ChannelMeta>,
-    inner: ::tokio::sync::mpsc::UnboundedReceiver<(u64, T)>,
-}
+pub struct UnboundedReceiver<T>(End<::tokio::sync::mpsc::UnboundedReceiver<(u64, T)>>);
 
 impl<T> UnboundedReceiver<T> {
     /// Receives the next message, like [`tokio::sync::mpsc::UnboundedReceiver::recv`]
@@ -309,18 +295,16 @@ impl<T> UnboundedReceiver<T> {
     pub fn recv(&mut self) -> impl Future<Output = Option<T>> + '_ {
         let at = Location::caller();
         async move {
-            let (message, value) = self.inner.recv().await?;
-            self.meta.received(at, message);
-            Some(value)
+            let message = self.0.inner.recv().await?;
+            Some(self.0.meta.untag(at, message))
         }
     }
 
     /// Receives a message if one is there now.
     #[track_caller]
     pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
-        let (message, value) = self.inner.try_recv()?;
-        self.meta.received(Location::caller(), message);
-        Ok(value)
+        let message = self.0.inner.try_recv()?;
+        Ok(self.0.meta.untag(Location::caller(), message))
     }
 
     /// Receives the next message from synchronous code, blocking the thread.
@@ -331,39 +315,38 @@ impl<T> UnboundedReceiver<T> {
     #[track_caller]
     pub fn blocking_recv(&mut self) -> Option<T> {
         let at = Location::caller();
-        let (message, value) = self.inner.blocking_recv()?;
-        self.meta.received(at, message);
-        Some(value)
+        let message = self.0.inner.blocking_recv()?;
+        Some(self.0.meta.untag(at, message))
     }
 
     /// Closes the channel to new messages; those sent already can still be received.
     pub fn close(&mut self) {
-        self.inner.close();
+        self.0.inner.close();
     }
 
     /// Whether the channel is closed (by [`close`](Self::close) or every sender gone).
     pub fn is_closed(&self) -> bool {
-        self.inner.is_closed()
+        self.0.inner.is_closed()
     }
 
     /// Whether no message is waiting.
     pub fn is_empty(&self) -> bool {
-        self.inner.is_empty()
+        self.0.inner.is_empty()
     }
 
     /// How many messages are waiting.
     pub fn len(&self) -> usize {
-        self.inner.len()
+        self.0.inner.len()
     }
 
     /// The name given to the channel, if any.
     pub fn name(&self) -> Option<&str> {
-        self.meta.name()
+        self.0.meta.name()
     }
 }
 
 impl<T> fmt::Debug for UnboundedReceiver<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UnboundedReceiver").field("meta", &self.meta).finish_non_exhaustive()
+        self.0.fmt_as("UnboundedReceiver", f)
     }
 }

@@ -5,13 +5,12 @@
 //! poll it from a `select!` or keep it after a timeout, await [`Receiver::recv`] on a
 //! `&mut` borrow instead.
 
-use super::ChannelMeta;
+use super::{ends, End};
 use std::borrow::Cow;
 use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::panic::Location;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 pub use ::tokio::sync::oneshot::error;
@@ -33,52 +32,45 @@ fn make<T>(
     name: Option<Cow<'static, str>>,
     site: &'static Location<'static>,
 ) -> (Sender<T>, Receiver<T>) {
-    let meta = Arc::new(ChannelMeta::new(name, site));
-    let (tx, rx) = ::tokio::sync::oneshot::channel();
-    (Sender { meta: meta.clone(), inner: tx }, Receiver { meta, inner: rx })
+    let (tx, rx) = ends(name, site, ::tokio::sync::oneshot::channel());
+    (Sender(tx), Receiver(rx))
 }
 
 // === impl Sender ===
 
 /// Sends the channel's one value.
-pub struct Sender<T> {
-    meta: Arc<ChannelMeta>,
-    inner: ::tokio::sync::oneshot::Sender<(u64, T)>,
-}
+pub struct Sender<T>(End<::tokio::sync::oneshot::Sender<(u64, T)>>);
 
 impl<T> Sender<T> {
     /// Sends `value`, like [`tokio::sync::oneshot::Sender::send`]: `Err(value)` if the
     /// receiver is gone. The send is recorded at this call's site.
     #[track_caller]
     pub fn send(self, value: T) -> Result<(), T> {
-        let message = self.meta.sending(Location::caller());
-        self.inner.send((message, value)).map_err(|(_, value)| value)
+        let message = self.0.meta.tag(Location::caller(), value);
+        self.0.inner.send(message).map_err(|(_, value)| value)
     }
 
     /// Completes when the receiver is gone, like [`tokio::sync::oneshot::Sender::closed`].
     pub async fn closed(&mut self) {
-        self.inner.closed().await;
+        self.0.inner.closed().await;
     }
 
     /// Whether the receiver is gone.
     pub fn is_closed(&self) -> bool {
-        self.inner.is_closed()
+        self.0.inner.is_closed()
     }
 }
 
 impl<T> fmt::Debug for Sender<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Sender").field("meta", &self.meta).finish_non_exhaustive()
+        self.0.fmt_as("Sender", f)
     }
 }
 
 // === impl Receiver ===
 
 /// Receives the channel's one value: await it (`rx.await`).
-pub struct Receiver<T> {
-    meta: Arc<ChannelMeta>,
-    inner: ::tokio::sync::oneshot::Receiver<(u64, T)>,
-}
+pub struct Receiver<T>(End<::tokio::sync::oneshot::Receiver<(u64, T)>>);
 
 impl<T> Receiver<T> {
     /// Waits for the value through a borrow, so that the receiver can be polled again (in a
@@ -91,9 +83,8 @@ impl<T> Receiver<T> {
     /// Takes the value if it was sent, like [`tokio::sync::oneshot::Receiver::try_recv`].
     #[track_caller]
     pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
-        let (message, value) = self.inner.try_recv()?;
-        self.meta.received(Location::caller(), message);
-        Ok(value)
+        let message = self.0.inner.try_recv()?;
+        Ok(self.0.meta.untag(Location::caller(), message))
     }
 
     /// Waits for the value from synchronous code, blocking the thread, like
@@ -105,14 +96,13 @@ impl<T> Receiver<T> {
     #[track_caller]
     pub fn blocking_recv(self) -> Result<T, RecvError> {
         let at = Location::caller();
-        let (message, value) = self.inner.blocking_recv()?;
-        self.meta.received(at, message);
-        Ok(value)
+        let message = self.0.inner.blocking_recv()?;
+        Ok(self.0.meta.untag(at, message))
     }
 
     /// Closes the channel: the sender can no longer send.
     pub fn close(&mut self) {
-        self.inner.close();
+        self.0.inner.close();
     }
 
     fn poll_at(
@@ -120,10 +110,8 @@ impl<T> Receiver<T> {
         cx: &mut Context<'_>,
         at: &'static Location<'static>,
     ) -> Poll<Result<T, RecvError>> {
-        Pin::new(&mut self.inner).poll(cx).map_ok(|(message, value)| {
-            self.meta.received(at, message);
-            value
-        })
+        let end = &mut self.0;
+        Pin::new(&mut end.inner).poll(cx).map_ok(|message| end.meta.untag(at, message))
     }
 }
 
@@ -140,7 +128,7 @@ impl<T> IntoFuture for Receiver<T> {
 
 impl<T> fmt::Debug for Receiver<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Receiver").field("meta", &self.meta).finish_non_exhaustive()
+        self.0.fmt_as("Receiver", f)
     }
 }
 

@@ -2,15 +2,14 @@
 //! kind, title, locks, actors or time; a detail pane with the whole evidence; Enter shows the
 //! finding's moment in the timeline.
 
-use super::{block, count, field, heading, severity_label, Outcome, TableNav, View};
-use crate::app::Key;
+use super::{block, count, field, heading, severity_label, Outcome, TableNav, TableView};
 use crate::data::{moment_of, Data};
 use hindsight_analyzer::report::{format_ns, Detail, Finding};
 use ratatui::buffer::Buffer;
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Color, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Cell, Paragraph, Row, Widget, Wrap};
+use ratatui::widgets::{Cell, Row, Widget};
 use std::cmp::Ordering;
 use std::rc::Rc;
 
@@ -35,20 +34,6 @@ impl FindingsView {
     /// The finding selected, if any.
     pub fn selected(&self) -> Option<&Finding> {
         self.nav.selected_item().and_then(|i| self.data.report.findings.get(i))
-    }
-
-    fn refresh(&mut self) {
-        let findings = &self.data.report.findings;
-        let mut rows: Vec<usize> = (0..findings.len())
-            .filter(|&i| super::matches(&self.nav.filter, &haystack(&findings[i])))
-            .collect();
-        let (column, descending) = (self.nav.sort, self.nav.descending);
-        rows.sort_by(|&a, &b| {
-            let (fa, fb) = (&findings[a], &findings[b]);
-            let within = compare(fa, fb, column).then(fa.time_ns.cmp(&fb.time_ns)).then(a.cmp(&b));
-            fb.severity.cmp(&fa.severity).then(if descending { within.reverse() } else { within })
-        });
-        self.nav.set_rows(rows);
     }
 }
 
@@ -83,36 +68,36 @@ fn haystack(f: &Finding) -> String {
     )
 }
 
-impl View for FindingsView {
-    fn handle_key(&mut self, key: Key) -> Outcome {
-        if key == Key::Enter {
-            return match self.selected() {
-                Some(finding) => Outcome::Jump(moment_of(finding)),
-                None => Outcome::Handled,
-            };
-        }
-        if self.nav.handle_key(key) {
-            self.refresh();
-        }
-        Outcome::Handled
+impl TableView for FindingsView {
+    fn nav(&self) -> &TableNav {
+        &self.nav
     }
 
-    fn filter(&self) -> &str {
-        &self.nav.filter
+    fn nav_mut(&mut self) -> &mut TableNav {
+        &mut self.nav
     }
 
-    fn set_filter(&mut self, filter: &str) {
-        self.nav.set_filter(filter);
-        self.refresh();
+    fn refresh(&mut self) {
+        let findings = &self.data.report.findings;
+        let mut rows = self.nav.matching(findings.len(), |i| haystack(&findings[i]));
+        let (column, descending) = (self.nav.sort, self.nav.descending);
+        rows.sort_by(|&a, &b| {
+            let (fa, fb) = (&findings[a], &findings[b]);
+            let within = compare(fa, fb, column).then(fa.time_ns.cmp(&fb.time_ns)).then(a.cmp(&b));
+            fb.severity.cmp(&fa.severity).then(if descending { within.reverse() } else { within })
+        });
+        self.nav.set_rows(rows);
+    }
+
+    fn enter(&self) -> Outcome {
+        self.selected().map_or(Outcome::Handled, |finding| Outcome::Jump(moment_of(finding)))
     }
 }
 
 impl Widget for &FindingsView {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let findings = &self.data.report.findings;
-        let table_height = super::table_height(self.nav.rows.len(), area.height / 2);
-        let [top, bottom] =
-            Layout::vertical([Constraint::Length(table_height), Constraint::Min(0)]).areas(area);
+        let [top, bottom] = self.nav.split(area, area.height / 2);
         let rows: Vec<Row<'_>> = self
             .nav
             .rows
@@ -152,11 +137,7 @@ impl Widget for &FindingsView {
             None if findings.is_empty() => vec![Line::from("No findings: nothing to report.")],
             None => vec![Line::from("No finding matches the filter.")],
         };
-        Paragraph::new(lines)
-            .block(block(" Evidence (Enter: show in the timeline) ".to_owned()))
-            .wrap(Wrap { trim: false })
-            .scroll((self.nav.detail_scroll, 0))
-            .render(bottom, buf);
+        self.nav.render_detail(bottom, buf, " Evidence (Enter: show in the timeline) ", lines);
     }
 }
 

@@ -2,8 +2,7 @@
 //! with its witness (who held what where since when, and took what where); Enter shows the
 //! cycle's first acquisition in the timeline.
 
-use super::{block, heading, severity_label, Outcome, TableNav, View};
-use crate::app::Key;
+use super::{block, heading, severity_label, Outcome, TableNav, TableView};
 use crate::data::{is_cycle, moment_of, Data};
 use hindsight_analyzer::report::{format_ns, CycleDetail, Detail, Finding};
 use ratatui::buffer::Buffer;
@@ -28,15 +27,6 @@ impl LockGraphView {
         let mut view = LockGraphView { data, nav: TableNav::new(0, 0, false) };
         view.refresh();
         view
-    }
-
-    fn refresh(&mut self) {
-        let findings = &self.data.report.findings;
-        let rows = (0..findings.len())
-            .filter(|&i| is_cycle(&findings[i]))
-            .filter(|&i| super::matches(&self.nav.filter, &haystack(&findings[i])))
-            .collect();
-        self.nav.set_rows(rows);
     }
 
     fn selected(&self) -> Option<&Finding> {
@@ -76,25 +66,26 @@ fn haystack(finding: &Finding) -> String {
     text
 }
 
-impl View for LockGraphView {
-    fn handle_key(&mut self, key: Key) -> Outcome {
-        if key == Key::Enter {
-            return match self.selected() {
-                Some(finding) => Outcome::Jump(moment_of(finding)),
-                None => Outcome::Handled,
-            };
-        }
-        self.nav.handle_key(key);
-        Outcome::Handled
+impl TableView for LockGraphView {
+    fn nav(&self) -> &TableNav {
+        &self.nav
     }
 
-    fn filter(&self) -> &str {
-        &self.nav.filter
+    fn nav_mut(&mut self) -> &mut TableNav {
+        &mut self.nav
     }
 
-    fn set_filter(&mut self, filter: &str) {
-        self.nav.set_filter(filter);
-        self.refresh();
+    fn refresh(&mut self) {
+        let findings = &self.data.report.findings;
+        let rows = (0..findings.len())
+            .filter(|&i| is_cycle(&findings[i]))
+            .filter(|&i| super::matches(&self.nav.filter, &haystack(&findings[i])))
+            .collect();
+        self.nav.set_rows(rows);
+    }
+
+    fn enter(&self) -> Outcome {
+        self.selected().map_or(Outcome::Handled, |finding| Outcome::Jump(moment_of(finding)))
     }
 }
 
@@ -169,10 +160,7 @@ impl Widget for &LockGraphView {
                 edge.acquired_at
             )));
         }
-        Paragraph::new(lines)
-            .block(block(" Edges and witnesses (Enter: show in the timeline) ".to_owned()))
-            .wrap(Wrap { trim: false })
-            .scroll((self.nav.detail_scroll, 0))
-            .render(right, buf);
+        let title = " Edges and witnesses (Enter: show in the timeline) ";
+        self.nav.render_detail(right, buf, title, lines);
     }
 }

@@ -3,15 +3,14 @@
 //! that wait for it and hold it most, and a sparkline of the time spent waiting for it over
 //! the trace (from the timeline).
 
-use super::{block, field, heading, lock_color, ns_or_dash, Outcome, TableNav, View};
-use crate::app::Key;
+use super::{block, field, heading, lock_color, ns_or_dash, TableNav, TableView};
 use crate::data::Data;
 use hindsight_analyzer::report::{format_ns, DurationStats, LockEntry, SiteTime};
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Paragraph, Row, Sparkline, Widget, Wrap};
+use ratatui::widgets::{Block, Paragraph, Row, Sparkline, Widget};
 use std::cmp::Ordering;
 use std::rc::Rc;
 
@@ -46,24 +45,6 @@ impl LocksView {
         view.refresh();
         view
     }
-
-    fn refresh(&mut self) {
-        let locks = &self.data.report.locks;
-        let mut rows: Vec<usize> = (0..locks.len())
-            .filter(|&i| {
-                let l = &locks[i];
-                super::matches(&self.nav.filter, &format!("{} {} {}", l.name, l.kind, l.class))
-            })
-            .collect();
-        let (column, descending) = (self.nav.sort, self.nav.descending);
-        rows.sort_by(|&a, &b| {
-            let (la, lb) = (&locks[a], &locks[b]);
-            let order = compare(la, lb, column);
-            let order = if descending { order.reverse() } else { order };
-            order.then(la.name.cmp(&lb.name)).then(a.cmp(&b))
-        });
-        self.nav.set_rows(rows);
-    }
 }
 
 fn compare(a: &LockEntry, b: &LockEntry, column: usize) -> Ordering {
@@ -81,29 +62,35 @@ fn compare(a: &LockEntry, b: &LockEntry, column: usize) -> Ordering {
     }
 }
 
-impl View for LocksView {
-    fn handle_key(&mut self, key: Key) -> Outcome {
-        if self.nav.handle_key(key) {
-            self.refresh();
-        }
-        Outcome::Handled
+impl TableView for LocksView {
+    fn nav(&self) -> &TableNav {
+        &self.nav
     }
 
-    fn filter(&self) -> &str {
-        &self.nav.filter
+    fn nav_mut(&mut self) -> &mut TableNav {
+        &mut self.nav
     }
 
-    fn set_filter(&mut self, filter: &str) {
-        self.nav.set_filter(filter);
-        self.refresh();
+    fn refresh(&mut self) {
+        let locks = &self.data.report.locks;
+        let mut rows = self.nav.matching(locks.len(), |i| {
+            let l = &locks[i];
+            format!("{} {} {}", l.name, l.kind, l.class)
+        });
+        let (column, descending) = (self.nav.sort, self.nav.descending);
+        rows.sort_by(|&a, &b| {
+            let (la, lb) = (&locks[a], &locks[b]);
+            let order = compare(la, lb, column);
+            let order = if descending { order.reverse() } else { order };
+            order.then(la.name.cmp(&lb.name)).then(a.cmp(&b))
+        });
+        self.nav.set_rows(rows);
     }
 }
 
 impl Widget for &LocksView {
     fn render(self, area: Rect, buf: &mut Buffer) {
-        let table_height = super::table_height(self.nav.rows.len(), area.height / 2);
-        let [top, bottom] =
-            Layout::vertical([Constraint::Length(table_height), Constraint::Min(0)]).areas(area);
+        let [top, bottom] = self.nav.split(area, area.height / 2);
         let locks = &self.data.report.locks;
         let rows: Vec<Row<'_>> = self
             .nav
@@ -200,11 +187,7 @@ impl Widget for &LocksView {
         }
         sites(&mut lines, "top waiting sites", &entry.top_waiting_sites, "waited");
         sites(&mut lines, "top holding sites", &entry.top_holding_sites, "held");
-        Paragraph::new(lines)
-            .block(block(" Lock ".to_owned()))
-            .wrap(Wrap { trim: false })
-            .scroll((self.nav.detail_scroll, 0))
-            .render(text_area, buf);
+        self.nav.render_detail(text_area, buf, " Lock ", lines);
 
         let timeline = &self.data.timeline;
         let width = spark_area.width.saturating_sub(2) as usize;

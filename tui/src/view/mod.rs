@@ -18,7 +18,7 @@ use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Paragraph, Row, StatefulWidget, Table, TableState, Widget};
+use ratatui::widgets::{Block, Paragraph, Row, StatefulWidget, Table, TableState, Widget, Wrap};
 use std::cell::Cell;
 
 /// What a view did with a key.
@@ -38,6 +38,42 @@ pub trait View {
     fn filter(&self) -> &str;
     /// Sets the view's filter: only rows whose text contains it (ignoring case) are shown.
     fn set_filter(&mut self, filter: &str);
+}
+
+/// A view over a [`TableNav`]: the table owns its keys, filter and detail scroll, so the view
+/// gives only its rows and what Enter does, and is a [`View`] by that.
+pub trait TableView {
+    /// The table's selection, sort, filter and scroll.
+    fn nav(&self) -> &TableNav;
+    /// The table's selection, sort, filter and scroll, to change.
+    fn nav_mut(&mut self) -> &mut TableNav;
+    /// Recomputes the rows shown from the filter and the sort.
+    fn refresh(&mut self);
+    /// What Enter does: nothing, unless the view shows the selection somewhere.
+    fn enter(&self) -> Outcome {
+        Outcome::Handled
+    }
+}
+
+impl<V: TableView> View for V {
+    fn handle_key(&mut self, key: Key) -> Outcome {
+        if key == Key::Enter {
+            return self.enter();
+        }
+        if self.nav_mut().handle_key(key) {
+            self.refresh();
+        }
+        Outcome::Handled
+    }
+
+    fn filter(&self) -> &str {
+        &self.nav().filter
+    }
+
+    fn set_filter(&mut self, filter: &str) {
+        self.nav_mut().set_filter(filter);
+        self.refresh();
+    }
 }
 
 /// Whether `text` contains `filter`, ignoring case (`filter` is lowercase already).
@@ -124,9 +160,32 @@ impl TableNav {
             .min(self.rows.len().saturating_sub(1));
     }
 
+    /// The items among the first `count` whose text (`haystack` of the item) contains the
+    /// filter, in order.
+    pub fn matching(&self, count: usize, haystack: impl Fn(usize) -> String) -> Vec<usize> {
+        (0..count).filter(|&i| matches(&self.filter, &haystack(i))).collect()
+    }
+
     /// Sets the filter (lowercased); the caller recomputes the rows.
     pub fn set_filter(&mut self, filter: &str) {
         self.filter = filter.to_lowercase();
+    }
+
+    /// Splits `area` into the table (its rows, at most `limit` lines high) and the detail pane
+    /// under it.
+    pub fn split(&self, area: Rect, limit: u16) -> [Rect; 2] {
+        let height = table_height(self.rows.len(), limit);
+        Layout::vertical([Constraint::Length(height), Constraint::Min(0)]).areas(area)
+    }
+
+    /// Draws the detail pane of the selection: `lines` in a block titled `title`, wrapped and
+    /// scrolled as J/K left it.
+    pub fn render_detail(&self, area: Rect, buf: &mut Buffer, title: &str, lines: Vec<Line<'_>>) {
+        Paragraph::new(lines)
+            .block(block(title.to_owned()))
+            .wrap(Wrap { trim: false })
+            .scroll((self.detail_scroll, 0))
+            .render(area, buf);
     }
 
     /// Draws `rows` under `header` with the selection highlighted and the sort column marked,
@@ -201,7 +260,7 @@ pub(crate) fn ns_or_dash(ns: u64) -> String {
 }
 
 /// The height of a table of `rows` rows (with its borders and header), at most `limit`.
-pub(crate) fn table_height(rows: usize, limit: u16) -> u16 {
+fn table_height(rows: usize, limit: u16) -> u16 {
     let wanted = u16::try_from(rows).unwrap_or(u16::MAX).saturating_add(3);
     wanted.min(limit).max(4.min(limit))
 }

@@ -1,16 +1,15 @@
 //! Tasks & threads: every thread and task with its spawn site, polls, busy time, longest poll,
 //! the locks it held at the end and its state at the end; a detail pane with the locks it took.
 
-use super::{block, field, heading, ns_or_dash, short_site, Outcome, TableNav, View};
-use crate::app::Key;
+use super::{block, field, heading, ns_or_dash, short_site, TableNav, TableView};
 use crate::data::Data;
 use hindsight_analyzer::report::format_ns;
 use hindsight_analyzer::timeline::Lane;
 use ratatui::buffer::Buffer;
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Paragraph, Row, Widget, Wrap};
+use ratatui::widgets::{Paragraph, Row, Widget};
 use std::cmp::Ordering;
 use std::rc::Rc;
 
@@ -34,20 +33,6 @@ impl TasksView {
         let mut view = TasksView { data, nav: TableNav::new(HEADER.len(), KIND, false) };
         view.refresh();
         view
-    }
-
-    fn refresh(&mut self) {
-        let lanes = self.data.timeline.lanes();
-        let mut rows: Vec<usize> = (0..lanes.len())
-            .filter(|&i| super::matches(&self.nav.filter, &haystack(&lanes[i])))
-            .collect();
-        let (column, descending) = (self.nav.sort, self.nav.descending);
-        rows.sort_by(|&a, &b| {
-            let order = compare(&lanes[a], &lanes[b], column);
-            let order = if descending { order.reverse() } else { order };
-            order.then(a.cmp(&b))
-        });
-        self.nav.set_rows(rows);
     }
 }
 
@@ -76,30 +61,32 @@ fn compare(a: &Lane, b: &Lane, column: usize) -> Ordering {
     }
 }
 
-impl View for TasksView {
-    fn handle_key(&mut self, key: Key) -> Outcome {
-        if self.nav.handle_key(key) {
-            self.refresh();
-        }
-        Outcome::Handled
+impl TableView for TasksView {
+    fn nav(&self) -> &TableNav {
+        &self.nav
     }
 
-    fn filter(&self) -> &str {
-        &self.nav.filter
+    fn nav_mut(&mut self) -> &mut TableNav {
+        &mut self.nav
     }
 
-    fn set_filter(&mut self, filter: &str) {
-        self.nav.set_filter(filter);
-        self.refresh();
+    fn refresh(&mut self) {
+        let lanes = self.data.timeline.lanes();
+        let mut rows = self.nav.matching(lanes.len(), |i| haystack(&lanes[i]));
+        let (column, descending) = (self.nav.sort, self.nav.descending);
+        rows.sort_by(|&a, &b| {
+            let order = compare(&lanes[a], &lanes[b], column);
+            let order = if descending { order.reverse() } else { order };
+            order.then(a.cmp(&b))
+        });
+        self.nav.set_rows(rows);
     }
 }
 
 impl Widget for &TasksView {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let lanes = self.data.timeline.lanes();
-        let table_height = super::table_height(self.nav.rows.len(), area.height * 3 / 5);
-        let [top, bottom] =
-            Layout::vertical([Constraint::Length(table_height), Constraint::Min(0)]).areas(area);
+        let [top, bottom] = self.nav.split(area, area.height * 3 / 5);
         let rows: Vec<Row<'_>> = self
             .nav
             .rows
@@ -189,10 +176,6 @@ impl Widget for &TasksView {
                 format_ns(lock.hold_ns)
             )));
         }
-        Paragraph::new(lines)
-            .block(block(" Detail ".to_owned()))
-            .wrap(Wrap { trim: false })
-            .scroll((self.nav.detail_scroll, 0))
-            .render(bottom, buf);
+        self.nav.render_detail(bottom, buf, " Detail ", lines);
     }
 }
