@@ -23,8 +23,9 @@
 //!   anything else                  it was a poll: publish all but the last end -> Exited
 //! ```
 //!
-//! An enter that does not directly follow an exit of the same task and is followed by the
-//! close is a drop without a `Ready` poll: the task was cancelled. Held events that stay
+//! An enter that does not directly follow an exit of the same task (on this thread, within
+//! 1 ms: tokio drops a finished future at once) and is followed by the close is a drop
+//! without a `Ready` poll: the task was cancelled. Held events that stay
 //! unresolved (a thread that parks after a poll) are published by the writer as they stand
 //! (ordinary, pending polls) once they are older than the flush interval.
 
@@ -40,6 +41,16 @@ use std::sync::Arc;
 
 /// Slots of the per-thread site cache (direct-mapped, by address).
 const SITE_CACHE: usize = 64;
+/// tokio drops a future that returned `Ready` at once, on the thread that polled it; an enter
+/// of the same task later than this after its exit is not that drop.
+const READY_DROP_WINDOW_NS: u64 = 1_000_000;
+
+/// [`READY_DROP_WINDOW_NS`] in clock ticks, computed once.
+fn ready_drop_window_ticks() -> u64 {
+    static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| clock::ticks_for(READY_DROP_WINDOW_NS))
+}
+
 /// The longest run of events held for one task before it is taken for a poll.
 const MAX_HELD: usize = 64;
 
@@ -123,6 +134,15 @@ impl Local {
             }
         }
         self.hold = PollHold::Idle;
+    }
+
+    /// The time of the `index`-th held event, if it is held.
+    fn held_since(&mut self, index: usize) -> Option<u64> {
+        let producer = self.producer.as_mut()?;
+        if producer.held() <= index {
+            return None;
+        }
+        producer.held_mut(index).map(|event| event.ticks)
     }
 
     /// Publishes everything held except a final poll end, which stays held.
@@ -324,9 +344,16 @@ impl Ctx<'_> {
     pub(crate) fn tokio_task_entered(&mut self, task: TaskId) {
         let ticks = clock::ticks();
         self.local.settle_to_exit();
-        match self.local.hold {
-            PollHold::Exited { task: previous } if previous != task => self.local.settle(),
-            _ => {}
+        if let PollHold::Exited { task: previous } = self.local.hold {
+            // Only an enter right after the exit can be the drop of a future that returned
+            // `Ready`; a later one (an idle worker dropping a cancelled task) follows a
+            // pending poll.
+            let stale = self.local.held_since(0).is_some_and(|end| {
+                ticks.saturating_sub(end) > ready_drop_window_ticks()
+            });
+            if previous != task || stale {
+                self.local.settle();
+            }
         }
         let after_exit = self.local.hold == (PollHold::Exited { task });
         let event = RawEvent { ticks, task: Some(task), kind: EventKind::PollStarted };

@@ -32,8 +32,12 @@ fn task_named(trace: &Trace, name: &str) -> TaskId {
         .unwrap_or_else(|| panic!("task {name} is defined"))
 }
 
+/// What `task` did, in time order: the file keeps only each thread's order, and a task's
+/// events come from every thread that polled or dropped it (replay merges them by time).
 fn kinds_of(trace: &Trace, task: TaskId) -> Vec<EventKind> {
-    trace.events.iter().filter(|e| e.task == Some(task)).map(|e| e.kind).collect()
+    let mut events: Vec<_> = trace.events.iter().filter(|e| e.task == Some(task)).collect();
+    events.sort_by_key(|e| e.time_ns);
+    events.into_iter().map(|e| e.kind).collect()
 }
 
 #[test]
