@@ -197,6 +197,8 @@ pub struct Trace {
     threads: Vec<Thread>,
     tasks: Vec<Task>,
     locks: Vec<Lock>,
+    /// Each lock's class, apart: detectors look it up for every acquisition.
+    lock_classes: Vec<ClassId>,
     classes: Vec<String>,
     vars: Vec<Var>,
     channels: Vec<Channel>,
@@ -352,6 +354,7 @@ impl Trace {
         entry.name = name;
         entry.site = site;
         entry.class = class;
+        self.lock_classes[lock.index()] = class;
     }
 
     fn class_ix(&mut self, key: String) -> ClassId {
@@ -364,36 +367,36 @@ impl Trace {
         class
     }
 
-    /// Remaps a batch of `process`'s events (all of `thread`) in place, and appends each
-    /// event's lock sequence slot (`u32::MAX` for none) to `slots`.
-    ///
-    /// The events that dominate traces (lock events, polls) whose ids are all known take a
-    /// fast path of table lookups; anything else goes through [`remap`](Self::remap), which
-    /// defines placeholders for unknown ids.
-    pub(crate) fn remap_batch(
+    /// Remaps a batch of `process`'s events (all of `thread`), in order: `fast` converts an
+    /// event whose ids are all known (with the file's maps, defining nothing) or gives up, in
+    /// which case the event goes through [`remap`](Self::remap), which defines placeholders
+    /// for unknown ids, and `slow` converts the remapped event and its lock sequence slot
+    /// (`u32::MAX` for none). `each` takes the converted events.
+    #[inline(always)]
+    pub(crate) fn remap_batch<T>(
         &mut self,
         process: usize,
         thread: ThreadId,
-        events: &mut [Event],
-        slots: &mut Vec<u32>,
+        events: &[Event],
+        fast: impl Fn(&Known<'_>, &Event) -> Option<T>,
+        slow: impl Fn(Event, u32) -> T,
+        mut each: impl FnMut(T),
     ) {
         let mut i = 0;
         while i < events.len() {
             if let (Some(maps), Some(p)) = (self.maps.get(process), self.processes.get(process)) {
                 let known = Known { maps, slot_lock: &self.slot_lock, offset: p.time_offset_ns };
-                while let Some(event) = events.get_mut(i) {
-                    let Some((remapped, slot)) = known.remap(thread, event) else {
+                while let Some(event) = events.get(i) {
+                    let Some(converted) = fast(&known, event) else {
                         break;
                     };
-                    *event = remapped;
-                    slots.push(slot);
+                    each(converted);
                     i += 1;
                 }
             }
-            if let Some(event) = events.get_mut(i) {
+            if let Some(event) = events.get(i) {
                 let (remapped, slot) = self.remap(process, thread, event);
-                *event = remapped;
-                slots.push(slot);
+                each(slow(remapped, slot));
                 i += 1;
             }
         }
@@ -503,6 +506,12 @@ impl Trace {
         (event, slot)
     }
 
+    /// The lock of each sequence slot (see [`remap_batch`](Self::remap_batch)).
+    #[inline]
+    pub(crate) fn slot_locks(&self) -> &[LockId] {
+        &self.slot_lock
+    }
+
     /// Counts events read from `process`.
     pub(crate) fn count_events(&mut self, process: usize, n: usize) {
         self.processes[process].events += n as u64;
@@ -547,6 +556,7 @@ impl Trace {
         let lock = LockId(self.locks.len() as u32);
         let class_key = format!("lock#{}", lock.0);
         let class = self.class_ix(class_key);
+        self.lock_classes.push(class);
         self.locks.push(Lock {
             kind: LockKind::Mutex,
             blocking: true,
@@ -610,11 +620,6 @@ impl Trace {
         self.maps[process].channels.insert(raw.0, ix);
         ChannelId(ix)
     }
-
-    /// How many sequence slots there are (one per lock of each file).
-    pub(crate) fn slot_count(&self) -> usize {
-        self.slot_lock.len()
-    }
 }
 
 // === impl Trace: looking things up ===
@@ -653,6 +658,12 @@ impl Trace {
     /// A lock.
     pub fn lock(&self, id: LockId) -> &Lock {
         &self.locks[id.index()]
+    }
+
+    /// A lock's class: [`lock(id).class`](Lock::class), from a compact table.
+    #[inline]
+    pub fn lock_class(&self, id: LockId) -> ClassId {
+        self.lock_classes[id.index()]
     }
 
     /// All variables, indexed by their merged id.
@@ -754,47 +765,40 @@ impl Trace {
     }
 }
 
-/// The id maps of one file, for remapping without defining anything.
-struct Known<'a> {
+/// The id maps of one file, for remapping the ids of events without defining anything.
+pub(crate) struct Known<'a> {
     maps: &'a SourceMaps,
     slot_lock: &'a [LockId],
     offset: u64,
 }
 
 impl Known<'_> {
-    /// The remapped event and its slot, if every id it carries is known; lock events and
-    /// polls only.
+    /// The sequence slot of lock `raw`, if it is known.
     #[inline]
-    fn remap(&self, thread: ThreadId, event: &Event) -> Option<(Event, u32)> {
-        use EventKind as K;
-        let slot_of = |lock: LockId| {
-            let slot = self.maps.slots.get(lock.0)?;
-            Some((slot, *self.slot_lock.get(slot as usize)?))
-        };
-        let site = |site: SiteId| self.maps.sites.get(site.0).map(SiteId);
-        let (kind, slot) = match event.kind {
-            K::LockAcquired { lock, mode, site: s, seq, via_try } => {
-                let (slot, lock) = slot_of(lock)?;
-                (K::LockAcquired { lock, mode, site: site(s)?, seq, via_try }, slot)
-            }
-            K::LockReleased { lock, mode, seq, poisoned } => {
-                let (slot, lock) = slot_of(lock)?;
-                (K::LockReleased { lock, mode, seq, poisoned }, slot)
-            }
-            K::LockRequested { lock, mode, site: s } => {
-                let (slot, lock) = slot_of(lock)?;
-                (K::LockRequested { lock, mode, site: site(s)? }, slot)
-            }
-            K::PollStarted => (K::PollStarted, u32::MAX),
-            K::PollEnded { ready } => (K::PollEnded { ready }, u32::MAX),
-            _ => return None,
-        };
-        let task = match event.task {
-            Some(task) => Some(TaskId(self.maps.tasks.get(task.0)?)),
-            None => None,
-        };
-        let time_ns = event.time_ns.saturating_add(self.offset);
-        Some((Event { time_ns, thread, task, kind }, slot))
+    pub(crate) fn slot(&self, raw: LockId) -> Option<u32> {
+        let slot = self.maps.slots.get(raw.0)?;
+        self.slot_lock.get(slot as usize).map(|_| slot)
+    }
+
+    /// The merged id of site `raw`, if it is known.
+    #[inline]
+    pub(crate) fn site(&self, raw: SiteId) -> Option<SiteId> {
+        self.maps.sites.get(raw.0).map(SiteId)
+    }
+
+    /// The merged id of the task of an event (none for none), if it is known.
+    #[inline]
+    pub(crate) fn task(&self, raw: Option<TaskId>) -> Option<Option<TaskId>> {
+        match raw {
+            Some(task) => Some(Some(TaskId(self.maps.tasks.get(task.0)?))),
+            None => Some(None),
+        }
+    }
+
+    /// A time of this file on the merged time axis.
+    #[inline]
+    pub(crate) fn time(&self, time_ns: u64) -> u64 {
+        time_ns.saturating_add(self.offset)
     }
 }
 

@@ -6,7 +6,7 @@
 //! poll and its longest blocking-lock wait, and what it waited on. Tasks of tokio's blocking
 //! pool (`spawn_blocking`, kind `blocking`) run on threads meant to block and are not judged.
 
-use super::{task_kind, Context, Detector};
+use super::{task_kind, Context, Detector, Interest};
 use crate::replay::Actor;
 use crate::report::format_ns;
 use crate::report::{BlockingDetail, Detail, Finding, FindingKind, Severity};
@@ -110,6 +110,14 @@ fn keep_longest(slot: &mut Option<LockWait>, wait: LockWait) {
 impl Detector for BlockingInAsync {
     fn kind(&self) -> FindingKind {
         FindingKind::BlockingInAsync
+    }
+
+    /// The kinds its `on_event` handles: keep the two in step.
+    fn interest(&self) -> Interest {
+        Interest::POLL_STARTED
+            | Interest::POLL_ENDED
+            | Interest::LOCK_REQUESTED
+            | Interest::LOCK_ACQUIRED
     }
 
     fn on_event(&mut self, cx: &Context<'_>, event: &Event) {

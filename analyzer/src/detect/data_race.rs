@@ -18,12 +18,20 @@
 //! Accesses are checked FastTrack-style: a variable remembers its last write as one epoch
 //! (actor, clock) and its reads as one epoch until reads become concurrent, so the common
 //! access costs O(1). Races are grouped by the pair of sites, with an occurrence count.
+//!
+//! Clocks are kept from the first access or join on, so that a trace of locks alone (most
+//! traces) costs the detector next to nothing. Before that, every edge carries what its source
+//! knew before ticking its own clock (a release, a spawn, a wake, a send), so nothing learnt
+//! then can order an event of that source after it; and whether an access happens before a
+//! later one depends only on the edges between them. A join is the exception (the joiner
+//! learns the child's clock as it is, which orders anything the child did without a tick
+//! since, as a child that runs after being joined can), so it starts the clocks too.
 
-use super::{Context, Detector};
+use super::{Context, Detector, Interest};
 use crate::replay::Actor;
 use crate::report::{AccessDetail, Detail, Finding, FindingKind, RaceDetail, Severity};
 use hindsight_recorder::format::{
-    ChannelId, Event, EventKind, LockId, LockMode, SiteId, ThreadId, VarId,
+    ChannelId, Event, EventKind, LockId, LockMode, SiteId, TaskId, ThreadId, VarId,
 };
 use std::collections::HashMap;
 
@@ -31,6 +39,9 @@ use std::collections::HashMap;
 /// forgotten, and receiving a forgotten message adds no edge (which could only add reports,
 /// so the bound is generous).
 const MAX_MESSAGES_IN_FLIGHT: usize = 1 << 20;
+
+/// Clocks of received messages kept for reuse, at most.
+const SPARE_CLOCKS: usize = 64;
 
 /// Locks remembered as held at an access, for the report.
 const HELD_LOCKS_KEPT: usize = 4;
@@ -92,6 +103,15 @@ enum Reads {
     Many(Vec<Access>),
 }
 
+/// What the releases of one lock published.
+#[derive(Debug, Clone, Default)]
+struct LockClocks {
+    /// The clock of the last exclusive release.
+    write: Clock,
+    /// The joined clocks of the shared releases since the last exclusive acquisition.
+    read: Clock,
+}
+
 #[derive(Debug, Clone, Default)]
 struct VarState {
     write: Option<Access>,
@@ -119,15 +139,20 @@ pub struct DataRace {
     thread_slots: Vec<Option<u32>>,
     task_slots: Vec<Option<u32>>,
     clocks: Vec<Clock>,
-    lock_write_release: Vec<Clock>,
-    lock_read_release: Vec<Clock>,
+    /// Per lock, what its releases published (one entry per lock, so that a lock event
+    /// touches one place).
+    locks: Vec<LockClocks>,
     pending_wakes: Vec<Option<Clock>>,
     /// Per task: the slot of the thread blocked in `block_on` on it, for `block_on` futures.
     blocked_callers: Vec<Option<u32>>,
     sync_objects: Vec<Clock>,
     messages: HashMap<(ChannelId, u64), Clock>,
+    /// Clocks of received messages, kept for the next sends to copy into without allocating.
+    spare_clocks: Vec<Clock>,
     vars: Vec<VarState>,
     races: HashMap<RaceKey, RaceRecord>,
+    /// An access or a join has been seen: clocks are kept from now on (see the module docs).
+    started: bool,
 }
 
 impl DataRace {
@@ -156,6 +181,54 @@ impl DataRace {
         slot
     }
 
+    /// Remembers the caller (`slot`) of a `block_on` future's `task`, which it waits for.
+    fn note_block_on(&mut self, cx: &Context<'_>, task: TaskId, slot: u32) {
+        if super::task_kind(cx, task) == Some("block_on") {
+            let index = task.index();
+            if self.blocked_callers.len() <= index {
+                self.blocked_callers.resize(index + 1, None);
+            }
+            self.blocked_callers[index] = Some(slot);
+        }
+    }
+
+    /// The slot of the caller blocked on the task that `event` (its end) finished, if any.
+    fn blocked_caller(&self, event: &Event) -> Option<u32> {
+        let task = event.task?;
+        self.blocked_callers.get(task.index()).copied().flatten()
+    }
+
+    /// [`blocked_caller`](Self::blocked_caller), forgetting it.
+    fn take_blocked_caller(&mut self, event: &Event) -> Option<u32> {
+        let task = event.task?;
+        self.blocked_callers.get_mut(task.index()).and_then(Option::take)
+    }
+
+    /// Takes in an event before the clocks start: no clock changes (see the module docs), but
+    /// what outlives the event does, as it would have: who blocks on which `block_on` future,
+    /// and which messages are in flight (with no clock), so that once the clocks start the
+    /// state is the same as if they had been kept all along, but for clock entries that no
+    /// comparison can tell apart. (Actors get their slots, in which no comparison is
+    /// interested either, when they first matter.)
+    fn before_start(&mut self, cx: &Context<'_>, event: &Event) {
+        match event.kind {
+            EventKind::TaskSpawned { task, .. } => {
+                let slot = self.slot(Actor::of(event));
+                self.note_block_on(cx, task, slot);
+            }
+            EventKind::Send { channel, message, .. } => {
+                if self.messages.len() >= MAX_MESSAGES_IN_FLIGHT {
+                    self.messages.clear();
+                }
+                drop(self.messages.insert((channel, message), Clock::default()));
+            }
+            EventKind::Receive { channel, message, .. } => {
+                drop(self.messages.remove(&(channel, message)));
+            }
+            _ => {}
+        }
+    }
+
     /// Joins `from`'s clock into `into`'s (a fork or join edge).
     fn join_actor(&mut self, into: u32, from: u32) {
         if into == from {
@@ -166,27 +239,35 @@ impl DataRace {
         self.clocks[from as usize] = source;
     }
 
-    fn on_lock_acquired(&mut self, slot: u32, lock: LockId, mode: LockMode) {
+    /// The clocks of `lock`.
+    #[inline]
+    fn lock_clocks(&mut self, lock: LockId) -> &mut LockClocks {
         let index = lock.index();
-        grow(&mut self.lock_write_release, index);
-        grow(&mut self.lock_read_release, index);
+        if self.locks.len() <= index {
+            self.locks.resize_with(index + 1, LockClocks::default);
+        }
+        &mut self.locks[index]
+    }
+
+    fn on_lock_acquired(&mut self, slot: u32, lock: LockId, mode: LockMode) {
+        self.lock_clocks(lock);
+        let released = &mut self.locks[lock.index()];
         let clock = &mut self.clocks[slot as usize];
-        clock.join(&self.lock_write_release[index]);
-        if mode == LockMode::Exclusive {
-            clock.join(&self.lock_read_release[index]);
+        clock.join(&released.write);
+        if mode == LockMode::Exclusive && !released.read.0.is_empty() {
+            clock.join(&released.read);
             // What earlier readers published now travels with this writer's release.
-            self.lock_read_release[index].0.clear();
+            released.read.0.clear();
         }
     }
 
     fn on_lock_released(&mut self, slot: u32, lock: LockId, mode: LockMode) {
-        let index = lock.index();
-        grow(&mut self.lock_write_release, index);
-        grow(&mut self.lock_read_release, index);
+        self.lock_clocks(lock);
+        let released = &mut self.locks[lock.index()];
         let clock = &self.clocks[slot as usize];
         match mode {
-            LockMode::Exclusive => self.lock_write_release[index].assign(clock),
-            LockMode::Shared => self.lock_read_release[index].join(clock),
+            LockMode::Exclusive => released.write.assign(clock),
+            LockMode::Shared => released.read.join(clock),
         }
         self.clocks[slot as usize].tick(slot);
     }
@@ -281,7 +362,41 @@ impl Detector for DataRace {
         FindingKind::DataRace
     }
 
+    /// The kinds its `on_event` handles: keep the two in step.
+    fn interest(&self) -> Interest {
+        Interest::READ
+            | Interest::WRITE
+            | Interest::LOCK_ACQUIRED
+            | Interest::LOCK_RELEASED
+            | Interest::TASK_SPAWNED
+            | Interest::TASK_FINISHED
+            | Interest::THREAD_SPAWNED
+            | Interest::TASK_JOINED
+            | Interest::THREAD_JOINED
+            | Interest::WAKE
+            | Interest::POLL_STARTED
+            | Interest::SEND
+            | Interest::RECEIVE
+            | Interest::SYNC_RELEASE
+            | Interest::SYNC_ACQUIRE
+    }
+
     fn on_event(&mut self, cx: &Context<'_>, event: &Event) {
+        if !self.started {
+            let starts = match event.kind {
+                EventKind::Read { .. }
+                | EventKind::Write { .. }
+                | EventKind::TaskJoined { .. }
+                | EventKind::ThreadJoined { .. } => true,
+                EventKind::TaskFinished { .. } => self.blocked_caller(event).is_some(),
+                _ => false,
+            };
+            if !starts {
+                self.before_start(cx, event);
+                return;
+            }
+            self.started = true;
+        }
         let actor = Actor::of(event);
         let slot = self.slot(actor);
         match event.kind {
@@ -293,20 +408,11 @@ impl Detector for DataRace {
                 let child = self.slot(Actor::Task(task));
                 self.join_actor(child, slot);
                 self.clocks[slot as usize].tick(slot);
-                if super::task_kind(cx, task) == Some("block_on") {
-                    let index = task.index();
-                    if self.blocked_callers.len() <= index {
-                        self.blocked_callers.resize(index + 1, None);
-                    }
-                    self.blocked_callers[index] = Some(slot);
-                }
+                self.note_block_on(cx, task, slot);
             }
             EventKind::TaskFinished { .. } => {
                 // The caller of `block_on` waited for this future: a join.
-                let caller = event.task.and_then(|task| {
-                    self.blocked_callers.get_mut(task.index()).and_then(Option::take)
-                });
-                if let Some(caller) = caller {
+                if let Some(caller) = self.take_blocked_caller(event) {
                     self.join_actor(caller, slot);
                 }
             }
@@ -344,12 +450,18 @@ impl Detector for DataRace {
                 if self.messages.len() >= MAX_MESSAGES_IN_FLIGHT {
                     self.messages.clear();
                 }
-                self.messages.insert((channel, message), self.clocks[slot as usize].clone());
+                let mut sent = self.spare_clocks.pop().unwrap_or_default();
+                sent.assign(&self.clocks[slot as usize]);
+                // A message id sent twice (a corrupt trace) keeps its last clock.
+                drop(self.messages.insert((channel, message), sent));
                 self.clocks[slot as usize].tick(slot);
             }
             EventKind::Receive { channel, message, .. } => {
                 if let Some(sent) = self.messages.remove(&(channel, message)) {
                     self.clocks[slot as usize].join(&sent);
+                    if self.spare_clocks.len() < SPARE_CLOCKS {
+                        self.spare_clocks.push(sent);
+                    }
                 }
             }
             EventKind::SyncRelease { var, .. } => {
@@ -359,8 +471,7 @@ impl Detector for DataRace {
             }
             EventKind::SyncAcquire { var, .. } => {
                 if let Some(published) = self.sync_objects.get(var.index()) {
-                    let published = published.clone();
-                    self.clocks[slot as usize].join(&published);
+                    self.clocks[slot as usize].join(published);
                 }
             }
             _ => {}

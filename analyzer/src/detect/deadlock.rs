@@ -7,7 +7,7 @@
 //! holds what since when, and who waits for what since when.
 
 use super::cycles::{elementary_cycles, Bounds};
-use super::{Context, Detector};
+use super::{Context, Detector, Interest};
 use crate::replay::{Actor, Hold, Wait, WaitFor};
 use crate::report::{
     format_ns, push_unique, BlockedActor, DeadlockDetail, Detail, Finding, FindingKind, HeldLock,
@@ -37,6 +37,11 @@ type Blocker = Option<Hold>;
 impl Detector for Deadlock {
     fn kind(&self) -> FindingKind {
         FindingKind::Deadlock
+    }
+
+    /// It looks only at the state at the end.
+    fn interest(&self) -> Interest {
+        Interest::NONE
     }
 
     fn finish(&mut self, cx: &Context<'_>, findings: &mut Vec<Finding>) {

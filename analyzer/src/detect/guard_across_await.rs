@@ -10,7 +10,7 @@
 //! judge, and is not counted here. Semaphore permits are made to be held across `.await`s (they
 //! bound concurrency) and are not judged. Holds are grouped by lock and acquisition site.
 
-use super::{Context, Detector};
+use super::{Context, Detector, Interest};
 use crate::replay::Actor;
 use crate::report::format_ns;
 use crate::report::{AwaitWaiter, Detail, Finding, FindingKind, GuardDetail, Severity};
@@ -129,6 +129,18 @@ impl Detector for GuardAcrossAwait {
         FindingKind::GuardAcrossAwait
     }
 
+    /// The kinds its `on_event` handles: keep the two in step.
+    fn interest(&self) -> Interest {
+        Interest::LOCK_REQUESTED
+            | Interest::LOCK_ACQUIRED
+            | Interest::LOCK_TRY_FAILED
+            | Interest::LOCK_RELEASED
+            | Interest::POLL_STARTED
+            | Interest::POLL_ENDED
+            | Interest::TASK_JOIN_REQUESTED
+            | Interest::TASK_JOINED
+    }
+
     fn on_event(&mut self, cx: &Context<'_>, event: &Event) {
         let now = event.time_ns;
         match (event.kind, event.task) {
@@ -198,8 +210,8 @@ impl Detector for GuardAcrossAwait {
                     self.current_wait[task.index()] = Some(site);
                 }
                 let actor = Actor::of(event);
-                let holders = self.holders.get(lock.index()).cloned().unwrap_or_default();
-                for holder in holders {
+                let holders = self.holders.get(lock.index()).map_or(&[][..], Vec::as_slice);
+                for &holder in holders {
                     if Some(holder) == waiter_task {
                         continue;
                     }

@@ -19,7 +19,7 @@
 //! (nested per-object locks) are not considered.
 
 use super::cycles::{elementary_cycles, Bounds};
-use super::{mode_name, Context, Detector};
+use super::{mode_name, Context, Detector, Interest};
 use crate::replay::{Actor, Hold};
 use crate::report::{format_ns, CycleDetail, CycleEdge, Detail, Finding, FindingKind, Severity};
 use crate::trace::ClassId;
@@ -97,8 +97,8 @@ impl LockOrder {
 
     #[inline]
     fn observe(&mut self, cx: &Context<'_>, holds: &[Hold], position: usize, w: Witness) {
-        let from = cx.trace.lock(w.held.lock).class;
-        let to = cx.trace.lock(w.lock).class;
+        let from = cx.trace.lock_class(w.held.lock);
+        let to = cx.trace.lock_class(w.lock);
         if from == to {
             return;
         }
@@ -278,8 +278,8 @@ impl LockOrder {
             Some(reason) => finding.evidence.push(format!("not an error: {reason}")),
             None => {
                 finding.evidence.push(
-                    "this run did not deadlock, but if these acquisitions overlap in time each \
-                     waits for a lock the next one holds, and none can go on"
+                    "whenever these acquisitions overlap in time, each waits for a lock the \
+                     next one holds, and none can go on: a deadlock"
                         .to_owned(),
                 );
                 let order_hint = classes.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>();
@@ -307,6 +307,11 @@ impl LockOrder {
 impl Detector for LockOrder {
     fn kind(&self) -> FindingKind {
         FindingKind::LockOrderCycle
+    }
+
+    /// The kinds its `on_event` handles: keep the two in step.
+    fn interest(&self) -> Interest {
+        Interest::LOCK_ACQUIRED
     }
 
     #[inline]

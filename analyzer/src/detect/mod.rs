@@ -12,6 +12,7 @@ mod cycles;
 pub mod data_race;
 pub mod deadlock;
 pub mod guard_across_await;
+pub(crate) mod interest;
 pub mod lock_order;
 pub mod stale_lock;
 
@@ -25,6 +26,7 @@ pub use contention::Contention;
 pub use data_race::DataRace;
 pub use deadlock::Deadlock;
 pub use guard_across_await::GuardAcrossAwait;
+pub use interest::Interest;
 pub use lock_order::LockOrder;
 pub use stale_lock::StaleLock;
 
@@ -68,7 +70,13 @@ pub trait Detector {
     /// The kind of finding it reports.
     fn kind(&self) -> FindingKind;
 
-    /// Sees one event, before the state applies it.
+    /// The kinds of events it wants to see in [`on_event`](Self::on_event); it is shown no
+    /// other. Asked once, before replay starts.
+    fn interest(&self) -> Interest {
+        Interest::ALL
+    }
+
+    /// Sees one event of a kind it is interested in, before the state applies it.
     fn on_event(&mut self, cx: &Context<'_>, event: &Event) {
         let _ = (cx, event);
     }

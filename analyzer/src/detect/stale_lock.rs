@@ -10,7 +10,7 @@
 //!   blocked itself) is a warning: the trace may just have been cut while it held it. Holders
 //!   that are blocked themselves are left to the `deadlock` detector.
 
-use super::{Context, Detector};
+use super::{Context, Detector, Interest};
 use crate::replay::{Actor, Hold};
 use crate::report::{format_ns, Detail, Finding, FindingKind, Severity, StaleLockDetail};
 use hindsight_recorder::format::{Event, EventKind, LockId, SiteId};
@@ -36,6 +36,11 @@ impl StaleLock {
 impl Detector for StaleLock {
     fn kind(&self) -> FindingKind {
         FindingKind::StaleLock
+    }
+
+    /// The kinds its `on_event` handles: keep the two in step.
+    fn interest(&self) -> Interest {
+        Interest::LOCK_RELEASED
     }
 
     fn on_event(&mut self, cx: &Context<'_>, event: &Event) {

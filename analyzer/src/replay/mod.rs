@@ -28,17 +28,20 @@
 //! applying it to the [`State`], so that a detector sees, say, the locks held at the moment of
 //! an acquisition.
 
+mod packed;
 mod state;
 
 pub use state::{
     Actor, ActorState, End, Hold, Holder, LockState, State, TaskState, ThreadState, Wait, WaitFor,
 };
 
-use crate::detect::{Context, Detector};
+use crate::detect::interest::KINDS;
+use crate::detect::{Context, Detector, Interest};
 use crate::error::AnalyzeError;
 use crate::source::{SourceError, TraceSource};
 use crate::trace::Trace;
-use hindsight_recorder::format::{Event, Header, Item, Tail, TraceReader};
+use hindsight_recorder::format::{Event, Header, Tail, ThreadId, TraceReader, Unit};
+use packed::Packed;
 use std::collections::VecDeque;
 use std::io::Read;
 use std::path::Path;
@@ -74,9 +77,6 @@ fn prefetch<T>(value: &T) {
 /// Marks a queue with no event that may be replayed now.
 const NO_HEAD: u64 = u64::MAX;
 
-/// Marks an event that carries no lock sequence number.
-const NO_SLOT: u32 = u32::MAX;
-
 /// Where a file's items come from.
 enum Input {
     /// A file of either format.
@@ -86,10 +86,10 @@ enum Input {
 }
 
 impl Input {
-    fn next_item(&mut self) -> Option<Result<Item, SourceError>> {
+    fn next_into(&mut self, events: &mut Vec<Event>) -> Option<Result<Unit, SourceError>> {
         match self {
-            Input::File(source) => source.next_item(),
-            Input::Reader(reader) => reader.next().map(Ok),
+            Input::File(source) => source.next_into(events),
+            Input::Reader(reader) => reader.next_into(events).map(Ok),
         }
     }
 
@@ -110,126 +110,155 @@ struct Source {
     eof: bool,
 }
 
-/// One thread's events read but not yet replayed, in program order: the batches as read
-/// (remapped in place, never copied), with each event's sequence slot alongside.
+/// One thread's events read but not yet replayed, in program order, remapped and packed. The
+/// ring buffer keeps its capacity, so a steady replay allocates nothing.
 #[derive(Default)]
 struct Queue {
-    batches: VecDeque<(Vec<Event>, Vec<u32>)>,
-    /// Position of the head in the front batch.
-    pos: usize,
+    entries: VecDeque<Packed>,
     /// The sequence slot whose earlier numbers the head waits for.
     blocked_on: Option<u32>,
 }
 
 impl Queue {
-    /// The head event and its slot.
-    #[inline]
-    fn head(&self) -> Option<(&Event, u32)> {
-        let (events, slots) = self.batches.front()?;
-        Some((events.get(self.pos)?, slots.get(self.pos).copied().unwrap_or(NO_SLOT)))
-    }
-
     /// The time of the head, or [`NO_HEAD`].
     #[inline]
     fn head_time(&self) -> u64 {
-        self.head().map_or(NO_HEAD, |(e, _)| e.time_ns)
+        self.entries.front().map_or(NO_HEAD, |p| p.time_ns)
     }
 
-    /// Takes the head.
+    /// Drops the head; returns the new head's time, or [`NO_HEAD`].
     #[inline]
-    fn pop(&mut self) -> Option<(Event, u32)> {
-        let (events, slots) = self.batches.front()?;
-        let event = *events.get(self.pos)?;
-        let slot = slots.get(self.pos).copied().unwrap_or(NO_SLOT);
-        self.pos += 1;
-        if self.pos >= events.len() {
-            self.batches.pop_front();
-            self.pos = 0;
-        } else if let Some(ahead) = events.get(self.pos + PREFETCH_DISTANCE) {
+    fn advance(&mut self) -> u64 {
+        self.entries.pop_front();
+        if let Some(ahead) = self.entries.get(PREFETCH_DISTANCE) {
             prefetch(ahead);
         }
-        Some((event, slot))
+        self.head_time()
     }
 
     fn is_empty(&self) -> bool {
-        self.batches.is_empty()
+        self.entries.is_empty()
     }
 }
 
 /// The queues' head times and a tournament tree over them: the earliest head is at the root,
 /// and changing one head replays only its path to the root (log₂ of the queues compares).
+///
+/// Each node holds the key `(time, queue)` of the earliest head below it, packed into one
+/// `u128` so that a match is one comparison; ties go to the smaller queue index.
 #[derive(Debug, Default)]
 struct Tournament {
-    /// Head time per queue (leaves), padded to a power of two with [`NO_HEAD`].
-    times: Vec<u64>,
-    /// `winners[i]` is the queue with the earliest head below node `i` (root at 1; leaf `q` at
-    /// `times.len() + q`, implicit). Ties go to the smaller queue index.
-    winners: Vec<u32>,
+    /// `nodes[1]` is the root; `nodes[leaves + q]` is queue `q`'s head; the children of node
+    /// `i` are `2i` and `2i + 1`. Empty until [`grow`](Self::grow).
+    nodes: Vec<u128>,
+    /// Leaves: the number of queues rounded up to a power of two.
+    leaves: usize,
+}
+
+/// The key of queue `q`'s head at `time`.
+#[inline]
+fn key(time: u64, q: usize) -> u128 {
+    (u128::from(time) << 32) | q as u128
 }
 
 impl Tournament {
     /// Makes room for `queues` queues.
     fn grow(&mut self, queues: usize) {
-        if queues <= self.times.len() {
+        if queues <= self.leaves {
             return;
         }
-        let size = queues.next_power_of_two();
-        self.times.resize(size, NO_HEAD);
-        self.winners = vec![0; size];
-        for node in (1..size).rev() {
-            self.winners[node] = self.play(node);
+        let leaves = queues.next_power_of_two();
+        let mut nodes = vec![0; 2 * leaves];
+        for q in 0..leaves {
+            let time = self.nodes.get(self.leaves + q).map_or(NO_HEAD, |&k| (k >> 32) as u64);
+            nodes[leaves + q] = key(time, q);
         }
-    }
-
-    /// The winner of the two children of `node`.
-    #[inline]
-    fn play(&self, node: usize) -> u32 {
-        let size = self.times.len();
-        let child = |c: usize| if c >= size { (c - size) as u32 } else { self.winners[c] };
-        let (a, b) = (child(2 * node), child(2 * node + 1));
-        if self.times[b as usize] < self.times[a as usize] {
-            b
-        } else {
-            a
+        for node in (1..leaves).rev() {
+            nodes[node] = nodes[2 * node].min(nodes[2 * node + 1]);
         }
+        self.nodes = nodes;
+        self.leaves = leaves;
     }
 
     /// Sets queue `q`'s head time.
     #[inline]
     fn set(&mut self, q: usize, time: u64) {
-        self.times[q] = time;
-        let mut node = (self.times.len() + q) / 2;
-        while node >= 1 {
-            self.winners[node] = self.play(node);
+        // The number of matches is a constant in each arm, so that the compiler unrolls the
+        // walk up the tree into straight code of conditional moves: a loop of them it turns
+        // into branches, and which side wins a match is data, unpredictable.
+        match self.leaves.trailing_zeros() {
+            0 => self.set_unrolled::<0>(q, time),
+            1 => self.set_unrolled::<1>(q, time),
+            2 => self.set_unrolled::<2>(q, time),
+            3 => self.set_unrolled::<3>(q, time),
+            4 => self.set_unrolled::<4>(q, time),
+            5 => self.set_unrolled::<5>(q, time),
+            6 => self.set_unrolled::<6>(q, time),
+            7 => self.set_unrolled::<7>(q, time),
+            8 => self.set_unrolled::<8>(q, time),
+            _ => self.set_looped(q, time),
+        }
+    }
+
+    /// [`set`](Self::set) for a tree of `DEPTH` levels below the root: the new key travels
+    /// up in a register and meets each sibling's key on the way (keys are unique, so the
+    /// minimum does not depend on the side).
+    #[inline(always)]
+    fn set_unrolled<const DEPTH: usize>(&mut self, q: usize, time: u64) {
+        let leaves = 1 << DEPTH;
+        debug_assert!(self.leaves == leaves && q < leaves, "queue {q} outside the tree; a bug");
+        // A slice of constant length, indexed below it: no bounds check on the way up.
+        let Some(nodes) = self.nodes.get_mut(..2 * leaves) else {
+            return;
+        };
+        let mut node = leaves + (q & (leaves - 1));
+        let mut winner = key(time, q);
+        nodes[node] = winner;
+        for _ in 0..DEPTH {
+            winner = winner.min(nodes[node ^ 1]);
             node /= 2;
+            nodes[node] = winner;
+        }
+    }
+
+    /// [`set`](Self::set) for trees of any depth.
+    fn set_looped(&mut self, q: usize, time: u64) {
+        let mut node = self.leaves + q;
+        let mut winner = key(time, q);
+        let Some(leaf) = self.nodes.get_mut(node) else {
+            return;
+        };
+        *leaf = winner;
+        while node > 1 {
+            winner = winner.min(self.nodes[node ^ 1]);
+            node /= 2;
+            self.nodes[node] = winner;
         }
     }
 
     /// The queue with the earliest head, and its time; `None` if no queue has a head.
     #[inline]
     fn earliest(&self) -> Option<(usize, u64)> {
-        let q = match self.times.len() {
-            0 => return None,
-            1 => 0,
-            _ => self.winners[1] as usize,
-        };
-        let time = self.times[q];
-        (time != NO_HEAD).then_some((q, time))
+        let root = *self.nodes.get(1)?;
+        let time = (root >> 32) as u64;
+        (time != NO_HEAD).then_some(((root as u32) as usize, time))
     }
 }
 
 /// The sequencing state of one lock of one file.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Slot {
     /// The next number to replay; 0 before the first.
     next: u64,
     /// The smallest number read so far.
     min_seen: u64,
+    /// The queues parked until this lock reaches their head's number.
+    waiters: Vec<u32>,
 }
 
 impl Default for Slot {
     fn default() -> Self {
-        Slot { next: 0, min_seen: u64::MAX }
+        Slot { next: 0, min_seen: u64::MAX, waiters: Vec::new() }
     }
 }
 
@@ -255,12 +284,13 @@ pub struct Replay {
     /// queue has the earliest.
     heads: Tournament,
     slots: Vec<Slot>,
-    slot_waiters: Vec<Vec<u32>>,
     /// Events at or after this time may still be unread.
     safe: u64,
     buffered: usize,
     stats: ReplayStats,
     error: Option<SourceError>,
+    /// The batch being read, before it is remapped into its queue (reused).
+    batch: Vec<Event>,
 }
 
 impl std::fmt::Debug for Replay {
@@ -333,11 +363,11 @@ impl Replay {
             queues: Vec::new(),
             heads: Tournament::default(),
             slots: Vec::new(),
-            slot_waiters: Vec::new(),
             safe: 0,
             buffered: 0,
             stats: ReplayStats::default(),
             error: None,
+            batch: Vec::new(),
         }
     }
 
@@ -367,12 +397,23 @@ impl Replay {
         self.stats
     }
 
-    /// Replays every event: shows it to each detector, then applies it to the state.
+    /// Replays every event: shows it to each detector interested in its kind (in the order
+    /// given), then applies it to the state.
     pub fn run<'d>(&mut self, detectors: &mut [&mut (dyn Detector + 'd)]) {
+        // Per kind of event, the detectors that want it.
+        let mut wanted: [Vec<usize>; KINDS] = Default::default();
+        for (d, detector) in detectors.iter().enumerate() {
+            let interest = detector.interest();
+            for (kind, list) in wanted.iter_mut().enumerate() {
+                if interest.contains_index(kind) {
+                    list.push(d);
+                }
+            }
+        }
         while let Some(event) = self.next_event() {
             let cx = Context { trace: &self.trace, state: &self.state };
-            for detector in detectors.iter_mut() {
-                detector.on_event(&cx, &event);
+            for &d in &wanted[Interest::index(&event.kind)] {
+                detectors[d].on_event(&cx, &event);
             }
             self.state.apply(&event);
         }
@@ -391,10 +432,11 @@ impl Replay {
     }
 
     /// The next event in causal order, not yet applied to the state; `None` at the end.
+    #[inline]
     pub fn next_event(&mut self) -> Option<Event> {
         loop {
-            if let Some(q) = self.pick() {
-                return Some(self.pop(q));
+            if let Some(event) = self.pop_ready() {
+                return Some(event);
             }
             if self.force_stale() {
                 continue;
@@ -411,83 +453,61 @@ impl Replay {
 
     // === ordering ===
 
-    /// The queue whose head is next, if one may be replayed now.
+    /// Takes the earliest head that may be replayed now, if there is one: parks the heads
+    /// that wait for an earlier number of their lock on the way.
     #[inline]
-    fn pick(&mut self) -> Option<usize> {
+    fn pop_ready(&mut self) -> Option<Event> {
         loop {
             let (q, t) = self.heads.earliest()?;
             if t >= self.safe {
                 return None;
             }
-            if self.ready(q) {
-                return Some(q);
+            let queue = &mut self.queues[q];
+            let head = *queue.entries.front()?;
+            let sequence = head.sequence();
+            if let Some((slot, seq)) = sequence {
+                let state = &self.slots[slot as usize];
+                let ready = if state.next == 0 { seq <= state.min_seen } else { seq <= state.next };
+                if !ready {
+                    self.block(q, slot);
+                    continue;
+                }
             }
-            self.block(q);
-        }
-    }
-
-    /// Whether the head of queue `q` may be replayed as far as its lock's order goes.
-    #[inline]
-    fn ready(&self, q: usize) -> bool {
-        let Some((event, slot)) = self.queues[q].head() else {
-            return false;
-        };
-        let Some((_, seq)) = event.kind.lock_seq() else {
-            return true;
-        };
-        let Some(state) = self.slots.get(slot as usize) else {
-            return true;
-        };
-        if state.next == 0 {
-            seq <= state.min_seen
-        } else {
-            seq <= state.next
-        }
-    }
-
-    /// Parks queue `q` until its head's lock reaches the head's number.
-    fn block(&mut self, q: usize) {
-        self.heads.set(q, NO_HEAD);
-        if let Some((_, slot)) = self.queues[q].head() {
-            self.queues[q].blocked_on = Some(slot);
-            self.slot_waiters[slot as usize].push(q as u32);
-        }
-    }
-
-    /// Takes the head of queue `q`.
-    #[inline]
-    fn pop(&mut self, q: usize) -> Event {
-        let queue = &mut self.queues[q];
-        let (event, slot) = queue.pop().expect("pick returns a non-empty queue; this is a bug");
-        let time = queue.head_time();
-        self.heads.set(q, time);
-        self.buffered -= 1;
-        self.stats.events += 1;
-        if let Some((_, seq)) = event.kind.lock_seq() {
-            if let Some(state) = self.slots.get_mut(slot as usize) {
+            let time = queue.advance();
+            self.heads.set(q, time);
+            self.buffered -= 1;
+            self.stats.events += 1;
+            if let Some((slot, seq)) = sequence {
+                let state = &mut self.slots[slot as usize];
                 if seq >= state.next {
                     state.next = seq.saturating_add(1);
                 }
-                if !self.slot_waiters[slot as usize].is_empty() {
+                if !state.waiters.is_empty() {
                     self.wake(slot);
                 }
             }
+            return Some(head.unpack(ThreadId(q as u32), self.trace.slot_locks()));
         }
-        event
+    }
+
+    /// Parks queue `q` until its head's lock (sequence slot `slot`) reaches the head's number.
+    fn block(&mut self, q: usize, slot: u32) {
+        self.heads.set(q, NO_HEAD);
+        self.queues[q].blocked_on = Some(slot);
+        self.slots[slot as usize].waiters.push(q as u32);
     }
 
     /// Re-examines the queues parked on `slot`.
     fn wake(&mut self, slot: u32) {
-        let mut waiters = std::mem::take(&mut self.slot_waiters[slot as usize]);
+        let mut waiters = std::mem::take(&mut self.slots[slot as usize].waiters);
         for q in waiters.drain(..) {
             let queue = &mut self.queues[q as usize];
             queue.blocked_on = None;
             let time = queue.head_time();
             self.heads.set(q as usize, time);
         }
-        if self.slot_waiters[slot as usize].is_empty() {
-            self.slot_waiters[slot as usize] = waiters;
-        }
+        // Keep the list's memory for the next parking.
+        self.slots[slot as usize].waiters = waiters;
     }
 
     /// Releases the held-back head that is oldest, if the watermarks are far past it.
@@ -506,15 +526,14 @@ impl Replay {
             .iter()
             .enumerate()
             .filter(|(_, q)| q.blocked_on.is_some())
-            .filter_map(|(i, q)| q.head().map(|(e, slot)| (e.time_ns, i, slot, *e)))
+            .filter_map(|(i, q)| q.entries.front().map(|head| (head.time_ns, i, head.sequence())))
             .filter(|(t, ..)| *t < before)
-            .min_by_key(|(t, i, ..)| (*t, *i));
-        let Some((_, _, slot, event)) = oldest else {
+            .min_by_key(|(t, i, _)| (*t, *i));
+        // A parked head always waits for a number.
+        let Some((_, _, Some((slot, seq)))) = oldest else {
             return false;
         };
-        if let (Some((_, seq)), Some(state)) =
-            (event.kind.lock_seq(), self.slots.get_mut(slot as usize))
-        {
+        if let Some(state) = self.slots.get_mut(slot as usize) {
             state.next = seq;
         }
         self.stats.forced += 1;
@@ -535,20 +554,22 @@ impl Replay {
             return false;
         };
         let process = self.sources[s].process;
-        match self.sources[s].input.next_item() {
-            Some(Ok(Item::Definitions(definitions))) => self.trace.define(process, &definitions),
-            Some(Ok(Item::Events(events))) => {
+        let mut batch = std::mem::take(&mut self.batch);
+        batch.clear();
+        match self.sources[s].input.next_into(&mut batch) {
+            Some(Ok(Unit::Definitions(definitions))) => self.trace.define(process, &definitions),
+            Some(Ok(Unit::Events)) => {
                 // A batch is one thread's events; split any other source's mixed batches.
-                match events.first().map(|first| first.thread) {
-                    Some(thread) if events.iter().any(|e| e.thread != thread) => {
-                        for run in events.chunk_by(|a, b| a.thread == b.thread) {
-                            self.enqueue(process, run.to_vec());
+                match batch.first().map(|first| first.thread) {
+                    Some(thread) if batch.iter().any(|e| e.thread != thread) => {
+                        for run in batch.chunk_by(|a, b| a.thread == b.thread) {
+                            self.enqueue(process, run);
                         }
                     }
-                    _ => self.enqueue(process, events),
+                    _ => self.enqueue(process, &batch),
                 }
             }
-            Some(Ok(Item::Watermark { time_ns })) => {
+            Some(Ok(Unit::Watermark { time_ns })) => {
                 let offset = self.trace.processes()[process].time_offset_ns;
                 let time_ns = time_ns.saturating_add(offset);
                 let source = &mut self.sources[s];
@@ -567,13 +588,14 @@ impl Replay {
                 self.trace.set_tail(process, tail);
             }
         }
+        self.batch = batch;
         self.safe =
             self.sources.iter().filter(|s| !s.eof).map(|s| s.watermark).min().unwrap_or(u64::MAX);
         true
     }
 
-    /// Adds a batch of one thread's events to its queue.
-    fn enqueue(&mut self, process: usize, mut events: Vec<Event>) {
+    /// Remaps a batch of one thread's events and adds them to its queue.
+    fn enqueue(&mut self, process: usize, events: &[Event]) {
         let Some(first) = events.first() else {
             return;
         };
@@ -584,26 +606,28 @@ impl Replay {
             self.heads.grow(q + 1);
         }
         self.trace.count_events(process, events.len());
-        let mut slots = Vec::with_capacity(events.len());
-        self.trace.remap_batch(process, thread, &mut events, &mut slots);
-        if self.slots.len() < self.trace.slot_count() {
-            let needed = self.trace.slot_count();
-            self.slots.resize(needed, Slot::default());
-            self.slot_waiters.resize_with(needed, Vec::new);
-        }
-        for (event, slot) in events.iter_mut().zip(slots.iter_mut()) {
-            // NO_HEAD means "nothing to replay": no event may carry that time.
-            event.time_ns = event.time_ns.min(NO_HEAD - 1);
-            match (event.kind.lock_seq(), self.slots.get_mut(*slot as usize)) {
-                (Some((_, seq)), Some(state)) => state.min_seen = state.min_seen.min(seq),
-                _ => *slot = NO_SLOT,
-            }
-        }
-        self.buffered += events.len();
-        self.stats.max_buffered = self.stats.max_buffered.max(self.buffered);
         let queue = &mut self.queues[q];
         let was_empty = queue.is_empty();
-        queue.batches.push_back((events, slots));
+        queue.entries.reserve(events.len());
+        let sequencing = &mut self.slots;
+        let fast = Packed::remap_known;
+        let slow = |event: Event, slot| Packed::pack(&event, slot);
+        self.trace.remap_batch(process, thread, events, fast, slow, |mut packed| {
+            // NO_HEAD means "nothing to replay": no event may carry that time.
+            packed.cap_time(NO_HEAD - 1);
+            if let Some((slot, seq)) = packed.sequence() {
+                // A lock seen for the first time has a new slot.
+                let index = slot as usize;
+                if index >= sequencing.len() {
+                    sequencing.resize_with(index + 1, Slot::default);
+                }
+                let state = &mut sequencing[index];
+                state.min_seen = state.min_seen.min(seq);
+            }
+            queue.entries.push_back(packed);
+        });
+        self.buffered += events.len();
+        self.stats.max_buffered = self.stats.max_buffered.max(self.buffered);
         if was_empty && queue.blocked_on.is_none() {
             let time = queue.head_time();
             self.heads.set(q, time);

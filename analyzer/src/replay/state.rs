@@ -136,11 +136,106 @@ pub struct Holder {
     pub hold: Hold,
 }
 
+/// The current holders of a lock, in the order they acquired it. Reads as a slice. Most locks
+/// have at most one holder at a time, and it is kept inline, so that replaying a lock event
+/// reads one lock's state from one place rather than chasing a list on the heap.
+#[derive(Clone)]
+pub struct Holders {
+    /// The only holder, while there is at most one (see `len`).
+    inline: [Holder; 1],
+    /// 0 or 1: how much of `inline` is in use; unused once the holders spill.
+    len: u8,
+    /// All holders, once there were two at a time.
+    spilled: Vec<Holder>,
+}
+
+/// What fills an unused inline holder.
+const NO_HOLDER: Holder = Holder {
+    actor: Actor::Thread(ThreadId(0)),
+    hold: Hold {
+        lock: LockId(0),
+        mode: LockMode::Exclusive,
+        site: SiteId(0),
+        since_ns: 0,
+        thread: ThreadId(0),
+        via_try: false,
+    },
+};
+
+impl Default for Holders {
+    fn default() -> Self {
+        Holders { inline: [NO_HOLDER], len: 0, spilled: Vec::new() }
+    }
+}
+
+impl Holders {
+    /// Adds a holder at the end.
+    #[inline]
+    fn push(&mut self, holder: Holder) {
+        if self.spilled.is_empty() {
+            if self.len == 0 {
+                self.inline[0] = holder;
+                self.len = 1;
+                return;
+            }
+            self.spilled.push(self.inline[0]);
+            self.len = 0;
+        }
+        self.spilled.push(holder);
+    }
+
+    /// Removes and returns the holder at `index` (which must be in range).
+    #[inline]
+    fn remove(&mut self, index: usize) -> Holder {
+        if self.spilled.is_empty() {
+            debug_assert!(index == 0 && self.len == 1, "no holder {index}; this is a bug");
+            self.len = 0;
+            return self.inline[0];
+        }
+        let holder = self.spilled.remove(index);
+        if let [only] = self.spilled[..] {
+            // Back to one holder: inline again.
+            self.spilled.clear();
+            self.inline[0] = only;
+            self.len = 1;
+        }
+        holder
+    }
+}
+
+impl std::ops::Deref for Holders {
+    type Target = [Holder];
+
+    #[inline]
+    fn deref(&self) -> &[Holder] {
+        if self.spilled.is_empty() {
+            &self.inline[..usize::from(self.len)]
+        } else {
+            &self.spilled
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a Holders {
+    type Item = &'a Holder;
+    type IntoIter = std::slice::Iter<'a, Holder>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl std::fmt::Debug for Holders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
 /// The state and counters of one lock.
 #[derive(Debug, Clone, Default)]
 pub struct LockState {
     /// Its holders now (several only for shared holds).
-    pub holders: Vec<Holder>,
+    pub holders: Holders,
     /// Acquisitions.
     pub acquisitions: u64,
     /// Acquisitions that had to wait (a request came first).
@@ -327,8 +422,11 @@ impl State {
                 if let Some(position) = position {
                     let holder = lock_state.holders.remove(position).actor;
                     let holds = &mut self.actor_mut(holder).holds;
-                    if let Some(i) = holds.iter().rposition(|h| h.lock == lock) {
-                        holds.remove(i);
+                    match holds.iter().rposition(|h| h.lock == lock) {
+                        // Locks are mostly released in the reverse order of taking them.
+                        Some(i) if i + 1 == holds.len() => drop(holds.pop()),
+                        Some(i) => drop(holds.remove(i)),
+                        None => {}
                     }
                 }
             }
@@ -408,10 +506,17 @@ impl State {
 
 /// The entry `index` of `table`, growing the table with defaults to reach it. Indices are
 /// dense ids from [`Trace`], so the table never grows past the number of entities.
-#[inline]
+#[inline(always)]
 fn grow<T: Default>(table: &mut Vec<T>, index: usize) -> &mut T {
     if index >= table.len() {
-        table.resize_with(index + 1, T::default);
+        grow_to(table, index);
     }
     &mut table[index]
+}
+
+/// The rare part of [`grow`], out of the way of the common one.
+#[cold]
+#[inline(never)]
+fn grow_to<T: Default>(table: &mut Vec<T>, index: usize) {
+    table.resize_with(index + 1, T::default);
 }

@@ -5,7 +5,7 @@
 //! chunks all read back; a flipped bit fails the chunk's checksum; a hostile length field is
 //! refused before anything is allocated for it.
 
-use super::current::Payload;
+use super::current::{decode_events, Payload, SeqScratch};
 use super::defs::{Definition, Header};
 use super::event::Event;
 use super::frame::{
@@ -90,6 +90,21 @@ pub enum Item {
     },
 }
 
+/// One unit of a trace, as [`TraceReader::next_into`] reads it: like an [`Item`], except that
+/// the events of a batch go into the caller's buffer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Unit {
+    /// Definitions of ids.
+    Definitions(Vec<Definition>),
+    /// A batch of events of one thread, in its program order, was appended to the buffer.
+    Events,
+    /// Every event recorded before `time_ns` has been read by now.
+    Watermark {
+        /// Trace time of the watermark.
+        time_ns: u64,
+    },
+}
+
 /// How reading ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Tail {
@@ -121,8 +136,9 @@ impl Tail {
     }
 }
 
-/// A streaming reader of one trace. Iterate it for [`Item`]s; then [`tail`](Self::tail) says
-/// whether the whole file was read.
+/// A streaming reader of one trace. Iterate it for [`Item`]s (or call
+/// [`next_into`](Self::next_into), which reuses the caller's buffer for events); then
+/// [`tail`](Self::tail) says whether the whole file was read.
 #[derive(Debug)]
 pub struct TraceReader<R> {
     input: R,
@@ -131,6 +147,7 @@ pub struct TraceReader<R> {
     header: Header,
     offset: u64,
     chunk: Vec<u8>,
+    seqs: SeqScratch,
     tail: Option<Tail>,
 }
 
@@ -178,6 +195,7 @@ impl<R: Read> TraceReader<R> {
             header: Header::default(),
             offset: 8,
             chunk: Vec::new(),
+            seqs: SeqScratch::default(),
             tail: None,
         };
         match reader.next_payload() {
@@ -226,6 +244,13 @@ impl<R: Read> TraceReader<R> {
 
     /// The next chunk's payload, or `None` at the end or at the first unreadable chunk.
     fn next_payload(&mut self) -> Option<Payload> {
+        let consumed = self.next_chunk()?;
+        self.decode_payload(consumed)
+    }
+
+    /// Reads the next chunk into `self.chunk` and checks its checksum; returns the bytes it
+    /// takes in the file, or `None` (with the tail set) at the end or at an unreadable chunk.
+    fn next_chunk(&mut self) -> Option<u64> {
         if self.tail.is_some() {
             return None;
         }
@@ -256,9 +281,9 @@ impl<R: Read> TraceReader<R> {
                 format!("chunk length {len} exceeds the maximum of {MAX_CHUNK_LEN}"),
             );
         }
+        // Read into the buffer's spare room (`take` bounds it), rather than zeroing it first.
         self.chunk.clear();
-        self.chunk.resize(len as usize, 0);
-        let n = match read_up_to(&mut self.input, &mut self.chunk) {
+        let n = match (&mut self.input).take(u64::from(len)).read_to_end(&mut self.chunk) {
             Ok(n) => n,
             Err(e) => {
                 return self.stop_corrupt(CHUNK_HEADER_LEN as u64, format!("read error: {e}"))
@@ -272,6 +297,12 @@ impl<R: Read> TraceReader<R> {
         if chunk_crc(len_bytes, &self.chunk) != crc {
             return self.stop_corrupt(consumed, "checksum mismatch".into());
         }
+        Some(consumed)
+    }
+
+    /// Decodes the chunk read by [`next_chunk`](Self::next_chunk), which took `consumed`
+    /// bytes of the file.
+    fn decode_payload(&mut self, consumed: u64) -> Option<Payload> {
         match bincode::serde::decode_from_slice::<Payload, _>(&self.chunk, bincode_config()) {
             Ok((payload, used)) if used == self.chunk.len() => {
                 self.offset += consumed;
@@ -282,9 +313,33 @@ impl<R: Read> TraceReader<R> {
         }
     }
 
+    /// Reads the next unit, appending a batch's events to `events` instead of returning
+    /// them: a caller that reuses one buffer reads a trace without allocating per batch.
+    /// Gives what iterating the reader gives, item for item; `None` at the end.
+    pub fn next_into(&mut self, events: &mut Vec<Event>) -> Option<Unit> {
+        loop {
+            let consumed = self.next_chunk()?;
+            // Event batches, nearly every chunk, are decoded straight from their bytes.
+            if decode_events(&self.chunk, &mut self.seqs, events).is_some() {
+                self.offset += consumed;
+                return Some(Unit::Events);
+            }
+            return match self.decode_payload(consumed)? {
+                // A repeated header (traces concatenated by hand) carries nothing new.
+                Payload::Header(_) => continue,
+                Payload::Definitions(definitions) => Some(Unit::Definitions(definitions)),
+                Payload::Events(batch) => {
+                    batch.decode_into(events);
+                    Some(Unit::Events)
+                }
+                Payload::Watermark { time_ns } => Some(Unit::Watermark { time_ns }),
+            };
+        }
+    }
+
     /// Ends reading at the chunk starting at `self.offset`, of which `consumed` bytes were
     /// read; counts the rest of the file without keeping it.
-    fn stop_corrupt(&mut self, consumed: u64, reason: String) -> Option<Payload> {
+    fn stop_corrupt<T>(&mut self, consumed: u64, reason: String) -> Option<T> {
         let rest = io::copy(&mut self.input, &mut io::sink()).unwrap_or(0);
         self.tail = Some(Tail::Corrupt { offset: self.offset, bytes: consumed + rest, reason });
         None
@@ -295,19 +350,12 @@ impl<R: Read> Iterator for TraceReader<R> {
     type Item = Item;
 
     fn next(&mut self) -> Option<Item> {
-        loop {
-            return match self.next_payload()? {
-                // A repeated header (traces concatenated by hand) carries nothing new.
-                Payload::Header(_) => continue,
-                Payload::Definitions(definitions) => Some(Item::Definitions(definitions)),
-                Payload::Events(batch) => {
-                    let mut events = Vec::new();
-                    batch.decode_into(&mut events);
-                    Some(Item::Events(events))
-                }
-                Payload::Watermark { time_ns } => Some(Item::Watermark { time_ns }),
-            };
-        }
+        let mut events = Vec::new();
+        Some(match self.next_into(&mut events)? {
+            Unit::Definitions(definitions) => Item::Definitions(definitions),
+            Unit::Events => Item::Events(events),
+            Unit::Watermark { time_ns } => Item::Watermark { time_ns },
+        })
     }
 }
 

@@ -45,6 +45,8 @@ pub(crate) struct Batch {
 
 /// One encoded event, or a change of the current task. `dt` is the time since the previous
 /// record of the batch; `seq` fields are deltas from the lock's previous number in the batch.
+/// [`decode_events`] reads these by variant index and field order without bincode: keep it in
+/// step (its test compares the two on random and damaged batches).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 enum Record {
     SetTask(Option<TaskId>),
@@ -149,6 +151,256 @@ impl Batch {
             out.push(Event { time_ns, thread: self.thread, task, kind });
         }
     }
+}
+
+// === direct decoding of event batches ===
+
+/// Lock ids below this keep their previous sequence number in a table; larger (hostile) ids in
+/// a map, so that one id such as `u32::MAX` costs one map entry.
+const DENSE_LOCKS: u32 = 1 << 16;
+
+/// The previous sequence number of each lock in the batch being decoded, kept by a reader
+/// across batches so that decoding a batch allocates nothing. Table entries carry the number
+/// of the batch that wrote them instead of being cleared between batches.
+#[derive(Debug, Default)]
+pub(crate) struct SeqScratch {
+    dense: Vec<(u32, u64)>,
+    sparse: FxHashMap<u32, u64>,
+    batch: u32,
+}
+
+impl SeqScratch {
+    /// Forgets every lock's number: a new batch starts.
+    fn start_batch(&mut self) {
+        self.sparse.clear();
+        self.batch = self.batch.wrapping_add(1);
+        if self.batch == 0 {
+            // After 2³² batches the stamps wrap: clear them for real once.
+            self.dense.iter_mut().for_each(|entry| *entry = (0, 0));
+            self.batch = 1;
+        }
+    }
+
+    /// `lock`'s number from its delta, as [`DeltaState::decode_seq`] computes it.
+    #[inline(always)]
+    fn decode(&mut self, lock: LockId, delta: u64) -> u64 {
+        if lock.0 >= DENSE_LOCKS {
+            let entry = self.sparse.entry(lock.0).or_insert(0);
+            *entry = entry.wrapping_add(delta);
+            return *entry;
+        }
+        let index = lock.index();
+        if index >= self.dense.len() {
+            self.dense.resize(index + 1, (0, 0));
+        }
+        let entry = &mut self.dense[index];
+        let previous = if entry.0 == self.batch { entry.1 } else { 0 };
+        let seq = previous.wrapping_add(delta);
+        *entry = (self.batch, seq);
+        seq
+    }
+}
+
+/// Reads bincode's standard encoding (varint integers, as `frame::bincode_config` sets it)
+/// from a payload. Every method returns `None` where bincode would fail.
+struct Cursor<'a> {
+    bytes: &'a [u8],
+}
+
+impl Cursor<'_> {
+    #[inline(always)]
+    fn byte(&mut self) -> Option<u8> {
+        let (&first, rest) = self.bytes.split_first()?;
+        self.bytes = rest;
+        Some(first)
+    }
+
+    #[inline(always)]
+    fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let (head, rest) = self.bytes.split_first_chunk::<N>()?;
+        self.bytes = rest;
+        Some(*head)
+    }
+
+    /// A varint `u64`: one byte below 251, else a marker (251, 252, 253) and 2, 4 or 8 bytes.
+    #[inline(always)]
+    fn u64(&mut self) -> Option<u64> {
+        match self.byte()? {
+            small @ 0..=250 => Some(u64::from(small)),
+            251 => self.array().map(|b| u64::from(u16::from_le_bytes(b))),
+            marker => self.u64_cold(marker),
+        }
+    }
+
+    #[cold]
+    fn u64_cold(&mut self, marker: u8) -> Option<u64> {
+        match marker {
+            251 => self.array().map(|b| u64::from(u16::from_le_bytes(b))),
+            252 => self.array().map(|b| u64::from(u32::from_le_bytes(b))),
+            253 => self.array().map(u64::from_le_bytes),
+            _ => None,
+        }
+    }
+
+    /// A varint `u32`: as a `u64`, without the 8-byte form.
+    #[inline(always)]
+    fn u32(&mut self) -> Option<u32> {
+        match self.byte()? {
+            small @ 0..=250 => Some(u32::from(small)),
+            251 => self.array().map(|b| u32::from(u16::from_le_bytes(b))),
+            252 => self.u64_cold(252).map(|v| v as u32),
+            _ => None,
+        }
+    }
+
+    /// A `bool`: the byte 0 or 1.
+    #[inline(always)]
+    fn bool(&mut self) -> Option<bool> {
+        match self.byte()? {
+            0 => Some(false),
+            1 => Some(true),
+            _ => None,
+        }
+    }
+
+    /// An `Option`: the byte 0, or the byte 1 and the value.
+    #[inline(always)]
+    fn option<T>(&mut self, value: impl FnOnce(&mut Self) -> Option<T>) -> Option<Option<T>> {
+        match self.byte()? {
+            0 => Some(None),
+            1 => value(self).map(Some),
+            _ => None,
+        }
+    }
+
+    /// A [`LockMode`]: its variant index.
+    #[inline(always)]
+    fn mode(&mut self) -> Option<LockMode> {
+        match self.u32()? {
+            0 => Some(LockMode::Exclusive),
+            1 => Some(LockMode::Shared),
+            _ => None,
+        }
+    }
+
+    #[inline(always)]
+    fn lock(&mut self) -> Option<LockId> {
+        self.u32().map(LockId)
+    }
+
+    #[inline(always)]
+    fn site(&mut self) -> Option<SiteId> {
+        self.u32().map(SiteId)
+    }
+
+    #[inline(always)]
+    fn opt_site(&mut self) -> Option<Option<SiteId>> {
+        self.option(Self::site)
+    }
+}
+
+/// Decodes a chunk payload straight from its bytes if it is an event batch, appending its
+/// events to `out`: the events that decoding the [`Payload`] with bincode and then
+/// [`Batch::decode_into`] give, without building the records in between. Returns the batch's
+/// thread, or `None` (and leaves `out` as it was) if the payload is not an event batch or
+/// bincode would not decode it; the caller then decodes it the general way, which also
+/// says what is wrong. (A batch payload cannot reach bincode's memory limit: its claims are
+/// at most 8 bytes per payload byte, and a chunk is at most `MAX_CHUNK_LEN`.)
+pub(crate) fn decode_events(
+    payload: &[u8],
+    seqs: &mut SeqScratch,
+    out: &mut Vec<Event>,
+) -> Option<ThreadId> {
+    let start = out.len();
+    let thread = decode_events_inner(payload, seqs, out);
+    if thread.is_none() {
+        out.truncate(start);
+    }
+    thread
+}
+
+#[inline]
+fn decode_events_inner(
+    payload: &[u8],
+    seqs: &mut SeqScratch,
+    out: &mut Vec<Event>,
+) -> Option<ThreadId> {
+    use EventKind as K;
+    use LockMode::{Exclusive, Shared};
+    let mut c = Cursor { bytes: payload };
+    // `Payload::Events` is variant 2.
+    if c.u32()? != 2 {
+        return None;
+    }
+    let thread = ThreadId(c.u32()?);
+    let mut time = c.u64()?;
+    let records = c.u64()?;
+    // Every record takes at least two bytes: reserve no more than the payload can hold.
+    out.reserve((records.min(c.bytes.len() as u64 / 2)) as usize);
+    seqs.start_batch();
+    let mut task = None;
+    for _ in 0..records {
+        let variant = c.u32()?;
+        if variant == 0 {
+            task = c.option(|c| c.u32().map(TaskId))?;
+            continue;
+        }
+        let dt = c.u64()?;
+        let kind = match variant {
+            1 => K::LockRequested { lock: c.lock()?, mode: Exclusive, site: c.site()? },
+            2 => K::LockRequested { lock: c.lock()?, mode: Shared, site: c.site()? },
+            3..=6 => {
+                let (lock, site, delta) = (c.lock()?, c.site()?, c.u64()?);
+                let seq = Some(seqs.decode(lock, delta));
+                let mode = if variant % 2 == 0 { Shared } else { Exclusive };
+                K::LockAcquired { lock, mode, site, seq, via_try: variant >= 5 }
+            }
+            7 => K::LockAcquired {
+                lock: c.lock()?,
+                mode: c.mode()?,
+                site: c.site()?,
+                seq: None,
+                via_try: c.bool()?,
+            },
+            8 => K::LockTryFailed { lock: c.lock()?, mode: c.mode()?, site: c.site()? },
+            9 | 10 => {
+                let (lock, delta) = (c.lock()?, c.u64()?);
+                let seq = Some(seqs.decode(lock, delta));
+                let mode = if variant == 9 { Exclusive } else { Shared };
+                K::LockReleased { lock, mode, seq, poisoned: false }
+            }
+            11 => {
+                let (lock, mode) = (c.lock()?, c.mode()?);
+                let seq = c.option(Cursor::u64)?.map(|delta| seqs.decode(lock, delta));
+                K::LockReleased { lock, mode, seq, poisoned: c.bool()? }
+            }
+            12 => K::TaskSpawned { task: TaskId(c.u32()?), site: c.opt_site()? },
+            13 => K::PollStarted,
+            14 => K::PollEnded { ready: c.bool()? },
+            15 => K::TaskFinished { cancelled: c.bool()? },
+            16 => K::TaskJoinRequested { task: TaskId(c.u32()?), site: c.opt_site()? },
+            17 => K::TaskJoined { task: TaskId(c.u32()?), site: c.opt_site()? },
+            18 => K::Wake { task: TaskId(c.u32()?), by_ref: c.bool()? },
+            19 => K::ThreadSpawned { thread: ThreadId(c.u32()?), site: c.opt_site()? },
+            20 => K::ThreadStarted,
+            21 => K::ThreadFinished { panicked: c.bool()? },
+            22 => K::ThreadJoinRequested { thread: ThreadId(c.u32()?), site: c.opt_site()? },
+            23 => K::ThreadJoined { thread: ThreadId(c.u32()?), site: c.opt_site()? },
+            24 => K::Send { channel: ChannelId(c.u32()?), message: c.u64()?, site: c.site()? },
+            25 => K::Receive { channel: ChannelId(c.u32()?), message: c.u64()?, site: c.site()? },
+            26 => K::Read { var: VarId(c.u32()?), site: c.site()? },
+            27 => K::Write { var: VarId(c.u32()?), site: c.site()? },
+            28 => K::SyncRelease { var: VarId(c.u32()?), site: c.site()? },
+            29 => K::SyncAcquire { var: VarId(c.u32()?), site: c.site()? },
+            30 => K::Mark { label: StringId(c.u32()?), site: c.opt_site()? },
+            31 => K::Gap { dropped: c.u64()? },
+            _ => return None,
+        };
+        time = time.wrapping_add(dt);
+        out.push(Event { time_ns: time, thread, task, kind });
+    }
+    // Like bincode's caller, refuse trailing bytes.
+    c.bytes.is_empty().then_some(thread)
 }
 
 fn encode_kind(state: &mut DeltaState, dt: u64, kind: EventKind) -> Record {
@@ -274,5 +526,116 @@ fn decode_kind(state: &mut DeltaState, record: &Record) -> (u64, EventKind) {
         Record::SyncAcquire { dt, var, site } => (dt, K::SyncAcquire { var, site }),
         Record::Mark { dt, label, site } => (dt, K::Mark { label, site }),
         Record::Gap { dt, dropped } => (dt, K::Gap { dropped }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::frame::bincode_config;
+    use proptest::prelude::*;
+
+    /// Events of one thread covering every record, with values of every varint width.
+    fn events() -> impl Strategy<Value = Vec<Event>> {
+        let id = prop_oneof![0u32..4, 0u32..300, any::<u32>()];
+        let big = prop_oneof![0u64..300, any::<u64>()];
+        let one = (0u8..32, id.clone(), id, big.clone(), big, any::<bool>(), any::<bool>());
+        let kind = one.prop_map(|(variant, a, b, x, y, flag, other)| {
+            use EventKind as K;
+            let mode = if flag { LockMode::Shared } else { LockMode::Exclusive };
+            let (lock, site, opt_site) = (LockId(a % 8), SiteId(b), flag.then_some(SiteId(b)));
+            let seq = other.then_some(x);
+            match variant {
+                0 => K::LockRequested { lock, mode, site },
+                1..=4 => K::LockAcquired { lock, mode, site, seq, via_try: y % 2 == 0 },
+                5 => K::LockAcquired { lock: LockId(a), mode, site, seq, via_try: other },
+                6 => K::LockTryFailed { lock, mode, site },
+                7..=10 => K::LockReleased { lock, mode, seq, poisoned: y % 5 == 0 },
+                11 => K::LockReleased { lock: LockId(a), mode, seq, poisoned: other },
+                12 => K::TaskSpawned { task: TaskId(b), site: opt_site },
+                13 => K::PollStarted,
+                14 => K::PollEnded { ready: flag },
+                15 => K::TaskFinished { cancelled: flag },
+                16 => K::TaskJoined { task: TaskId(b), site: opt_site },
+                17 => K::TaskJoinRequested { task: TaskId(b), site: opt_site },
+                18 => K::Wake { task: TaskId(a), by_ref: flag },
+                19 => K::ThreadSpawned { thread: ThreadId(a), site: opt_site },
+                20 => K::ThreadStarted,
+                21 => K::ThreadFinished { panicked: flag },
+                22 => K::ThreadJoinRequested { thread: ThreadId(a), site: opt_site },
+                23 => K::ThreadJoined { thread: ThreadId(a), site: opt_site },
+                24 => K::Send { channel: ChannelId(a), message: x, site },
+                25 => K::Receive { channel: ChannelId(a), message: x, site },
+                26 => K::Read { var: VarId(a), site },
+                27 => K::Write { var: VarId(a), site },
+                28 => K::SyncRelease { var: VarId(a), site },
+                29 => K::SyncAcquire { var: VarId(a), site },
+                30 => K::Mark { label: StringId(b), site: opt_site },
+                _ => K::Gap { dropped: y },
+            }
+        });
+        let event =
+            (prop::option::of(0u32..3), any::<u64>(), kind).prop_map(|(task, time_ns, kind)| {
+                Event { time_ns, thread: ThreadId(7), task: task.map(TaskId), kind }
+            });
+        prop::collection::vec(event, 0..40)
+    }
+
+    fn encode(events: &[Event]) -> Vec<u8> {
+        let payload = Payload::Events(Batch::encode(ThreadId(7), events));
+        bincode::serde::encode_to_vec(&payload, bincode_config()).expect("encodes")
+    }
+
+    /// What the general path (bincode, then `decode_into`) makes of `bytes`.
+    fn general(bytes: &[u8]) -> Option<Vec<Event>> {
+        match bincode::serde::decode_from_slice::<Payload, _>(bytes, bincode_config()) {
+            Ok((Payload::Events(batch), used)) if used == bytes.len() => {
+                let mut out = Vec::new();
+                batch.decode_into(&mut out);
+                Some(out)
+            }
+            _ => None,
+        }
+    }
+
+    /// What the direct path makes of `bytes`, into a buffer that already holds an event.
+    fn direct(bytes: &[u8], seqs: &mut SeqScratch) -> Option<Vec<Event>> {
+        let marker =
+            Event { time_ns: 1, thread: ThreadId(0), task: None, kind: EventKind::ThreadStarted };
+        let mut out = vec![marker];
+        let decoded = decode_events(bytes, seqs, &mut out).map(|_| out[1..].to_vec());
+        if decoded.is_none() {
+            assert_eq!(out, [marker], "a failed decode leaves the buffer as it was");
+        }
+        decoded
+    }
+
+    proptest! {
+        #[test]
+        fn direct_decoding_agrees_with_bincode(
+            batches in prop::collection::vec(events(), 1..4),
+            edits in prop::collection::vec((any::<usize>(), any::<u8>()), 0..4),
+        ) {
+            // One scratch for every batch, as a reader keeps it.
+            let mut seqs = SeqScratch::default();
+            for events in &batches {
+                let mut bytes = encode(events);
+                prop_assert_eq!(direct(&bytes, &mut seqs), Some(events.clone()));
+                for (at, byte) in &edits {
+                    let at = at % bytes.len();
+                    bytes[at] = *byte;
+                }
+                prop_assert_eq!(direct(&bytes, &mut seqs), general(&bytes));
+                bytes.pop();
+                prop_assert_eq!(direct(&bytes, &mut seqs), general(&bytes));
+            }
+        }
+    }
+
+    #[test]
+    fn other_payloads_are_left_to_bincode() {
+        let watermark = Payload::Watermark { time_ns: 5 };
+        let bytes = bincode::serde::encode_to_vec(&watermark, bincode_config()).expect("encodes");
+        assert_eq!(direct(&bytes, &mut SeqScratch::default()), None);
     }
 }
