@@ -207,7 +207,11 @@ fn contention_hotspot_is_metrics_only_and_tops_the_lock_statistics() {
             kind: "contention-hotspot".into(),
             severity: "warning".into(),
             locks: sorted(&["metrics"]),
-            threads: vec![],
+            // Every worker queued on `metrics` at some point.
+            threads: sorted(&[
+                "worker-0", "worker-1", "worker-2", "worker-3", "worker-4", "worker-5", "worker-6",
+                "worker-7",
+            ]),
             tasks: vec![],
             variables: vec![],
             sites,

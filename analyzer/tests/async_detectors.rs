@@ -173,6 +173,8 @@ fn the_lock_with_long_waits_is_the_only_hotspot() {
     assert_eq!(found.len(), 1, "{:#?}", report.findings);
     assert_eq!(found[0].locks, strings(&["metrics"]));
     assert_eq!(found[0].severity, Severity::Warning);
+    let waiters: Vec<String> = (0..8).map(|i| format!("worker-{i}")).collect();
+    assert_eq!(found[0].threads, waiters, "the threads that waited, in the order they did");
     assert_eq!(
         sites(found[0]),
         vec![

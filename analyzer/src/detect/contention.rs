@@ -17,7 +17,7 @@ use super::{Context, Detector, Interest};
 use crate::replay::{Actor, WaitFor};
 use crate::report::format_ns;
 use crate::report::{
-    Detail, DurationStats, Finding, FindingKind, HotspotDetail, Severity, SiteTime,
+    push_unique, Detail, DurationStats, Finding, FindingKind, HotspotDetail, Severity, SiteTime,
 };
 use hdrhistogram::Histogram;
 use hindsight_recorder::format::{Event, EventKind, LockId, LockKind, SiteId, TaskId, ThreadId};
@@ -170,7 +170,12 @@ struct LockStats {
     max_wait_at_ns: u64,
     wait_sites: FxHashMap<SiteId, SiteTotal>,
     hold_sites: FxHashMap<SiteId, SiteTotal>,
+    /// The first few threads and tasks that had to wait for it, for the finding.
+    waiters: Vec<Actor>,
 }
+
+/// Waiting threads and tasks named per hotspot.
+const WAITERS_NAMED: usize = 8;
 
 /// The statistics of one lock, as the report shows them.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -247,6 +252,9 @@ impl LockStats {
                 self.max_wait_at_ns = event.time_ns;
             }
             self.wait.record(scale, waited_ns);
+            if self.waiters.len() < WAITERS_NAMED && !self.waiters.contains(&actor) {
+                self.waiters.push(actor);
+            }
             if event.flags & SITE != 0 {
                 SiteTotal::add(&mut self.wait_sites, SiteId(event.site), waited_ns);
             }
@@ -519,6 +527,14 @@ fn hotspot(
         ),
     );
     finding.locks.push(name.clone());
+    for waiter in &stats.waiters {
+        match *waiter {
+            Actor::Thread(thread) => {
+                push_unique(&mut finding.threads, cx.trace.thread_name(thread))
+            }
+            Actor::Task(task) => push_unique(&mut finding.tasks, cx.trace.task_name(task)),
+        }
+    }
     finding.time_ns = stats.max_wait_at_ns;
     let contended_percent =
         (summary.contended * 100).checked_div(summary.acquisitions).unwrap_or(0);
