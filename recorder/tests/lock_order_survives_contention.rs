@@ -11,9 +11,8 @@ use hindsight_recorder::{OverflowPolicy, Recorder};
 use std::sync::Arc;
 use tracing_subscriber::prelude::*;
 
-/// Lock/unlock rounds per thread. The full count in optimised builds; a debug build (which
-/// `cargo test` makes by default) runs a fifth of it to stay within a few seconds.
-const ROUNDS: u64 = if cfg!(debug_assertions) { 20_000 } else { 100_000 };
+/// Lock/unlock rounds per thread and per task: 8 × 100,000, in debug builds too.
+const ROUNDS: u64 = 100_000;
 const THREADS: u64 = 8;
 
 #[test]
@@ -64,7 +63,7 @@ fn tasks_contending_a_tokio_mutex_never_overlap_in_replay() {
     let path = trace_path("order-tasks");
     let (_layer, guard) =
         Recorder::builder().path(&path).overflow(OverflowPolicy::Block).build().unwrap();
-    let rounds = ROUNDS / 10;
+    let rounds = ROUNDS;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
     let total = runtime.block_on(async {
         let counter = Arc::new(tokio::sync::Mutex::new(0u64));
