@@ -348,9 +348,10 @@ impl Ctx<'_> {
             // Only an enter right after the exit can be the drop of a future that returned
             // `Ready`; a later one (an idle worker dropping a cancelled task) follows a
             // pending poll.
-            let stale = self.local.held_since(0).is_some_and(|end| {
-                ticks.saturating_sub(end) > ready_drop_window_ticks()
-            });
+            let stale = self
+                .local
+                .held_since(0)
+                .is_some_and(|end| ticks.saturating_sub(end) > ready_drop_window_ticks());
             if previous != task || stale {
                 self.local.settle();
             }
