@@ -7,7 +7,7 @@ mod common;
 
 use common::{serial, trace_path, Trace};
 use hindsight_recorder::annotate::{self, Variable};
-use hindsight_recorder::format::{Definition, Event, EventKind, SiteId, TaskId, ThreadId, VarId};
+use hindsight_recorder::format::{Definition, Event, EventKind, SiteId, VarId};
 use hindsight_recorder::shared::Shared;
 use hindsight_recorder::Recorder;
 use std::collections::HashMap;
@@ -66,38 +66,6 @@ fn accesses<'a>(trace: &Trace, events: impl IntoIterator<Item = &'a Event>) -> V
 
 fn access(kind: &'static str, var: &str, line: u32) -> Access {
     Access { kind, var: var.to_owned(), line }
-}
-
-/// The id of the thread named `name`.
-fn thread_named(trace: &Trace, name: &str) -> ThreadId {
-    trace
-        .definitions
-        .iter()
-        .find_map(|d| match d {
-            Definition::Thread(t)
-                if t.name.and_then(|n| trace.string(n)).as_deref() == Some(name) =>
-            {
-                Some(t.id)
-            }
-            _ => None,
-        })
-        .unwrap_or_else(|| panic!("no thread named {name}"))
-}
-
-/// The id of the task named `name`.
-fn task_named(trace: &Trace, name: &str) -> TaskId {
-    trace
-        .definitions
-        .iter()
-        .find_map(|d| match d {
-            Definition::Task(t)
-                if t.name.and_then(|n| trace.string(n)).as_deref() == Some(name) =>
-            {
-                Some(t.id)
-            }
-            _ => None,
-        })
-        .unwrap_or_else(|| panic!("no task named {name}"))
 }
 
 static CONFIG_LINE: u32 = line!() + 1;
@@ -216,7 +184,7 @@ fn many_threads_share_one_variable_defined_once_and_each_access_is_theirs() {
     let trace = Trace::read(&path);
     assert_eq!(variables(&trace).len(), 1, "one variable, however many threads define it");
     for n in 0..THREADS {
-        let thread = thread_named(&trace, &format!("worker-{n}"));
+        let thread = trace.thread_named(&format!("worker-{n}"));
         let mine = accesses(&trace, trace.events.iter().filter(|e| e.thread == thread));
         let expected: Vec<_> = (0..ROUNDS)
             .flat_map(|_| {
@@ -262,7 +230,7 @@ fn accesses_in_tasks_carry_the_task_on_one_worker_and_on_many() {
 
         let trace = Trace::read(&path);
         for n in 0..4 {
-            let task = task_named(&trace, &format!("adder-{n}"));
+            let task = trace.task_named(&format!("adder-{n}"));
             let of_task = accesses(&trace, trace.events.iter().filter(|e| e.task == Some(task)));
             assert_eq!(of_task, [access("write", "counter", write_line)], "adder-{n}");
         }
@@ -298,7 +266,7 @@ fn accesses_in_local_tasks_carry_their_task() {
 
     let trace = Trace::read(&path);
     for n in 0..2 {
-        let task = task_named(&trace, &format!("filler-{n}"));
+        let task = trace.task_named(&format!("filler-{n}"));
         let of_task = accesses(&trace, trace.events.iter().filter(|e| e.task == Some(task)));
         assert_eq!(of_task, [access("write", "cache", write_line)], "filler-{n}");
     }

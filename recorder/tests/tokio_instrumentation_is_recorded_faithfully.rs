@@ -17,21 +17,6 @@ fn install() {
     let _ = tracing_subscriber::registry().with(Recorder::layer()).try_init();
 }
 
-fn task_named(trace: &Trace, name: &str) -> TaskId {
-    trace
-        .definitions
-        .iter()
-        .find_map(|d| match d {
-            Definition::Task(t)
-                if t.name.and_then(|n| trace.string(n)).as_deref() == Some(name) =>
-            {
-                Some(t.id)
-            }
-            _ => None,
-        })
-        .unwrap_or_else(|| panic!("task {name} is defined"))
-}
-
 /// What `task` did, in time order: the file keeps only each thread's order, and a task's
 /// events come from every thread that polled or dropped it (replay merges them by time).
 fn kinds_of(trace: &Trace, task: TaskId) -> Vec<EventKind> {
@@ -82,13 +67,13 @@ fn polls_completion_cancellation_and_wakes_of_tokio_tasks() {
 
         let trace = Trace::read(&path);
         use EventKind::{PollEnded, PollStarted, TaskFinished};
-        let once = task_named(&trace, "once");
+        let once = trace.task_named("once");
         assert_eq!(
             kinds_of(&trace, once),
             [PollStarted, PollEnded { ready: true }, TaskFinished { cancelled: false }],
             "one poll; the enter that drops the future is not a poll"
         );
-        let twice = task_named(&trace, "twice");
+        let twice = trace.task_named("twice");
         let twice_kinds = kinds_of(&trace, twice);
         assert_eq!(twice_kinds.iter().filter(|k| **k == PollStarted).count(), 2, "{twice_kinds:?}");
         assert_eq!(twice_kinds.last(), Some(&TaskFinished { cancelled: false }));
@@ -100,13 +85,13 @@ fn polls_completion_cancellation_and_wakes_of_tokio_tasks() {
                 .any(|e| matches!(e.kind, EventKind::Wake { task, .. } if task == twice)),
             "yield_now wakes the task"
         );
-        let forever = task_named(&trace, "forever");
+        let forever = trace.task_named("forever");
         let forever_kinds = kinds_of(&trace, forever);
         assert_eq!(
             forever_kinds,
             [PollStarted, PollEnded { ready: false }, TaskFinished { cancelled: true }]
         );
-        let helper = task_named(&trace, "helper");
+        let helper = trace.task_named("helper");
         let helpers = trace
             .definitions
             .iter()
@@ -185,7 +170,7 @@ fn tokio_locks_are_recorded_for_the_tasks_that_use_them() {
     assert!(locks.iter().all(|l| !l.blocking && l.site.is_some()));
     let (mutex, rwlock, semaphore) =
         (of_kind(LockKind::Mutex), of_kind(LockKind::RwLock), of_kind(LockKind::Semaphore));
-    let waiter = task_named(&trace, "waiter");
+    let waiter = trace.task_named("waiter");
     let waiter_kinds = kinds_of(&trace, waiter);
     assert!(
         matches!(waiter_kinds[1], EventKind::LockRequested { lock, .. } if lock == mutex),

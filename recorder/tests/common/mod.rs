@@ -98,6 +98,32 @@ impl Trace {
         })
     }
 
+    /// The id of the thread named `name`.
+    pub fn thread_named(&self, name: &str) -> hindsight_recorder::format::ThreadId {
+        self.definitions
+            .iter()
+            .find_map(|d| match d {
+                Definition::Thread(t) if self.name_is(t.name, name) => Some(t.id),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no thread named {name}"))
+    }
+
+    /// The id of the task named `name`.
+    pub fn task_named(&self, name: &str) -> hindsight_recorder::format::TaskId {
+        self.definitions
+            .iter()
+            .find_map(|d| match d {
+                Definition::Task(t) if self.name_is(t.name, name) => Some(t.id),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no task named {name}"))
+    }
+
+    fn name_is(&self, id: Option<hindsight_recorder::format::StringId>, name: &str) -> bool {
+        id.and_then(|n| self.string(n)).as_deref() == Some(name)
+    }
+
     pub fn lock_named(&self, name: &str) -> Option<LockId> {
         self.definitions.iter().find_map(|d| match d {
             Definition::Lock(lock)
