@@ -1,7 +1,7 @@
 //! Race detection throughput and peak memory on an access-heavy trace.
 //!
 //! Generates N events (default 20 million; `cargo bench -p hindsight-analyzer --bench races --
-//! 40000000` for more) from 8 threads over 100,000 annotated variables and 64 locks, written
+//! 40000000` for more) from 8 threads over 100,032 annotated variables and 64 locks, written
 //! the way the recorder writes (see `support`). Variable `v` is guarded by lock `v % 64`: each
 //! operation takes the lock, reads and writes two of its variables, releases it, then reads and
 //! writes a variable private to its thread — three quarters of the events are accesses, and
@@ -20,8 +20,11 @@ use std::path::Path;
 use support::{peak_rss_kib, rate, timed, CycleWriter, Rng};
 
 const THREADS: u32 = 8;
-const VARS: u32 = 100_000;
 const LOCKS: u32 = 64;
+/// 100,032 variables: a multiple of [`LOCKS`], so that wrapping around keeps a variable's
+/// partner under the same lock (with 100,000 the partners of the last variables would be
+/// guarded by other locks, real races).
+const VARS: u32 = 1563 * LOCKS;
 
 fn definitions() -> Vec<Definition> {
     let mut defs = vec![

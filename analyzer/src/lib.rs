@@ -6,6 +6,7 @@ pub mod analyze;
 pub mod detect;
 pub mod error;
 pub mod info;
+mod prefetch;
 pub mod rapid;
 pub mod replay;
 pub mod report;

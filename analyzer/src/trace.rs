@@ -780,6 +780,12 @@ impl Known<'_> {
         self.slot_lock.get(slot as usize).map(|_| slot)
     }
 
+    /// The merged id of variable `raw`, if it is known.
+    #[inline]
+    pub(crate) fn var(&self, raw: VarId) -> Option<VarId> {
+        self.maps.vars.get(raw.0).map(VarId)
+    }
+
     /// The merged id of site `raw`, if it is known.
     #[inline]
     pub(crate) fn site(&self, raw: SiteId) -> Option<SiteId> {

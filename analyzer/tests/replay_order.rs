@@ -1,7 +1,9 @@
 //! Replay sees each lock's acquisitions and releases in their real order, whatever order the
 //! threads' buffers reached the file in and whatever the timestamps say.
 
+use hindsight_analyzer::detect::{Context, Detector, Interest};
 use hindsight_analyzer::replay::{Actor, Replay};
+use hindsight_analyzer::{Finding, FindingKind};
 use hindsight_recorder::format::{
     Event, EventKind, Header, LockId, LockMode, ThreadId, TraceBuilder, TraceWriter,
 };
@@ -224,4 +226,58 @@ fn watermarks_bound_what_replay_holds_in_memory() {
     let (events, replay) = replay_checked(watermarked(10_000));
     assert_eq!(events.len(), 40_000);
     assert!(replay.stats().max_buffered <= 8, "held {}", replay.stats().max_buffered);
+}
+
+/// Sees every event, and every prefetch with how many events it had seen by then.
+#[derive(Default)]
+struct Recorder {
+    prefetched: std::cell::RefCell<Vec<(Event, usize)>>,
+    seen: Vec<Event>,
+}
+
+impl Detector for Recorder {
+    fn kind(&self) -> FindingKind {
+        FindingKind::DataRace
+    }
+
+    fn prefetch_interest(&self) -> Interest {
+        Interest::ALL
+    }
+
+    fn prefetch(&self, event: &Event) {
+        self.prefetched.borrow_mut().push((*event, self.seen.len()));
+    }
+
+    fn on_event(&mut self, _: &Context<'_>, event: &Event) {
+        self.seen.push(*event);
+    }
+
+    fn finish(&mut self, _: &Context<'_>, _: &mut Vec<Finding>) {}
+}
+
+#[test]
+fn reading_ahead_for_prefetches_changes_nothing_a_detector_sees() {
+    let mut b = contended(0);
+    let var = b.variable("counter");
+    let site = b.site("src/lib.rs", 2, 1);
+    let t = b.thread("late");
+    for _ in 0..20 {
+        b.on(t).read(var, site).write(var, site);
+    }
+    let bytes = b.build_grouped_by_thread();
+    let (plain, _) = replay_checked(bytes.clone());
+    let mut replay = Replay::from_bytes(vec![("t".to_owned(), bytes)]).expect("readable");
+    let mut recorder = Recorder::default();
+    replay.run(&mut [&mut recorder as &mut dyn Detector]);
+    assert_eq!(recorder.seen, plain, "the same events in the same order");
+    // Once variables are defined (with the first events read), replay reads ahead to the
+    // end: every later event is prefetched before it is seen, and at most 8 events before.
+    let prefetched = recorder.prefetched.into_inner();
+    let first = plain.len() - prefetched.len();
+    assert!(first <= 1, "read ahead from the first events on, not from event {first}");
+    for (i, (event, seen_before)) in prefetched.iter().enumerate() {
+        assert_eq!(*event, plain[first + i]);
+        assert!(*seen_before <= first + i, "{event:?} prefetched after it was seen");
+        assert!(first + i - seen_before <= 8, "{event:?} prefetched too early");
+    }
 }

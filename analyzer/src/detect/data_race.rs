@@ -28,6 +28,7 @@
 //! since, as a child that runs after being joined can), so it starts the clocks too.
 
 use super::{Context, Detector, Interest};
+use crate::prefetch::prefetch_entry;
 use crate::replay::Actor;
 use crate::report::{AccessDetail, Detail, Finding, FindingKind, RaceDetail, Severity};
 use hindsight_recorder::format::{
@@ -79,28 +80,81 @@ impl Clock {
     }
 }
 
-/// An access, as remembered for checking and for the report.
+/// No lock in an entry of [`Info::locks`].
+const NO_LOCK: u32 = u32::MAX;
+
+/// Where, when and by whom an access happened: what the report tells of it, and nothing the
+/// check needs.
 #[derive(Debug, Clone, Copy)]
-struct Access {
-    slot: u32,
-    clock: u32,
-    write: bool,
+struct Info {
     actor: Actor,
+    time_ns: u64,
     thread: ThreadId,
     site: SiteId,
-    time_ns: u64,
-    locks: [Option<LockId>; HELD_LOCKS_KEPT],
+    /// The first locks held, [`NO_LOCK`] past the last.
+    locks: [u32; HELD_LOCKS_KEPT],
 }
 
-/// The reads of a variable since its last write.
-#[derive(Debug, Clone, Default)]
-enum Reads {
-    #[default]
-    None,
-    /// All reads so far are ordered: the last one stands for them.
-    One(Access),
-    /// Concurrent reads, one per logical thread.
-    Many(Vec<Access>),
+impl Default for Info {
+    fn default() -> Self {
+        Info {
+            actor: Actor::Thread(ThreadId(0)),
+            time_ns: 0,
+            thread: ThreadId(0),
+            site: SiteId(0),
+            locks: [NO_LOCK; HELD_LOCKS_KEPT],
+        }
+    }
+}
+
+/// A logical thread's slot and its own clock entry at an access; FastTrack's epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Epoch {
+    slot: u32,
+    clock: u32,
+}
+
+impl Epoch {
+    /// No access.
+    const NONE: Epoch = Epoch { slot: u32::MAX, clock: 0 };
+    /// Concurrent reads, kept in [`DataRace::shared_reads`].
+    const SHARED: Epoch = Epoch { slot: u32::MAX - 1, clock: 0 };
+
+    /// The access of this epoch is not ordered before the access of `slot` with `clock`.
+    #[inline]
+    fn unordered(self, slot: u32, clock: &Clock) -> bool {
+        self.slot != slot && self.clock > clock.get(self.slot)
+    }
+}
+
+/// An access, as remembered for the report.
+#[derive(Debug, Clone, Copy)]
+struct Access {
+    epoch: Epoch,
+    write: bool,
+    info: Info,
+}
+
+/// What the check needs of a variable: the epochs of its last write and of its reads since
+/// (one epoch while they are ordered). 16 bytes, so that the shadows of many variables stay
+/// in cache; the report's details are kept apart in [`Details`].
+#[derive(Debug, Clone, Copy)]
+struct Shadow {
+    write: Epoch,
+    read: Epoch,
+}
+
+impl Default for Shadow {
+    fn default() -> Self {
+        Shadow { write: Epoch::NONE, read: Epoch::NONE }
+    }
+}
+
+/// The report's details of a variable's last write and last read (while reads are ordered).
+#[derive(Debug, Clone, Copy, Default)]
+struct Details {
+    write: Info,
+    read: Info,
 }
 
 /// What the releases of one lock published.
@@ -110,12 +164,6 @@ struct LockClocks {
     write: Clock,
     /// The joined clocks of the shared releases since the last exclusive acquisition.
     read: Clock,
-}
-
-#[derive(Debug, Clone, Default)]
-struct VarState {
-    write: Option<Access>,
-    reads: Reads,
 }
 
 /// A pair of sites that raced, in a canonical order.
@@ -149,7 +197,13 @@ pub struct DataRace {
     messages: HashMap<(ChannelId, u64), Clock>,
     /// Clocks of received messages, kept for the next sends to copy into without allocating.
     spare_clocks: Vec<Clock>,
-    vars: Vec<VarState>,
+    /// Per variable, the epochs the check compares against.
+    shadows: Vec<Shadow>,
+    /// Per variable, the report's details of the accesses in its shadow.
+    details: Vec<Details>,
+    /// The concurrent reads of variables whose shadow says [`Epoch::SHARED`], one per
+    /// logical thread.
+    shared_reads: HashMap<VarId, Vec<Access>>,
     races: HashMap<RaceKey, RaceRecord>,
     /// An access or a join has been seen: clocks are kept from now on (see the module docs).
     started: bool,
@@ -283,56 +337,47 @@ impl DataRace {
         let actor = Actor::of(event);
         let slot = self.slot(actor);
         let clock = &self.clocks[slot as usize];
-        let mut locks = [None; HELD_LOCKS_KEPT];
+        let mut locks = [NO_LOCK; HELD_LOCKS_KEPT];
         for (kept, hold) in locks.iter_mut().zip(cx.state.holds(actor)) {
-            *kept = Some(hold.lock);
+            *kept = hold.lock.0;
         }
-        let access = Access {
-            slot,
-            clock: clock.get(slot),
-            write,
-            actor,
-            thread: event.thread,
-            site,
-            time_ns: event.time_ns,
-            locks,
-        };
+        let info = Info { actor, time_ns: event.time_ns, thread: event.thread, site, locks };
+        let access = Access { epoch: Epoch { slot, clock: clock.get(slot) }, write, info };
         let index = var.index();
-        if self.vars.len() <= index {
-            self.vars.resize(index + 1, VarState::default());
+        if self.shadows.len() <= index {
+            self.shadows.resize(index + 1, Shadow::default());
+            self.details.resize(index + 1, Details::default());
         }
-        let state = &mut self.vars[index];
-        let mut raced = Vec::new();
-        let unordered =
-            |earlier: &Access| earlier.slot != slot && earlier.clock > clock.get(earlier.slot);
-        if let Some(last_write) = &state.write {
-            if unordered(last_write) {
-                raced.push(*last_write);
-            }
+        let shadow = &mut self.shadows[index];
+        let details = &mut self.details[index];
+        // Races are rare: the earlier accesses they involve are gathered only then.
+        let mut raced: Vec<Access> = Vec::new();
+        if shadow.write.unordered(slot, clock) {
+            raced.push(Access { epoch: shadow.write, write: true, info: details.write });
         }
         if write {
-            match &state.reads {
-                Reads::None => {}
-                Reads::One(read) => {
-                    if unordered(read) {
-                        raced.push(*read);
-                    }
-                }
-                Reads::Many(reads) => raced.extend(reads.iter().filter(|r| unordered(r)).copied()),
+            if shadow.read == Epoch::SHARED {
+                let reads = self.shared_reads.remove(&var).unwrap_or_default();
+                raced.extend(reads.into_iter().filter(|r| r.epoch.unordered(slot, clock)));
+            } else if shadow.read.unordered(slot, clock) {
+                raced.push(Access { epoch: shadow.read, write: false, info: details.read });
             }
-            state.write = Some(access);
-            state.reads = Reads::None;
+            (shadow.write, shadow.read) = (access.epoch, Epoch::NONE);
+            details.write = info;
+        } else if shadow.read == Epoch::SHARED {
+            let reads = self.shared_reads.entry(var).or_default();
+            reads.retain(|read| read.epoch.unordered(slot, clock));
+            reads.push(access);
+        } else if shadow.read == Epoch::NONE
+            || shadow.read.slot == slot
+            || !shadow.read.unordered(slot, clock)
+        {
+            shadow.read = access.epoch;
+            details.read = info;
         } else {
-            state.reads = match std::mem::take(&mut state.reads) {
-                Reads::None => Reads::One(access),
-                Reads::One(read) if read.slot == slot || !unordered(&read) => Reads::One(access),
-                Reads::One(read) => Reads::Many(vec![read, access]),
-                Reads::Many(mut reads) => {
-                    reads.retain(|read| read.slot != slot && unordered(read));
-                    reads.push(access);
-                    Reads::Many(reads)
-                }
-            };
+            let earlier = Access { epoch: shadow.read, write: false, info: details.read };
+            self.shared_reads.insert(var, vec![earlier, access]);
+            shadow.read = Epoch::SHARED;
         }
         for earlier in raced {
             self.record_race(var, earlier, access);
@@ -340,8 +385,8 @@ impl DataRace {
     }
 
     fn record_race(&mut self, var: VarId, earlier: Access, later: Access) {
-        let a = (earlier.site, earlier.write);
-        let b = (later.site, later.write);
+        let a = (earlier.info.site, earlier.write);
+        let b = (later.info.site, later.write);
         let key = RaceKey { var, first: a.min(b), second: a.max(b) };
         self.races.entry(key).and_modify(|record| record.count += 1).or_insert(RaceRecord {
             earlier,
@@ -379,6 +424,19 @@ impl Detector for DataRace {
             | Interest::RECEIVE
             | Interest::SYNC_RELEASE
             | Interest::SYNC_ACQUIRE
+    }
+
+    fn prefetch_interest(&self) -> Interest {
+        Interest::READ | Interest::WRITE
+    }
+
+    /// Fetches the variable's shadow and details.
+    #[inline]
+    fn prefetch(&self, event: &Event) {
+        if let EventKind::Read { var, .. } | EventKind::Write { var, .. } = event.kind {
+            prefetch_entry(&self.shadows, var.index());
+            prefetch_entry(&self.details, var.index());
+        }
     }
 
     fn on_event(&mut self, cx: &Context<'_>, event: &Event) {
@@ -480,7 +538,9 @@ impl Detector for DataRace {
 
     fn finish(&mut self, cx: &Context<'_>, findings: &mut Vec<Finding>) {
         let mut races: Vec<(RaceKey, RaceRecord)> = self.races.drain().collect();
-        races.sort_by_key(|(key, record)| (record.later.time_ns, key.var, key.first, key.second));
+        races.sort_by_key(|(key, record)| {
+            (record.later.info.time_ns, key.var, key.first, key.second)
+        });
         for (key, record) in races {
             findings.push(race_finding(cx, key.var, &record));
         }
@@ -490,14 +550,20 @@ impl Detector for DataRace {
 fn access_detail(cx: &Context<'_>, access: &Access) -> AccessDetail {
     AccessDetail {
         access: if access.write { "write" } else { "read" }.to_owned(),
-        thread: cx.trace.thread_name(access.thread),
-        task: match access.actor {
+        thread: cx.trace.thread_name(access.info.thread),
+        task: match access.info.actor {
             Actor::Task(task) => Some(cx.trace.task_name(task)),
             Actor::Thread(_) => None,
         },
-        site: cx.site_ref(access.site, "").to_string(),
-        time_ns: access.time_ns,
-        locks_held: access.locks.iter().flatten().map(|lock| cx.trace.lock_name(*lock)).collect(),
+        site: cx.site_ref(access.info.site, "").to_string(),
+        time_ns: access.info.time_ns,
+        locks_held: access
+            .info
+            .locks
+            .iter()
+            .take_while(|&&lock| lock != NO_LOCK)
+            .map(|&lock| cx.trace.lock_name(LockId(lock)))
+            .collect(),
     }
 }
 
@@ -511,9 +577,9 @@ fn describe_access(cx: &Context<'_>, access: &Access, detail: &AccessDetail, var
     };
     format!(
         "{} {verb} `{var}` at {} (t={}), {held}",
-        access.actor.describe(cx.trace),
+        access.info.actor.describe(cx.trace),
         detail.site,
-        crate::report::format_ns(access.time_ns),
+        crate::report::format_ns(access.info.time_ns),
     )
 }
 
@@ -532,14 +598,14 @@ fn race_finding(cx: &Context<'_>, var: VarId, record: &RaceRecord) -> Finding {
     );
     finding.variables.push(name.clone());
     for access in [earlier, later] {
-        cx.add_actor(&mut finding, access.actor, access.thread);
+        cx.add_actor(&mut finding, access.info.actor, access.info.thread);
         let role = if access.write { "write" } else { "read" };
-        finding.sites.push(cx.site_ref(access.site, role));
+        finding.sites.push(cx.site_ref(access.info.site, role));
     }
     for lock in first.locks_held.iter().chain(&second.locks_held) {
         crate::report::push_unique(&mut finding.locks, lock.clone());
     }
-    finding.time_ns = later.time_ns;
+    finding.time_ns = later.info.time_ns;
     finding.evidence.push(describe_access(cx, earlier, &first, &name));
     finding.evidence.push(describe_access(cx, later, &second, &name));
     let common = first.locks_held.iter().any(|lock| second.locks_held.contains(lock));

@@ -81,6 +81,19 @@ pub trait Detector {
         let _ = (cx, event);
     }
 
+    /// The kinds of events it wants to [`prefetch`](Self::prefetch) for; none unless it says.
+    /// Asked once, before replay starts.
+    fn prefetch_interest(&self) -> Interest {
+        Interest::NONE
+    }
+
+    /// Sees an event of a kind in [`prefetch_interest`](Self::prefetch_interest) a few events
+    /// before [`on_event`](Self::on_event) does, to ask the CPU for the memory that event will
+    /// touch (see [`prefetch`](crate::prefetch)); changes nothing.
+    fn prefetch(&self, event: &Event) {
+        let _ = event;
+    }
+
     /// Adds its findings, once the trace has ended.
     fn finish(&mut self, cx: &Context<'_>, findings: &mut Vec<Finding>);
 }

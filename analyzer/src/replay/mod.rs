@@ -38,9 +38,10 @@ pub use state::{
 use crate::detect::interest::KINDS;
 use crate::detect::{Context, Detector, Interest};
 use crate::error::AnalyzeError;
+use crate::prefetch::prefetch;
 use crate::source::{SourceError, TraceSource};
 use crate::trace::Trace;
-use hindsight_recorder::format::{Event, Header, Tail, ThreadId, TraceReader, Unit};
+use hindsight_recorder::format::{Event, EventKind, Header, Tail, ThreadId, TraceReader, Unit};
 use packed::Packed;
 use std::collections::VecDeque;
 use std::io::Read;
@@ -55,24 +56,12 @@ pub const REORDER_SLACK_NS: u64 = 50_000_000;
 /// memory.
 const PREFETCH_DISTANCE: usize = 8;
 
-/// Asks the CPU to bring `value` (every cache line of it) into cache; does nothing else.
-#[inline(always)]
-fn prefetch<T>(value: &T) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let start = (value as *const T).cast::<i8>();
-        let last = start.wrapping_add(std::mem::size_of::<T>().saturating_sub(1));
-        // SAFETY: a prefetch never faults and has no effect the program can observe (the
-        // pointers point into a live value anyway).
-        unsafe {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            _mm_prefetch::<_MM_HINT_T0>(start);
-            _mm_prefetch::<_MM_HINT_T0>(last);
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = value;
-}
+/// How many events [`Replay::run`] reads ahead of the detectors.
+const LOOKAHEAD: usize = 8;
+
+/// What fills the unused entries of the lookahead ring.
+const EMPTY_EVENT: Event =
+    Event { time_ns: 0, thread: ThreadId(0), task: None, kind: EventKind::PollStarted };
 
 /// Marks a queue with no event that may be replayed now.
 const NO_HEAD: u64 = u64::MAX;
@@ -399,18 +388,57 @@ impl Replay {
 
     /// Replays every event: shows it to each detector interested in its kind (in the order
     /// given), then applies it to the state.
+    ///
+    /// Once the trace has defined variables, and if a detector
+    /// [prefetches](Detector::prefetch), replay runs [`LOOKAHEAD`] events ahead of the
+    /// detectors and shows each event to their `prefetch` first: a variable's state (one per
+    /// variable, and programs annotate many) is then in cache by the time its access is
+    /// checked. Lock and actor state stays in cache anyway, and on traces without accesses
+    /// the lookahead costs more than it saves. (Reading ahead changes nothing the detectors
+    /// see: the order does not depend on the state, and definitions read early only name
+    /// what later events use.)
     pub fn run<'d>(&mut self, detectors: &mut [&mut (dyn Detector + 'd)]) {
-        // Per kind of event, the detectors that want it.
+        // Per kind of event, the detectors that want it, and those that prefetch for it.
         let mut wanted: [Vec<usize>; KINDS] = Default::default();
+        let mut prefetching: [Vec<usize>; KINDS] = Default::default();
         for (d, detector) in detectors.iter().enumerate() {
-            let interest = detector.interest();
-            for (kind, list) in wanted.iter_mut().enumerate() {
+            let (interest, prefetch) = (detector.interest(), detector.prefetch_interest());
+            for kind in 0..KINDS {
                 if interest.contains_index(kind) {
-                    list.push(d);
+                    wanted[kind].push(d);
+                }
+                if prefetch.contains_index(kind) {
+                    prefetching[kind].push(d);
                 }
             }
         }
-        while let Some(event) = self.next_event() {
+        let prefetches = prefetching.iter().any(|list| !list.is_empty());
+        // A ring of the events read ahead: `ahead[read % LOOKAHEAD]` up to `written`.
+        let mut ahead = [EMPTY_EVENT; LOOKAHEAD];
+        let (mut read, mut written, mut ended) = (0usize, 0usize, false);
+        loop {
+            if prefetches && !self.trace.vars().is_empty() {
+                while !ended && written - read < LOOKAHEAD {
+                    let Some(event) = self.next_event() else {
+                        ended = true;
+                        break;
+                    };
+                    for &d in &prefetching[Interest::index(&event.kind)] {
+                        detectors[d].prefetch(&event);
+                    }
+                    ahead[written % LOOKAHEAD] = event;
+                    written += 1;
+                }
+            }
+            let event = if read < written {
+                read += 1;
+                ahead[(read - 1) % LOOKAHEAD]
+            } else {
+                match self.next_event() {
+                    Some(event) if !ended => event,
+                    _ => return,
+                }
+            };
             let cx = Context { trace: &self.trace, state: &self.state };
             for &d in &wanted[Interest::index(&event.kind)] {
                 detectors[d].on_event(&cx, &event);

@@ -66,7 +66,7 @@ impl Packed {
     }
 
     /// Remaps and packs `event`, as read from a file, if it is of the kinds that dominate
-    /// traces (lock events, polls) and every id it carries is `known`: what remapping it and
+    /// traces (lock events, polls, accesses) and every id it carries is `known`: what remapping it and
     /// then [`pack`](Self::pack)ing it gives, in one step.
     #[inline]
     pub(super) fn remap_known(known: &Known<'_>, event: &Event) -> Option<Packed> {
@@ -90,6 +90,12 @@ impl Packed {
             }
             K::PollStarted => p.kind = 5,
             K::PollEnded { ready } => (p.kind, p.flags) = (6, p.flags | flag(ready, FLAG0)),
+            K::Read { var, site } => {
+                (p.kind, p.a, p.b) = (18, known.var(var)?.0, known.site(site)?.0)
+            }
+            K::Write { var, site } => {
+                (p.kind, p.a, p.b) = (19, known.var(var)?.0, known.site(site)?.0);
+            }
             _ => return None,
         }
         Some(p)
