@@ -64,7 +64,7 @@ impl TopLocks {
     pub fn add(&mut self, lock: u32, ns: u64) {
         let len = usize::from(self.len);
         if let Some(i) = self.ids[..len].iter().position(|&l| l == lock) {
-            self.ns[i] += ns;
+            self.ns[i] = self.ns[i].saturating_add(ns);
             self.bubble(i);
             return;
         }
@@ -77,12 +77,12 @@ impl TopLocks {
         }
         let last = self.ids.len() - 1;
         if ns > self.ns[last] {
-            self.other_ns += self.ns[last];
+            self.other_ns = self.other_ns.saturating_add(self.ns[last]);
             self.ids[last] = lock;
             self.ns[last] = ns;
             self.bubble(last);
         } else {
-            self.other_ns += ns;
+            self.other_ns = self.other_ns.saturating_add(ns);
         }
     }
 
@@ -91,7 +91,7 @@ impl TopLocks {
         for (lock, ns) in other.iter() {
             self.add(lock, ns);
         }
-        self.other_ns += other.other_ns;
+        self.other_ns = self.other_ns.saturating_add(other.other_ns);
     }
 
     /// The lock with the most time, and its time.
@@ -138,9 +138,9 @@ pub struct Cell {
 
 impl Cell {
     fn merge(&mut self, other: &Cell) {
-        self.busy_ns += other.busy_ns;
-        self.hold_ns += other.hold_ns;
-        self.wait_ns += other.wait_ns;
+        self.busy_ns = self.busy_ns.saturating_add(other.busy_ns);
+        self.hold_ns = self.hold_ns.saturating_add(other.hold_ns);
+        self.wait_ns = self.wait_ns.saturating_add(other.wait_ns);
         self.holds.merge(&other.holds);
         self.waits.merge(&other.waits);
     }
@@ -380,9 +380,9 @@ impl Timeline {
                 if overlap > 0 {
                     let part =
                         |ns: u64| (u128::from(ns) * u128::from(overlap) / u128::from(width)) as u64;
-                    column.busy_ns += part(cell.busy_ns);
-                    column.hold_ns += part(cell.hold_ns);
-                    column.wait_ns += part(cell.wait_ns);
+                    column.busy_ns = column.busy_ns.saturating_add(part(cell.busy_ns));
+                    column.hold_ns = column.hold_ns.saturating_add(part(cell.hold_ns));
+                    column.wait_ns = column.wait_ns.saturating_add(part(cell.wait_ns));
                     for (lock, ns) in cell.holds.iter() {
                         column.holds.add(lock, part(ns).max(1));
                     }
@@ -455,7 +455,7 @@ impl Timeline {
             }
             let c = (u128::from(t - from_ns) * columns as u128 / span) as usize;
             if let Some(slot) = out.get_mut(c) {
-                *slot += ns;
+                *slot = slot.saturating_add(ns);
             }
         }
         out
@@ -955,7 +955,10 @@ impl TimelineBuilder {
         let mut t = from;
         while t < now {
             let bucket = (t - start) >> shift;
-            let until = (start + ((bucket + 1) << shift)).min(now);
+            // The bucket's end, which is past `u64::MAX` for the last bucket of a trace that
+            // spans nearly all of it (a hostile or corrupt one).
+            let end = u128::from(start) + (u128::from(bucket + 1) << shift);
+            let until = end.min(u128::from(now)) as u64;
             let ns = until - t;
             let cell = match lane.cells.last_mut() {
                 Some(cell) if u64::from(cell.bucket) == bucket => cell,
@@ -965,22 +968,23 @@ impl TimelineBuilder {
                 }
             };
             if lane.poll_since.is_some() {
-                cell.busy_ns += ns;
+                cell.busy_ns = cell.busy_ns.saturating_add(ns);
             }
             if !lane.holds.is_empty() {
-                cell.hold_ns += ns;
+                cell.hold_ns = cell.hold_ns.saturating_add(ns);
                 for hold in &lane.holds {
                     cell.holds.add(hold.lock, ns);
                 }
             }
             if let Some(lock) = waiting {
-                cell.wait_ns += ns;
+                cell.wait_ns = cell.wait_ns.saturating_add(ns);
                 cell.waits.add(lock, ns);
                 let series = &mut locks[lock as usize].series;
                 if series.is_empty() {
                     series.resize(SERIES_BUCKETS, 0);
                 }
-                series[(bucket / SERIES_FACTOR) as usize] += ns;
+                let sum = &mut series[(bucket / SERIES_FACTOR) as usize];
+                *sum = sum.saturating_add(ns);
             }
             t = until;
         }

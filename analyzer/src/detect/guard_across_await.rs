@@ -95,7 +95,7 @@ impl GuardAcrossAwait {
     fn close(&mut self, task: TaskId, hold: TaskHold, now: u64) {
         let mut hold = hold;
         if let Some(since) = hold.suspended_since.take() {
-            hold.suspended_ns += now.saturating_sub(since);
+            hold.suspended_ns = hold.suspended_ns.saturating_add(now.saturating_sub(since));
         }
         if hold.suspensions == 0 {
             return;
@@ -113,8 +113,8 @@ impl GuardAcrossAwait {
         });
         entry.holds += 1;
         entry.suspensions += u64::from(hold.suspensions);
-        entry.suspended_ns += hold.suspended_ns;
-        entry.held_ns += now.saturating_sub(hold.since_ns);
+        entry.suspended_ns = entry.suspended_ns.saturating_add(hold.suspended_ns);
+        entry.held_ns = entry.held_ns.saturating_add(now.saturating_sub(hold.since_ns));
         entry.await_site = entry.await_site.or(hold.await_site);
         for waiter in hold.waiters {
             if entry.waiters.len() < WAITERS_KEPT {
@@ -180,7 +180,8 @@ impl Detector for GuardAcrossAwait {
             (EventKind::PollStarted, Some(task)) => {
                 for hold in self.task_holds(task) {
                     if let Some(since) = hold.suspended_since.take() {
-                        hold.suspended_ns += now.saturating_sub(since);
+                        hold.suspended_ns =
+                            hold.suspended_ns.saturating_add(now.saturating_sub(since));
                     }
                 }
             }
