@@ -99,6 +99,7 @@
 use crate::defined::Defined;
 use crate::format::{EventKind, SiteId, VarId};
 use crate::local;
+use crate::registry::Entity;
 use std::fmt;
 use std::panic::Location;
 
@@ -180,6 +181,13 @@ impl Variable {
             let site = ctx.site(at);
             ctx.record(kind(var, site));
         });
+    }
+}
+
+impl Drop for Variable {
+    /// The variable is gone (never, for a `static`): the session may forget it.
+    fn drop(&mut self) {
+        self.id.retire(|id| Entity::Variable(VarId(id)));
     }
 }
 

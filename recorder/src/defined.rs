@@ -2,8 +2,8 @@
 //! first use: the same scheme as the wrapper locks' `LockMeta`.
 
 use crate::format::SiteId;
-use crate::local::Ctx;
-use crate::registry::Registry;
+use crate::local::{self, Ctx};
+use crate::registry::{Entity, Registry};
 use crate::session;
 use std::panic::Location;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,6 +35,14 @@ impl Defined {
             return packed as u32;
         }
         self.define(ctx, generation, created, define)
+    }
+
+    /// The object is gone: the session that defined it (as `entity(id)`) may forget it.
+    pub(crate) fn retire(&mut self, entity: impl FnOnce(u32) -> Entity) {
+        let packed = *self.0.get_mut();
+        if packed != 0 {
+            local::retire_entity(packed >> 32, entity(packed as u32));
+        }
     }
 
     #[cold]

@@ -10,11 +10,13 @@
 //!
 //! # Dumps
 //!
-//! A dump is a complete trace: the preamble and header, then *every* definition the session
-//! made (the registry keeps them all, so ids used by the queued events are always defined,
-//! also after the queue let older rounds go), then the queued chunks as they are, then a
-//! watermark. The writer drained all rings and added the trigger's mark just before, so the
-//! dump ends with the last events of every thread, blocked ones included.
+//! A dump is a complete trace: the preamble and header, then every definition the registry
+//! keeps — those of the entities still alive, and of ended ones for as long as a queued round
+//! may hold an event that uses them (the sink tells the registry its oldest round kept,
+//! [`Sink::kept_from`]), so every id the queued events use is defined, also long after its
+//! entity ended — then the queued chunks as they are, then a watermark. The writer drained
+//! all rings and added the trigger's mark just before, so the dump ends with the last events
+//! of every thread, blocked ones included.
 //!
 //! For a trace path `DIR/NAME.trace` (or `DIR/NAME`), dumps are `DIR/NAME.1.trace`,
 //! `DIR/NAME.2.trace`, ...: the first number whose file does not exist yet, so neither a
@@ -40,6 +42,8 @@ const MAX_NUMBER: u32 = 100_000;
 /// One writer round, encoded.
 #[derive(Debug)]
 struct Round {
+    /// The number of the writer round it starts with (later rounds of only marks may join it).
+    first: u64,
     chunks: Box<[u8]>,
     /// The newest program event of the round (ns); marks and gaps do not count.
     newest: u64,
@@ -62,6 +66,8 @@ pub(crate) struct FlightSink {
     newest: u64,
     /// The latest round's collection time (ns), for the dump's final watermark.
     now: u64,
+    /// The number of the next writer round.
+    next_round: u64,
     bytes_written: u64,
 }
 
@@ -92,6 +98,7 @@ impl FlightSink {
             next_number: 1,
             newest: 0,
             now: 0,
+            next_round: 0,
             bytes_written: 0,
         })
     }
@@ -183,6 +190,7 @@ impl FlightSink {
 impl Sink for FlightSink {
     fn write(&mut self, batch: &Batch) -> io::Result<()> {
         self.now = self.now.max(batch.now);
+        self.next_round = self.next_round.max(batch.number + 1);
         if batch.events.is_empty() {
             return Ok(());
         }
@@ -212,6 +220,7 @@ impl Sink for FlightSink {
                 last.chunks = joined.into_boxed_slice();
             }
             _ => self.rounds.push_back(Round {
+                first: batch.number,
                 chunks: chunks.into_boxed_slice(),
                 newest: newest.unwrap_or(self.newest),
             }),
@@ -243,6 +252,10 @@ impl Sink for FlightSink {
 
     fn bytes_written(&self) -> u64 {
         self.bytes_written
+    }
+
+    fn kept_from(&self) -> Option<u64> {
+        Some(self.rounds.front().map_or(self.next_round, |round| round.first))
     }
 }
 

@@ -35,7 +35,9 @@
 //!
 //! Memory is bounded: [`buffer_events`](RecorderBuilder::buffer_events) events per thread,
 //! plus, for a flight recorder, its [`max_bytes`](FlightRecorder::max_bytes) of encoded
-//! events.
+//! events, plus the definitions (names, sites) of what is alive: those of threads, tasks,
+//! locks, channels and variables that have ended are forgotten once written or, for a flight
+//! recorder, once its memory holds no event that uses them.
 //! When a thread's ring is full, the default [`OverflowPolicy::Drop`] drops the event, counts
 //! it and writes the count as a [`Gap`](format::EventKind::Gap) event where the loss happened;
 //! [`OverflowPolicy::Block`] makes the thread wait for the writer instead.

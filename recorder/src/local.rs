@@ -31,7 +31,7 @@
 
 use crate::clock;
 use crate::format::{EventKind, LockId, LockMode, SiteId, TaskId, ThreadId};
-use crate::registry::SiteSource;
+use crate::registry::{Entity, SiteSource};
 use crate::ring::{Full, Held, Producer, RawEvent, Ring};
 use crate::session::{self, OverflowPolicy, Session};
 use crate::waits::{self, Wait};
@@ -114,11 +114,16 @@ impl Local {
         true
     }
 
-    /// Leaves the current session: publishes what is held and closes the ring.
+    /// Leaves the current session: publishes what is held, closes the ring, and retires the
+    /// thread's id (its events are all in the ring by now).
     fn retire(&mut self) {
         self.settle();
         if let Some(producer) = self.producer.take() {
             producer.ring().close();
+        }
+        if let (Some(session), Some(thread)) = (self.session.take(), self.thread.take()) {
+            let mut registry = session::lock(&session.registry);
+            registry.retire(Entity::Thread(thread), clock::ticks());
         }
         self.session = None;
         self.generation = 0;
@@ -510,4 +515,60 @@ pub(crate) fn retire() {
             local.retire();
         }
     });
+}
+
+/// Whether `a` and `b` are one session's generation, as objects store it (its low 32 bits).
+fn same_generation(a: u64, b: u64) -> bool {
+    a & u64::from(u32::MAX) == b & u64::from(u32::MAX)
+}
+
+/// Tells the session of `generation` (as stored with the entity's id: its low 32 bits are
+/// enough) that a party to `entity`'s life is done with it, if that session is still the one
+/// recording (see [`Registry::retire`](crate::registry::Registry::retire)). Takes the
+/// registry's lock: for the end of an entity's life, never per event. Costs one atomic load
+/// when nothing records.
+pub(crate) fn retire_entity(generation: u64, entity: Entity) {
+    if generation & u64::from(u32::MAX) == 0
+        || !same_generation(session::active_generation(), generation)
+    {
+        return;
+    }
+    let retire = |session: &Session| {
+        let mut registry = session::lock(&session.registry);
+        registry.retire(entity, clock::ticks());
+    };
+    // The thread's own session, if it is that one, spares the global lock.
+    let done = LOCAL.try_with(|cell| {
+        let local = cell.try_borrow().ok()?;
+        let session = local.session.as_ref()?;
+        same_generation(session.generation(), generation).then(|| retire(session))
+    });
+    if done.ok().flatten().is_none() {
+        if let Some(session) =
+            session::current().filter(|s| same_generation(s.generation(), generation))
+        {
+            retire(&session);
+        }
+    }
+}
+
+/// One party to the life of an entity defined in the session of `generation` (a join handle
+/// to its task or thread): dropping it [retires](retire_entity) the entity for this party.
+#[derive(Debug)]
+pub(crate) struct Life {
+    generation: u64,
+    entity: Entity,
+}
+
+impl Life {
+    /// The party of `entity` of the session `generation`.
+    pub(crate) fn new(generation: u64, entity: Entity) -> Life {
+        Life { generation, entity }
+    }
+}
+
+impl Drop for Life {
+    fn drop(&mut self) {
+        retire_entity(self.generation, self.entity);
+    }
 }

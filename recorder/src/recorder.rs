@@ -345,6 +345,14 @@ impl RecorderGuard {
         self.session.written_dumps()
     }
 
+    /// How many definitions (of threads, tasks, locks, strings, ...) the recorder keeps in
+    /// memory now: those of live entities and sites, and of retired ones that an output may
+    /// still need. For tests of its memory bound.
+    #[doc(hidden)]
+    pub fn retained_definitions(&self) -> usize {
+        crate::session::lock(&self.session.registry).len()
+    }
+
     /// Stops recording, writes the rest and reports what was written.
     pub fn finish(mut self) -> Result<RecordingSummary, RecorderError> {
         self.stop()

@@ -4,7 +4,8 @@
 //! nothing twice.
 
 use crate::format::{EventKind, TaskId};
-use crate::local;
+use crate::local::{self, Life};
+use crate::registry::Entity;
 use crate::session;
 use std::future::{Future, IntoFuture};
 use std::panic::Location;
@@ -31,21 +32,14 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let at = Location::caller();
-    let task = local::with(|ctx| {
-        let site = ctx.site(at);
-        let task =
-            session::lock(&ctx.session().registry).task(Some(name), "hindsight", Some(site), None);
-        ctx.record(EventKind::TaskSpawned { task, site: Some(site) });
-        task
-    });
-    let recorded = Recorded { task, finished: false, inner: future };
+    let (task, own, handle) = define(name, Location::caller());
+    let recorded = Recorded { task, finished: false, inner: future, _life: own };
     // With tokio's instrumentation on, the Layer sees tokio's span of this task being created
     // right now, on this thread: it takes this task as the one that span stands for.
     local::set_adopt(task);
     let inner = ::tokio::spawn(recorded);
     local::set_adopt(None);
-    JoinHandle { inner, task }
+    JoinHandle { inner, task, _life: handle }
 }
 
 /// Spawns the `!Send` `future` on the current [`LocalSet`](tokio::task::LocalSet) as a
@@ -78,19 +72,36 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    let at = Location::caller();
-    let task = local::with(|ctx| {
-        let site = ctx.site(at);
-        let task =
-            session::lock(&ctx.session().registry).task(Some(name), "hindsight", Some(site), None);
-        ctx.record(EventKind::TaskSpawned { task, site: Some(site) });
-        task
-    });
-    let recorded = Recorded { task, finished: false, inner: future };
+    let (task, own, handle) = define(name, Location::caller());
+    let recorded = Recorded { task, finished: false, inner: future, _life: own };
     local::set_adopt(task);
     let inner = ::tokio::task::spawn_local(recorded);
     local::set_adopt(None);
-    JoinHandle { inner, task }
+    JoinHandle { inner, task, _life: handle }
+}
+
+/// Defines the task `name` spawned at `at` and records its spawn: its id and the two parties
+/// to its life, the task's own and its join handle's (it retires once both are gone).
+fn define(
+    name: &str,
+    at: &'static Location<'static>,
+) -> (Option<TaskId>, Option<Life>, Option<Life>) {
+    let defined = local::with(|ctx| {
+        let site = ctx.site(at);
+        let mut registry = session::lock(&ctx.session().registry);
+        let task = registry.task(Some(name), "hindsight", Some(site), None);
+        registry.hold(Entity::Task(task));
+        drop(registry);
+        ctx.record(EventKind::TaskSpawned { task, site: Some(site) });
+        (task, ctx.generation())
+    });
+    match defined {
+        Some((task, generation)) => {
+            let life = || Some(Life::new(generation, Entity::Task(task)));
+            (Some(task), life(), life())
+        }
+        None => (None, None, None),
+    }
 }
 
 /// A future that records its polls as those of `task`.
@@ -98,6 +109,9 @@ struct Recorded<F> {
     task: Option<TaskId>,
     finished: bool,
     inner: F,
+    /// The task's own party to its life: it ends after the future is dropped (fields drop in
+    /// order).
+    _life: Option<Life>,
 }
 
 /// Restores the thread's current task when a poll ends, even by a panic.
@@ -151,6 +165,8 @@ impl<F> Drop for Recorded<F> {
 pub struct JoinHandle<T> {
     inner: ::tokio::task::JoinHandle<T>,
     task: Option<TaskId>,
+    /// The handle's party to the task's life: a join is recorded while it lives.
+    _life: Option<Life>,
 }
 
 impl<T> JoinHandle<T> {

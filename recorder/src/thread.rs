@@ -3,7 +3,9 @@
 
 use crate::clock;
 use crate::format::{EventKind, ThreadId};
-use crate::local;
+use crate::local::{self, Life};
+use crate::registry::Entity;
+use crate::session;
 use std::panic::{self, AssertUnwindSafe, Location};
 
 /// Spawns a recorded OS thread named `name`, like [`std::thread::Builder::spawn`].
@@ -23,9 +25,15 @@ where
 {
     let at = Location::caller();
     let spawned_at = clock::ticks();
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Option<ThreadId>>(1);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Option<(ThreadId, u64)>>(1);
     let inner = std::thread::Builder::new().name(name.to_owned()).spawn(move || {
-        let _ = tx.send(local::with(|ctx| ctx.thread()));
+        // The thread and its join handle are the parties to its life: it retires (as it
+        // ends, `local::retire` below) and so does the handle, when dropped.
+        let _ = tx.send(local::with(|ctx| {
+            let thread = ctx.thread();
+            session::lock(&ctx.session().registry).hold(Entity::Thread(thread));
+            (thread, ctx.generation())
+        }));
         drop(tx);
         local::with(|ctx| ctx.record(EventKind::ThreadStarted));
         let result = panic::catch_unwind(AssertUnwindSafe(f));
@@ -36,14 +44,18 @@ where
             Err(payload) => panic::resume_unwind(payload),
         }
     })?;
-    let thread = rx.recv().ok().flatten();
-    if let Some(thread) = thread {
+    let defined = rx.recv().ok().flatten();
+    if let Some((thread, _)) = defined {
         local::with(|ctx| {
             let site = Some(ctx.site(at));
             ctx.record_at(spawned_at, EventKind::ThreadSpawned { thread, site });
         });
     }
-    Ok(JoinHandle { inner, thread })
+    Ok(JoinHandle {
+        inner,
+        thread: defined.map(|(thread, _)| thread),
+        life: defined.map(|(thread, generation)| Life::new(generation, Entity::Thread(thread))),
+    })
 }
 
 /// The handle of a thread spawned by [`spawn`]; joining it is recorded.
@@ -51,6 +63,8 @@ where
 pub struct JoinHandle<T> {
     inner: std::thread::JoinHandle<T>,
     thread: Option<ThreadId>,
+    /// The handle's party to the thread's life: a join is recorded while it lives.
+    life: Option<Life>,
 }
 
 impl<T> JoinHandle<T> {
@@ -58,19 +72,21 @@ impl<T> JoinHandle<T> {
     #[track_caller]
     pub fn join(self) -> std::thread::Result<T> {
         let at = Location::caller();
-        if let Some(thread) = self.thread {
+        let JoinHandle { inner, thread, life } = self;
+        if let Some(thread) = thread {
             local::with(|ctx| {
                 let site = Some(ctx.site(at));
                 ctx.record(EventKind::ThreadJoinRequested { thread, site });
             });
         }
-        let result = self.inner.join();
-        if let Some(thread) = self.thread {
+        let result = inner.join();
+        if let Some(thread) = thread {
             local::with(|ctx| {
                 let site = Some(ctx.site(at));
                 ctx.record(EventKind::ThreadJoined { thread, site });
             });
         }
+        drop(life);
         result
     }
 

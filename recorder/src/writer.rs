@@ -5,11 +5,13 @@
 //!
 //! 1. drain all rings into memory (and claim stale held events);
 //! 2. take the definitions made since the last round — after step 1, so every id an event of
-//!    this round carries is defined by now;
+//!    this round carries is defined by now — and tell the registry how far the rounds have
+//!    drained the events of retired entities (see [`crate::registry`]);
 //! 3. add the marks of the triggers asked for since the last round, as events of the writer's
 //!    own thread (with their definitions);
 //! 4. give the round to the sink (streaming: definitions chunk, one event chunk per thread,
-//!    a watermark) and, if triggers came, have it dump.
+//!    a watermark), let the registry forget the retired definitions that the sink no longer
+//!    needs, and, if triggers came, have the sink dump.
 //!
 //! # When writing fails
 //!
@@ -20,6 +22,7 @@
 
 use crate::clock;
 use crate::format::{Definition, Event, EventKind, Header, ThreadId, TraceWriter};
+use crate::registry::Entity;
 use crate::ring::{RawEvent, Ring};
 use crate::session::{self, DumpOutcome, Session};
 use crate::trigger::{DumpError, DumpRequest};
@@ -31,6 +34,8 @@ use std::time::Duration;
 /// What one round drained.
 #[derive(Debug, Default)]
 pub(crate) struct Batch {
+    /// The round's number, counting from 1.
+    pub(crate) number: u64,
     /// Definitions made since the previous round.
     pub(crate) definitions: Vec<Definition>,
     /// Events, thread after thread, each thread's in its program order.
@@ -58,6 +63,8 @@ pub(crate) struct Collector {
     session: Arc<Session>,
     scratch: Vec<RawEvent>,
     previous_round: u64,
+    /// Rounds collected so far.
+    rounds: u64,
     watermark: u64,
     /// The writer's own thread, once a mark needed it.
     own_thread: Option<ThreadId>,
@@ -67,7 +74,14 @@ impl Collector {
     /// A collector of `session`.
     pub(crate) fn new(session: Arc<Session>) -> Collector {
         let previous_round = session.start_ticks;
-        Collector { session, scratch: Vec::new(), previous_round, watermark: 0, own_thread: None }
+        Collector {
+            session,
+            scratch: Vec::new(),
+            previous_round,
+            rounds: 0,
+            watermark: 0,
+            own_thread: None,
+        }
     }
 
     /// One round. With `last`, held events are claimed however fresh they are.
@@ -75,6 +89,13 @@ impl Collector {
     /// The watermark is the start of the *previous* round (or the oldest event still held,
     /// if older): an event is stamped a moment before it is pushed, and one round interval is
     /// the slack allowed for that moment.
+    ///
+    /// An entity retires after every event its parties recorded with its id was pushed: one
+    /// retired before the round began (and before the oldest event still held) is used by no
+    /// event of a later round than the next one (see
+    /// [`Registry::drained`](crate::registry::Registry::drained)). The registry is told so
+    /// with a margin of one held-events claim interval, for events of others that can race
+    /// with the end (a tokio waker firing as its task finishes).
     pub(crate) fn collect(&mut self, last: bool) -> Batch {
         let now = clock::ticks();
         let rings: Vec<(ThreadId, Arc<Ring>)> = {
@@ -87,6 +108,8 @@ impl Collector {
         let claim_after = self.session.held_claim_ticks;
         let mut batch = Batch::default();
         let mut oldest_held = self.previous_round;
+        // Events pushed before the round began have been drained (or are held since then).
+        let mut drained_before = now;
         for (thread, ring) in &rings {
             self.scratch.clear();
             let dropped = ring
@@ -114,10 +137,18 @@ impl Collector {
             }
             if let Some(held) = ring.oldest_held() {
                 oldest_held = oldest_held.min(held);
+                drained_before = drained_before.min(held);
             }
         }
-        batch.definitions = session::lock(&self.session.registry).take_unwritten();
+        self.rounds += 1;
+        batch.number = self.rounds;
         let watermark = if last { now } else { oldest_held };
+        {
+            let mut registry = session::lock(&self.session.registry);
+            batch.definitions = registry.take_unwritten();
+            let horizon = drained_before.saturating_sub(self.session.held_claim_ticks);
+            registry.drained(self.rounds, horizon);
+        }
         self.watermark = self.watermark.max(clock::to_nanos(start, watermark));
         batch.watermark = self.watermark;
         batch.now = clock::to_nanos(start, now);
@@ -142,6 +173,8 @@ impl Collector {
             let time_ns = clock::to_nanos(self.session.start_ticks, clock::ticks());
             let kind = EventKind::Mark { label, site };
             batch.events.push(Event { time_ns, thread, task: None, kind });
+            // The label is used by this mark only: once its round is let go, it may go.
+            registry.retire(Entity::Label(label), clock::ticks());
         }
         batch.definitions.extend(registry.take_unwritten());
     }
@@ -167,6 +200,11 @@ pub(crate) trait Sink: Send {
 
     /// Bytes written to files so far.
     fn bytes_written(&self) -> u64;
+
+    /// The oldest round whose events the sink still holds for a later output (a dump), or
+    /// `None` if it holds none (the stream's events are in the file already): definitions of
+    /// retired entities used only by older rounds may be forgotten.
+    fn kept_from(&self) -> Option<u64>;
 }
 
 /// Writes batches to a trace file as they come (streaming mode).
@@ -213,6 +251,10 @@ impl<W: Write + Send> Sink for StreamSink<W> {
 
     fn bytes_written(&self) -> u64 {
         self.writer.bytes_written()
+    }
+
+    fn kept_from(&self) -> Option<u64> {
+        None
     }
 }
 
@@ -265,6 +307,8 @@ impl Writer {
         } else {
             self.report.dropped += batch.recorded();
         }
+        let kept_from = self.sink.kept_from();
+        session::lock(&self.session.registry).forget_retired(kept_from);
         if !requests.is_empty() {
             let outcome = match refused {
                 Ok(()) => self.dump(),

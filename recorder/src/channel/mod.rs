@@ -39,6 +39,7 @@ pub mod std_mpsc;
 use crate::defined::Defined;
 use crate::format::{ChannelId, EventKind};
 use crate::local::{self, Ctx};
+use crate::registry::Entity;
 use std::borrow::Cow;
 use std::fmt;
 use std::panic::Location;
@@ -61,6 +62,13 @@ impl fmt::Debug for ChannelMeta {
             .field("name", &self.name)
             .field("site", &format_args!("{}", self.site))
             .finish_non_exhaustive()
+    }
+}
+
+impl Drop for ChannelMeta {
+    /// Both ends of the channel are gone: the session may forget it.
+    fn drop(&mut self) {
+        self.id.retire(|id| Entity::Channel(ChannelId(id)));
     }
 }
 

@@ -3,7 +3,7 @@
 use super::fields::Fields;
 use crate::format::{EventKind, LockMode};
 use crate::local;
-use crate::registry::SiteSource;
+use crate::registry::{NamedUse, SiteSource};
 use crate::session;
 use crate::waits::Wait;
 use std::cell::RefCell;
@@ -38,7 +38,17 @@ pub(crate) fn record(metadata: &'static Metadata<'static>, fields: Fields) {
         _ => LockMode::Exclusive,
     };
     let Some(op) = fields.op.as_deref() else { return };
+    let used = match op {
+        "requested" => NamedUse::Request,
+        "acquired" | "try_acquired" => NamedUse::Acquire,
+        "try_failed" => NamedUse::Fail,
+        "released" => NamedUse::Release,
+        _ => return,
+    };
     local::with(|ctx| {
+        // Stamped before the lookup: a sweep that retires the lock later (under the
+        // registry's lock) comes after this event's time.
+        let ticks = crate::clock::ticks();
         let site = ctx.site_of(SiteSource {
             key: metadata as *const Metadata<'static> as usize,
             file: metadata.file().unwrap_or("<unknown>"),
@@ -46,23 +56,23 @@ pub(crate) fn record(metadata: &'static Metadata<'static>, fields: Fields) {
             col: 0,
             function: None,
         });
-        let lock = session::lock(&ctx.session().registry).named_lock(name, Some(site));
-        let ticks = crate::clock::ticks();
-        let kind = match op {
-            "requested" => EventKind::LockRequested { lock, mode, site },
-            "acquired" | "try_acquired" => {
+        let mut registry = session::lock(&ctx.session().registry);
+        let lock = registry.named_lock(name, Some(site), used, crate::clock::ticks());
+        drop(registry);
+        let kind = match used {
+            NamedUse::Request => EventKind::LockRequested { lock, mode, site },
+            NamedUse::Acquire => {
                 let via_try = op == "try_acquired";
                 EventKind::LockAcquired { lock, mode, site, seq: None, via_try }
             }
-            "try_failed" => EventKind::LockTryFailed { lock, mode, site },
-            "released" => EventKind::LockReleased { lock, mode, seq: None, poisoned: false },
-            _ => return,
+            NamedUse::Fail => EventKind::LockTryFailed { lock, mode, site },
+            NamedUse::Release => EventKind::LockReleased { lock, mode, seq: None, poisoned: false },
         };
         ctx.record_at(ticks, kind);
-        match op {
-            "requested" => track(lock, ctx.begin_wait(ticks, lock, mode)),
-            "acquired" | "try_acquired" | "try_failed" => track(lock, None),
-            _ => {}
+        match used {
+            NamedUse::Request => track(lock, ctx.begin_wait(ticks, lock, mode)),
+            NamedUse::Acquire | NamedUse::Fail => track(lock, None),
+            NamedUse::Release => {}
         }
     });
 }

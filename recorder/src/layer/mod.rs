@@ -22,6 +22,8 @@
 //! and the tokio locks inside the recorder's [wrappers](crate::sync::tokio) are not recorded
 //! twice. tokio's guards let go before they report it; see `resource` for how the order is
 //! kept right. A semaphore's `acquire_many` counts as one hold; `try_acquire` is not seen.
+//! When a task's span or a lock's resource span closes, the task or lock is retired: its
+//! definition is forgotten once no output needs it (see `registry`).
 //!
 //! The Layer keeps its own per-thread stack of the spans it cares about (the registry's is
 //! private), and its own ids (tokio's span ids are reused once a span closes). It never emits
@@ -60,6 +62,7 @@ mod resource;
 use crate::format::{EventKind, LockKind, LockMode, TaskId};
 use crate::local::{self, Ctx};
 use crate::recorder::Recorder;
+use crate::registry::Entity;
 use crate::session;
 use fields::{Change, Fields};
 use resource::{Actor, AsyncOp, Resource};
@@ -74,8 +77,9 @@ use tracing_subscriber::registry::LookupSpan;
 /// What a span is to the recorder; kept in the span's extensions.
 #[derive(Debug, Clone)]
 enum SpanKind {
-    /// A tokio task. `adopted`: spawned by `task::spawn`, which records it itself.
-    Task { task: TaskId, adopted: bool },
+    /// A tokio task of the session `generation`. `adopted`: spawned by `task::spawn`, which
+    /// records it (and retires it) itself.
+    Task { task: TaskId, adopted: bool, generation: u64 },
     /// A tokio lock the recorder records.
     Resource(Arc<Resource>),
     /// The internal semaphore of a recorded tokio `Semaphore`.
@@ -153,7 +157,7 @@ impl Recorder {
 
     fn new_task_span(&self, fields: Fields) -> Option<SpanKind> {
         if let Some(task) = local::take_adopt() {
-            return Some(SpanKind::Task { task, adopted: true });
+            return Some(SpanKind::Task { task, adopted: true, generation: 0 });
         }
         local::with(|ctx| {
             let mut registry = session::lock(&ctx.session().registry);
@@ -169,7 +173,7 @@ impl Recorder {
             let task = registry.task(fields.task_name.as_deref(), kind, site, fields.task_id);
             drop(registry);
             ctx.record(EventKind::TaskSpawned { task, site });
-            SpanKind::Task { task, adopted: false }
+            SpanKind::Task { task, adopted: false, generation: ctx.generation() }
         })
     }
 
@@ -439,7 +443,7 @@ where
             return;
         };
         let previous_task = match kind {
-            SpanKind::Task { task, adopted: false } => {
+            SpanKind::Task { task, adopted: false, .. } => {
                 let previous = local::set_current_task(Some(task));
                 local::with(|ctx| ctx.tokio_task_entered(task));
                 previous
@@ -463,7 +467,7 @@ where
             .ok()
             .flatten();
         let Some(entered) = entered else { return };
-        if let SpanKind::Task { task, adopted: false } = entered.kind {
+        if let SpanKind::Task { task, adopted: false, .. } = entered.kind {
             local::with(|ctx| ctx.tokio_task_exited(task));
             local::set_current_task(entered.previous_task);
         }
@@ -479,8 +483,12 @@ where
             return;
         };
         match kind {
-            SpanKind::Task { task, adopted: false } => {
+            SpanKind::Task { task, adopted: false, generation } => {
                 local::with(|ctx| ctx.tokio_task_closed(task));
+                local::retire_entity(generation, Entity::Task(task));
+            }
+            SpanKind::Resource(resource) => {
+                local::retire_entity(resource.generation, Entity::Lock(resource.lock));
             }
             SpanKind::AsyncOp(op) => {
                 drop(session::lock(&op.wait).take());

@@ -4,6 +4,7 @@
 use crate::clock;
 use crate::format::{EventKind, LockId, LockKind, LockMode};
 use crate::local::{self, Ctx};
+use crate::registry::Entity;
 use crate::session;
 use crate::waits::Wait;
 use std::borrow::Cow;
@@ -29,6 +30,16 @@ impl std::fmt::Debug for LockMeta {
             .field("name", &self.name)
             .field("site", &format_args!("{}", self.site))
             .finish_non_exhaustive()
+    }
+}
+
+impl Drop for LockMeta {
+    /// The lock is gone: the session that defined it may forget it.
+    fn drop(&mut self) {
+        let packed = *self.id.get_mut();
+        if packed != 0 {
+            local::retire_entity(packed >> 32, Entity::Lock(LockId(packed as u32)));
+        }
     }
 }
 
