@@ -1,7 +1,8 @@
 //! `hindsight`: the command line. Argument parsing and glue only; the libraries do the work.
 
 use anyhow::Result;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, Parser, Subcommand, ValueEnum};
+use hindsight_analyzer::export;
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,7 +27,8 @@ enum Command {
         format: InfoFormat,
     },
     /// Analyse traces (several are one incident seen from several processes) and report
-    /// deadlocks, lock-order cycles and stale locks. Exit status: 0 no finding at or above
+    /// deadlocks, lock-order cycles, stale locks, data races, guards held across `.await`,
+    /// blocking in async tasks and contention hotspots. Exit status: 0 no finding at or above
     /// --fail-on, 1 findings, 2 unreadable trace or bad arguments.
     Analyze {
         /// The trace files.
@@ -54,6 +56,24 @@ enum Command {
         /// The trace files (several are one incident, as for `analyze`).
         #[arg(required = true)]
         traces: Vec<PathBuf>,
+    },
+    /// Export traces (several are one incident, as for `analyze`) for other tools: the
+    /// timeline as Chrome trace-event JSON (Perfetto, chrome://tracing, speedscope), or the
+    /// lock-order graph as Graphviz DOT. Exit status: 0 written, 2 unreadable trace, unwritable
+    /// output or bad arguments.
+    #[command(group(ArgGroup::new("output").required(true).args(["chrome", "dot"])))]
+    Export {
+        /// The trace files.
+        #[arg(required = true)]
+        traces: Vec<PathBuf>,
+        /// Write the timeline here: a lane per thread and per task, with lock holds, lock
+        /// waits, polls, marks and the findings of the analysis.
+        #[arg(long, value_name = "OUT.json")]
+        chrome: Option<PathBuf>,
+        /// Write the lock-order graph here: lock classes, and an edge A -> B for each B taken
+        /// while holding A; edges of lock-order-cycle errors red.
+        #[arg(long, value_name = "OUT.dot")]
+        dot: Option<PathBuf>,
     },
     /// Convert a RAPID STD text trace (THREAD|OP(ARG)|LOC) into a hindsight trace.
     Convert {
@@ -163,6 +183,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Tui { traces } => {
             drop(out);
             hindsight_tui::run(&traces)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Export { traces, chrome, dot } => {
+            drop(out);
+            let replay = hindsight_analyzer::replay::Replay::open(&traces)?;
+            let (written, path) = match (chrome, dot) {
+                (Some(path), _) => {
+                    let summary = export::to_file(&path, |out| export::chrome::write(replay, out))?;
+                    (summary.to_string(), path)
+                }
+                (None, Some(path)) => {
+                    let summary = export::to_file(&path, |out| export::dot::write(replay, out))?;
+                    (summary.to_string(), path)
+                }
+                (None, None) => anyhow::bail!("give --chrome OUT.json or --dot OUT.dot"),
+            };
+            eprintln!("wrote {written} to {}", path.display());
             return Ok(ExitCode::SUCCESS);
         }
         Command::Convert { input, output } => {

@@ -5,6 +5,7 @@
 pub mod analyze;
 pub mod detect;
 pub mod error;
+pub mod export;
 pub mod info;
 mod prefetch;
 pub mod rapid;

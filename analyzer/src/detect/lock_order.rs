@@ -95,6 +95,20 @@ impl LockOrder {
         LockOrder::default()
     }
 
+    /// The lock-order graph so far, one edge per order of two classes, in no particular order:
+    /// `(from, to, count, held_at, taken_at)`, `count` times a lock of class `to` was taken
+    /// while one of `from` was held; the sites are those of the first time (where the held
+    /// lock was acquired, where the other was).
+    pub fn order_edges(
+        &self,
+    ) -> impl Iterator<Item = (ClassId, ClassId, u64, SiteId, SiteId)> + '_ {
+        self.index.values().filter_map(|hot| {
+            let edge = self.edges.get(hot.ix as usize)?;
+            let first = edge.witnesses.first()?;
+            Some((edge.from, edge.to, hot.count, first.held.site, first.site))
+        })
+    }
+
     #[inline]
     fn observe(&mut self, cx: &Context<'_>, holds: &[Hold], position: usize, w: Witness) {
         let from = cx.trace.lock_class(w.held.lock);
