@@ -306,28 +306,26 @@ impl Trace {
         let name_text = name.map(|n| self.strings[n.index()].clone()).filter(|n| !n.is_empty());
         let existing_slot = self.maps[process].slots.get(def.id.0);
         // A user-defined lock (a file or database lock, recorded through the tracing
-        // convention) named like one another file defined already is that lock too. Other
-        // locks live inside one process: two processes' `Mutex::named("cache")` are two
-        // instances of one class, not one lock.
+        // convention) is known by its name: one this file defined already under that name
+        // (the recorder forgets an idle one and defines it again when it is next used) or
+        // one another file defined is that lock too. Other locks live inside one process:
+        // two processes' `Mutex::named("cache")` are two instances of one class, not one lock.
         let shared = match (&name_text, existing_slot) {
             (Some(text), None) if def.kind == LockKind::Custom => {
                 self.named_locks.get(text).and_then(|locks| {
-                    locks
-                        .iter()
-                        .copied()
-                        .find(|l| {
-                            let lock = &self.locks[l.index()];
-                            lock.process != process
-                                && lock.kind == LockKind::Custom
-                                && !self.claimed.contains(&(process, *l))
-                        })
-                        .map(|l| (l, text.clone()))
+                    let custom = |l: &LockId| self.locks[l.index()].kind == LockKind::Custom;
+                    let mine = |l: &LockId| {
+                        self.locks[l.index()].process == process
+                            || self.claimed.contains(&(process, *l))
+                    };
+                    let known = locks.iter().copied().filter(custom).find(mine);
+                    known.or_else(|| locks.iter().copied().filter(custom).find(|l| !mine(l)))
                 })
             }
             _ => None,
         };
         let lock = match shared {
-            Some((lock, _)) => {
+            Some(lock) => {
                 self.claimed.insert((process, lock));
                 let slot = self.slot_lock.len() as u32;
                 self.slot_lock.push(lock);

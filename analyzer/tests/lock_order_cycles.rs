@@ -308,3 +308,31 @@ fn in_process_locks_of_one_name_in_two_processes_are_two_locks_of_one_class() {
     assert_eq!(kinds, vec![(FindingKind::LockOrderCycle, Severity::Error)]);
     assert_eq!(report.trace.replay_conflicts, 0);
 }
+
+#[test]
+fn a_user_defined_lock_defined_again_under_its_name_is_still_one_lock() {
+    // The recorder forgets an idle user-defined lock and defines it again, under a new id,
+    // when its name is next used: in each process, both ids are one `db.lock`, and across
+    // processes too.
+    let trace = |pid: u32, first: &str, second: &str| {
+        let mut b = TraceBuilder::new("indexer");
+        b.header_mut().pid = pid;
+        b.header_mut().start_unix_ns += u64::from(pid) * 1_000;
+        let t = b.thread("main");
+        let s1 = b.site(&format!("src/p{pid}.rs"), 10, 5);
+        let s2 = b.site(&format!("src/p{pid}.rs"), 11, 5);
+        let l1 = b.lock(LockKind::Custom, true, Some(first), None);
+        let l2 = b.lock(LockKind::Custom, true, Some(second), None);
+        b.on(t).acquire(l1, s1).release(l1);
+        let again = b.lock(LockKind::Custom, true, Some(first), None);
+        b.on(t).acquire(again, s1).acquire(l2, s2).release(l2).release(again);
+        (format!("p{pid}.trace"), b.build())
+    };
+    let traces = vec![trace(1, "db.lock", "index.lock"), trace(2, "index.lock", "db.lock")];
+    let report = analyze_bytes(traces, &AnalyzeOptions::default()).expect("readable");
+    let names: Vec<&str> = report.locks.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(names, ["db.lock", "index.lock"]);
+    assert_eq!(report.findings.len(), 1, "{:#?}", report.findings);
+    assert_eq!(report.findings[0].locks, strings(&["db.lock", "index.lock"]));
+    assert_eq!(report.findings[0].severity, Severity::Error);
+}
