@@ -142,8 +142,8 @@ fn summary(replay: &Replay) -> TraceSummary {
         })
         .collect();
     TraceSummary {
-        truncated_bytes: files.iter().map(|f| f.truncated_bytes).sum(),
-        dropped_events: files.iter().map(|f| f.dropped_events).sum(),
+        truncated_bytes: files.iter().map(|f| f.truncated_bytes).fold(0, u64::saturating_add),
+        dropped_events: files.iter().map(|f| f.dropped_events).fold(0, u64::saturating_add),
         files,
         events: replay.stats().events,
         duration_ns: state.end_ns().saturating_sub(first),

@@ -896,7 +896,8 @@ impl TimelineBuilder {
             if lock.series.is_empty() {
                 continue;
             }
-            let halved: Vec<u64> = lock.series.chunks(2).map(|pair| pair.iter().sum()).collect();
+            let halved: Vec<u64> =
+                lock.series.chunks(2).map(|pair| pair[0].saturating_add(pair[1])).collect();
             lock.series = halved;
             lock.series.resize(SERIES_BUCKETS, 0);
         }

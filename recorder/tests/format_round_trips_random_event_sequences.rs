@@ -3,63 +3,16 @@
 mod support;
 
 use hindsight_recorder::format::{
-    ChannelId, Definition, Event, EventKind, Header, Item, LockId, LockMode, SiteId, StringId,
-    Tail, TaskId, ThreadId, TraceWriter, VarId,
+    arbitrary, Definition, Event, EventKind, Header, Item, StringId, Tail, TaskId, ThreadId,
+    TraceWriter,
 };
 use proptest::prelude::*;
 use support::read_all;
 
-fn mode(shared: bool) -> LockMode {
-    if shared {
-        LockMode::Shared
-    } else {
-        LockMode::Exclusive
-    }
-}
-
 /// Every event kind, with field values spanning every varint width.
 fn event_kind() -> impl Strategy<Value = EventKind> {
     let id = prop_oneof![0u32..4, 0u32..300, any::<u32>()];
-    let big = prop_oneof![0u64..300, any::<u64>()];
-    (0u8..24, id.clone(), id, big.clone(), big, any::<bool>(), any::<bool>()).prop_map(
-        |(variant, a, b, x, y, flag, other)| {
-            let (lock, site, var) = (LockId(a), SiteId(b), VarId(a));
-            let opt_site = flag.then_some(site);
-            let seq = other.then_some(x);
-            match variant {
-                0 => EventKind::LockRequested { lock, mode: mode(flag), site },
-                1 => EventKind::LockAcquired {
-                    lock,
-                    mode: mode(flag),
-                    site,
-                    seq,
-                    via_try: y % 2 == 0,
-                },
-                2 => EventKind::LockTryFailed { lock, mode: mode(flag), site },
-                3 => EventKind::LockReleased { lock, mode: mode(flag), seq, poisoned: y % 3 == 0 },
-                4 => EventKind::TaskSpawned { task: TaskId(b), site: opt_site },
-                5 => EventKind::PollStarted,
-                6 => EventKind::PollEnded { ready: flag },
-                7 => EventKind::TaskFinished { cancelled: flag },
-                8 => EventKind::TaskJoined { task: TaskId(b), site: opt_site },
-                9 => EventKind::TaskJoinRequested { task: TaskId(b), site: opt_site },
-                10 => EventKind::Wake { task: TaskId(a), by_ref: flag },
-                11 => EventKind::ThreadSpawned { thread: ThreadId(a), site: opt_site },
-                12 => EventKind::ThreadStarted,
-                13 => EventKind::ThreadFinished { panicked: flag },
-                14 => EventKind::ThreadJoinRequested { thread: ThreadId(a), site: opt_site },
-                15 => EventKind::ThreadJoined { thread: ThreadId(a), site: opt_site },
-                16 => EventKind::Send { channel: ChannelId(a), message: x, site },
-                17 => EventKind::Receive { channel: ChannelId(a), message: x, site },
-                18 => EventKind::Read { var, site },
-                19 => EventKind::Write { var, site },
-                20 => EventKind::SyncRelease { var, site },
-                21 => EventKind::SyncAcquire { var, site },
-                22 => EventKind::Mark { label: StringId(b), site: opt_site },
-                _ => EventKind::Gap { dropped: y },
-            }
-        },
-    )
+    arbitrary::event_kind(id, prop_oneof![0u64..300, any::<u64>()])
 }
 
 fn event() -> impl Strategy<Value = Event> {

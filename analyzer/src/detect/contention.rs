@@ -481,7 +481,7 @@ impl Detector for Contention {
                 .filter_map(|(index, stats)| Some((index, stats.as_ref()?)))
                 .filter(|(index, _)| !is_semaphore(*index))
         };
-        let all_wait: u64 = judged().map(|(_, s)| s.wait.total_ns).sum();
+        let all_wait = judged().map(|(_, s)| s.wait.total_ns).fold(0, u64::saturating_add);
         let statistics = self.statistics(cx);
         for (index, stats) in judged() {
             let share =

@@ -57,6 +57,8 @@
 //! decoder module (`v1`, ...), and `current` names the newest. A reader meeting a newer or older
 //! version says so in one line that names the file.
 
+#[cfg(feature = "arbitrary")]
+pub mod arbitrary;
 mod builder;
 mod defs;
 mod event;
