@@ -6,7 +6,7 @@ mod common;
 use common::{analyze, analyze_grouped, sites, strings};
 use hindsight_analyzer::report::{Detail, Severity};
 use hindsight_analyzer::FindingKind;
-use hindsight_recorder::format::TraceBuilder;
+use hindsight_recorder::format::{LockKind, TraceBuilder};
 
 /// ```text
 /// a: lock(sqlite)@10 ─────────── request(git)@11 ...  (blocked to the end)
@@ -184,4 +184,54 @@ fn an_abandoned_async_wait_is_no_longer_a_wait() {
     b.in_task(worker, t2).poll_start().try_fail(x, s).release(y).finish_task();
     let report = analyze(&b);
     assert_eq!(report.findings, vec![]);
+}
+
+/// `a` holds `db` and a permit and waits for a permit; `b` holds a permit and waits for `db`;
+/// `c` holds the third permit, with `c_waits` deciding whether `c` is still running (it will
+/// give its permit back) or waits for `db` too.
+fn permits(c_waits: bool) -> TraceBuilder {
+    let mut b = TraceBuilder::new("permits");
+    let (ta, tb, tc) = (b.thread("a"), b.thread("b"), b.thread("c"));
+    let db = b.mutex("db");
+    let permits = b.lock(LockKind::Semaphore, false, Some("permits"), None);
+    let site = b.site("src/pool.rs", 3, 9);
+    b.on(ta).acquire(db, site).acquire(permits, site);
+    b.on(tb).acquire(permits, site);
+    b.on(tc).acquire(permits, site);
+    b.on(ta).request(permits, site);
+    b.on(tb).request(db, site);
+    if c_waits {
+        b.on(tc).request(db, site);
+    }
+    b
+}
+
+/// The threads of each deadlock found (the locks still held at the end are stale-lock
+/// findings too, beside the point here).
+fn deadlocks(b: &TraceBuilder) -> Vec<Vec<String>> {
+    let report = analyze(b);
+    report
+        .findings
+        .iter()
+        .filter(|f| f.kind == FindingKind::Deadlock)
+        .map(|f| f.threads.clone())
+        .collect()
+}
+
+#[test]
+fn waiting_for_a_permit_is_a_deadlock_only_if_every_other_holder_is_stuck() {
+    // `c` runs on and will give its permit back: `a` is not stuck.
+    assert!(deadlocks(&permits(false)).is_empty());
+    // Every permit holder waits for `db`, which `a` holds while it waits for a permit.
+    assert_eq!(deadlocks(&permits(true)), vec![strings(&["a", "b"]), strings(&["a", "c"])]);
+}
+
+#[test]
+fn waiting_for_a_permit_while_holding_the_only_ones_is_a_deadlock_of_one() {
+    let mut b = TraceBuilder::new("permits");
+    let t = b.thread("a");
+    let permits = b.lock(LockKind::Semaphore, false, Some("permits"), None);
+    let site = b.site("src/pool.rs", 3, 9);
+    b.on(t).acquire(permits, site).acquire(permits, site).request(permits, site);
+    assert_eq!(deadlocks(&b), vec![strings(&["a"])]);
 }

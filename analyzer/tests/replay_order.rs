@@ -3,9 +3,9 @@
 
 use hindsight_analyzer::detect::{Context, Detector, Interest};
 use hindsight_analyzer::replay::{Actor, Replay};
-use hindsight_analyzer::{Finding, FindingKind};
+use hindsight_analyzer::{analyze_bytes, AnalyzeOptions, Finding, FindingKind};
 use hindsight_recorder::format::{
-    Event, EventKind, Header, LockId, LockMode, ThreadId, TraceBuilder, TraceWriter,
+    Event, EventKind, Header, LockId, LockKind, LockMode, ThreadId, TraceBuilder, TraceWriter,
 };
 use std::collections::HashMap;
 
@@ -280,4 +280,29 @@ fn reading_ahead_for_prefetches_changes_nothing_a_detector_sees() {
         assert!(*seen_before <= first + i, "{event:?} prefetched after it was seen");
         assert!(first + i - seen_before <= 8, "{event:?} prefetched too early");
     }
+}
+
+#[test]
+fn permits_of_a_semaphore_held_at_once_are_not_conflicts() {
+    // Three workers hold a permit each of a three-permit semaphore at once (a trace does not
+    // say how many permits there are); a mutex taken by two of them at once is a conflict.
+    let mut b = TraceBuilder::new("permits");
+    let permits = b.lock(LockKind::Semaphore, false, Some("permits"), None);
+    let m = b.mutex("m");
+    let site = b.site("src/lib.rs", 1, 1);
+    let workers: Vec<ThreadId> = (0..3).map(|i| b.thread(&format!("worker-{i}"))).collect();
+    for &t in &workers {
+        b.on(t).acquire(permits, site);
+    }
+    for &t in &workers {
+        b.on(t).release(permits);
+    }
+    let report = analyze_bytes(vec![("permits".to_owned(), b.build())], &AnalyzeOptions::default())
+        .expect("readable");
+    assert_eq!(report.trace.replay_conflicts, 0);
+    b.on(workers[0]).acquire(m, site);
+    b.on(workers[1]).acquire(m, site);
+    let report = analyze_bytes(vec![("overlap".to_owned(), b.build())], &AnalyzeOptions::default())
+        .expect("readable");
+    assert_eq!(report.trace.replay_conflicts, 1);
 }

@@ -8,7 +8,7 @@
 
 use super::cycles::{elementary_cycles, Bounds};
 use super::{Context, Detector, Interest};
-use crate::replay::{Actor, Hold, Wait, WaitFor};
+use crate::replay::{Actor, Hold, Holder, State, Wait, WaitFor};
 use crate::report::{
     format_ns, push_unique, BlockedActor, DeadlockDetail, Detail, Finding, FindingKind, HeldLock,
     Severity,
@@ -62,14 +62,19 @@ impl Detector for Deadlock {
             match wait.target {
                 WaitFor::Lock { lock, mode } => {
                     if let Some(lock_state) = state.lock(lock) {
-                        for holder in &lock_state.holders {
-                            let conflict = mode == LockMode::Exclusive
-                                || holder.hold.mode == LockMode::Exclusive;
-                            if holder.actor == actor && conflict {
-                                // Relocking a lock it holds: it waits for itself.
-                                self_waits.push((actor, holder.hold));
-                            } else if conflict {
-                                targets.push((holder.actor, Some(holder.hold)));
+                        if lock_state.semaphore {
+                            let holders = &lock_state.holders;
+                            permit_wait(state, actor, holders, &mut targets, &mut self_waits);
+                        } else {
+                            for holder in &lock_state.holders {
+                                let conflict = mode == LockMode::Exclusive
+                                    || holder.hold.mode == LockMode::Exclusive;
+                                if holder.actor == actor && conflict {
+                                    // Relocking a lock it holds: it waits for itself.
+                                    self_waits.push((actor, holder.hold));
+                                } else if conflict {
+                                    targets.push((holder.actor, Some(holder.hold)));
+                                }
                             }
                         }
                     }
@@ -120,6 +125,31 @@ impl Detector for Deadlock {
         for (actor, hold) in self_waits {
             findings.push(finding(cx, &[actor], &[Some(hold)], &waits));
         }
+    }
+}
+
+/// Who keeps `actor` waiting for a permit of a semaphore that `holders` hold. It needs any
+/// one permit back, not all of them, so it is stuck only if every other holder is stuck too.
+/// (A trace does not say how many permits there are; whoever waits found them all taken.)
+/// With no other holder, it holds all the permits itself: it waits for itself.
+fn permit_wait(
+    state: &State,
+    actor: Actor,
+    holders: &[Holder],
+    targets: &mut Vec<(Actor, Blocker)>,
+    self_waits: &mut Vec<(Actor, Hold)>,
+) {
+    let others: Vec<&Holder> = holders.iter().filter(|h| h.actor != actor).collect();
+    if others.is_empty() {
+        if let Some(own) = holders.iter().rev().find(|h| h.actor == actor) {
+            self_waits.push((actor, own.hold));
+        }
+        return;
+    }
+    let stuck =
+        |h: &&Holder| state.actor(h.actor).is_some_and(|a| a.wait.is_some() && a.end.is_none());
+    if others.iter().all(stuck) {
+        targets.extend(others.iter().map(|h| (h.actor, Some(h.hold))));
     }
 }
 

@@ -41,7 +41,9 @@ use crate::error::AnalyzeError;
 use crate::prefetch::prefetch;
 use crate::source::{SourceError, TraceSource};
 use crate::trace::Trace;
-use hindsight_recorder::format::{Event, EventKind, Header, Tail, ThreadId, TraceReader, Unit};
+use hindsight_recorder::format::{
+    Event, EventKind, Header, LockId, LockKind, Tail, ThreadId, TraceReader, Unit,
+};
 use packed::Packed;
 use std::collections::VecDeque;
 use std::io::Read;
@@ -585,7 +587,13 @@ impl Replay {
         let mut batch = std::mem::take(&mut self.batch);
         batch.clear();
         match self.sources[s].input.next_into(&mut batch) {
-            Some(Ok(Unit::Definitions(definitions))) => self.trace.define(process, &definitions),
+            Some(Ok(Unit::Definitions(definitions))) => {
+                self.trace.define(process, &definitions);
+                let locks = self.trace.locks().iter().enumerate();
+                for (index, _) in locks.filter(|(_, l)| l.kind == LockKind::Semaphore) {
+                    self.state.mark_semaphore(LockId(index as u32));
+                }
+            }
             Some(Ok(Unit::Events)) => {
                 // A batch is one thread's events; split any other source's mixed batches.
                 match batch.first().map(|first| first.thread) {

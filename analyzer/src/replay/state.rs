@@ -244,6 +244,9 @@ pub struct LockState {
     pub try_failed: u64,
     /// It was released by a panicking holder.
     pub poisoned: bool,
+    /// It is a semaphore: its holders hold permits, which do not conflict with one another
+    /// (a trace does not say how many permits there are).
+    pub semaphore: bool,
 }
 
 /// Replay's view of the world after the events replayed so far.
@@ -346,6 +349,11 @@ impl State {
         }
     }
 
+    /// Notes that `lock` is a semaphore (see [`LockState::semaphore`]).
+    pub fn mark_semaphore(&mut self, lock: LockId) {
+        grow(&mut self.locks, lock.index()).semaphore = true;
+    }
+
     /// Applies one replayed event.
     #[inline]
     pub fn apply(&mut self, event: &Event) {
@@ -385,10 +393,11 @@ impl State {
                 if waited {
                     lock_state.contended += 1;
                 }
-                let conflict = lock_state.holders.iter().any(|h| {
-                    h.actor != actor
-                        && (mode == LockMode::Exclusive || h.hold.mode == LockMode::Exclusive)
-                });
+                let conflict = !lock_state.semaphore
+                    && lock_state.holders.iter().any(|h| {
+                        h.actor != actor
+                            && (mode == LockMode::Exclusive || h.hold.mode == LockMode::Exclusive)
+                    });
                 if conflict {
                     self.conflicts += 1;
                 }
