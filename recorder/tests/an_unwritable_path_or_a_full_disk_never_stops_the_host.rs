@@ -6,11 +6,13 @@
 #![cfg(feature = "record")]
 
 mod child;
+mod common;
 
+use common::scratch_dir;
 use hindsight_recorder::format::{Tail, TraceReader};
 use hindsight_recorder::sync::Mutex;
 use hindsight_recorder::RecorderError;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -101,15 +103,6 @@ fn run(role: &str, trace: &Path, mode: Option<&str>) -> Outcome {
     Outcome { stdout, hindsight_lines }
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir()
-        .join("hindsight-recorder-tests")
-        .join(format!("{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 #[test]
 fn a_full_disk_is_said_once_and_every_event_is_counted_as_dropped() {
     if child::role().is_some() {
@@ -132,7 +125,7 @@ fn a_disk_filling_up_mid_recording_leaves_a_readable_prefix() {
     if child::role().is_some() {
         return;
     }
-    let dir = scratch("file-size-limit");
+    let dir = scratch_dir("file-size-limit");
     let trace = dir.join("limited.trace");
     let outcome = run("file-size-limit", &trace, None);
     assert_eq!(outcome.hindsight_lines.len(), 1, "said once: {:?}", outcome.hindsight_lines);
@@ -153,7 +146,7 @@ fn an_unwritable_trace_path_is_said_once_and_the_host_runs_unrecorded() {
     if child::role().is_some() {
         return;
     }
-    let dir = scratch("unwritable");
+    let dir = scratch_dir("unwritable");
     let not_a_directory = dir.join("file");
     std::fs::write(&not_a_directory, b"").unwrap();
     let trace = not_a_directory.join("x.trace");
@@ -175,7 +168,7 @@ fn a_dump_that_cannot_be_written_is_said_once_and_recording_goes_on() {
     if child::role().is_some() {
         return;
     }
-    let dir = scratch("dump-gone");
+    let dir = scratch_dir("dump-gone");
     let trace = dir.join("svc.trace");
     let outcome = run("dump-directory-gone", &trace, Some("ring"));
     assert_eq!(child::field(&outcome.stdout, "recording"), Some(1));
@@ -193,7 +186,7 @@ fn a_malformed_mode_is_said_in_one_line_and_nothing_is_recorded() {
     if child::role().is_some() {
         return;
     }
-    let dir = scratch("bad-mode");
+    let dir = scratch_dir("bad-mode");
     let trace = dir.join("never.trace");
     let outcome = run("bad-mode", &trace, Some("ring:size=lots"));
     assert_eq!(child::field(&outcome.stdout, "recording"), Some(0));

@@ -7,14 +7,14 @@
 
 mod common;
 
-use common::{serial, trace_path};
+use common::{flight, scratch_dir, serial, trace_path};
 use hindsight_recorder::annotate::Variable;
 use hindsight_recorder::channel::oneshot;
 use hindsight_recorder::format::{Definition, Event, EventKind, Item, TraceReader};
 use hindsight_recorder::sync::Mutex;
-use hindsight_recorder::{FlightRecorder, Mode, Recorder, RecorderGuard};
+use hindsight_recorder::{FlightRecorder, Recorder, RecorderGuard};
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -294,21 +294,9 @@ fn a_stream_forgets_what_ended_once_it_is_written() {
     let _ = std::fs::remove_file(&path);
 }
 
-/// A flight recorder keeping `max_bytes` of events, dumping into a fresh directory.
-fn flight(name: &str, max_bytes: u64) -> (PathBuf, RecorderGuard) {
-    let dir = std::env::temp_dir()
-        .join("hindsight-recorder-tests")
-        .join(format!("{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = FlightRecorder::new().max_bytes(max_bytes).watchdog(None).on_signal(false);
-    let (_layer, guard) = Recorder::builder()
-        .path(dir.join("svc.trace"))
-        .mode(Mode::Ring(config))
-        .flush_interval(Duration::from_millis(10))
-        .build()
-        .unwrap();
-    (dir, guard)
+/// A flight recorder of `max_bytes`, with no watchdog or signal handler to dump on its own.
+fn quiet_flight(max_bytes: u64) -> FlightRecorder {
+    FlightRecorder::new().max_bytes(max_bytes).watchdog(None).on_signal(false)
 }
 
 /// Lets the flight recorder's memory (128 KiB) go round, after a pause longer than a flush
@@ -327,7 +315,8 @@ fn wrap_memory(guard: &RecorderGuard) {
 #[test]
 fn a_flight_recorder_forgets_what_ended_once_its_memory_lets_go_of_it() {
     let _turn = serial();
-    let (dir, guard) = flight("forgotten-ring", 128 << 10);
+    let dir = scratch_dir("forgotten-ring");
+    let guard = flight(&dir, quiet_flight(128 << 10));
     let mut kept = Vec::new();
     for (requests, tokio) in [(REQUESTS, false), (TOKIO_REQUESTS, true)] {
         serve(requests, tokio);
@@ -365,7 +354,8 @@ fn a_flight_recorder_forgets_what_ended_once_its_memory_lets_go_of_it() {
 #[test]
 fn a_flight_recorder_keeps_what_ended_while_its_events_are_held_in_a_poll() {
     let _turn = serial();
-    let (dir, guard) = flight("forgotten-held", 64 << 10);
+    let dir = scratch_dir("forgotten-held");
+    let guard = flight(&dir, quiet_flight(64 << 10));
     let stop = Arc::new(AtomicBool::new(false));
     // Some 15 KiB of events every 10 ms round on another thread: the memory keeps only the
     // last few rounds.

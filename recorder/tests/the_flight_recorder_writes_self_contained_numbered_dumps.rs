@@ -7,35 +7,15 @@
 
 mod common;
 
-use common::{serial, Trace};
+use common::{flight, scratch_dir, serial, Trace};
 use hindsight_recorder::format::{Definition, EventKind};
 use hindsight_recorder::sync::Mutex;
-use hindsight_recorder::{DumpError, FlightRecorder, Mode, Recorder, RecorderGuard};
+use hindsight_recorder::{DumpError, FlightRecorder, Recorder, RecorderGuard};
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
-
-/// A fresh, empty directory for one test's dumps.
-fn dump_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir()
-        .join("hindsight-recorder-tests")
-        .join(format!("{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn flight(dir: &Path, config: FlightRecorder) -> RecorderGuard {
-    let (_layer, guard) = Recorder::builder()
-        .path(dir.join("svc.trace"))
-        .mode(Mode::Ring(config))
-        .flush_interval(Duration::from_millis(10))
-        .build()
-        .unwrap();
-    guard
-}
 
 /// The labels of the trace's marks, in file order.
 fn marks(trace: &Trace) -> Vec<String> {
@@ -102,7 +82,7 @@ fn wait_for_dumps(guard: &RecorderGuard, count: usize, timeout: Duration) -> Vec
 #[test]
 fn dumps_are_numbered_complete_and_never_overwrite_each_other() {
     let _turn = serial();
-    let dir = dump_dir("numbered");
+    let dir = scratch_dir("numbered");
     let guard = flight(&dir, FlightRecorder::new().max_bytes(64 << 10).watchdog(None));
     // Many more events than 64 KiB hold: the memory wraps, several times.
     let locks: Vec<_> = (0..4).map(|i| Mutex::named(format!("lock-{i}"), 0u64)).collect();
@@ -156,7 +136,7 @@ fn dumps_are_numbered_complete_and_never_overwrite_each_other() {
 #[test]
 fn the_watchdog_dumps_a_deadlock_once_with_both_waits() {
     let _turn = serial();
-    let dir = dump_dir("watchdog");
+    let dir = scratch_dir("watchdog");
     let threshold = Duration::from_millis(300);
     let guard = flight(&dir, FlightRecorder::new().watchdog(Some(threshold)));
     let accounts = Arc::new(Mutex::named("accounts", ()));
@@ -206,7 +186,7 @@ fn the_watchdog_dumps_a_deadlock_once_with_both_waits() {
 #[test]
 fn contention_past_its_threshold_dumps_naming_the_waiter() {
     let _turn = serial();
-    let dir = dump_dir("contention");
+    let dir = scratch_dir("contention");
     let guard = flight(
         &dir,
         FlightRecorder::new()
@@ -240,7 +220,7 @@ fn contention_past_its_threshold_dumps_naming_the_waiter() {
 #[test]
 fn a_task_stuck_on_an_async_lock_is_seen_by_the_watchdog() {
     let _turn = serial();
-    let dir = dump_dir("async");
+    let dir = scratch_dir("async");
     let guard = flight(&dir, FlightRecorder::new().watchdog(Some(Duration::from_millis(200))));
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let dumps = runtime.block_on(async {
@@ -280,7 +260,7 @@ fn a_panic_dumps_with_its_message_and_the_previous_hook_still_runs() {
         flag.store(true, Ordering::SeqCst);
         default(info);
     }));
-    let dir = dump_dir("panic");
+    let dir = scratch_dir("panic");
     let guard = flight(&dir, FlightRecorder::new());
     let lock = Mutex::named("before-the-panic", ());
     drop(lock.lock().unwrap());
@@ -310,7 +290,7 @@ fn a_panic_dumps_with_its_message_and_the_previous_hook_still_runs() {
 #[test]
 fn sigusr1_dumps() {
     let _turn = serial();
-    let dir = dump_dir("signal");
+    let dir = scratch_dir("signal");
     let guard = flight(&dir, FlightRecorder::new());
     // SAFETY: raising a signal whose handler the recorder installed.
     assert_eq!(unsafe { libc::raise(libc::SIGUSR1) }, 0);
@@ -325,7 +305,7 @@ fn sigusr1_dumps() {
 #[test]
 fn the_dump_count_is_capped() {
     let _turn = serial();
-    let dir = dump_dir("capped");
+    let dir = scratch_dir("capped");
     let guard = flight(&dir, FlightRecorder::new().max_dumps(1));
     assert!(guard.dump("one").is_ok());
     assert_eq!(guard.dump("two"), Err(DumpError::Limit { max: 1 }));

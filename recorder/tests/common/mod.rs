@@ -1,5 +1,5 @@
 //! Helpers shared by the recorder's integration tests: reading a trace back, checking lock
-//! order, and running one recording at a time.
+//! order, running one recording at a time, and flight recorders dumping into a directory.
 #![allow(dead_code)] // each test binary uses a different part
 
 use hindsight_recorder::format::{
@@ -206,4 +206,29 @@ pub fn check_lock_order(events: &[Event]) -> HashMap<LockId, LockOrder> {
         result.insert(lock, order);
     }
     result
+}
+
+/// A fresh, empty directory for one test's files.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir()
+        .join("hindsight-recorder-tests")
+        .join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Starts a flight recorder of `config` that dumps into `dir` as `svc.<n>.trace`, flushing
+/// every 10 ms.
+pub fn flight(
+    dir: &Path,
+    config: hindsight_recorder::FlightRecorder,
+) -> hindsight_recorder::RecorderGuard {
+    let (_layer, guard) = hindsight_recorder::Recorder::builder()
+        .path(dir.join("svc.trace"))
+        .mode(hindsight_recorder::Mode::Ring(config))
+        .flush_interval(std::time::Duration::from_millis(10))
+        .build()
+        .unwrap();
+    guard
 }
