@@ -200,6 +200,9 @@ pub(crate) struct Registry {
     retiring: VecDeque<(Entity, u64)>,
     /// Retired, with the number of the last writer round that may hold an event using them.
     drained: VecDeque<(Entity, u64)>,
+    // The next id of each kind. They wrap after 2^32 ids of one kind (a service spawning
+    // 50,000 tasks a second gets there in a day): an id is then used again, which a reader
+    // takes for a redefinition, rather than the recorder panicking in its host.
     string_count: u32,
     threads: u32,
     tasks: u32,
@@ -230,7 +233,7 @@ impl Registry {
             return id;
         }
         let id = StringId(self.string_count);
-        self.string_count += 1;
+        self.string_count = self.string_count.wrapping_add(1);
         self.strings.insert(text.to_owned(), id);
         self.uses.insert(id, Uses { count: 1, idle_since: None });
         self.define(Key::String(id), Definition::String { id, text: text.to_owned() });
@@ -303,7 +306,7 @@ impl Registry {
         let function = function.map(|f| self.string(f));
         let key = (file, line, col, function);
         let id = SiteId(self.site_count);
-        self.site_count += 1;
+        self.site_count = self.site_count.wrapping_add(1);
         self.sites_by_value.insert(key, id);
         self.define(Key::Site(id), Definition::Site(SiteDef { id, file, line, col, function }));
         id
@@ -312,7 +315,7 @@ impl Registry {
     /// Defines a thread.
     pub(crate) fn thread(&mut self, name: Option<&str>, os_id: u64) -> ThreadId {
         let id = ThreadId(self.threads);
-        self.threads += 1;
+        self.threads = self.threads.wrapping_add(1);
         let name = name.map(|n| self.string(n));
         self.define(Key::Thread(id), Definition::Thread(ThreadDef { id, name, os_id }));
         id
@@ -327,7 +330,7 @@ impl Registry {
         runtime_id: Option<u64>,
     ) -> TaskId {
         let id = TaskId(self.tasks);
-        self.tasks += 1;
+        self.tasks = self.tasks.wrapping_add(1);
         let name = name.filter(|n| !n.is_empty()).map(|n| self.string(n));
         let kind = Some(self.string(kind));
         let task = TaskDef { id, name, kind, spawn_site, runtime_id };
@@ -344,7 +347,7 @@ impl Registry {
         site: Option<SiteId>,
     ) -> LockId {
         let id = LockId(self.locks);
-        self.locks += 1;
+        self.locks = self.locks.wrapping_add(1);
         let name = name.map(|n| self.string(n));
         self.define(Key::Lock(id), Definition::Lock(LockDef { id, kind, blocking, name, site }));
         id
@@ -353,7 +356,7 @@ impl Registry {
     /// Defines an annotated variable or synchronisation object (see [`crate::annotate`]).
     pub(crate) fn variable(&mut self, name: &str, site: Option<SiteId>) -> VarId {
         let id = VarId(self.variables);
-        self.variables += 1;
+        self.variables = self.variables.wrapping_add(1);
         let name = self.string(name);
         self.define(Key::Variable(id), Definition::Variable(VarDef { id, name, site }));
         id
@@ -362,7 +365,7 @@ impl Registry {
     /// Defines a recorded channel (see [`crate::channel`]).
     pub(crate) fn channel(&mut self, name: Option<&str>, site: Option<SiteId>) -> ChannelId {
         let id = ChannelId(self.channels);
-        self.channels += 1;
+        self.channels = self.channels.wrapping_add(1);
         let name = name.map(|n| self.string(n));
         self.define(Key::Channel(id), Definition::Channel(ChannelDef { id, name, site }));
         id
