@@ -57,22 +57,22 @@ impl Bank {
     }
 
     async fn transfer(&self, from: u32, to: u32, amount: i64) -> String {
-        let mut accounts = self.accounts.lock().await;
+        let mut accounts = self.accounts.lock().await; // site: transfer-accounts
         let available = accounts.get(&from).copied().unwrap_or(0);
         if available < amount || from == to {
             return "refused".into();
         }
         *accounts.entry(from).or_default() -= amount;
         *accounts.entry(to).or_default() += amount;
-        let mut ledger = self.ledger.lock().await;
+        let mut ledger = self.ledger.lock().await; // site: transfer-ledger
         ledger.push((from, to, amount));
         "ok".into()
     }
 
     async fn audit(&self) -> String {
-        let ledger = self.ledger.lock().await;
+        let ledger = self.ledger.lock().await; // site: audit-ledger
         let moved: i64 = ledger.iter().map(|(_, _, amount)| amount).sum();
-        let accounts = self.accounts.lock().await;
+        let accounts = self.accounts.lock().await; // site: audit-accounts
         let total: i64 = accounts.values().sum();
         format!("{} entries, {moved} moved, {total} held", ledger.len())
     }
