@@ -3,12 +3,12 @@
 
 use crate::detect::blocking_in_async::DEFAULT_POLL_THRESHOLD_NS;
 use crate::detect::contention::{Contention, LockStatistics, DEFAULT_WAIT_THRESHOLD_NS};
-use crate::detect::{self, Context, Detector};
+use crate::detect::{self, Context, Detector, LockOrder};
 use crate::error::AnalyzeError;
 use crate::replay::{Actor, Replay};
 use crate::report::{
-    ClassTotals, FileSummary, Finding, FindingKind, LockEntry, Report, Severity, TaskEntry,
-    ThreadEntry, TraceSummary,
+    ClassTotals, FileSummary, Finding, FindingKind, LockEntry, LockOrderEdge, Report, Severity,
+    TaskEntry, ThreadEntry, TraceSummary,
 };
 use crate::trace::{ClassId, Trace};
 use hindsight_recorder::format::{LockId, TaskId, ThreadId};
@@ -77,9 +77,13 @@ pub fn analyze(mut replay: Replay, options: &AnalyzeOptions) -> Result<Report, A
     // Lock statistics go into every report, so the contention detector always runs; only its
     // findings are subject to `--only`.
     let mut contention = Contention::new(options.wait_threshold_ns);
+    let mut lock_order = options.wants(FindingKind::LockOrderCycle).then(LockOrder::new);
     {
         let mut visitors: Vec<&mut (dyn Detector + 'static)> =
             detectors.iter_mut().map(|d| &mut **d).collect();
+        if let Some(lock_order) = &mut lock_order {
+            visitors.push(lock_order);
+        }
         visitors.push(&mut contention);
         replay.run(&mut visitors);
     }
@@ -91,6 +95,9 @@ pub fn analyze(mut replay: Replay, options: &AnalyzeOptions) -> Result<Report, A
     for detector in &mut detectors {
         detector.finish(&cx, &mut findings);
     }
+    if let Some(lock_order) = &mut lock_order {
+        lock_order.finish(&cx, &mut findings);
+    }
     contention.finish(&cx, &mut findings);
     findings.retain(|f| options.wants(f.kind));
     let mut report = Report {
@@ -98,9 +105,28 @@ pub fn analyze(mut replay: Replay, options: &AnalyzeOptions) -> Result<Report, A
         findings,
         locks: locks(&replay, &contention.lock_statistics(&cx), &contention.class_statistics(&cx)),
         tasks: tasks(&replay),
+        lock_orders: lock_order.map_or_else(Vec::new, |graph| lock_orders(&cx, &graph)),
     };
     report.sort_findings();
     Ok(report)
+}
+
+/// The lock-order graph, most frequent order first (then by class names).
+fn lock_orders(cx: &Context<'_>, graph: &LockOrder) -> Vec<LockOrderEdge> {
+    let mut edges: Vec<LockOrderEdge> = graph
+        .order_edges()
+        .map(|(from, to, count, held_at, taken_at)| LockOrderEdge {
+            from: cx.trace.class_name(from).to_owned(),
+            to: cx.trace.class_name(to).to_owned(),
+            count,
+            held_at: cx.trace.site_text(held_at),
+            taken_at: cx.trace.site_text(taken_at),
+        })
+        .collect();
+    edges.sort_by(|a, b| {
+        b.count.cmp(&a.count).then_with(|| (&a.from, &a.to).cmp(&(&b.from, &b.to)))
+    });
+    edges
 }
 
 fn summary(replay: &Replay) -> TraceSummary {

@@ -33,6 +33,7 @@ impl Detector for Everything {
 
 fn detectors() -> Vec<Box<dyn Detector>> {
     let mut all = detect::all(&AnalyzeOptions::default());
+    all.push(Box::new(detect::LockOrder::new()));
     all.push(Box::new(detect::Contention::new(1_000_000)));
     all
 }

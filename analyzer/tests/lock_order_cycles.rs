@@ -336,3 +336,34 @@ fn a_user_defined_lock_defined_again_under_its_name_is_still_one_lock() {
     assert_eq!(report.findings[0].locks, strings(&["db.lock", "index.lock"]));
     assert_eq!(report.findings[0].severity, Severity::Error);
 }
+
+#[test]
+fn the_report_carries_the_whole_lock_order_graph_most_frequent_first() {
+    // A hierarchy taken in one order (no cycle): outer → inner three times, outer → leaf
+    // once (with inner held too, so inner → leaf once as well).
+    let mut b = TraceBuilder::new("hierarchy");
+    let t = b.thread("main");
+    let (outer, inner, leaf) = (b.mutex("outer"), b.mutex("inner"), b.mutex("leaf"));
+    let (s1, s2, s3) =
+        (b.site("src/h.rs", 1, 5), b.site("src/h.rs", 2, 5), b.site("src/h.rs", 3, 5));
+    for _ in 0..2 {
+        b.on(t).acquire(outer, s1).acquire(inner, s2).release(inner).release(outer);
+    }
+    b.on(t).acquire(outer, s1).acquire(inner, s2).acquire(leaf, s3);
+    b.on(t).release(leaf).release(inner).release(outer);
+    let report = analyze(&b);
+    assert!(report.findings.is_empty(), "{:#?}", report.findings);
+    let orders: Vec<(&str, &str, u64, &str, &str)> = report
+        .lock_orders
+        .iter()
+        .map(|e| (e.from.as_str(), e.to.as_str(), e.count, e.held_at.as_str(), e.taken_at.as_str()))
+        .collect();
+    assert_eq!(
+        orders,
+        vec![
+            ("outer", "inner", 3, "src/h.rs:1:5", "src/h.rs:2:5"),
+            ("inner", "leaf", 1, "src/h.rs:2:5", "src/h.rs:3:5"),
+            ("outer", "leaf", 1, "src/h.rs:1:5", "src/h.rs:3:5"),
+        ]
+    );
+}

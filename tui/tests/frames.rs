@@ -155,6 +155,13 @@ fn lock_graph_lists_the_cycle_with_its_witnesses() {
 }
 
 #[test]
+fn lock_graph_of_a_clean_program_shows_its_hierarchy() {
+    let mut app = app("ordered_hierarchy.trace");
+    app.handle_key(Key::Char('5'));
+    insta::assert_snapshot!(frame(&app));
+}
+
+#[test]
 fn help_lists_every_key() {
     let mut app = app("lock_order_inversion.trace");
     app.handle_key(Key::Char('?'));

@@ -98,13 +98,12 @@ pub trait Detector {
     fn finish(&mut self, cx: &Context<'_>, findings: &mut Vec<Finding>);
 }
 
-/// The detectors of this build, in report order, with the thresholds of `options`. (The
-/// [`Contention`] detector, which also gathers the lock statistics of every report, is run by
-/// [`analyze`](crate::analyze()) itself.)
+/// The detectors of this build, in report order, with the thresholds of `options`, but for
+/// the two whose results go beyond findings and which [`analyze`](crate::analyze()) runs
+/// itself: [`LockOrder`] (the lock-order graph) and [`Contention`] (the lock statistics).
 pub fn all(options: &crate::AnalyzeOptions) -> Vec<Box<dyn Detector>> {
     vec![
         Box::new(Deadlock::new()),
-        Box::new(LockOrder::new()),
         Box::new(StaleLock::new()),
         Box::new(GuardAcrossAwait::new()),
         Box::new(BlockingInAsync::new(options.poll_threshold_ns)),

@@ -489,6 +489,27 @@ pub struct Report {
     pub locks: Vec<LockEntry>,
     /// The tasks.
     pub tasks: Vec<TaskEntry>,
+    /// Every order in which two lock classes were taken (the lock-order graph), most frequent
+    /// first; empty when lock-order cycles were not asked for. For the terminal UI: the JSON
+    /// report keeps the shape DESIGN.md gives it, and `hindsight export --dot` draws the graph.
+    #[serde(skip)]
+    pub lock_orders: Vec<LockOrderEdge>,
+}
+
+/// One edge of the lock-order graph: a lock of class `to` taken while one of class `from`
+/// was held.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockOrderEdge {
+    /// The class held.
+    pub from: String,
+    /// The class taken meanwhile.
+    pub to: String,
+    /// How many times.
+    pub count: u64,
+    /// Where the held lock was acquired, the first time (`file:line:col`).
+    pub held_at: String,
+    /// Where the other was taken, the first time.
+    pub taken_at: String,
 }
 
 impl Report {

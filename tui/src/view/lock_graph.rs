@@ -1,10 +1,11 @@
 //! Lock graph: the lock-order cycles as a navigable list, and each edge of the selected cycle
 //! with its witness (who held what where since when, and took what where); Enter shows the
-//! cycle's first acquisition in the timeline.
+//! cycle's first acquisition in the timeline. Below them, every order in which lock classes
+//! were taken: the whole lock-order graph, cycles or not.
 
 use super::{block, heading, severity_label, Outcome, TableNav, TableView};
 use crate::data::{is_cycle, moment_of, Data};
-use hindsight_analyzer::report::{format_ns, CycleDetail, Detail, Finding};
+use hindsight_analyzer::report::{format_ns, CycleDetail, Detail, Finding, LockOrderEdge};
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Style};
@@ -89,8 +90,51 @@ impl TableView for LockGraphView {
     }
 }
 
+/// Lists the orders in which lock classes were taken (the whole lock-order graph), most
+/// frequent first, as many as fit in `area`.
+fn render_orders(orders: &[LockOrderEdge], area: Rect, buf: &mut Buffer) {
+    let room = usize::from(area.height.saturating_sub(2));
+    let shown = if orders.len() > room { room.saturating_sub(1) } else { orders.len() };
+    let mut lines: Vec<Line<'_>> = orders[..shown]
+        .iter()
+        .map(|order| {
+            // The held lock's site, as a line of the same file where it is one.
+            let held = match (order.held_at.rsplit_once(':'), order.taken_at.rsplit_once(':')) {
+                (Some((held, col)), Some(_)) => match held.rsplit_once(':') {
+                    Some((file, line)) if order.taken_at.starts_with(&format!("{file}:")) => {
+                        format!("line {line}:{col}")
+                    }
+                    _ => order.held_at.clone(),
+                },
+                _ => order.held_at.clone(),
+            };
+            Line::from(format!(
+                "{:>9}×  {} → {}   at {} (holding {} from {held})",
+                order.count, order.from, order.to, order.taken_at, order.from
+            ))
+        })
+        .collect();
+    if shown < orders.len() {
+        lines.push(Line::from(format!("  … and {} more", orders.len() - shown)));
+    }
+    let title =
+        format!(" Lock orders: {} (A → B: B taken while holding A; first sites) ", orders.len());
+    Paragraph::new(lines).block(block(title)).render(area, buf);
+}
+
 impl Widget for &LockGraphView {
     fn render(self, area: Rect, buf: &mut Buffer) {
+        let orders = &self.data.report.lock_orders;
+        let orders_height = if orders.is_empty() {
+            0
+        } else {
+            u16::try_from(orders.len() + 2).unwrap_or(u16::MAX).min(area.height / 3)
+        };
+        let [area, orders_area] =
+            Layout::vertical([Constraint::Fill(1), Constraint::Length(orders_height)]).areas(area);
+        if orders_height > 0 {
+            render_orders(orders, orders_area, buf);
+        }
         let [left, right] =
             Layout::horizontal([Constraint::Percentage(40), Constraint::Percentage(60)])
                 .areas(area);
