@@ -189,7 +189,7 @@ fn site_of(scenario: &str, marker: &str, token: &str) -> String {
 #[test]
 fn lock_order_inversion_in_chrome_json_has_its_threads_holds_and_cycle() {
     let (output, path) = export(&["traces/lock_order_inversion.trace"], "--chrome", "inv.json");
-    assert_eq!(succeeded(&output, &path), "wrote 9 events on 3 lanes");
+    assert_eq!(succeeded(&output, &path), "wrote 11 events on 3 lanes");
     let chrome = Chrome::read(&path);
     let trace = "traces/lock_order_inversion.trace";
     assert_eq!(chrome.names("process_name"), vec![process_name(trace)]);
@@ -199,6 +199,7 @@ fn lock_order_inversion_in_chrome_json_has_its_threads_holds_and_cycle() {
     let holds: Vec<(String, String, String, String)> = chrome
         .slices()
         .into_iter()
+        .filter(|s| s.name.starts_with("hold "))
         .map(|s| {
             assert_eq!(s.args["mode"], "exclusive");
             assert_eq!(s.args["outcome"], "released");
@@ -220,8 +221,22 @@ fn lock_order_inversion_in_chrome_json_has_its_threads_holds_and_cycle() {
             hold("sync", "sqlite", "83:36"),
         ]
     );
+    // `main` joins both threads, each join ending when the thread has finished.
+    let all = chrome.slices();
+    let joins: Vec<(&str, &str, &str)> = all
+        .iter()
+        .filter(|s| s.name.starts_with("join "))
+        .map(|s| (s.lane.as_str(), s.name.as_str(), s.args["outcome"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        joins,
+        vec![
+            ("main", "join thread failure-recorder", "joined"),
+            ("main", "join thread sync", "joined"),
+        ]
+    );
     // The inner hold of each thread ends before the outer one.
-    let slices = chrome.slices();
+    let slices: Vec<Slice> = all.into_iter().filter(|s| s.name.starts_with("hold ")).collect();
     for pair in slices.chunks(2) {
         let (outer, inner) = (&pair[0], &pair[1]);
         assert!(inner.ts >= outer.ts && inner.ts + inner.dur <= outer.ts + outer.dur, "{pair:?}");
@@ -349,7 +364,7 @@ fn await_holding_std_lock_shows_the_guard_held_across_polls_and_the_wait_it_caus
     let scenario = "await_holding_std_lock";
     let trace = format!("traces/{scenario}.trace");
     let (output, path) = export(&[&trace], "--chrome", "await.json");
-    assert_eq!(succeeded(&output, &path), "wrote 27 events on 10 lanes");
+    assert_eq!(succeeded(&output, &path), "wrote 29 events on 10 lanes");
     let chrome = Chrome::read(&path);
     chrome.assert_lanes_nest();
     let slices = chrome.slices();

@@ -17,6 +17,9 @@
 //!   they apply;
 //! - `wait LOCK` (category `wait`): from the request to the acquisition (or to giving up);
 //!   args `lock`, `mode`, `site` (where it was requested) and `outcome`;
+//! - `join thread NAME` and `join task NAME` (category `wait`): from the join's start to its
+//!   end, waiting for a thread or task to finish; args `thread` or `task`, `site` and
+//!   `outcome`;
 //! - `poll TASK` (category `poll`): a poll, on the lane of the thread that ran it; args `task`
 //!   and `outcome` (`ready` or `pending`);
 //! - instant (`i`) events for marks (category `mark`, on their lane), lost events (`gap`), and
@@ -132,6 +135,8 @@ struct SliceArgs {
     #[serde(skip_serializing_if = "Option::is_none")]
     task: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    thread: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     mode: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     site: Option<String>,
@@ -221,8 +226,8 @@ impl<W: Write> Sink<W> {
 enum Slice {
     /// A lock held, since `since_ns` (the acquisition's time, which identifies the hold).
     Hold { lock: LockId, mode: LockMode, site: SiteId, via_try: bool, since_ns: u64 },
-    /// A lock waited for.
-    Wait { lock: LockId, mode: LockMode, site: Option<SiteId> },
+    /// A wait: for a lock, or for a thread or task to finish (a join).
+    Wait { target: WaitFor, site: Option<SiteId> },
     /// A task being polled (on a thread's lane).
     Poll { task: TaskId },
 }
@@ -309,12 +314,26 @@ impl<W: Write> Timeline<W> {
         self.ensure_lane(trace, actor)?;
         let wait_after = state.actor(actor).and_then(|a| a.wait);
         let wait_changed = wait_before != wait_after;
-        if let (true, Some(Wait { target: WaitFor::Lock { lock, .. }, .. })) =
-            (wait_changed, wait_before)
-        {
-            let outcome = match event.kind {
-                K::LockAcquired { lock: taken, .. } if taken == lock => "acquired",
-                K::LockTryFailed { lock: busy, .. } if busy == lock => "gave up",
+        if let (true, Some(Wait { target, .. })) = (wait_changed, wait_before) {
+            let outcome = match (event.kind, target) {
+                (K::LockAcquired { lock: taken, .. }, WaitFor::Lock { lock, .. })
+                    if taken == lock =>
+                {
+                    "acquired"
+                }
+                (K::LockTryFailed { lock: busy, .. }, WaitFor::Lock { lock, .. })
+                    if busy == lock =>
+                {
+                    "gave up"
+                }
+                (K::ThreadJoined { thread: joined, .. }, WaitFor::Thread(thread))
+                    if joined == thread =>
+                {
+                    "joined"
+                }
+                (K::TaskJoined { task: joined, .. }, WaitFor::Task(task)) if joined == task => {
+                    "joined"
+                }
                 _ => "stopped waiting",
             };
             let is_wait = |s: &Slice| matches!(s, Slice::Wait { .. });
@@ -378,10 +397,8 @@ impl<W: Write> Timeline<W> {
             }
             _ => {}
         }
-        if let (true, Some(Wait { target: WaitFor::Lock { lock, mode }, site, .. })) =
-            (wait_changed, wait_after)
-        {
-            self.open(actor, Slice::Wait { lock, mode, site }, time);
+        if let (true, Some(Wait { target, site, .. })) = (wait_changed, wait_after) {
+            self.open(actor, Slice::Wait { target, site }, time);
         }
         Ok(())
     }
@@ -564,12 +581,29 @@ fn write_slice<W: Write>(
             args.lock = Some(name);
             ("hold", title)
         }
-        Slice::Wait { lock, mode, site } => {
-            let name = trace.lock_name(lock);
-            args.mode = Some(detect::mode_name(mode));
+        Slice::Wait { target, site } => {
             args.site = site.map(|s| trace.site_text(s));
-            let title = format!("wait {name}");
-            args.lock = Some(name);
+            let title = match target {
+                WaitFor::Lock { lock, mode } => {
+                    let name = trace.lock_name(lock);
+                    args.mode = Some(detect::mode_name(mode));
+                    let title = format!("wait {name}");
+                    args.lock = Some(name);
+                    title
+                }
+                WaitFor::Thread(thread) => {
+                    let name = trace.thread_name(thread);
+                    let title = format!("join thread {name}");
+                    args.thread = Some(name);
+                    title
+                }
+                WaitFor::Task(task) => {
+                    let name = trace.task_name(task);
+                    let title = format!("join task {name}");
+                    args.task = Some(name);
+                    title
+                }
+            };
             ("wait", title)
         }
         Slice::Poll { task } => {
@@ -630,6 +664,38 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    #[test]
+    fn joins_are_waits_on_the_joiners_lane() {
+        // main:   join(worker) ──────── joined
+        // worker:          finished
+        // waiter:                join(job) ··· (trace ends)
+        let mut b = TraceBuilder::new("joins");
+        b.step(1_000);
+        let (main, worker, waiter) = (b.thread("main"), b.thread("worker"), b.thread("waiter"));
+        let site = b.site("src/main.rs", 7, 13);
+        let job = b.task("job", Some(site));
+        b.on(main).event(EventKind::ThreadJoinRequested { thread: worker, site: Some(site) });
+        b.on(worker).event(EventKind::ThreadFinished { panicked: false });
+        b.on(main).event(EventKind::ThreadJoined { thread: worker, site: Some(site) });
+        b.on(waiter).event(EventKind::TaskJoinRequested { task: job, site: Some(site) });
+        let (_, doc) = export(&b);
+        let joins: Vec<(String, String, f64, f64, Value)> =
+            slices(&doc).into_iter().filter(|s| s.1.starts_with("join ")).collect();
+        let seen: Vec<(&str, &str, f64, f64)> = joins
+            .iter()
+            .map(|(lane, name, ts, dur, _)| (&lane[..], &name[..], *ts, *dur))
+            .collect();
+        assert_eq!(
+            seen,
+            vec![("main", "join thread worker", 0.0, 2.0), ("waiter", "join task job", 3.0, 0.0)]
+        );
+        assert_eq!(joins[0].4["outcome"], "joined");
+        assert_eq!(joins[0].4["thread"], "worker");
+        assert_eq!(joins[0].4["site"], "src/main.rs:7:13");
+        assert_eq!(joins[1].4["task"], "job");
+        assert_eq!(joins[1].4["open_at_end"], true);
     }
 
     #[test]
