@@ -15,7 +15,7 @@
 
 use super::{Context, Detector, Interest};
 use crate::replay::{Actor, WaitFor};
-use crate::report::format_ns;
+use crate::report::{counted, format_ns};
 use crate::report::{
     push_unique, Detail, DurationStats, Finding, FindingKind, HotspotDetail, Severity, SiteTime,
 };
@@ -564,9 +564,9 @@ fn hotspot(
     {
         for site in sites {
             finding.evidence.push(format!(
-                "{role} at {}: {} times, {} in all",
+                "{role} at {}: {}, {} in all",
                 site.site,
-                site.count,
+                counted(site.count, "time", "times"),
                 format_ns(site.total_ns)
             ));
         }

@@ -536,6 +536,11 @@ impl Report {
     }
 }
 
+/// A count with its noun: `1 thread`, `3 threads`, `0 threads`.
+pub fn counted(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// A duration or trace time for people: `850ns`, `12.5µs`, `1.203ms`, `2.500s`.
 pub fn format_ns(ns: u64) -> String {
     match ns {

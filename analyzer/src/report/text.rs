@@ -2,7 +2,7 @@
 //! findings grouped by severity, each with its evidence and a hint how to fix it, then a
 //! count.
 
-use super::{format_ns, Finding, Report, Severity};
+use super::{counted, format_ns, Finding, Report, Severity};
 use std::fmt::Write;
 
 /// The report as text, with a final newline.
@@ -29,12 +29,9 @@ pub fn render(report: &Report) -> String {
     let (errors, warnings, infos) = report.counts();
     let _ = writeln!(
         out,
-        "\n{} {}, {} {}, {} info",
-        errors,
-        plural(errors, "error", "errors"),
-        warnings,
-        plural(warnings, "warning", "warnings"),
-        infos
+        "\n{}, {}, {infos} info",
+        counted(errors as u64, "error", "errors"),
+        counted(warnings as u64, "warning", "warnings"),
     );
     out
 }
@@ -68,14 +65,14 @@ fn header(out: &mut String, report: &Report) {
     }
     let _ = writeln!(
         out,
-        "analysed {} events over {} (t={} to {}): {} threads, {} tasks, {} locks",
-        trace.events,
+        "analysed {} over {} (t={} to {}): {}, {}, {}",
+        counted(trace.events, "event", "events"),
         format_ns(trace.duration_ns),
         format_ns(trace.start_ns),
         format_ns(trace.start_ns + trace.duration_ns),
-        trace.threads.len(),
-        report.tasks.len(),
-        report.locks.len()
+        counted(trace.threads.len() as u64, "thread", "threads"),
+        counted(report.tasks.len() as u64, "task", "tasks"),
+        counted(report.locks.len() as u64, "lock", "locks"),
     );
     if trace.forced_reorders > 0 || trace.replay_conflicts > 0 {
         let _ = writeln!(
@@ -101,13 +98,5 @@ fn finding_text(out: &mut String, finding: &Finding) {
     }
     if let Some(help) = &finding.help {
         let _ = writeln!(out, "  help: {help}");
-    }
-}
-
-fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
-    if n == 1 {
-        one
-    } else {
-        many
     }
 }
