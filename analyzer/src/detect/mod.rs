@@ -89,7 +89,7 @@ pub trait Detector {
 
     /// Sees an event of a kind in [`prefetch_interest`](Self::prefetch_interest) a few events
     /// before [`on_event`](Self::on_event) does, to ask the CPU for the memory that event will
-    /// touch (see [`prefetch`](crate::prefetch)); changes nothing.
+    /// touch (a CPU prefetch hint); changes nothing.
     fn prefetch(&self, event: &Event) {
         let _ = event;
     }

@@ -392,7 +392,7 @@ impl Replay {
     /// given), then applies it to the state.
     ///
     /// Once the trace has defined variables, and if a detector
-    /// [prefetches](Detector::prefetch), replay runs [`LOOKAHEAD`] events ahead of the
+    /// [prefetches](Detector::prefetch), replay runs 8 events ahead of the
     /// detectors and shows each event to their `prefetch` first: a variable's state (one per
     /// variable, and programs annotate many) is then in cache by the time its access is
     /// checked. Lock and actor state stays in cache anyway, and on traces without accesses
