@@ -504,6 +504,12 @@ impl Trace {
         (event, slot)
     }
 
+    /// The merged lock of lock `raw` of `process`, if it was defined or seen.
+    pub(crate) fn lock_of(&self, process: usize, raw: LockId) -> Option<LockId> {
+        let slot = self.maps.get(process)?.slots.get(raw.0)?;
+        self.slot_lock.get(slot as usize).copied()
+    }
+
     /// The lock of each sequence slot (see [`remap_batch`](Self::remap_batch)).
     #[inline]
     pub(crate) fn slot_locks(&self) -> &[LockId] {

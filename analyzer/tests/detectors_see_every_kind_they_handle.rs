@@ -32,10 +32,7 @@ impl Detector for Everything {
 }
 
 fn detectors() -> Vec<Box<dyn Detector>> {
-    let mut all = detect::all(&AnalyzeOptions::default());
-    all.push(Box::new(detect::LockOrder::new()));
-    all.push(Box::new(detect::Contention::new(1_000_000)));
-    all
+    detect::for_findings(&AnalyzeOptions { wait_threshold_ns: 1_000_000, ..Default::default() })
 }
 
 fn findings(paths: &[PathBuf], detector: &mut dyn Detector) -> Vec<Finding> {

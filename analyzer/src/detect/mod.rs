@@ -111,6 +111,16 @@ pub fn all(options: &crate::AnalyzeOptions) -> Vec<Box<dyn Detector>> {
     ]
 }
 
+/// Every detector of this build, [`LockOrder`] and [`Contention`] included, for callers that
+/// want only the findings (as [`analyze`](crate::analyze()) gives them, with `options`'
+/// thresholds), not the lock-order graph or the lock statistics.
+pub fn for_findings(options: &crate::AnalyzeOptions) -> Vec<Box<dyn Detector>> {
+    let mut detectors = all(options);
+    detectors.push(Box::new(LockOrder::new()));
+    detectors.push(Box::new(Contention::new(options.wait_threshold_ns)));
+    detectors
+}
+
 /// The kind of a task as its trace names it: tokio's `task`, `local`, `blocking` (the
 /// blocking pool) or `block_on`, or `hindsight` for the recorder's spawn helper.
 pub(crate) fn task_kind<'a>(cx: &Context<'a>, task: TaskId) -> Option<&'a str> {

@@ -40,7 +40,7 @@
 
 use super::slices::{Closed, Lane};
 use super::ExportError;
-use crate::detect::{self, Contention, Context, Interest, LockOrder};
+use crate::detect::{self, Context, Interest};
 use crate::replay::{Actor, Holder, Replay, State, Wait, WaitFor};
 use crate::report::Finding;
 use crate::trace::Trace;
@@ -74,9 +74,7 @@ impl fmt::Display for ChromeSummary {
 /// part-way as a whole (a malformed STD line) is an error, as in the analysis.
 pub fn write<W: Write>(mut replay: Replay, out: W) -> Result<ChromeSummary, ExportError> {
     let options = AnalyzeOptions::default();
-    let mut detectors = detect::all(&options);
-    detectors.push(Box::new(LockOrder::new()));
-    detectors.push(Box::new(Contention::new(options.wait_threshold_ns)));
+    let mut detectors = detect::for_findings(&options);
     let interests: Vec<Interest> = detectors.iter().map(|d| d.interest()).collect();
     let mut timeline = Timeline::new(out);
     timeline.begin(replay.trace())?;

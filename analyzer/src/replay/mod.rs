@@ -42,7 +42,7 @@ use crate::prefetch::prefetch;
 use crate::source::{SourceError, TraceSource};
 use crate::trace::Trace;
 use hindsight_recorder::format::{
-    Event, EventKind, Header, LockId, LockKind, Tail, ThreadId, TraceReader, Unit,
+    Definition, Event, EventKind, Header, LockKind, Tail, ThreadId, TraceReader, Unit,
 };
 use packed::Packed;
 use std::collections::VecDeque;
@@ -435,10 +435,12 @@ impl Replay {
             let event = if read < written {
                 read += 1;
                 ahead[(read - 1) % LOOKAHEAD]
+            } else if ended {
+                return;
             } else {
                 match self.next_event() {
-                    Some(event) if !ended => event,
-                    _ => return,
+                    Some(event) => event,
+                    None => return,
                 }
             };
             let cx = Context { trace: &self.trace, state: &self.state };
@@ -589,9 +591,13 @@ impl Replay {
         match self.sources[s].input.next_into(&mut batch) {
             Some(Ok(Unit::Definitions(definitions))) => {
                 self.trace.define(process, &definitions);
-                let locks = self.trace.locks().iter().enumerate();
-                for (index, _) in locks.filter(|(_, l)| l.kind == LockKind::Semaphore) {
-                    self.state.mark_semaphore(LockId(index as u32));
+                for definition in &definitions {
+                    if let Definition::Lock(def) = definition {
+                        let lock = self.trace.lock_of(process, def.id);
+                        if let (LockKind::Semaphore, Some(lock)) = (def.kind, lock) {
+                            self.state.mark_semaphore(lock);
+                        }
+                    }
                 }
             }
             Some(Ok(Unit::Events)) => {

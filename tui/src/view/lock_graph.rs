@@ -90,6 +90,23 @@ impl TableView for LockGraphView {
     }
 }
 
+/// `site` (`file:line:col`) as `line L:C` when it is in the file of `other`, else whole.
+fn site_near(site: &str, other: &str) -> String {
+    match (split_site(site), split_site(other)) {
+        (Some((file, line, col)), Some((other_file, ..))) if file == other_file => {
+            format!("line {line}:{col}")
+        }
+        _ => site.to_owned(),
+    }
+}
+
+/// `file:line:col` as its three parts.
+fn split_site(site: &str) -> Option<(&str, &str, &str)> {
+    let (rest, col) = site.rsplit_once(':')?;
+    let (file, line) = rest.rsplit_once(':')?;
+    Some((file, line, col))
+}
+
 /// Lists the orders in which lock classes were taken (the whole lock-order graph), most
 /// frequent first, as many as fit in `area`.
 fn render_orders(orders: &[LockOrderEdge], area: Rect, buf: &mut Buffer) {
@@ -98,19 +115,14 @@ fn render_orders(orders: &[LockOrderEdge], area: Rect, buf: &mut Buffer) {
     let mut lines: Vec<Line<'_>> = orders[..shown]
         .iter()
         .map(|order| {
-            // The held lock's site, as a line of the same file where it is one.
-            let held = match (order.held_at.rsplit_once(':'), order.taken_at.rsplit_once(':')) {
-                (Some((held, col)), Some(_)) => match held.rsplit_once(':') {
-                    Some((file, line)) if order.taken_at.starts_with(&format!("{file}:")) => {
-                        format!("line {line}:{col}")
-                    }
-                    _ => order.held_at.clone(),
-                },
-                _ => order.held_at.clone(),
-            };
             Line::from(format!(
-                "{:>9}×  {} → {}   at {} (holding {} from {held})",
-                order.count, order.from, order.to, order.taken_at, order.from
+                "{:>9}×  {} → {}   at {} (holding {} from {})",
+                order.count,
+                order.from,
+                order.to,
+                order.taken_at,
+                order.from,
+                site_near(&order.held_at, &order.taken_at)
             ))
         })
         .collect();
