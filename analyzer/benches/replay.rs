@@ -8,12 +8,13 @@
 //! Threads take an outer lock and, nested, one of the next eight locks, always in ascending
 //! order (so there is no cycle to find).
 //!
-//! Then it reads the file three times and prints events per second of CPU time (this thread's,
-//! so that other processes on a busy machine do not count) for: decoding alone (the recorder's
-//! `TraceReader::next_into` into one reused buffer, as replay reads), decoding + replay
-//! (ordering and state), and decoding + replay + the lock-order detector; and the peak
-//! resident memory (`VmHWM`). Run it with 20M and 40M events: the peak must not grow with the
-//! trace.
+//! Then it reads the file four times and prints events per second of CPU time (this thread's,
+//! so that other processes on a busy machine do not count) for: decoding alone (`read`: the
+//! recorder's `TraceReader::next_into` into one reused buffer, as replay reads), decoding +
+//! replay (`state`: ordering and state), decoding + replay + the lock-order detector
+//! (`lock-order`), and everything `analyze` does (`all`); and the peak resident memory
+//! (`VmHWM`). Run it with 20M and 40M events: the peak must not grow with the trace. Name a
+//! stage (`-- 2000000 lock-order`) to run that one alone, as a profiler wants.
 
 mod support;
 
@@ -30,6 +31,9 @@ use support::{peak_rss_kib, rate, timed, CycleWriter, Rng};
 
 const THREADS: usize = 16;
 const LOCKS: u32 = 1000;
+
+/// The stages measured, in order.
+const STAGES: [&str; 4] = ["read", "state", "lock-order", "all"];
 
 /// What a simulated thread does next.
 #[derive(Clone, Copy)]
@@ -170,6 +174,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .skip(1)
         .find_map(|a| a.replace('_', "").parse().ok())
         .unwrap_or(20_000_000);
+    // A stage named on the command line (`read`, `state`, `lock-order`, `all`) runs alone,
+    // for profiling one stage.
+    let only = std::env::args().skip(1).find(|a| STAGES.contains(&a.as_str()));
+    let runs = |stage: &str| only.as_deref().is_none_or(|only| only == stage);
     let path = std::env::temp_dir().join(format!("hindsight-bench-{}.trace", std::process::id()));
     let started = Instant::now();
     let written = generate(&path, events)?;
@@ -181,9 +189,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         peak_rss_kib().unwrap_or(0)
     );
 
+    if runs("read") {
+        read_stage(&path)?;
+    }
+    if runs("state") {
+        state_stage(&path)?;
+    }
+    if runs("lock-order") {
+        lock_order_stage(&path, written)?;
+    }
+    if runs("all") {
+        all_stage(&path)?;
+    }
+    println!("peak RSS {} KiB", peak_rss_kib().unwrap_or(0));
+    std::fs::remove_file(&path)?;
+    Ok(())
+}
+
+/// Decoding alone.
+fn read_stage(path: &Path) -> Result<(), Box<dyn std::error::Error>> {
     let (decoded, wall, cpu) = timed(|| -> Result<u64, Box<dyn std::error::Error>> {
         // As replay reads: every batch into one reused buffer.
-        let mut reader = hindsight_recorder::format::TraceReader::open(&path)?;
+        let mut reader = hindsight_recorder::format::TraceReader::open(path)?;
         let (mut decoded, mut events) = (0u64, Vec::new());
         while reader.next_into(&mut events).is_some() {
             decoded += events.len() as u64;
@@ -192,16 +219,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok(decoded)
     });
     println!("reading alone:        {}", rate(decoded?, wall, cpu));
+    Ok(())
+}
 
+/// Decoding, ordering and the state.
+fn state_stage(path: &Path) -> Result<(), Box<dyn std::error::Error>> {
     let (replayed, wall, cpu) = timed(|| -> Result<u64, Box<dyn std::error::Error>> {
-        let mut replay = Replay::open(&[&path])?;
+        let mut replay = Replay::open(&[path])?;
         replay.run_to_end();
         Ok(replay.stats().events)
     });
     println!("+ replay (state):     {}", rate(replayed?, wall, cpu));
+    Ok(())
+}
 
+/// Replay with the lock-order detector.
+fn lock_order_stage(path: &Path, written: u64) -> Result<(), Box<dyn std::error::Error>> {
     let (replay, wall, cpu) = timed(|| -> Result<Replay, Box<dyn std::error::Error>> {
-        let mut replay = Replay::open(&[&path])?;
+        let mut replay = Replay::open(&[path])?;
         let mut lock_order = LockOrder::new();
         replay.run(&mut [&mut lock_order as &mut dyn Detector]);
         let mut findings = Vec::new();
@@ -215,20 +250,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     assert_eq!(stats.events, written, "every event is replayed");
     assert_eq!(replay.state().conflicts(), 0, "replay order is valid");
     println!("+ lock-order (total): {}", rate(stats.events, wall, cpu));
+    println!("at most {} events buffered", stats.max_buffered);
+    Ok(())
+}
 
+/// Everything `analyze` does.
+fn all_stage(path: &Path) -> Result<(), Box<dyn std::error::Error>> {
     let (report, wall, cpu) = timed(|| -> Result<Report, Box<dyn std::error::Error>> {
         let options = AnalyzeOptions::default();
-        Ok(hindsight_analyzer::analyze(Replay::open(&[&path])?, &options)?)
+        Ok(hindsight_analyzer::analyze(Replay::open(&[path])?, &options)?)
     });
     let report = report?;
     let titles: Vec<&str> = report.findings.iter().map(|f| f.title.as_str()).collect();
     assert!(titles.is_empty(), "a clean generated trace has no finding: {titles:#?}");
     println!("all detectors:        {}", rate(report.trace.events, wall, cpu));
-    println!(
-        "at most {} events buffered; peak RSS {} KiB",
-        stats.max_buffered,
-        peak_rss_kib().unwrap_or(0)
-    );
-    std::fs::remove_file(&path)?;
     Ok(())
 }

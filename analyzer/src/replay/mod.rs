@@ -146,6 +146,10 @@ struct Tournament {
     leaves: usize,
 }
 
+/// The leaves of a tournament over at most 16 queues (depth 4), and over at most 256.
+const SMALL_TREE: usize = 16;
+const MEDIUM_TREE: usize = 256;
+
 /// The key of queue `q`'s head at `time`.
 #[inline]
 fn key(time: u64, q: usize) -> u128 {
@@ -158,7 +162,13 @@ impl Tournament {
         if queues <= self.leaves {
             return;
         }
-        let leaves = queues.next_power_of_two();
+        let leaves = if queues <= SMALL_TREE {
+            SMALL_TREE
+        } else if queues <= MEDIUM_TREE {
+            MEDIUM_TREE
+        } else {
+            queues.next_power_of_two()
+        };
         let mut nodes = vec![0; 2 * leaves];
         for q in 0..leaves {
             let time = self.nodes.get(self.leaves + q).map_or(NO_HEAD, |&k| (k >> 32) as u64);
@@ -172,21 +182,15 @@ impl Tournament {
     }
 
     /// Sets queue `q`'s head time.
-    #[inline]
+    #[inline(always)]
     fn set(&mut self, q: usize, time: u64) {
         // The number of matches is a constant in each arm, so that the compiler unrolls the
         // walk up the tree into straight code of conditional moves: a loop of them it turns
-        // into branches, and which side wins a match is data, unpredictable.
-        match self.leaves.trailing_zeros() {
-            0 => self.set_unrolled::<0>(q, time),
-            1 => self.set_unrolled::<1>(q, time),
-            2 => self.set_unrolled::<2>(q, time),
-            3 => self.set_unrolled::<3>(q, time),
-            4 => self.set_unrolled::<4>(q, time),
-            5 => self.set_unrolled::<5>(q, time),
-            6 => self.set_unrolled::<6>(q, time),
-            7 => self.set_unrolled::<7>(q, time),
-            8 => self.set_unrolled::<8>(q, time),
+        // into branches, and which side wins a match is data, unpredictable. Trees come in
+        // few depths (see `grow`), so that this inlines and always takes the same arm.
+        match self.leaves {
+            SMALL_TREE => self.set_unrolled::<4>(q, time),
+            MEDIUM_TREE => self.set_unrolled::<8>(q, time),
             _ => self.set_looped(q, time),
         }
     }
@@ -673,6 +677,41 @@ impl Replay {
         if was_empty && queue.blocked_on.is_none() {
             let time = queue.head_time();
             self.heads.set(q, time);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Tournament, NO_HEAD};
+
+    /// Every tree size (unrolled at 16 and 256 leaves, looped beyond) finds the earliest
+    /// head, ties to the smaller queue, through growth and changes.
+    #[test]
+    fn the_tournament_finds_the_earliest_head_at_every_size() {
+        for queues in [1, 3, 16, 17, 256, 300, 1025] {
+            let mut tree = Tournament::default();
+            let mut heads = vec![NO_HEAD; queues];
+            let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+            for step in 0..4 * queues {
+                // Grow in two steps, so that growing keeps the heads set so far.
+                let limit = if step < queues / 2 { queues / 2 + 1 } else { queues };
+                tree.grow(limit);
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                let q = (rng as usize) % limit;
+                let time = if rng.is_multiple_of(7) { NO_HEAD } else { (rng >> 40) % 50 };
+                heads[q] = time;
+                tree.set(q, time);
+                let expected = heads
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &t)| t != NO_HEAD)
+                    .min_by_key(|(q, &t)| (t, *q))
+                    .map(|(q, &t)| (q, t));
+                assert_eq!(tree.earliest(), expected, "{queues} queues, step {step}");
+            }
         }
     }
 }
