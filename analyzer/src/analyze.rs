@@ -2,13 +2,13 @@
 //! detectors, build the [`Report`], and decide the exit status.
 
 use crate::detect::blocking_in_async::DEFAULT_POLL_THRESHOLD_NS;
-use crate::detect::contention::{Contention, LockStatistics, DEFAULT_WAIT_THRESHOLD_NS};
+use crate::detect::contention::{Contention, DEFAULT_WAIT_THRESHOLD_NS};
 use crate::detect::{self, Context, Detector, LockOrder};
 use crate::error::AnalyzeError;
 use crate::replay::{Actor, Replay};
 use crate::report::{
-    ClassTotals, FileSummary, Finding, FindingKind, LockEntry, LockOrderEdge, Report, Severity,
-    TaskEntry, ThreadEntry, TraceSummary,
+    ClassTotals, FileSummary, Finding, FindingKind, LockEntry, LockOrderEdge, LockStatistics,
+    Report, Severity, TaskEntry, ThreadEntry, TraceSummary,
 };
 use crate::trace::{ClassId, Trace};
 use hindsight_recorder::format::{LockId, TaskId, ThreadId};
@@ -195,17 +195,8 @@ fn locks(
     }
     let class_totals = |class: ClassId| {
         let locks = instances.get(class.index()).copied().unwrap_or(0);
-        let stats = class_statistics.get(class.index()).filter(|_| locks > 1)?.clone();
-        Some(ClassTotals {
-            locks,
-            acquisitions: stats.acquisitions,
-            contended: stats.contended,
-            owner_changes: stats.owner_changes,
-            wait: stats.wait,
-            hold: stats.hold,
-            top_waiting_sites: stats.top_waiting_sites,
-            top_holding_sites: stats.top_holding_sites,
-        })
+        let statistics = class_statistics.get(class.index()).filter(|_| locks > 1)?.clone();
+        Some(ClassTotals { locks, statistics })
     };
     trace
         .locks()

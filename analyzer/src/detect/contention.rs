@@ -17,7 +17,8 @@ use super::{Context, Detector, Interest};
 use crate::replay::{Actor, WaitFor};
 use crate::report::{counted, format_ns};
 use crate::report::{
-    push_unique, Detail, DurationStats, Finding, FindingKind, HotspotDetail, Severity, SiteTime,
+    push_unique, Detail, DurationStats, Finding, FindingKind, HotspotDetail, LockStatistics,
+    Severity, SiteTime,
 };
 use hdrhistogram::Histogram;
 use hindsight_recorder::format::{Event, EventKind, LockId, LockKind, SiteId, TaskId, ThreadId};
@@ -176,25 +177,6 @@ struct LockStats {
 
 /// Waiting threads and tasks named per hotspot.
 const WAITERS_NAMED: usize = 8;
-
-/// The statistics of one lock, as the report shows them.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct LockStatistics {
-    /// Acquisitions.
-    pub acquisitions: u64,
-    /// Acquisitions that had to wait.
-    pub contended: u64,
-    /// Acquisitions by another thread or task than the previous one.
-    pub owner_changes: u64,
-    /// Wait times of the contended acquisitions.
-    pub wait: DurationStats,
-    /// Hold times.
-    pub hold: DurationStats,
-    /// The sites that waited longest, in all.
-    pub top_waiting_sites: Vec<SiteTime>,
-    /// The sites that held longest, in all.
-    pub top_holding_sites: Vec<SiteTime>,
-}
 
 /// Lock events logged before they are counted (see [`Contention::flush`]).
 const PENDING: usize = 8192;

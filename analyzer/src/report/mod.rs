@@ -443,6 +443,14 @@ pub struct LockEntry {
 pub struct ClassTotals {
     /// How many lock instances the class has.
     pub locks: u64,
+    /// The class's statistics, as fields of this object in JSON.
+    #[serde(flatten)]
+    pub statistics: LockStatistics,
+}
+
+/// The contention statistics of one lock or lock class.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LockStatistics {
     /// Acquisitions.
     pub acquisitions: u64,
     /// Acquisitions that had to wait.
@@ -554,6 +562,37 @@ pub fn format_ns(ns: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A class's totals are one flat JSON object: `locks` beside the statistics' fields.
+    #[test]
+    fn class_totals_are_flat_in_json() {
+        let mut statistics = LockStatistics { acquisitions: 5, contended: 2, ..Default::default() };
+        statistics.wait.max_ns = 7;
+        let totals = ClassTotals { locks: 3, statistics };
+        let json = serde_json::to_value(&totals).expect("serializable");
+        // In the order written (serde_json's map would sort the keys).
+        let text = serde_json::to_string(&totals).expect("serializable");
+        let fields = [
+            "locks",
+            "acquisitions",
+            "contended",
+            "owner_changes",
+            "wait",
+            "hold",
+            "top_waiting_sites",
+            "top_holding_sites",
+        ];
+        let at: Vec<usize> =
+            fields.iter().map(|f| text.find(&format!("\"{f}\":")).expect(f)).collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{text}");
+        assert_eq!(json.as_object().map(|o| o.len()), Some(fields.len()), "{text}");
+        assert_eq!(
+            (json["acquisitions"].as_u64(), json["wait"]["max_ns"].as_u64()),
+            (Some(5), Some(7))
+        );
+        let back: ClassTotals = serde_json::from_value(json).expect("deserializable");
+        assert_eq!(back, totals);
+    }
 
     #[test]
     fn kinds_round_trip_through_their_names() {

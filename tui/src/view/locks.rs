@@ -179,9 +179,9 @@ impl Widget for &LocksView {
                 format!(
                     "{} locks, {} acquisitions, {} contended, wait max {}",
                     class.locks,
-                    class.acquisitions,
-                    class.contended,
-                    ns_or_dash(class.wait.max_ns)
+                    class.statistics.acquisitions,
+                    class.statistics.contended,
+                    ns_or_dash(class.statistics.wait.max_ns)
                 ),
             ));
         }
