@@ -208,10 +208,10 @@ impl Packed {
         (self.flags & SEQ != 0).then_some((self.a, self.wide))
     }
 
-    /// The event again: it happened on `thread`, and `slot_locks` maps sequence slots to
-    /// locks.
+    /// Writes the event again into `out`: it happened on `thread`, and `slot_locks` maps
+    /// sequence slots to locks.
     #[inline]
-    pub(super) fn unpack(&self, thread: ThreadId, slot_locks: &[LockId]) -> Event {
+    pub(super) fn unpack_into(&self, thread: ThreadId, slot_locks: &[LockId], out: &mut Event) {
         use EventKind as K;
         let f0 = self.flags & FLAG0 != 0;
         let f1 = self.flags & FLAG1 != 0;
@@ -247,6 +247,6 @@ impl Packed {
             _ => K::Gap { dropped: self.wide },
         };
         let task = (self.flags & TASK != 0).then_some(TaskId(self.task));
-        Event { time_ns: self.time_ns, thread, task, kind }
+        *out = Event { time_ns: self.time_ns, thread, task, kind };
     }
 }
