@@ -220,33 +220,35 @@ impl Packed {
         let opt_site = (self.flags & B != 0).then_some(site);
         let seq = (self.flags & SEQ != 0).then_some(self.wide);
         let lock = || slot_locks[self.a as usize];
-        let kind = match self.kind {
-            0 => K::LockRequested { lock: lock(), mode, site },
-            1 => K::LockAcquired { lock: lock(), mode, site, seq, via_try: f1 },
-            2 => K::LockTryFailed { lock: lock(), mode, site },
-            3 => K::LockReleased { lock: lock(), mode, seq, poisoned: f1 },
-            4 => K::TaskSpawned { task: TaskId(self.a), site: opt_site },
-            5 => K::PollStarted,
-            6 => K::PollEnded { ready: f0 },
-            7 => K::TaskFinished { cancelled: f0 },
-            8 => K::TaskJoined { task: TaskId(self.a), site: opt_site },
-            9 => K::TaskJoinRequested { task: TaskId(self.a), site: opt_site },
-            10 => K::Wake { task: TaskId(self.a), by_ref: f0 },
-            11 => K::ThreadSpawned { thread: ThreadId(self.a), site: opt_site },
-            12 => K::ThreadStarted,
-            13 => K::ThreadFinished { panicked: f0 },
-            14 => K::ThreadJoinRequested { thread: ThreadId(self.a), site: opt_site },
-            15 => K::ThreadJoined { thread: ThreadId(self.a), site: opt_site },
-            16 => K::Send { channel: ChannelId(self.a), message: self.wide, site },
-            17 => K::Receive { channel: ChannelId(self.a), message: self.wide, site },
-            18 => K::Read { var: VarId(self.a), site },
-            19 => K::Write { var: VarId(self.a), site },
-            20 => K::SyncRelease { var: VarId(self.a), site },
-            21 => K::SyncAcquire { var: VarId(self.a), site },
-            22 => K::Mark { label: StringId(self.a), site: opt_site },
-            _ => K::Gap { dropped: self.wide },
-        };
-        let task = (self.flags & TASK != 0).then_some(TaskId(self.task));
-        *out = Event { time_ns: self.time_ns, thread, task, kind };
+        let (time_ns, task) = (self.time_ns, (self.flags & TASK != 0).then_some(TaskId(self.task)));
+        // Each arm writes the whole event: building the kind first and the event after
+        // costs a copy of it.
+        let mut put = |kind| *out = Event { time_ns, thread, task, kind };
+        match self.kind {
+            0 => put(K::LockRequested { lock: lock(), mode, site }),
+            1 => put(K::LockAcquired { lock: lock(), mode, site, seq, via_try: f1 }),
+            2 => put(K::LockTryFailed { lock: lock(), mode, site }),
+            3 => put(K::LockReleased { lock: lock(), mode, seq, poisoned: f1 }),
+            4 => put(K::TaskSpawned { task: TaskId(self.a), site: opt_site }),
+            5 => put(K::PollStarted),
+            6 => put(K::PollEnded { ready: f0 }),
+            7 => put(K::TaskFinished { cancelled: f0 }),
+            8 => put(K::TaskJoined { task: TaskId(self.a), site: opt_site }),
+            9 => put(K::TaskJoinRequested { task: TaskId(self.a), site: opt_site }),
+            10 => put(K::Wake { task: TaskId(self.a), by_ref: f0 }),
+            11 => put(K::ThreadSpawned { thread: ThreadId(self.a), site: opt_site }),
+            12 => put(K::ThreadStarted),
+            13 => put(K::ThreadFinished { panicked: f0 }),
+            14 => put(K::ThreadJoinRequested { thread: ThreadId(self.a), site: opt_site }),
+            15 => put(K::ThreadJoined { thread: ThreadId(self.a), site: opt_site }),
+            16 => put(K::Send { channel: ChannelId(self.a), message: self.wide, site }),
+            17 => put(K::Receive { channel: ChannelId(self.a), message: self.wide, site }),
+            18 => put(K::Read { var: VarId(self.a), site }),
+            19 => put(K::Write { var: VarId(self.a), site }),
+            20 => put(K::SyncRelease { var: VarId(self.a), site }),
+            21 => put(K::SyncAcquire { var: VarId(self.a), site }),
+            22 => put(K::Mark { label: StringId(self.a), site: opt_site }),
+            _ => put(K::Gap { dropped: self.wide }),
+        }
     }
 }

@@ -345,59 +345,62 @@ fn decode_events_inner(
             task = c.option(|c| c.u32().map(TaskId))?;
             continue;
         }
-        let dt = c.u64()?;
-        let kind = match variant {
-            1 => K::LockRequested { lock: c.lock()?, mode: Exclusive, site: c.site()? },
-            2 => K::LockRequested { lock: c.lock()?, mode: Shared, site: c.site()? },
+        time = time.wrapping_add(c.u64()?);
+        // Each arm pushes the whole event: building the kind first and the event after
+        // costs a copy of it.
+        let mut put = |kind| out.push(Event { time_ns: time, thread, task, kind });
+        match variant {
+            1 => put(K::LockRequested { lock: c.lock()?, mode: Exclusive, site: c.site()? }),
+            2 => put(K::LockRequested { lock: c.lock()?, mode: Shared, site: c.site()? }),
             3..=6 => {
                 let (lock, site, delta) = (c.lock()?, c.site()?, c.u64()?);
                 let seq = Some(seqs.decode(lock, delta));
                 let mode = if variant % 2 == 0 { Shared } else { Exclusive };
-                K::LockAcquired { lock, mode, site, seq, via_try: variant >= 5 }
+                put(K::LockAcquired { lock, mode, site, seq, via_try: variant >= 5 });
             }
-            7 => K::LockAcquired {
+            7 => put(K::LockAcquired {
                 lock: c.lock()?,
                 mode: c.mode()?,
                 site: c.site()?,
                 seq: None,
                 via_try: c.bool()?,
-            },
-            8 => K::LockTryFailed { lock: c.lock()?, mode: c.mode()?, site: c.site()? },
+            }),
+            8 => put(K::LockTryFailed { lock: c.lock()?, mode: c.mode()?, site: c.site()? }),
             9 | 10 => {
                 let (lock, delta) = (c.lock()?, c.u64()?);
                 let seq = Some(seqs.decode(lock, delta));
                 let mode = if variant == 9 { Exclusive } else { Shared };
-                K::LockReleased { lock, mode, seq, poisoned: false }
+                put(K::LockReleased { lock, mode, seq, poisoned: false });
             }
             11 => {
                 let (lock, mode) = (c.lock()?, c.mode()?);
                 let seq = c.option(Cursor::u64)?.map(|delta| seqs.decode(lock, delta));
-                K::LockReleased { lock, mode, seq, poisoned: c.bool()? }
+                put(K::LockReleased { lock, mode, seq, poisoned: c.bool()? });
             }
-            12 => K::TaskSpawned { task: TaskId(c.u32()?), site: c.opt_site()? },
-            13 => K::PollStarted,
-            14 => K::PollEnded { ready: c.bool()? },
-            15 => K::TaskFinished { cancelled: c.bool()? },
-            16 => K::TaskJoinRequested { task: TaskId(c.u32()?), site: c.opt_site()? },
-            17 => K::TaskJoined { task: TaskId(c.u32()?), site: c.opt_site()? },
-            18 => K::Wake { task: TaskId(c.u32()?), by_ref: c.bool()? },
-            19 => K::ThreadSpawned { thread: ThreadId(c.u32()?), site: c.opt_site()? },
-            20 => K::ThreadStarted,
-            21 => K::ThreadFinished { panicked: c.bool()? },
-            22 => K::ThreadJoinRequested { thread: ThreadId(c.u32()?), site: c.opt_site()? },
-            23 => K::ThreadJoined { thread: ThreadId(c.u32()?), site: c.opt_site()? },
-            24 => K::Send { channel: ChannelId(c.u32()?), message: c.u64()?, site: c.site()? },
-            25 => K::Receive { channel: ChannelId(c.u32()?), message: c.u64()?, site: c.site()? },
-            26 => K::Read { var: VarId(c.u32()?), site: c.site()? },
-            27 => K::Write { var: VarId(c.u32()?), site: c.site()? },
-            28 => K::SyncRelease { var: VarId(c.u32()?), site: c.site()? },
-            29 => K::SyncAcquire { var: VarId(c.u32()?), site: c.site()? },
-            30 => K::Mark { label: StringId(c.u32()?), site: c.opt_site()? },
-            31 => K::Gap { dropped: c.u64()? },
+            12 => put(K::TaskSpawned { task: TaskId(c.u32()?), site: c.opt_site()? }),
+            13 => put(K::PollStarted),
+            14 => put(K::PollEnded { ready: c.bool()? }),
+            15 => put(K::TaskFinished { cancelled: c.bool()? }),
+            16 => put(K::TaskJoinRequested { task: TaskId(c.u32()?), site: c.opt_site()? }),
+            17 => put(K::TaskJoined { task: TaskId(c.u32()?), site: c.opt_site()? }),
+            18 => put(K::Wake { task: TaskId(c.u32()?), by_ref: c.bool()? }),
+            19 => put(K::ThreadSpawned { thread: ThreadId(c.u32()?), site: c.opt_site()? }),
+            20 => put(K::ThreadStarted),
+            21 => put(K::ThreadFinished { panicked: c.bool()? }),
+            22 => put(K::ThreadJoinRequested { thread: ThreadId(c.u32()?), site: c.opt_site()? }),
+            23 => put(K::ThreadJoined { thread: ThreadId(c.u32()?), site: c.opt_site()? }),
+            24 => put(K::Send { channel: ChannelId(c.u32()?), message: c.u64()?, site: c.site()? }),
+            25 => {
+                put(K::Receive { channel: ChannelId(c.u32()?), message: c.u64()?, site: c.site()? })
+            }
+            26 => put(K::Read { var: VarId(c.u32()?), site: c.site()? }),
+            27 => put(K::Write { var: VarId(c.u32()?), site: c.site()? }),
+            28 => put(K::SyncRelease { var: VarId(c.u32()?), site: c.site()? }),
+            29 => put(K::SyncAcquire { var: VarId(c.u32()?), site: c.site()? }),
+            30 => put(K::Mark { label: StringId(c.u32()?), site: c.opt_site()? }),
+            31 => put(K::Gap { dropped: c.u64()? }),
             _ => return None,
-        };
-        time = time.wrapping_add(dt);
-        out.push(Event { time_ns: time, thread, task, kind });
+        }
     }
     // Like bincode's caller, refuse trailing bytes.
     c.bytes.is_empty().then_some(thread)
