@@ -52,6 +52,18 @@ struct Witness {
     time_ns: u64,
 }
 
+/// An acquisition that orders the locks held before it: a [`Witness`] for each, if kept.
+struct Taken {
+    actor: Actor,
+    thread: ThreadId,
+    lock: LockId,
+    /// The lock's class.
+    class: ClassId,
+    mode: LockMode,
+    site: SiteId,
+    time_ns: u64,
+}
+
 /// Everything known about one order `from → to` of two lock classes.
 #[derive(Debug, Clone)]
 struct Edge {
@@ -109,32 +121,31 @@ impl LockOrder {
         })
     }
 
+    /// Notes the acquisition `taken` made while holding `holds[position]`, a lock of class
+    /// `from` (`taken.class` is the class of the lock taken).
     #[inline]
-    fn observe(&mut self, cx: &Context<'_>, holds: &[Hold], position: usize, w: Witness) {
-        let from = cx.trace.lock_class(w.held.lock);
-        let to = cx.trace.lock_class(w.lock);
-        if from == to {
-            return;
-        }
+    fn observe(&mut self, holds: &[Hold], position: usize, from: ClassId, taken: &Taken) {
+        let to = taken.class;
+        let held = &holds[position];
         let key = (u64::from(from.0) << 32) | u64::from(to.0);
         let gates_before = &holds[..position];
         let edges = &mut self.edges;
         let hot = self.index.entry(key).or_insert_with(|| {
             let gates: Vec<LockId> = gates_before
                 .iter()
-                .filter(|g| g.mode == LockMode::Exclusive && g.lock != w.lock)
+                .filter(|g| g.mode == LockMode::Exclusive && g.lock != taken.lock)
                 .map(|g| g.lock)
                 .collect();
             let gated = !gates.is_empty();
             edges.push(Edge { from, to, witnesses: Vec::new(), gates });
             let ix = (edges.len() - 1) as u32;
-            EdgeHot { ix, modes_seen: 0, full: false, gated, first_actor: w.actor, count: 0 }
+            EdgeHot { ix, modes_seen: 0, full: false, gated, first_actor: taken.actor, count: 0 }
         });
         hot.count += 1;
-        let bit = 1u8 << mode_bit(w.held.mode, w.mode);
+        let bit = 1u8 << mode_bit(held.mode, taken.mode);
         let new_modes = hot.modes_seen & bit == 0;
         hot.modes_seen |= bit;
-        let maybe_new_witness = !hot.full && (new_modes || w.actor != hot.first_actor);
+        let maybe_new_witness = !hot.full && (new_modes || taken.actor != hot.first_actor);
         if !maybe_new_witness && !hot.gated {
             // The common case: nothing new to learn about this order.
             return;
@@ -146,8 +157,17 @@ impl LockOrder {
             });
             hot.gated = !edge.gates.is_empty();
         }
-        if maybe_new_witness && (new_modes || edge.witnesses.iter().all(|x| x.actor != w.actor)) {
-            edge.witnesses.push(w);
+        if maybe_new_witness && (new_modes || edge.witnesses.iter().all(|x| x.actor != taken.actor))
+        {
+            edge.witnesses.push(Witness {
+                actor: taken.actor,
+                thread: taken.thread,
+                held: *held,
+                lock: taken.lock,
+                mode: taken.mode,
+                site: taken.site,
+                time_ns: taken.time_ns,
+            });
             hot.full = edge.witnesses.len() >= MAX_WITNESSES;
         }
     }
@@ -335,20 +355,18 @@ impl Detector for LockOrder {
         };
         let actor = Actor::of(event);
         let holds = cx.state.holds(actor);
+        if holds.is_empty() {
+            return;
+        }
+        let class = cx.trace.lock_class(lock);
+        let taken =
+            Taken { actor, thread: event.thread, lock, class, mode, site, time_ns: event.time_ns };
         for (position, held) in holds.iter().enumerate() {
-            if held.lock == lock {
-                continue;
+            let from = cx.trace.lock_class(held.lock);
+            // Nested locks of one class (per-object locks) are not ordered.
+            if held.lock != lock && from != class {
+                self.observe(holds, position, from, &taken);
             }
-            let witness = Witness {
-                actor,
-                thread: event.thread,
-                held: *held,
-                lock,
-                mode,
-                site,
-                time_ns: event.time_ns,
-            };
-            self.observe(cx, holds, position, witness);
         }
     }
 
