@@ -29,6 +29,7 @@
 //! an acquisition.
 
 mod packed;
+mod ring;
 mod state;
 
 pub use state::{
@@ -45,7 +46,7 @@ use hindsight_recorder::format::{
     Definition, Event, EventKind, Header, LockKind, Tail, ThreadId, TraceReader, Unit,
 };
 use packed::Packed;
-use std::collections::VecDeque;
+use ring::Ring;
 use std::io::Read;
 use std::path::Path;
 
@@ -102,10 +103,10 @@ struct Source {
 }
 
 /// One thread's events read but not yet replayed, in program order, remapped and packed. The
-/// ring buffer keeps its capacity, so a steady replay allocates nothing.
+/// ring keeps its capacity, so a steady replay allocates nothing.
 #[derive(Default)]
 struct Queue {
-    entries: VecDeque<Packed>,
+    entries: Ring<Packed>,
     /// The sequence slot whose earlier numbers the head waits for.
     blocked_on: Option<u32>,
 }
@@ -128,7 +129,7 @@ impl Queue {
     }
 
     fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.entries.len() == 0
     }
 }
 

@@ -23,7 +23,7 @@ const FLAG1: u8 = 1 << 3;
 const SEQ: u8 = 1 << 4;
 
 /// One queued event; see the module docs.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub(super) struct Packed {
     /// The event's time.
     pub(super) time_ns: u64,
