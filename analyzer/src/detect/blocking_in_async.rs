@@ -99,29 +99,11 @@ impl BlockingInAsync {
             keep_longest(&mut entry.longest_wait, wait);
         }
     }
-}
 
-fn keep_longest(slot: &mut Option<LockWait>, wait: LockWait) {
-    if slot.is_none_or(|kept| wait.waited_ns > kept.waited_ns) {
-        *slot = Some(wait);
-    }
-}
-
-impl Detector for BlockingInAsync {
-    fn kind(&self) -> FindingKind {
-        FindingKind::BlockingInAsync
-    }
-
-    /// The kinds its `on_event` handles: keep the two in step.
-    fn interest(&self) -> Interest {
-        Interest::POLL_STARTED
-            | Interest::POLL_ENDED
-            | Interest::LOCK_REQUESTED
-            | Interest::LOCK_ACQUIRED
-    }
-
-    fn on_event(&mut self, cx: &Context<'_>, event: &Event) {
-        let Some(task) = event.task else { return };
+    /// [`on_event`](Detector::on_event) for an event of `task`, apart, so that a thread's
+    /// event (most lock events) costs `on_event` only the check.
+    #[inline(never)]
+    fn on_task_event(&mut self, cx: &Context<'_>, event: &Event, task: TaskId) {
         let now = event.time_ns;
         match event.kind {
             EventKind::PollStarted if task_kind(cx, task) == Some("blocking") => {}
@@ -152,6 +134,32 @@ impl Detector for BlockingInAsync {
                 }
             }
             _ => {}
+        }
+    }
+}
+
+fn keep_longest(slot: &mut Option<LockWait>, wait: LockWait) {
+    if slot.is_none_or(|kept| wait.waited_ns > kept.waited_ns) {
+        *slot = Some(wait);
+    }
+}
+
+impl Detector for BlockingInAsync {
+    fn kind(&self) -> FindingKind {
+        FindingKind::BlockingInAsync
+    }
+
+    /// The kinds its `on_event` handles: keep the two in step.
+    fn interest(&self) -> Interest {
+        Interest::POLL_STARTED
+            | Interest::POLL_ENDED
+            | Interest::LOCK_REQUESTED
+            | Interest::LOCK_ACQUIRED
+    }
+
+    fn on_event(&mut self, cx: &Context<'_>, event: &Event) {
+        if let Some(task) = event.task {
+            self.on_task_event(cx, event, task);
         }
     }
 

@@ -21,7 +21,7 @@ use crate::report::{
     Severity, SiteTime,
 };
 use hdrhistogram::Histogram;
-use hindsight_recorder::format::{Event, EventKind, LockId, LockKind, SiteId, TaskId, ThreadId};
+use hindsight_recorder::format::{Event, EventKind, LockId, LockKind, SiteId};
 use rustc_hash::FxHashMap;
 
 /// The default `--wait-threshold`.
@@ -30,9 +30,11 @@ pub const DEFAULT_WAIT_THRESHOLD_NS: u64 = 100_000_000;
 /// Sites listed per lock, for waiting and for holding.
 const TOP_SITES: usize = 3;
 
-/// Durations are recorded from 100 ns (shorter ones land in the lowest bucket) to an hour.
+/// Durations are recorded from 100 ns (shorter ones land in the lowest bucket) to an hour, to
+/// two significant digits.
 const HISTOGRAM_LOW_NS: u64 = 100;
 const HISTOGRAM_HIGH_NS: u64 = 3_600_000_000_000;
+const SIGNIFICANT_DIGITS: u8 = 2;
 
 /// A lock is a hotspot by share when it has more than this fraction of all wait time...
 const MOST_OF_THE_WAIT: f64 = 0.5;
@@ -40,55 +42,204 @@ const MOST_OF_THE_WAIT: f64 = 0.5;
 /// ...and its p99 wait is at least the wait threshold divided by this.
 const SIGNIFICANT_P99_DIVISOR: u64 = 10;
 
-/// The bucketing every duration histogram uses: an empty HDR histogram of the detector's
-/// bounds, asked which bucket a duration falls in, and cloned to build a lock's histogram.
-#[derive(Debug, Clone)]
-struct Scale(Histogram<u32>);
+/// The bins (the counts) of an HDR histogram of those bounds, as the histogram sets them up:
+/// values below `2^(UNIT_MAGNITUDE + HALF_MAGNITUDE + 1)` fill the first `2^(HALF_MAGNITUDE + 1)`
+/// bins, `2^UNIT_MAGNITUDE` apart; every further power of two gets `2^HALF_MAGNITUDE` bins.
+const UNIT_MAGNITUDE: u32 = HISTOGRAM_LOW_NS.ilog2();
+const HALF_MAGNITUDE: u32 =
+    (2 * 10u32.pow(SIGNIFICANT_DIGITS as u32)).next_power_of_two().ilog2() - 1;
 
-impl Scale {
-    fn new() -> Scale {
-        let histogram = Histogram::new_with_bounds(HISTOGRAM_LOW_NS, HISTOGRAM_HIGH_NS, 2)
-            .expect("constant histogram bounds are valid; this is a bug");
-        Scale(histogram)
+/// The bin of a duration of at most [`HISTOGRAM_HIGH_NS`]: its position among the counts of
+/// the histogram, computed as the histogram computes it (a test checks every bin).
+#[inline]
+fn bin_of(nanos: u64) -> u32 {
+    let first_range = (1 << (UNIT_MAGNITUDE + HALF_MAGNITUDE + 1)) - 1;
+    // How many powers of two `nanos` lies past the first bins' range.
+    let magnitude = 63 - (nanos | first_range).leading_zeros() - (UNIT_MAGNITUDE + HALF_MAGNITUDE);
+    (magnitude << HALF_MAGNITUDE) + (nanos >> (magnitude + UNIT_MAGNITUDE)) as u32
+}
+
+/// The highest duration in `bin`, below [`HISTOGRAM_HIGH_NS`]'s.
+#[inline]
+fn bin_top(bin: u32) -> u64 {
+    bin_floor(bin + 1) - 1
+}
+
+/// The lowest duration in `bin`.
+fn bin_floor(bin: u32) -> u64 {
+    let half = 1 << HALF_MAGNITUDE;
+    let (magnitude, step) =
+        if bin < 2 * half { (0, bin) } else { (bin / half - 1, bin % half + half) };
+    u64::from(step) << (magnitude + UNIT_MAGNITUDE)
+}
+
+/// An empty HDR histogram of the detector's bucketing, covering durations up to `high_ns`.
+fn histogram(high_ns: u64) -> Histogram<u32> {
+    Histogram::new_with_bounds(
+        HISTOGRAM_LOW_NS,
+        high_ns.max(2 * HISTOGRAM_LOW_NS),
+        SIGNIFICANT_DIGITS,
+    )
+    .expect("histogram bounds from the constants are valid; this is a bug")
+}
+
+/// A [`Tally`] keeps its keys in a window while the window spans at most this many keys...
+const MIN_SPAN: usize = 64;
+
+/// ...or this many per key tallied in it...
+const SPAN_PER_KEY: usize = 4;
+
+/// ...and tries to widen only while this few keys are outside it.
+const MAX_OUTSIDE_TO_WIDEN: usize = 64;
+
+/// Values per key, where keys are small numbers (histogram bins, site ids) of which a lock
+/// sees few, mostly close together. The values of a window of keys are kept in a slice (so
+/// that finding one is an index, where a map hashes and probes); those of keys far from the
+/// rest, in a map. The window widens to a new key while it stays dense (see [`MIN_SPAN`] and
+/// [`SPAN_PER_KEY`]), so that its memory grows with the keys tallied, as a map's does. A key
+/// is in the window or in the map, never both.
+///
+/// (Its fields are laid out in order, the window first: see [`LockStats`].)
+#[derive(Debug, Clone, Default)]
+#[repr(C)]
+struct Tally<T> {
+    /// The key of `window[0]`.
+    first: u32,
+    window: Box<[T]>,
+    /// The keys outside the window, once there is one.
+    outside: Option<Box<FxHashMap<u32, T>>>,
+}
+
+impl<T: Copy + Default + PartialEq> Tally<T> {
+    /// The value of `key` (the default value if it has none yet).
+    #[inline(always)]
+    fn get_mut(&mut self, key: u32) -> &mut T {
+        let offset = key.wrapping_sub(self.first) as usize;
+        if offset < self.window.len() {
+            &mut self.window[offset]
+        } else {
+            self.get_outside(key)
+        }
+    }
+
+    /// [`get_mut`](Self::get_mut) for a key outside the window: in the map if it is there,
+    /// else in the window widened to it if it stays dense, else added to the map.
+    #[inline(never)]
+    fn get_outside(&mut self, key: u32) -> &mut T {
+        let outside = self.outside.as_deref();
+        if outside.is_some_and(|outside| {
+            outside.len() > MAX_OUTSIDE_TO_WIDEN || outside.contains_key(&key)
+        }) {
+            return self.get_in_map(key);
+        }
+        // The window widened to `key`, as keys in `u64` (a window may end past `u32::MAX`).
+        let (key, first, len) = (u64::from(key), u64::from(self.first), self.window.len() as u64);
+        let (start, end) = match len {
+            0 => (key, key + 1),
+            _ => (first.min(key), (first + len).max(key + 1)),
+        };
+        let in_map = |range: &std::ops::Range<u64>| {
+            let keys = outside.into_iter().flat_map(|outside| outside.keys());
+            keys.filter(|key| range.contains(&u64::from(**key))).count()
+        };
+        let keys = 1
+            + self.window.iter().filter(|value| **value != T::default()).count()
+            + in_map(&(start..end));
+        let most = MIN_SPAN.max(SPAN_PER_KEY * keys) as u64;
+        if end - start > most {
+            return self.get_in_map(key as u32);
+        }
+        // Room to grow further the same way, so that a window grown key by key is copied a
+        // few times only: up to twice as long.
+        let span = (end - start).max(2 * len).min(most);
+        let (start, end) = if key < first {
+            (end.saturating_sub(span), end)
+        } else {
+            (start, (start + span).min(1 << u32::BITS))
+        };
+        let mut window = vec![T::default(); (end - start) as usize].into_boxed_slice();
+        if len > 0 {
+            let at = (first - start) as usize;
+            window[at..at + self.window.len()].copy_from_slice(&self.window);
+        }
+        if let Some(outside) = &mut self.outside {
+            outside.retain(|&key, value| {
+                let inside = (start..end).contains(&u64::from(key));
+                if inside {
+                    window[(u64::from(key) - start) as usize] = *value;
+                }
+                !inside
+            });
+        }
+        self.window = window;
+        // (`start` is at most a key, so it is a `u32`.)
+        self.first = start as u32;
+        &mut self.window[(key - start) as usize]
+    }
+
+    /// The value of `key` in the map.
+    fn get_in_map(&mut self, key: u32) -> &mut T {
+        self.outside.get_or_insert_with(Box::default).entry(key).or_default()
+    }
+
+    /// The keys with a value (other than the default), with it.
+    fn iter(&self) -> impl Iterator<Item = (u32, T)> + '_ {
+        let window = self.window.iter().enumerate();
+        let window = window.map(|(offset, &value)| (self.first + offset as u32, value));
+        let window = window.filter(|(_, value)| *value != T::default());
+        let outside = self.outside.iter().flat_map(|outside| outside.iter());
+        window.chain(outside.map(|(&key, &value)| (key, value)))
     }
 }
 
-/// Durations of one lock: the counts of an HDR histogram (two significant digits), kept per
-/// bucket in a map, plus the exact total. A lock's durations fall in a few dozen buckets, where
-/// the histogram's dense counts take 18 KiB per lock and a cache miss per duration; the
-/// histogram itself is built, bucket for bucket the same, when it is read.
+/// Durations of one lock: the counts of an HDR histogram (two significant digits), per bin,
+/// plus the exact total. The histogram's dense counts would take 15 KiB per lock and a cache
+/// miss per duration; a lock's durations fall in a few dozen bins, mostly close together,
+/// counted here in a [`Tally`]. The histogram itself is built, bin for bin the same, when it
+/// is read.
+///
+/// (Its fields are laid out in order, those a duration updates first: see [`LockStats`].)
 #[derive(Debug, Clone, Default)]
+#[repr(C)]
 struct Durations {
-    /// Durations per bucket, keyed by the bucket's highest value; zero durations apart, by 0.
-    /// (A histogram's maximum counts only durations above zero: recording the keys themselves
-    /// gives the same histogram, maximum included.)
-    buckets: FxHashMap<u64, u32>,
-    /// Durations past the histogram's range (over an hour), which it clamps: kept in a real
-    /// histogram, which knows how.
-    beyond: Option<Box<Histogram<u32>>>,
     /// Durations recorded.
     count: u64,
-    /// The histogram's maximum: the highest value of the largest duration's bucket (0 if no
+    /// The histogram's maximum: the highest value of the largest duration's bin (0 if no
     /// duration was above 0).
     max_ns: u64,
     total_ns: u64,
+    /// Durations per bin.
+    bins: Tally<u32>,
+    /// Durations past the histogram's range (over an hour), which it clamps: kept in a real
+    /// histogram, which knows how.
+    beyond: Option<Box<Histogram<u32>>>,
 }
 
 impl Durations {
-    #[inline]
-    fn record(&mut self, scale: &Scale, nanos: u64) {
-        if nanos <= scale.0.high() {
-            let bucket = if nanos == 0 { 0 } else { scale.0.highest_equivalent(nanos) };
-            let count = self.buckets.entry(bucket).or_insert(0);
+    #[inline(always)]
+    fn record(&mut self, nanos: u64) {
+        if nanos <= HISTOGRAM_HIGH_NS {
+            let bin = bin_of(nanos);
+            let count = self.bins.get_mut(bin);
             *count = count.saturating_add(1);
-            self.max_ns = self.max_ns.max(bucket);
+            // `max_ns` is the highest value of a bin (or 0): a duration past it is in a later bin.
+            if nanos > self.max_ns {
+                self.max_ns = bin_top(bin);
+            }
         } else {
-            let beyond = self.beyond.get_or_insert_with(|| Box::new(scale.0.clone()));
-            beyond.saturating_record(nanos);
-            self.max_ns = self.max_ns.max(beyond.max());
+            self.record_beyond(nanos);
         }
         self.count += 1;
         self.total_ns = self.total_ns.saturating_add(nanos);
+    }
+
+    /// [`record`](Self::record) for a duration past the histogram's range.
+    #[cold]
+    #[inline(never)]
+    fn record_beyond(&mut self, nanos: u64) {
+        let beyond = self.beyond.get_or_insert_with(|| Box::new(histogram(HISTOGRAM_HIGH_NS)));
+        beyond.saturating_record(nanos);
+        self.max_ns = self.max_ns.max(beyond.max());
     }
 
     fn is_empty(&self) -> bool {
@@ -96,8 +247,8 @@ impl Durations {
     }
 
     fn add(&mut self, other: &Durations) {
-        for (&bucket, &n) in &other.buckets {
-            let count = self.buckets.entry(bucket).or_insert(0);
+        for (bin, n) in other.bins.iter() {
+            let count = self.bins.get_mut(bin);
             *count = count.saturating_add(n);
         }
         if let Some(other_beyond) = &other.beyond {
@@ -107,70 +258,82 @@ impl Durations {
                 None => self.beyond = Some(other_beyond.clone()),
             }
         }
-        self.max_ns = self.max_ns.max(other.max_ns);
         self.count += other.count;
+        self.max_ns = self.max_ns.max(other.max_ns);
         self.total_ns = self.total_ns.saturating_add(other.total_ns);
     }
 
-    /// The HDR histogram of the durations.
-    fn histogram(&self, scale: &Scale) -> Histogram<u32> {
-        let mut histogram = scale.0.clone();
-        for (&bucket, &n) in &self.buckets {
-            // A bucket's highest value is within the bounds, so recording cannot fail.
-            let _ = histogram.record_n(bucket, n);
-        }
-        if let Some(beyond) = &self.beyond {
-            let _ = histogram.add(&**beyond);
+    /// The HDR histogram of the durations, but for its maximum and minimum: each bin's
+    /// durations are recorded at the bin's lowest value. It spans the durations only, which
+    /// buckets them as the full range does.
+    fn histogram(&self) -> Histogram<u32> {
+        let mut histogram = match &self.beyond {
+            Some(beyond) => (**beyond).clone(),
+            None => histogram(self.max_ns),
+        };
+        for (bin, n) in self.bins.iter() {
+            // A bin's lowest value is at most the maximum, so recording cannot fail.
+            let _ = histogram.record_n(bin_floor(bin), n);
         }
         histogram
     }
 
-    fn summary(&self, scale: &Scale) -> DurationStats {
+    fn summary(&self) -> DurationStats {
         if self.is_empty() {
             return DurationStats::default();
         }
-        let histogram = self.histogram(scale);
+        let histogram = self.histogram();
         let count = histogram.len();
+        let mut quantiles = histogram.value_at_quantiles([0.50, 0.95, 0.99]);
+        let mut quantile = || quantiles.next().unwrap_or(0);
         DurationStats {
             count,
             total_ns: self.total_ns,
             mean_ns: self.total_ns / count,
-            p50_ns: histogram.value_at_quantile(0.50),
-            p95_ns: histogram.value_at_quantile(0.95),
-            p99_ns: histogram.value_at_quantile(0.99),
-            max_ns: histogram.max(),
+            p50_ns: quantile(),
+            p95_ns: quantile(),
+            p99_ns: quantile(),
+            max_ns: self.max_ns,
         }
     }
 }
 
 /// Counts and time per site.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 struct SiteTotal {
     count: u64,
     total_ns: u64,
 }
 
 impl SiteTotal {
-    #[inline]
-    fn add(sites: &mut FxHashMap<SiteId, SiteTotal>, site: SiteId, nanos: u64) {
-        let total = sites.entry(site).or_default();
-        total.count += 1;
-        total.total_ns = total.total_ns.saturating_add(nanos);
+    /// Counts `count` more times, of `total_ns` in all.
+    #[inline(always)]
+    fn add(&mut self, count: u64, total_ns: u64) {
+        self.count += count;
+        self.total_ns = self.total_ns.saturating_add(total_ns);
     }
 }
 
+/// Counts and time per site, by site id.
+type Sites = Tally<SiteTotal>;
+
 /// Everything kept about one lock.
+///
+/// Its fields are laid out in order, and it starts a cache line: what every acquisition and
+/// release updates comes first, in two lines, and what only contended acquisitions update
+/// after. (A trace's locks take more memory than the CPU's nearest caches hold.)
 #[derive(Debug, Clone, Default)]
+#[repr(C, align(64))]
 struct LockStats {
     acquisitions: u64,
-    contended: u64,
     owner_changes: u64,
     last_owner: Option<Actor>,
-    wait: Durations,
     hold: Durations,
+    hold_sites: Sites,
+    contended: u64,
     max_wait_at_ns: u64,
-    wait_sites: FxHashMap<SiteId, SiteTotal>,
-    hold_sites: FxHashMap<SiteId, SiteTotal>,
+    wait: Durations,
+    wait_sites: Sites,
     /// The first few threads and tasks that had to wait for it, for the finding.
     waiters: Vec<Actor>,
 }
@@ -178,176 +341,136 @@ struct LockStats {
 /// Waiting threads and tasks named per hotspot.
 const WAITERS_NAMED: usize = 8;
 
-/// Lock events logged before they are counted (see [`Contention::flush`]).
-const PENDING: usize = 8192;
-
-/// Above this many locks, a flush sorts its events by comparison rather than by counting.
-const COUNTING_SORT_LOCKS: usize = 4 * PENDING;
-
-/// The logged event is a release (else an acquisition).
-const RELEASE: u8 = 1;
-/// The acquisition waited for `nanos`.
-const WAITED: u8 = 1 << 1;
-/// `site` is set.
-const SITE: u8 = 1 << 2;
-/// The acquiring actor is a task (else a thread).
-const TASK: u8 = 1 << 3;
-
-/// A lock event, logged to be counted later together with the others of its lock.
-#[derive(Debug, Clone, Copy, Default)]
-struct Pending {
-    /// How long the acquisition waited, or the hold lasted.
-    nanos: u64,
-    /// When it happened.
-    time_ns: u64,
-    lock: u32,
-    /// The wait's or the hold's site.
-    site: u32,
-    /// The acquiring actor's thread or task.
-    actor: u32,
-    flags: u8,
-}
-
 impl LockStats {
-    /// Counts one logged event of this lock.
+    /// Counts an acquisition by `actor`, which waited for the lock for `waited` (how long, and
+    /// where), if it had to.
     #[inline]
-    fn count(&mut self, scale: &Scale, event: &Pending) {
-        if event.flags & RELEASE != 0 {
-            self.hold.record(scale, event.nanos);
-            SiteTotal::add(&mut self.hold_sites, SiteId(event.site), event.nanos);
-            return;
-        }
-        let actor = if event.flags & TASK != 0 {
-            Actor::Task(TaskId(event.actor))
-        } else {
-            Actor::Thread(ThreadId(event.actor))
-        };
+    fn acquired(&mut self, actor: Actor, now: u64, waited: Option<(u64, Option<SiteId>)>) {
         self.acquisitions += 1;
         if self.last_owner.is_some_and(|owner| owner != actor) {
             self.owner_changes += 1;
         }
         self.last_owner = Some(actor);
-        if event.flags & WAITED != 0 {
-            let waited_ns = event.nanos;
+        if let Some((waited_ns, site)) = waited {
             self.contended += 1;
             if waited_ns > self.wait.max_ns || self.wait.is_empty() {
-                self.max_wait_at_ns = event.time_ns;
+                self.max_wait_at_ns = now;
             }
-            self.wait.record(scale, waited_ns);
+            self.wait.record(waited_ns);
             if self.waiters.len() < WAITERS_NAMED && !self.waiters.contains(&actor) {
                 self.waiters.push(actor);
             }
-            if event.flags & SITE != 0 {
-                SiteTotal::add(&mut self.wait_sites, SiteId(event.site), waited_ns);
+            if let Some(site) = site {
+                self.wait_sites.get_mut(site.0).add(1, waited_ns);
             }
         }
+    }
+
+    /// Counts a hold of `held_ns`, acquired at `site`.
+    #[inline]
+    fn released(&mut self, site: SiteId, held_ns: u64) {
+        self.hold.record(held_ns);
+        self.hold_sites.get_mut(site.0).add(1, held_ns);
     }
 }
 
 /// The lock statistics collector and contention-hotspot detector; see the module docs.
-///
-/// It logs the lock events it sees and counts them a batch at a time, each lock's events
-/// together (in their order): a lock's statistics are then read from memory once per batch
-/// rather than once per event, which matters when a trace has many locks.
 #[derive(Debug)]
 pub struct Contention {
     wait_threshold_ns: u64,
-    scale: Scale,
-    locks: Vec<Option<LockStats>>,
-    /// Events not counted yet, in replay order.
-    pending: Vec<Pending>,
-    /// The same, ordered by lock (reused by each flush).
-    sorted: Vec<Pending>,
-    /// Where each lock's events start in `sorted` (reused by each flush).
-    starts: Vec<u32>,
+    /// Per lock (by id), what was counted of it (nothing, for a lock never taken: see
+    /// [`Contention::counted`]).
+    locks: Vec<LockStats>,
+    /// Events counted.
+    events: u64,
+    /// The statistics of every lock once asked for, and how many events they count.
+    summaries: Option<(u64, Vec<LockStatistics>)>,
 }
 
 impl Contention {
     /// A detector reporting waits of at least `wait_threshold_ns`.
     pub fn new(wait_threshold_ns: u64) -> Self {
-        Contention {
-            wait_threshold_ns,
-            scale: Scale::new(),
-            locks: Vec::new(),
-            pending: Vec::with_capacity(PENDING),
-            sorted: Vec::new(),
-            starts: Vec::new(),
-        }
+        Contention { wait_threshold_ns, locks: Vec::new(), events: 0, summaries: None }
     }
 
-    /// Logs an event, and counts the log once it is full.
-    #[inline]
-    fn log(&mut self, event: Pending) {
-        self.pending.push(event);
-        if self.pending.len() >= PENDING {
-            self.flush();
+    /// What was counted of `lock`, which an event counts more of.
+    #[inline(always)]
+    fn stats(&mut self, lock: LockId) -> &mut LockStats {
+        self.events += 1;
+        let index = lock.index();
+        if index >= self.locks.len() {
+            self.make_room(index);
         }
+        &mut self.locks[index]
     }
 
-    /// Counts the logged events: sorts them by lock (stably, so that each lock's events stay
-    /// in their order), then counts each lock's events together.
-    fn flush(&mut self) {
-        let Some(last) = self.pending.iter().map(|p| p.lock as usize).max() else {
-            return;
-        };
-        if self.locks.len() <= last {
-            self.locks.resize_with(last + 1, || None);
-        }
-        let locks = self.locks.len();
-        self.sorted.clear();
-        if locks <= COUNTING_SORT_LOCKS {
-            self.starts.clear();
-            self.starts.resize(locks + 1, 0);
-            for event in &self.pending {
-                self.starts[event.lock as usize + 1] += 1;
-            }
-            for i in 1..=locks {
-                self.starts[i] += self.starts[i - 1];
-            }
-            self.sorted.resize(self.pending.len(), Pending::default());
-            for event in &self.pending {
-                let at = &mut self.starts[event.lock as usize];
-                self.sorted[*at as usize] = *event;
-                *at += 1;
-            }
-        } else {
-            self.sorted.extend_from_slice(&self.pending);
-            self.sorted.sort_by_key(|event| event.lock);
-        }
-        self.pending.clear();
-        for events in self.sorted.chunk_by(|a, b| a.lock == b.lock) {
-            let stats = self.locks[events[0].lock as usize].get_or_insert_with(LockStats::default);
-            for event in events {
-                stats.count(&self.scale, event);
-            }
-        }
+    /// Makes room in [`locks`](Self::locks) for the lock at `index`.
+    #[cold]
+    #[inline(never)]
+    fn make_room(&mut self, index: usize) {
+        self.locks.resize_with(index + 1, LockStats::default);
+    }
+
+    /// The locks something was counted of, with what, by lock id.
+    fn counted(&self) -> impl Iterator<Item = (usize, &LockStats)> {
+        // An acquisition is always counted, a release only with its hold (so after its
+        // acquisition, but for a detector fed by hand).
+        let counted = |stats: &LockStats| stats.acquisitions > 0 || !stats.hold.is_empty();
+        self.locks.iter().enumerate().filter(move |(_, stats)| counted(stats))
     }
 
     /// The statistics of every lock, indexed by lock id (all zero for a lock never taken).
     pub fn lock_statistics(&mut self, cx: &Context<'_>) -> Vec<LockStatistics> {
-        self.flush();
-        self.statistics(cx)
+        self.make_summaries(cx);
+        self.summaries().to_vec()
     }
 
-    /// [`lock_statistics`](Self::lock_statistics), once the log is counted.
-    fn statistics(&self, cx: &Context<'_>) -> Vec<LockStatistics> {
-        (0..cx.trace.locks().len())
-            .map(|index| match self.locks.get(index).and_then(Option::as_ref) {
-                Some(stats) => summarize(cx, &self.scale, stats),
-                None => LockStatistics::default(),
-            })
-            .collect()
+    /// Makes [`summaries`](Self::summaries) current: computes them once for all the askers
+    /// (the detector itself and the report, and the classes of one lock).
+    fn make_summaries(&mut self, cx: &Context<'_>) {
+        let locks = cx.trace.locks().len();
+        let current = |(events, summaries): &(u64, Vec<_>)| {
+            *events == self.events && summaries.len() == locks
+        };
+        if !self.summaries.as_ref().is_some_and(current) {
+            let mut summaries = vec![LockStatistics::default(); locks];
+            let mut texts = SiteTexts::default();
+            for (index, stats) in self.counted().take_while(|(index, _)| *index < locks) {
+                summaries[index] = summarize(cx, stats, &mut texts);
+            }
+            self.summaries = Some((self.events, summaries));
+        }
+    }
+
+    /// [`lock_statistics`](Self::lock_statistics), as [`make_summaries`](Self::make_summaries)
+    /// made them.
+    fn summaries(&self) -> &[LockStatistics] {
+        self.summaries.as_ref().map_or(&[], |(_, summaries)| summaries)
     }
 
     /// The statistics of every lock class (the locks of one name or creation site taken
     /// together), indexed by class id.
+    ///
+    /// (It is asked last, and uses the locks' statistics up: they are computed again if asked
+    /// for again, rather than kept beside their copies in the report.)
     pub fn class_statistics(&mut self, cx: &Context<'_>) -> Vec<LockStatistics> {
-        self.flush();
-        let mut classes: Vec<Option<LockStats>> = vec![None; cx.trace.class_count()];
-        for (index, stats) in self.locks.iter().enumerate() {
-            let (Some(stats), Some(lock)) = (stats, cx.trace.locks().get(index)) else { continue };
-            let Some(slot) = classes.get_mut(lock.class.index()) else { continue };
-            let class = slot.get_or_insert_with(LockStats::default);
+        self.make_summaries(cx);
+        let (_, summaries) = self.summaries.take().unwrap_or_default();
+        let class_of = |index: usize| Some(cx.trace.locks().get(index)?.class.index());
+        // Per class, how many of its locks were taken, and the last of them.
+        let mut taken: Vec<(u32, usize)> = vec![(0, 0); cx.trace.class_count()];
+        for (index, _) in self.counted() {
+            if let Some(class) = class_of(index).and_then(|class| taken.get_mut(class)) {
+                *class = (class.0 + 1, index);
+            }
+        }
+        // A class of one lock taken has that lock's statistics; the others add theirs up.
+        let mut classes: Vec<Option<LockStats>> = vec![None; taken.len()];
+        for (index, stats) in self.counted() {
+            let Some(class) = class_of(index).filter(|&class| taken[class].0 > 1) else {
+                continue;
+            };
+            let class = classes[class].get_or_insert_with(LockStats::default);
             class.acquisitions += stats.acquisitions;
             class.contended += stats.contended;
             class.owner_changes += stats.owner_changes;
@@ -357,50 +480,63 @@ impl Contention {
                 (&mut class.wait_sites, &stats.wait_sites),
                 (&mut class.hold_sites, &stats.hold_sites),
             ] {
-                for (site, total) in from {
-                    let sum = into.entry(*site).or_default();
-                    sum.count += total.count;
-                    sum.total_ns = sum.total_ns.saturating_add(total.total_ns);
+                for (site, total) in from.iter() {
+                    into.get_mut(site).add(total.count, total.total_ns);
                 }
             }
         }
+        let mut texts = SiteTexts::default();
         classes
             .iter()
-            .map(|class| {
-                class.as_ref().map(|stats| summarize(cx, &self.scale, stats)).unwrap_or_default()
+            .zip(&taken)
+            .map(|(class, &(locks, last))| match class {
+                Some(stats) => summarize(cx, stats, &mut texts),
+                None if locks == 1 => summaries.get(last).cloned().unwrap_or_default(),
+                None => LockStatistics::default(),
             })
             .collect()
     }
 }
 
 /// The sites with the most time, most first (ties by site id, so reports are stable).
-fn ranked(sites: &FxHashMap<SiteId, SiteTotal>) -> Vec<(SiteId, SiteTotal)> {
-    let mut sorted: Vec<(SiteId, SiteTotal)> = sites.iter().map(|(s, t)| (*s, *t)).collect();
+fn ranked(sites: &Sites) -> Vec<(SiteId, SiteTotal)> {
+    let mut sorted: Vec<(SiteId, SiteTotal)> = sites.iter().map(|(s, t)| (SiteId(s), t)).collect();
     sorted.sort_by(|a, b| b.1.total_ns.cmp(&a.1.total_ns).then(a.0.cmp(&b.0)));
     sorted.truncate(TOP_SITES);
     sorted
 }
 
-fn top_sites(cx: &Context<'_>, sites: &FxHashMap<SiteId, SiteTotal>) -> Vec<SiteTime> {
+/// The texts of sites (`file:line:col`), each made once for all the locks that list it.
+#[derive(Debug, Default)]
+struct SiteTexts(FxHashMap<SiteId, String>);
+
+impl SiteTexts {
+    /// The text of `site`.
+    fn get(&mut self, cx: &Context<'_>, site: SiteId) -> String {
+        self.0.entry(site).or_insert_with(|| cx.trace.site_text(site)).clone()
+    }
+}
+
+fn top_sites(cx: &Context<'_>, sites: &Sites, texts: &mut SiteTexts) -> Vec<SiteTime> {
     ranked(sites)
         .into_iter()
         .map(|(site, total)| SiteTime {
-            site: cx.trace.site_text(site),
+            site: texts.get(cx, site),
             count: total.count,
             total_ns: total.total_ns,
         })
         .collect()
 }
 
-fn summarize(cx: &Context<'_>, scale: &Scale, stats: &LockStats) -> LockStatistics {
+fn summarize(cx: &Context<'_>, stats: &LockStats, texts: &mut SiteTexts) -> LockStatistics {
     LockStatistics {
         acquisitions: stats.acquisitions,
         contended: stats.contended,
         owner_changes: stats.owner_changes,
-        wait: stats.wait.summary(scale),
-        hold: stats.hold.summary(scale),
-        top_waiting_sites: top_sites(cx, &stats.wait_sites),
-        top_holding_sites: top_sites(cx, &stats.hold_sites),
+        wait: stats.wait.summary(),
+        hold: stats.hold.summary(),
+        top_waiting_sites: top_sites(cx, &stats.wait_sites, texts),
+        top_holding_sites: top_sites(cx, &stats.hold_sites, texts),
     }
 }
 
@@ -426,25 +562,14 @@ impl Detector for Contention {
                         }
                         _ => None,
                     });
-                let (task, id) = match actor {
-                    Actor::Thread(thread) => (0, thread.0),
-                    Actor::Task(task) => (TASK, task.0),
-                };
-                let (nanos, site, flags) = match waited {
-                    Some((waited_ns, Some(site))) => (waited_ns, site.0, WAITED | SITE),
-                    Some((waited_ns, None)) => (waited_ns, 0, WAITED),
-                    None => (0, 0, 0),
-                };
-                let flags = flags | task;
-                self.log(Pending { nanos, time_ns: now, lock: lock.0, site, actor: id, flags });
+                self.stats(lock).acquired(actor, now, waited);
             }
             EventKind::LockReleased { lock, .. } => {
                 let actor = Actor::of(event);
                 let hold = cx.state.holds(actor).iter().rev().find(|h| h.lock == lock).copied();
                 if let Some(hold) = hold {
-                    let nanos = now.saturating_sub(hold.since_ns);
-                    let (site, flags) = (hold.site.0, RELEASE | SITE);
-                    self.log(Pending { nanos, time_ns: now, lock: lock.0, site, actor: 0, flags });
+                    let held_ns = now.saturating_sub(hold.since_ns);
+                    self.stats(lock).released(hold.site, held_ns);
                 }
             }
             _ => {}
@@ -452,19 +577,13 @@ impl Detector for Contention {
     }
 
     fn finish(&mut self, cx: &Context<'_>, findings: &mut Vec<Finding>) {
-        self.flush();
+        self.make_summaries(cx);
+        let statistics = self.summaries();
         let is_semaphore = |index: usize| {
             cx.trace.locks().get(index).is_some_and(|l| l.kind == LockKind::Semaphore)
         };
-        let judged = || {
-            self.locks
-                .iter()
-                .enumerate()
-                .filter_map(|(index, stats)| Some((index, stats.as_ref()?)))
-                .filter(|(index, _)| !is_semaphore(*index))
-        };
+        let judged = || self.counted().filter(|(index, _)| !is_semaphore(*index));
         let all_wait = judged().map(|(_, s)| s.wait.total_ns).fold(0, u64::saturating_add);
-        let statistics = self.statistics(cx);
         for (index, stats) in judged() {
             let share =
                 if all_wait == 0 { 0.0 } else { stats.wait.total_ns as f64 / all_wait as f64 };
@@ -577,7 +696,7 @@ mod tests {
 
     /// What an HDR histogram recording every duration reports, for comparison.
     fn recorded(values: &[u64]) -> (Histogram<u32>, u64) {
-        let mut histogram = Scale::new().0;
+        let mut histogram = histogram(HISTOGRAM_HIGH_NS);
         let mut total = 0u64;
         for &v in values {
             histogram.saturating_record(v);
@@ -603,28 +722,42 @@ mod tests {
     }
 
     #[test]
+    fn bins_are_the_histograms() {
+        let full = histogram(HISTOGRAM_HIGH_NS);
+        let bins = full.distinct_values() as u32;
+        for bin in 0..bins {
+            let (low, high) = (bin_floor(bin), full.highest_equivalent(bin_floor(bin)));
+            assert_eq!(full.lowest_equivalent(low), low, "bin {bin} starts a bucket");
+            assert_eq!((bin_of(low), bin_of(high)), (bin, bin), "bin {bin} is [{low}, {high}]");
+            if bin + 1 < bins {
+                assert_eq!(bin_top(bin), high, "bin {} follows bin {bin}", bin + 1);
+            }
+        }
+        assert_eq!(bin_of(0), 0);
+        assert!(bin_of(HISTOGRAM_HIGH_NS) + 1 < bins);
+    }
+
+    #[test]
     fn zero_and_tiny_durations_keep_the_histograms_maximum() {
-        let scale = Scale::new();
         let cases: [&[u64]; 9] =
             [&[0], &[0, 0], &[5], &[0, 5], &[50, 0], &[63], &[64, 0], &[0, 100], &[1, 0, 64]];
         for values in cases {
             let mut durations = Durations::default();
             for &v in values {
-                durations.record(&scale, v);
+                durations.record(v);
             }
             let (histogram, total) = recorded(values);
             assert_eq!(durations.max_ns, histogram.max(), "{values:?}");
-            assert_eq!(durations.summary(&scale), summary_of(&histogram, total), "{values:?}");
+            assert_eq!(durations.summary(), summary_of(&histogram, total), "{values:?}");
             let mut class = Durations::default();
             class.add(&durations);
             class.add(&Durations::default());
-            assert_eq!(class.summary(&scale), summary_of(&histogram, total), "{values:?}");
+            assert_eq!(class.summary(), summary_of(&histogram, total), "{values:?}");
         }
     }
 
     #[test]
     fn sparse_durations_report_what_a_full_histogram_reports() {
-        let scale = Scale::new();
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
         let mut values = Vec::new();
         let mut durations = Durations::default();
@@ -647,15 +780,15 @@ mod tests {
             let (histogram, _) = recorded(&values);
             assert_eq!(durations.max_ns, histogram.max(), "the maximum after {i} durations");
             assert_eq!(durations.is_empty(), histogram.is_empty());
-            durations.record(&scale, v);
+            durations.record(v);
             values.push(v);
             if i % 1000 == 999 || i % 4000 == 2 {
                 let (histogram, total) = recorded(&values);
-                assert_eq!(durations.summary(&scale), summary_of(&histogram, total));
+                assert_eq!(durations.summary(), summary_of(&histogram, total));
                 class.add(&durations);
                 class_values.extend_from_slice(&values);
                 let (histogram, total) = recorded(&class_values);
-                assert_eq!(class.summary(&scale), summary_of(&histogram, total));
+                assert_eq!(class.summary(), summary_of(&histogram, total));
                 values.clear();
                 durations = Durations::default();
             }

@@ -258,13 +258,20 @@ impl DataRace {
         self.blocked_callers.get_mut(task.index()).and_then(Option::take)
     }
 
-    /// Takes in an event before the clocks start: no clock changes (see the module docs), but
-    /// what outlives the event does, as it would have: who blocks on which `block_on` future,
-    /// and which messages are in flight (with no clock), so that once the clocks start the
-    /// state is the same as if they had been kept all along, but for clock entries that no
+    /// Takes in an event before the clocks start: starts them if the event does (see
+    /// [`starts_clocks`](Self::starts_clocks)). Else no clock changes (see the module docs),
+    /// but what outlives the event does, as it would have: who blocks on which `block_on`
+    /// future, and which messages are in flight (with no clock), so that once the clocks start
+    /// the state is the same as if they had been kept all along, but for clock entries that no
     /// comparison can tell apart. (Actors get their slots, in which no comparison is
     /// interested either, when they first matter.)
+    #[inline(never)]
     fn before_start(&mut self, cx: &Context<'_>, event: &Event) {
+        if self.starts_clocks(event) {
+            self.started = true;
+            self.on_clocked_event(cx, event);
+            return;
+        }
         match event.kind {
             EventKind::TaskSpawned { task, .. } => {
                 let slot = self.slot(Actor::of(event));
@@ -394,67 +401,24 @@ impl DataRace {
             count: 1,
         });
     }
-}
 
-fn grow(clocks: &mut Vec<Clock>, index: usize) {
-    if clocks.len() <= index {
-        clocks.resize(index + 1, Clock::default());
-    }
-}
-
-impl Detector for DataRace {
-    fn kind(&self) -> FindingKind {
-        FindingKind::DataRace
-    }
-
-    /// The kinds its `on_event` handles: keep the two in step.
-    fn interest(&self) -> Interest {
-        Interest::READ
-            | Interest::WRITE
-            | Interest::LOCK_ACQUIRED
-            | Interest::LOCK_RELEASED
-            | Interest::TASK_SPAWNED
-            | Interest::TASK_FINISHED
-            | Interest::THREAD_SPAWNED
-            | Interest::TASK_JOINED
-            | Interest::THREAD_JOINED
-            | Interest::WAKE
-            | Interest::POLL_STARTED
-            | Interest::SEND
-            | Interest::RECEIVE
-            | Interest::SYNC_RELEASE
-            | Interest::SYNC_ACQUIRE
-    }
-
-    fn prefetch_interest(&self) -> Interest {
-        Interest::READ | Interest::WRITE
-    }
-
-    /// Fetches the variable's shadow and details.
+    /// Whether `event` starts the clocks (see the module docs): an access, a join, or the end
+    /// of a `block_on` future, which its caller joins.
     #[inline]
-    fn prefetch(&self, event: &Event) {
-        if let EventKind::Read { var, .. } | EventKind::Write { var, .. } = event.kind {
-            prefetch_entry(&self.shadows, var.index());
-            prefetch_entry(&self.details, var.index());
+    fn starts_clocks(&self, event: &Event) -> bool {
+        match event.kind {
+            EventKind::Read { .. }
+            | EventKind::Write { .. }
+            | EventKind::TaskJoined { .. }
+            | EventKind::ThreadJoined { .. } => true,
+            EventKind::TaskFinished { .. } => self.blocked_caller(event).is_some(),
+            _ => false,
         }
     }
 
-    fn on_event(&mut self, cx: &Context<'_>, event: &Event) {
-        if !self.started {
-            let starts = match event.kind {
-                EventKind::Read { .. }
-                | EventKind::Write { .. }
-                | EventKind::TaskJoined { .. }
-                | EventKind::ThreadJoined { .. } => true,
-                EventKind::TaskFinished { .. } => self.blocked_caller(event).is_some(),
-                _ => false,
-            };
-            if !starts {
-                self.before_start(cx, event);
-                return;
-            }
-            self.started = true;
-        }
+    /// [`on_event`](Detector::on_event) once the clocks are kept.
+    #[inline(never)]
+    fn on_clocked_event(&mut self, cx: &Context<'_>, event: &Event) {
         let actor = Actor::of(event);
         let slot = self.slot(actor);
         match event.kind {
@@ -533,6 +497,62 @@ impl Detector for DataRace {
                 }
             }
             _ => {}
+        }
+    }
+}
+
+fn grow(clocks: &mut Vec<Clock>, index: usize) {
+    if clocks.len() <= index {
+        clocks.resize(index + 1, Clock::default());
+    }
+}
+
+impl Detector for DataRace {
+    fn kind(&self) -> FindingKind {
+        FindingKind::DataRace
+    }
+
+    /// The kinds its `on_event` handles: keep the two in step.
+    fn interest(&self) -> Interest {
+        Interest::READ
+            | Interest::WRITE
+            | Interest::LOCK_ACQUIRED
+            | Interest::LOCK_RELEASED
+            | Interest::TASK_SPAWNED
+            | Interest::TASK_FINISHED
+            | Interest::THREAD_SPAWNED
+            | Interest::TASK_JOINED
+            | Interest::THREAD_JOINED
+            | Interest::WAKE
+            | Interest::POLL_STARTED
+            | Interest::SEND
+            | Interest::RECEIVE
+            | Interest::SYNC_RELEASE
+            | Interest::SYNC_ACQUIRE
+    }
+
+    fn prefetch_interest(&self) -> Interest {
+        Interest::READ | Interest::WRITE
+    }
+
+    /// Fetches the variable's shadow and details.
+    #[inline]
+    fn prefetch(&self, event: &Event) {
+        if let EventKind::Read { var, .. } | EventKind::Write { var, .. } = event.kind {
+            prefetch_entry(&self.shadows, var.index());
+            prefetch_entry(&self.details, var.index());
+        }
+    }
+
+    fn on_event(&mut self, cx: &Context<'_>, event: &Event) {
+        let lock_event =
+            matches!(event.kind, EventKind::LockAcquired { .. } | EventKind::LockReleased { .. });
+        if self.started {
+            self.on_clocked_event(cx, event);
+        } else if !lock_event {
+            // (Before the clocks start, lock events, most of a trace of locks alone, change
+            // nothing.)
+            self.before_start(cx, event);
         }
     }
 

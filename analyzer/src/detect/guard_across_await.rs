@@ -122,6 +122,101 @@ impl GuardAcrossAwait {
             }
         }
     }
+
+    /// [`on_event`](Detector::on_event) for an event of `task`.
+    #[inline(never)]
+    fn on_task_event(&mut self, cx: &Context<'_>, event: &Event, task: TaskId) {
+        let now = event.time_ns;
+        match event.kind {
+            EventKind::LockAcquired { lock, .. }
+                if cx.trace.lock(lock).kind == LockKind::Semaphore =>
+            {
+                self.task_holds(task);
+                self.current_wait[task.index()] = None;
+            }
+            EventKind::LockAcquired { lock, site, .. } => {
+                self.task_holds(task);
+                self.current_wait[task.index()] = None;
+                self.holds[task.index()].push(TaskHold {
+                    lock,
+                    site,
+                    since_ns: now,
+                    thread: event.thread,
+                    suspensions: 0,
+                    suspended_since: None,
+                    suspended_ns: 0,
+                    await_site: None,
+                    waiters: Vec::new(),
+                });
+                self.lock_holders(lock).push(task);
+            }
+            EventKind::LockReleased { lock, .. } => {
+                let holds = self.task_holds(task);
+                if let Some(at) = holds.iter().rposition(|h| h.lock == lock) {
+                    let hold = holds.remove(at);
+                    let holders = self.lock_holders(lock);
+                    if let Some(at) = holders.iter().position(|t| *t == task) {
+                        holders.swap_remove(at);
+                    }
+                    self.close(task, hold, now);
+                }
+            }
+            EventKind::PollStarted => {
+                for hold in self.task_holds(task) {
+                    if let Some(since) = hold.suspended_since.take() {
+                        hold.suspended_ns =
+                            hold.suspended_ns.saturating_add(now.saturating_sub(since));
+                    }
+                }
+            }
+            EventKind::PollEnded { ready: false } => {
+                self.task_holds(task);
+                let recorded_wait = self.current_wait[task.index()];
+                for hold in &mut self.holds[task.index()] {
+                    if recorded_wait.is_some() && !cx.trace.lock(hold.lock).blocking {
+                        continue;
+                    }
+                    hold.suspensions += 1;
+                    hold.suspended_since = Some(now);
+                    hold.await_site = hold.await_site.or(recorded_wait);
+                }
+            }
+            EventKind::TaskJoinRequested { site, .. } => {
+                self.task_holds(task);
+                self.current_wait[task.index()] = site;
+            }
+            EventKind::TaskJoined { .. } | EventKind::LockTryFailed { .. } => {
+                self.task_holds(task);
+                self.current_wait[task.index()] = None;
+            }
+            EventKind::LockRequested { lock, site, .. } => {
+                self.task_holds(task);
+                self.current_wait[task.index()] = Some(site);
+                self.note_waiter(event, lock, site);
+            }
+            _ => {}
+        }
+    }
+
+    /// Notes the requester of `lock` (at `site`, in `event`) as a waiter of the tasks that
+    /// hold it.
+    #[inline(never)]
+    fn note_waiter(&mut self, event: &Event, lock: LockId, site: SiteId) {
+        let actor = Actor::of(event);
+        let holders = self.holders.get(lock.index()).map_or(&[][..], Vec::as_slice);
+        for &holder in holders {
+            if Some(holder) == event.task {
+                continue;
+            }
+            let waiter = Waiter { actor, thread: event.thread, site, since_ns: event.time_ns };
+            if let Some(hold) = self.holds[holder.index()].iter_mut().rev().find(|h| h.lock == lock)
+            {
+                if hold.waiters.len() < WAITERS_KEPT {
+                    hold.waiters.push(waiter);
+                }
+            }
+        }
+    }
 }
 
 impl Detector for GuardAcrossAwait {
@@ -142,91 +237,15 @@ impl Detector for GuardAcrossAwait {
     }
 
     fn on_event(&mut self, cx: &Context<'_>, event: &Event) {
-        let now = event.time_ns;
-        match (event.kind, event.task) {
-            (EventKind::LockAcquired { lock, .. }, Some(task))
-                if cx.trace.lock(lock).kind == LockKind::Semaphore =>
+        match (event.task, event.kind) {
+            (Some(task), _) => self.on_task_event(cx, event, task),
+            // A thread matters only when it waits for a lock that tasks hold.
+            (None, EventKind::LockRequested { lock, site, .. })
+                if self.holders.get(lock.index()).is_some_and(|holders| !holders.is_empty()) =>
             {
-                self.task_holds(task);
-                self.current_wait[task.index()] = None;
+                self.note_waiter(event, lock, site);
             }
-            (EventKind::LockAcquired { lock, site, .. }, Some(task)) => {
-                self.task_holds(task);
-                self.current_wait[task.index()] = None;
-                self.holds[task.index()].push(TaskHold {
-                    lock,
-                    site,
-                    since_ns: now,
-                    thread: event.thread,
-                    suspensions: 0,
-                    suspended_since: None,
-                    suspended_ns: 0,
-                    await_site: None,
-                    waiters: Vec::new(),
-                });
-                self.lock_holders(lock).push(task);
-            }
-            (EventKind::LockReleased { lock, .. }, Some(task)) => {
-                let holds = self.task_holds(task);
-                if let Some(at) = holds.iter().rposition(|h| h.lock == lock) {
-                    let hold = holds.remove(at);
-                    let holders = self.lock_holders(lock);
-                    if let Some(at) = holders.iter().position(|t| *t == task) {
-                        holders.swap_remove(at);
-                    }
-                    self.close(task, hold, now);
-                }
-            }
-            (EventKind::PollStarted, Some(task)) => {
-                for hold in self.task_holds(task) {
-                    if let Some(since) = hold.suspended_since.take() {
-                        hold.suspended_ns =
-                            hold.suspended_ns.saturating_add(now.saturating_sub(since));
-                    }
-                }
-            }
-            (EventKind::PollEnded { ready: false }, Some(task)) => {
-                self.task_holds(task);
-                let recorded_wait = self.current_wait[task.index()];
-                for hold in &mut self.holds[task.index()] {
-                    if recorded_wait.is_some() && !cx.trace.lock(hold.lock).blocking {
-                        continue;
-                    }
-                    hold.suspensions += 1;
-                    hold.suspended_since = Some(now);
-                    hold.await_site = hold.await_site.or(recorded_wait);
-                }
-            }
-            (EventKind::TaskJoinRequested { site, .. }, Some(task)) => {
-                self.task_holds(task);
-                self.current_wait[task.index()] = site;
-            }
-            (EventKind::TaskJoined { .. } | EventKind::LockTryFailed { .. }, Some(task)) => {
-                self.task_holds(task);
-                self.current_wait[task.index()] = None;
-            }
-            (EventKind::LockRequested { lock, site, .. }, waiter_task) => {
-                if let Some(task) = waiter_task {
-                    self.task_holds(task);
-                    self.current_wait[task.index()] = Some(site);
-                }
-                let actor = Actor::of(event);
-                let holders = self.holders.get(lock.index()).map_or(&[][..], Vec::as_slice);
-                for &holder in holders {
-                    if Some(holder) == waiter_task {
-                        continue;
-                    }
-                    let waiter = Waiter { actor, thread: event.thread, site, since_ns: now };
-                    if let Some(hold) =
-                        self.holds[holder.index()].iter_mut().rev().find(|h| h.lock == lock)
-                    {
-                        if hold.waiters.len() < WAITERS_KEPT {
-                            hold.waiters.push(waiter);
-                        }
-                    }
-                }
-            }
-            _ => {}
+            (None, _) => {}
         }
     }
 

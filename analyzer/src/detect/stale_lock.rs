@@ -31,22 +31,12 @@ impl StaleLock {
     pub fn new() -> Self {
         StaleLock::default()
     }
-}
 
-impl Detector for StaleLock {
-    fn kind(&self) -> FindingKind {
-        FindingKind::StaleLock
-    }
-
-    /// The kinds its `on_event` handles: keep the two in step.
-    fn interest(&self) -> Interest {
-        Interest::LOCK_RELEASED
-    }
-
-    fn on_event(&mut self, cx: &Context<'_>, event: &Event) {
-        let EventKind::LockReleased { lock, poisoned: true, .. } = event.kind else {
-            return;
-        };
+    /// Reports a release by a panicking holder (`event`, of `lock`), once per acquisition site.
+    /// Rare, and apart, so that the common release costs `on_event` only the check.
+    #[cold]
+    #[inline(never)]
+    fn report_poisoning(&mut self, cx: &Context<'_>, event: &Event, lock: LockId) {
         let actor = Actor::of(event);
         let hold = cx
             .state
@@ -89,6 +79,23 @@ impl Detector for StaleLock {
              of code that can panic"
         ));
         self.poisoned.push(fill(cx, finding, actor, &hold, held_ns, "poisoned", event.time_ns));
+    }
+}
+
+impl Detector for StaleLock {
+    fn kind(&self) -> FindingKind {
+        FindingKind::StaleLock
+    }
+
+    /// The kinds its `on_event` handles: keep the two in step.
+    fn interest(&self) -> Interest {
+        Interest::LOCK_RELEASED
+    }
+
+    fn on_event(&mut self, cx: &Context<'_>, event: &Event) {
+        if let EventKind::LockReleased { lock, poisoned: true, .. } = event.kind {
+            self.report_poisoning(cx, event, lock);
+        }
     }
 
     fn finish(&mut self, cx: &Context<'_>, findings: &mut Vec<Finding>) {
