@@ -100,10 +100,11 @@ pub fn analyze(mut replay: Replay, options: &AnalyzeOptions) -> Result<Report, A
     }
     contention.finish(&cx, &mut findings);
     findings.retain(|f| options.wants(f.kind));
+    let (lock_statistics, class_statistics) = contention.statistics(&cx);
     let mut report = Report {
         trace: summary(&replay),
         findings,
-        locks: locks(&replay, &contention.lock_statistics(&cx), &contention.class_statistics(&cx)),
+        locks: locks(&replay, &lock_statistics, &class_statistics),
         tasks: tasks(&replay),
         lock_orders: lock_order.map_or_else(Vec::new, |graph| lock_orders(&cx, &graph)),
     };

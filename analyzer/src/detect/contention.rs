@@ -10,8 +10,9 @@
 //! A lock is a hotspot when its longest wait reaches the wait threshold (`--wait-threshold`,
 //! 100 ms by default), or when it accounts for most of the trace's lock wait time and its
 //! waits are long enough to matter: a p99 wait of at least a tenth of the threshold. (Many
-//! tasks briefly queueing on one lock add up to a large total without anyone being slowed.) Semaphores get statistics but no finding: waiting for a
-//! permit is the admission control they exist for.
+//! tasks briefly queueing on one lock add up to a large total without anyone being slowed.)
+//! Semaphores get statistics but no finding: waiting for a permit is the admission control
+//! they exist for.
 
 use super::{Context, Detector, Interest};
 use crate::replay::{Actor, WaitFor};
@@ -419,10 +420,14 @@ impl Contention {
         self.locks.iter().enumerate().filter(move |(_, stats)| counted(stats))
     }
 
-    /// The statistics of every lock, indexed by lock id (all zero for a lock never taken).
-    pub fn lock_statistics(&mut self, cx: &Context<'_>) -> Vec<LockStatistics> {
+    /// The statistics of every lock, indexed by lock id (all zero for a lock never taken), and
+    /// of every lock class (the locks of one name or creation site taken together), indexed by
+    /// class id.
+    pub fn statistics(&mut self, cx: &Context<'_>) -> (Vec<LockStatistics>, Vec<LockStatistics>) {
         self.make_summaries(cx);
-        self.summaries().to_vec()
+        let (_, locks) = self.summaries.take().unwrap_or_default();
+        let classes = self.class_statistics(cx, &locks);
+        (locks, classes)
     }
 
     /// Makes [`summaries`](Self::summaries) current: computes them once for all the askers
@@ -442,20 +447,13 @@ impl Contention {
         }
     }
 
-    /// [`lock_statistics`](Self::lock_statistics), as [`make_summaries`](Self::make_summaries)
-    /// made them.
+    /// The statistics of every lock, as [`make_summaries`](Self::make_summaries) made them.
     fn summaries(&self) -> &[LockStatistics] {
         self.summaries.as_ref().map_or(&[], |(_, summaries)| summaries)
     }
 
-    /// The statistics of every lock class (the locks of one name or creation site taken
-    /// together), indexed by class id.
-    ///
-    /// (It is asked last, and uses the locks' statistics up: they are computed again if asked
-    /// for again, rather than kept beside their copies in the report.)
-    pub fn class_statistics(&mut self, cx: &Context<'_>) -> Vec<LockStatistics> {
-        self.make_summaries(cx);
-        let (_, summaries) = self.summaries.take().unwrap_or_default();
+    /// The statistics of every lock class, indexed by class id, given those of every lock.
+    fn class_statistics(&self, cx: &Context<'_>, locks: &[LockStatistics]) -> Vec<LockStatistics> {
         let class_of = |index: usize| Some(cx.trace.locks().get(index)?.class.index());
         // Per class, how many of its locks were taken, and the last of them.
         let mut taken: Vec<(u32, usize)> = vec![(0, 0); cx.trace.class_count()];
@@ -489,9 +487,9 @@ impl Contention {
         classes
             .iter()
             .zip(&taken)
-            .map(|(class, &(locks, last))| match class {
+            .map(|(class, &(taken, last))| match class {
                 Some(stats) => summarize(cx, stats, &mut texts),
-                None if locks == 1 => summaries.get(last).cloned().unwrap_or_default(),
+                None if taken == 1 => locks.get(last).cloned().unwrap_or_default(),
                 None => LockStatistics::default(),
             })
             .collect()

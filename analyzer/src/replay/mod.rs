@@ -129,7 +129,7 @@ impl Queue {
     }
 
     fn is_empty(&self) -> bool {
-        self.entries.len() == 0
+        self.entries.is_empty()
     }
 }
 

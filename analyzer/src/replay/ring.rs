@@ -28,10 +28,10 @@ impl<T: Copy + Default> Ring<T> {
         self.slots.len().wrapping_sub(1)
     }
 
-    /// How many elements there are.
+    /// Whether there is no element.
     #[inline]
-    pub(super) fn len(&self) -> usize {
-        self.len
+    pub(super) fn is_empty(&self) -> bool {
+        self.len == 0
     }
 
     /// The first element.
@@ -119,7 +119,9 @@ mod tests {
                     model.pop_front();
                 }
             }
-            assert_eq!(ring.len(), model.len(), "step {step}");
+            assert_eq!(ring.is_empty(), model.is_empty(), "step {step}");
+            assert_eq!(ring.get(model.len()), None, "step {step}");
+            assert_eq!(ring.get(model.len().wrapping_sub(1)), model.back(), "step {step}");
             assert_eq!(ring.front(), model.front(), "step {step}");
             let k = (rng >> 24) as usize % 12;
             assert_eq!(ring.get(k), model.get(k), "step {step}");
