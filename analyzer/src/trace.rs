@@ -365,36 +365,35 @@ impl Trace {
         class
     }
 
-    /// Remaps a batch of `process`'s events (all of `thread`), in order: `fast` converts an
-    /// event whose ids are all known (with the file's maps, defining nothing) or gives up, in
-    /// which case the event goes through [`remap`](Self::remap), which defines placeholders
-    /// for unknown ids, and `slow` converts the remapped event and its lock sequence slot
-    /// (`u32::MAX` for none). `each` takes the converted events.
+    /// Remaps, in place, events read from `process` (all of `thread`) to the merged tables
+    /// and time axis, in order, and gives each one with its lock sequence slot (`u32::MAX`
+    /// for none) to `each`. Events whose ids are all known take a fast path that defines
+    /// nothing; the others go through [`remap`](Self::remap), which defines placeholders for
+    /// unknown ids.
     #[inline(always)]
-    pub(crate) fn remap_batch<T>(
+    pub(crate) fn remap_events(
         &mut self,
         process: usize,
         thread: ThreadId,
-        events: &[Event],
-        fast: impl Fn(&Known<'_>, &Event) -> Option<T>,
-        slow: impl Fn(Event, u32) -> T,
-        mut each: impl FnMut(T),
+        events: &mut [Event],
+        mut each: impl FnMut(&Event, u32),
     ) {
         let mut i = 0;
         while i < events.len() {
             if let (Some(maps), Some(p)) = (self.maps.get(process), self.processes.get(process)) {
                 let known = Known { maps, slot_lock: &self.slot_lock, offset: p.time_offset_ns };
-                while let Some(event) = events.get(i) {
-                    let Some(converted) = fast(&known, event) else {
+                while let Some(event) = events.get_mut(i) {
+                    let Some(slot) = known.remap_in_place(thread, event) else {
                         break;
                     };
-                    each(converted);
+                    each(event, slot);
                     i += 1;
                 }
             }
-            if let Some(event) = events.get(i) {
+            if let Some(event) = events.get_mut(i) {
                 let (remapped, slot) = self.remap(process, thread, event);
-                each(slow(remapped, slot));
+                *event = remapped;
+                each(event, slot);
                 i += 1;
             }
         }
@@ -508,12 +507,6 @@ impl Trace {
     pub(crate) fn lock_of(&self, process: usize, raw: LockId) -> Option<LockId> {
         let slot = self.maps.get(process)?.slots.get(raw.0)?;
         self.slot_lock.get(slot as usize).copied()
-    }
-
-    /// The lock of each sequence slot (see [`remap_batch`](Self::remap_batch)).
-    #[inline]
-    pub(crate) fn slot_locks(&self) -> &[LockId] {
-        &self.slot_lock
     }
 
     /// Counts events read from `process`.
@@ -777,38 +770,65 @@ pub(crate) struct Known<'a> {
 }
 
 impl Known<'_> {
-    /// The sequence slot of lock `raw`, if it is known.
+    /// Remaps `event` of `thread` in place if it is of the kinds that dominate traces (lock
+    /// events, polls, accesses) and every id it carries is known, and returns its lock's
+    /// sequence slot (`u32::MAX` for none); else leaves it as it is and returns `None`.
+    #[inline(always)]
+    fn remap_in_place(&self, thread: ThreadId, event: &mut Event) -> Option<u32> {
+        use EventKind as K;
+        let task = self.task(event.task)?;
+        // Every id is looked up before any is written, so that giving up leaves the event
+        // as it was read.
+        let slot = match &mut event.kind {
+            K::LockAcquired { lock, site, .. } | K::LockRequested { lock, site, .. } => {
+                let ((slot, merged), merged_site) = (self.lock(*lock)?, self.site(*site)?);
+                (*lock, *site) = (merged, merged_site);
+                slot
+            }
+            K::LockReleased { lock, .. } => {
+                let (slot, merged) = self.lock(*lock)?;
+                *lock = merged;
+                slot
+            }
+            K::PollStarted | K::PollEnded { .. } => u32::MAX,
+            K::Read { var, site } | K::Write { var, site } => {
+                (*var, *site) = (self.var(*var)?, self.site(*site)?);
+                u32::MAX
+            }
+            _ => return None,
+        };
+        event.time_ns = event.time_ns.saturating_add(self.offset);
+        event.thread = thread;
+        event.task = task;
+        Some(slot)
+    }
+
+    /// The sequence slot and merged lock of lock `raw`, if it is known.
     #[inline]
-    pub(crate) fn slot(&self, raw: LockId) -> Option<u32> {
+    fn lock(&self, raw: LockId) -> Option<(u32, LockId)> {
         let slot = self.maps.slots.get(raw.0)?;
-        self.slot_lock.get(slot as usize).map(|_| slot)
+        self.slot_lock.get(slot as usize).map(|&lock| (slot, lock))
     }
 
     /// The merged id of variable `raw`, if it is known.
     #[inline]
-    pub(crate) fn var(&self, raw: VarId) -> Option<VarId> {
+    fn var(&self, raw: VarId) -> Option<VarId> {
         self.maps.vars.get(raw.0).map(VarId)
     }
 
     /// The merged id of site `raw`, if it is known.
     #[inline]
-    pub(crate) fn site(&self, raw: SiteId) -> Option<SiteId> {
+    fn site(&self, raw: SiteId) -> Option<SiteId> {
         self.maps.sites.get(raw.0).map(SiteId)
     }
 
     /// The merged id of the task of an event (none for none), if it is known.
     #[inline]
-    pub(crate) fn task(&self, raw: Option<TaskId>) -> Option<Option<TaskId>> {
+    fn task(&self, raw: Option<TaskId>) -> Option<Option<TaskId>> {
         match raw {
             Some(task) => Some(Some(TaskId(self.maps.tasks.get(task.0)?))),
             None => Some(None),
         }
-    }
-
-    /// A time of this file on the merged time axis.
-    #[inline]
-    pub(crate) fn time(&self, time_ns: u64) -> u64 {
-        time_ns.saturating_add(self.offset)
     }
 }
 

@@ -28,8 +28,7 @@
 //! applying it to the [`State`], so that a detector sees, say, the locks held at the moment of
 //! an acquisition.
 
-mod packed;
-mod ring;
+mod queue;
 mod state;
 
 pub use state::{
@@ -39,25 +38,18 @@ pub use state::{
 use crate::detect::interest::KINDS;
 use crate::detect::{Context, Detector, Interest};
 use crate::error::AnalyzeError;
-use crate::prefetch::prefetch;
 use crate::source::{SourceError, TraceSource};
 use crate::trace::Trace;
 use hindsight_recorder::format::{
     Definition, Event, EventKind, Header, LockKind, Tail, ThreadId, TraceReader, Unit,
 };
-use packed::Packed;
-use ring::Ring;
+use queue::{Pool, Queue, NO_SLOT};
 use std::io::Read;
 use std::path::Path;
 
 /// How far (ns) the watermarks must move past a held-back lock event before replay gives up
 /// waiting for its predecessor.
 pub const REORDER_SLACK_NS: u64 = 50_000_000;
-
-/// How many events ahead in its queue [`Replay::pop`] asks the CPU to fetch: the queues were
-/// filled a whole watermark interval ago, and without this every replayed event waits for
-/// memory.
-const PREFETCH_DISTANCE: usize = 8;
 
 /// How many events [`Replay::run`] reads ahead of the detectors.
 const LOOKAHEAD: usize = 8;
@@ -100,37 +92,6 @@ struct Source {
     /// Every event of this file before this (merged) time has been read.
     watermark: u64,
     eof: bool,
-}
-
-/// One thread's events read but not yet replayed, in program order, remapped and packed. The
-/// ring keeps its capacity, so a steady replay allocates nothing.
-#[derive(Default)]
-struct Queue {
-    entries: Ring<Packed>,
-    /// The sequence slot whose earlier numbers the head waits for.
-    blocked_on: Option<u32>,
-}
-
-impl Queue {
-    /// The time of the head, or [`NO_HEAD`].
-    #[inline]
-    fn head_time(&self) -> u64 {
-        self.entries.front().map_or(NO_HEAD, |p| p.time_ns)
-    }
-
-    /// Drops the head; returns the new head's time, or [`NO_HEAD`].
-    #[inline]
-    fn advance(&mut self) -> u64 {
-        self.entries.pop_front();
-        if let Some(ahead) = self.entries.get(PREFETCH_DISTANCE) {
-            prefetch(ahead);
-        }
-        self.head_time()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
 }
 
 /// The queues' head times and a tournament tree over them: the earliest head is at the root,
@@ -315,8 +276,10 @@ pub struct Replay {
     buffered: usize,
     stats: ReplayStats,
     error: Option<SourceError>,
-    /// The batch being read, before it is remapped into its queue (reused).
+    /// The batch being read, before it joins its queue.
     batch: Vec<Event>,
+    /// Emptied batches, for reading the next ones into.
+    pool: Pool,
 }
 
 impl std::fmt::Debug for Replay {
@@ -395,6 +358,7 @@ impl Replay {
             stats: ReplayStats::default(),
             error: None,
             batch: Vec::new(),
+            pool: Pool::default(),
         }
     }
 
@@ -540,17 +504,18 @@ impl Replay {
                 return false;
             }
             let queue = &mut self.queues[q];
-            let Some(&head) = queue.entries.front() else {
+            let Some((head, slot)) = queue.head() else {
                 return false;
             };
-            let sequence = head.sequence();
+            let sequence = sequence(head, slot);
             if let Some((slot, seq)) = sequence {
                 if !self.slots[slot as usize].ready(seq) {
                     self.block(q, slot);
                     continue;
                 }
             }
-            let time = queue.advance();
+            *event = *head;
+            let time = queue.advance(&mut self.pool, NO_HEAD);
             self.heads.set(q, time);
             self.buffered -= 1;
             self.stats.events += 1;
@@ -561,7 +526,6 @@ impl Replay {
                     self.wake(slot);
                 }
             }
-            head.unpack_into(ThreadId(q as u32), self.trace.slot_locks(), event);
             return true;
         }
     }
@@ -587,7 +551,7 @@ impl Replay {
         for q in waiters.drain(..) {
             let queue = &mut self.queues[q as usize];
             queue.blocked_on = None;
-            let time = queue.head_time();
+            let time = queue.head_time(NO_HEAD);
             self.heads.set(q as usize, time);
         }
         // Keep the list's memory for the next parking.
@@ -610,11 +574,11 @@ impl Replay {
             .iter()
             .enumerate()
             .filter(|(_, q)| q.blocked_on.is_some())
-            .filter_map(|(i, q)| q.entries.front().map(|head| (head.time_ns, i, head.sequence())))
+            .filter_map(|(i, q)| q.head().map(|(head, slot)| (head.time_ns, i, head, slot)))
             .filter(|(t, ..)| *t < before)
-            .min_by_key(|(t, i, _)| (*t, *i));
+            .min_by_key(|(t, i, ..)| (*t, *i));
         // A parked head always waits for a number.
-        let Some((_, _, Some((slot, seq)))) = oldest else {
+        let Some((slot, seq)) = oldest.and_then(|(_, _, head, slot)| sequence(head, slot)) else {
             return false;
         };
         if let Some(state) = self.slots.get_mut(slot as usize) {
@@ -658,10 +622,10 @@ impl Replay {
                 match batch.first().map(|first| first.thread) {
                     Some(thread) if batch.iter().any(|e| e.thread != thread) => {
                         for run in batch.chunk_by(|a, b| a.thread == b.thread) {
-                            self.enqueue(process, run);
+                            self.enqueue(process, Incoming::Copied(run));
                         }
                     }
-                    _ => self.enqueue(process, &batch),
+                    _ => self.enqueue(process, Incoming::Whole(&mut batch)),
                 }
             }
             Some(Ok(Unit::Watermark { time_ns })) => {
@@ -689,9 +653,14 @@ impl Replay {
         true
     }
 
-    /// Remaps a batch of one thread's events and adds them to its queue.
-    fn enqueue(&mut self, process: usize, events: &[Event]) {
-        let Some(first) = events.first() else {
+    /// Adds events of one thread, as read from `process`, to its queue, and remaps them
+    /// there.
+    fn enqueue(&mut self, process: usize, incoming: Incoming<'_>) {
+        let first = match &incoming {
+            Incoming::Whole(events) => events.first(),
+            Incoming::Copied(events) => events.first(),
+        };
+        let Some(first) = first else {
             return;
         };
         let thread = self.trace.thread_ix(process, first.thread);
@@ -700,32 +669,68 @@ impl Replay {
             self.queues.resize_with(q + 1, Queue::default);
             self.heads.grow(q + 1);
         }
-        self.trace.count_events(process, events.len());
         let queue = &mut self.queues[q];
         let was_empty = queue.is_empty();
-        queue.entries.reserve(events.len());
-        let sequencing = &mut self.slots;
-        let fast = Packed::remap_known;
-        let slow = |event: Event, slot| Packed::pack(&event, slot);
-        self.trace.remap_batch(process, thread, events, fast, slow, |mut packed| {
-            // NO_HEAD means "nothing to replay": no event may carry that time.
-            packed.cap_time(NO_HEAD - 1);
-            if let Some((slot, seq)) = packed.sequence() {
-                // A lock seen for the first time has a new slot.
-                let index = slot as usize;
-                if index >= sequencing.len() {
-                    sequencing.resize_with(index + 1, Slot::default);
+        let batch = match incoming {
+            Incoming::Whole(events) => queue.push(events, &mut self.pool),
+            Incoming::Copied(events) => queue.extend(events, &mut self.pool),
+        };
+        let new = batch.slots.len()..batch.events.len();
+        let count = new.len();
+        self.trace.count_events(process, count);
+        let (sequencing, slots) = (&mut self.slots, &mut batch.slots);
+        self.trace.remap_events(process, thread, &mut batch.events[new], |event, slot| {
+            let slot = match sequence_number(event) {
+                Some(seq) => {
+                    // A lock seen for the first time has a new slot.
+                    let index = slot as usize;
+                    if index >= sequencing.len() {
+                        sequencing.resize_with(index + 1, Slot::default);
+                    }
+                    sequencing[index].read(seq);
+                    slot
                 }
-                sequencing[index].read(seq);
-            }
-            queue.entries.push_back(packed);
+                None => NO_SLOT,
+            };
+            slots.push(slot);
         });
-        self.buffered += events.len();
+        // NO_HEAD means "nothing to replay": no event may carry that time.
+        let start = batch.events.len() - count;
+        for event in &mut batch.events[start..] {
+            event.time_ns = event.time_ns.min(NO_HEAD - 1);
+        }
+        self.buffered += count;
         self.stats.max_buffered = self.stats.max_buffered.max(self.buffered);
         if was_empty && queue.blocked_on.is_none() {
-            let time = queue.head_time();
+            let time = queue.head_time(NO_HEAD);
             self.heads.set(q, time);
         }
+    }
+}
+
+/// Events read from a file for [`Replay::enqueue`].
+enum Incoming<'a> {
+    /// A whole batch, which may join the queue as it is (leaving an empty vector in its place).
+    Whole(&'a mut Vec<Event>),
+    /// Part of a batch, to be copied.
+    Copied(&'a [Event]),
+}
+
+/// The sequence slot and number of a queued event whose slot is `slot`, if it has them.
+#[inline(always)]
+fn sequence(event: &Event, slot: u32) -> Option<(u32, u64)> {
+    if slot == NO_SLOT {
+        return None;
+    }
+    sequence_number(event).map(|seq| (slot, seq))
+}
+
+/// The lock sequence number of `event`, if it has one.
+#[inline(always)]
+fn sequence_number(event: &Event) -> Option<u64> {
+    match event.kind {
+        EventKind::LockAcquired { seq, .. } | EventKind::LockReleased { seq, .. } => seq,
+        _ => None,
     }
 }
 
