@@ -30,6 +30,7 @@
 
 mod queue;
 mod state;
+mod tournament;
 
 pub use state::{
     Actor, ActorState, End, Hold, Holder, LockState, State, TaskState, ThreadState, Wait, WaitFor,
@@ -46,6 +47,7 @@ use hindsight_recorder::format::{
 use queue::{Pool, Queue, NO_SLOT};
 use std::io::Read;
 use std::path::Path;
+use tournament::{Tournament, NO_HEAD};
 
 /// How far (ns) the watermarks must move past a held-back lock event before replay gives up
 /// waiting for its predecessor.
@@ -57,9 +59,6 @@ const LOOKAHEAD: usize = 8;
 /// What fills the unused entries of the lookahead ring.
 const EMPTY_EVENT: Event =
     Event { time_ns: 0, thread: ThreadId(0), task: None, kind: EventKind::PollStarted };
-
-/// Marks a queue with no event that may be replayed now.
-const NO_HEAD: u64 = u64::MAX;
 
 /// Where a file's items come from.
 enum Input {
@@ -92,114 +91,6 @@ struct Source {
     /// Every event of this file before this (merged) time has been read.
     watermark: u64,
     eof: bool,
-}
-
-/// The queues' head times and a tournament tree over them: the earliest head is at the root,
-/// and changing one head replays only its path to the root (log₂ of the queues compares).
-///
-/// Each node holds the key `(time, queue)` of the earliest head below it, packed into one
-/// `u128` so that a match is one comparison; ties go to the smaller queue index.
-#[derive(Debug, Default)]
-struct Tournament {
-    /// `nodes[1]` is the root; `nodes[leaves + q]` is queue `q`'s head; the children of node
-    /// `i` are `2i` and `2i + 1`. Empty until [`grow`](Self::grow).
-    nodes: Vec<u128>,
-    /// Leaves: the number of queues rounded up to a power of two.
-    leaves: usize,
-}
-
-/// The leaves of a tournament over at most 16 queues (depth 4), and over at most 256.
-const SMALL_TREE: usize = 16;
-const MEDIUM_TREE: usize = 256;
-
-/// The key of queue `q`'s head at `time`.
-#[inline]
-fn key(time: u64, q: usize) -> u128 {
-    (u128::from(time) << 32) | q as u128
-}
-
-impl Tournament {
-    /// Makes room for `queues` queues.
-    fn grow(&mut self, queues: usize) {
-        if queues <= self.leaves {
-            return;
-        }
-        let leaves = if queues <= SMALL_TREE {
-            SMALL_TREE
-        } else if queues <= MEDIUM_TREE {
-            MEDIUM_TREE
-        } else {
-            queues.next_power_of_two()
-        };
-        let mut nodes = vec![0; 2 * leaves];
-        for q in 0..leaves {
-            let time = self.nodes.get(self.leaves + q).map_or(NO_HEAD, |&k| (k >> 32) as u64);
-            nodes[leaves + q] = key(time, q);
-        }
-        for node in (1..leaves).rev() {
-            nodes[node] = nodes[2 * node].min(nodes[2 * node + 1]);
-        }
-        self.nodes = nodes;
-        self.leaves = leaves;
-    }
-
-    /// Sets queue `q`'s head time.
-    #[inline(always)]
-    fn set(&mut self, q: usize, time: u64) {
-        // The number of matches is a constant in each arm, so that the compiler unrolls the
-        // walk up the tree into straight code of conditional moves: a loop of them it turns
-        // into branches, and which side wins a match is data, unpredictable. Trees come in
-        // few depths (see `grow`), so that this inlines and always takes the same arm.
-        match self.leaves {
-            SMALL_TREE => self.set_unrolled::<4>(q, time),
-            MEDIUM_TREE => self.set_unrolled::<8>(q, time),
-            _ => self.set_looped(q, time),
-        }
-    }
-
-    /// [`set`](Self::set) for a tree of `DEPTH` levels below the root: the new key travels
-    /// up in a register and meets each sibling's key on the way (keys are unique, so the
-    /// minimum does not depend on the side).
-    #[inline(always)]
-    fn set_unrolled<const DEPTH: usize>(&mut self, q: usize, time: u64) {
-        let leaves = 1 << DEPTH;
-        debug_assert!(self.leaves == leaves && q < leaves, "queue {q} outside the tree; a bug");
-        // A slice of constant length, indexed below it: no bounds check on the way up.
-        let Some(nodes) = self.nodes.get_mut(..2 * leaves) else {
-            return;
-        };
-        let mut node = leaves + (q & (leaves - 1));
-        let mut winner = key(time, q);
-        nodes[node] = winner;
-        for _ in 0..DEPTH {
-            winner = winner.min(nodes[node ^ 1]);
-            node /= 2;
-            nodes[node] = winner;
-        }
-    }
-
-    /// [`set`](Self::set) for trees of any depth.
-    fn set_looped(&mut self, q: usize, time: u64) {
-        let mut node = self.leaves + q;
-        let mut winner = key(time, q);
-        let Some(leaf) = self.nodes.get_mut(node) else {
-            return;
-        };
-        *leaf = winner;
-        while node > 1 {
-            winner = winner.min(self.nodes[node ^ 1]);
-            node /= 2;
-            self.nodes[node] = winner;
-        }
-    }
-
-    /// The queue with the earliest head, and its time; `None` if no queue has a head.
-    #[inline]
-    fn earliest(&self) -> Option<(usize, u64)> {
-        let root = *self.nodes.get(1)?;
-        let time = (root >> 32) as u64;
-        (time != NO_HEAD).then_some(((root as u32) as usize, time))
-    }
 }
 
 /// The sequencing state of one lock of one file: 16 bytes, so that the slots of a thousand
@@ -469,23 +360,24 @@ impl Replay {
 
     /// Writes the next event in causal order into `event`, not yet applied to the state;
     /// `false` at the end. (Writing in place spares the copies of a returned event, a
-    /// measurable part of replaying one.)
-    #[inline]
+    /// measurable part of replaying one.) The common case, an event ready in a queue, is
+    /// inlined into the caller's loop; reading and forcing are not.
+    #[inline(always)]
     fn next_event_into(&mut self, event: &mut Event) -> bool {
+        self.pop_ready(event) || self.next_event_after_reading(event)
+    }
+
+    /// [`next_event_into`](Self::next_event_into) when no queued event is ready.
+    #[inline(never)]
+    fn next_event_after_reading(&mut self, event: &mut Event) -> bool {
         loop {
+            let progressed = self.force_stale() || self.read_more() || self.force_oldest(u64::MAX);
+            if !progressed {
+                return false;
+            }
             if self.pop_ready(event) {
                 return true;
             }
-            if self.force_stale() {
-                continue;
-            }
-            if self.read_more() {
-                continue;
-            }
-            if self.force_oldest(u64::MAX) {
-                continue;
-            }
-            return false;
         }
     }
 
@@ -497,16 +389,16 @@ impl Replay {
     #[inline]
     fn pop_ready(&mut self, event: &mut Event) -> bool {
         loop {
-            let Some((q, t)) = self.heads.earliest() else {
+            let Some(q) = self.heads.earliest() else {
                 return false;
             };
-            if t >= self.safe {
-                return false;
-            }
             let queue = &mut self.queues[q];
             let Some((head, slot)) = queue.head() else {
                 return false;
             };
+            if head.time_ns >= self.safe {
+                return false;
+            }
             let sequence = sequence(head, slot);
             if let Some((slot, seq)) = sequence {
                 if !self.slots[slot as usize].ready(seq) {
@@ -699,6 +591,9 @@ impl Replay {
         for event in &mut batch.events[start..] {
             event.time_ns = event.time_ns.min(NO_HEAD - 1);
         }
+        if let Some(first) = batch.events.get(start) {
+            self.heads.anchor(first.time_ns);
+        }
         self.buffered += count;
         self.stats.max_buffered = self.stats.max_buffered.max(self.buffered);
         if was_empty && queue.blocked_on.is_none() {
@@ -731,40 +626,5 @@ fn sequence_number(event: &Event) -> Option<u64> {
     match event.kind {
         EventKind::LockAcquired { seq, .. } | EventKind::LockReleased { seq, .. } => seq,
         _ => None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{Tournament, NO_HEAD};
-
-    /// Every tree size (unrolled at 16 and 256 leaves, looped beyond) finds the earliest
-    /// head, ties to the smaller queue, through growth and changes.
-    #[test]
-    fn the_tournament_finds_the_earliest_head_at_every_size() {
-        for queues in [1, 3, 16, 17, 256, 300, 1025] {
-            let mut tree = Tournament::default();
-            let mut heads = vec![NO_HEAD; queues];
-            let mut rng = 0x2545_f491_4f6c_dd1d_u64;
-            for step in 0..4 * queues {
-                // Grow in two steps, so that growing keeps the heads set so far.
-                let limit = if step < queues / 2 { queues / 2 + 1 } else { queues };
-                tree.grow(limit);
-                rng ^= rng << 13;
-                rng ^= rng >> 7;
-                rng ^= rng << 17;
-                let q = (rng as usize) % limit;
-                let time = if rng.is_multiple_of(7) { NO_HEAD } else { (rng >> 40) % 50 };
-                heads[q] = time;
-                tree.set(q, time);
-                let expected = heads
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, &t)| t != NO_HEAD)
-                    .min_by_key(|(q, &t)| (t, *q))
-                    .map(|(q, &t)| (q, t));
-                assert_eq!(tree.earliest(), expected, "{queues} queues, step {step}");
-            }
-        }
     }
 }
