@@ -376,7 +376,7 @@ impl Trace {
         process: usize,
         thread: ThreadId,
         events: &mut [Event],
-        mut each: impl FnMut(&Event, u32),
+        mut each: impl FnMut(&mut Event, u32),
     ) {
         let mut i = 0;
         while i < events.len() {

@@ -175,7 +175,7 @@ pub struct Replay {
 
 impl std::fmt::Debug for Replay {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Replay").field("stats", &self.stats).finish_non_exhaustive()
+        f.debug_struct("Replay").field("stats", &self.stats()).finish_non_exhaustive()
     }
 }
 
@@ -276,7 +276,7 @@ impl Replay {
 
     /// Counters about the replay.
     pub fn stats(&self) -> ReplayStats {
-        self.stats
+        ReplayStats { events: self.stats.events - self.buffered as u64, ..self.stats }
     }
 
     /// Replays every event: shows it to each detector interested in its kind (in the order
@@ -410,7 +410,6 @@ impl Replay {
             let time = queue.advance(&mut self.pool, NO_HEAD);
             self.heads.set(q, time);
             self.buffered -= 1;
-            self.stats.events += 1;
             if let Some((slot, seq)) = sequence {
                 let state = &mut self.slots[slot as usize];
                 state.replayed(seq);
@@ -572,6 +571,8 @@ impl Replay {
         self.trace.count_events(process, count);
         let (sequencing, slots) = (&mut self.slots, &mut batch.slots);
         self.trace.remap_events(process, thread, &mut batch.events[new], |event, slot| {
+            // NO_HEAD means "nothing to replay": no event may carry that time.
+            event.time_ns = event.time_ns.min(NO_HEAD - 1);
             let slot = match sequence_number(event) {
                 Some(seq) => {
                     // A lock seen for the first time has a new slot.
@@ -586,15 +587,12 @@ impl Replay {
             };
             slots.push(slot);
         });
-        // NO_HEAD means "nothing to replay": no event may carry that time.
-        let start = batch.events.len() - count;
-        for event in &mut batch.events[start..] {
-            event.time_ns = event.time_ns.min(NO_HEAD - 1);
-        }
-        if let Some(first) = batch.events.get(start) {
+        if let Some(first) = batch.events.get(batch.events.len() - count) {
             self.heads.anchor(first.time_ns);
         }
         self.buffered += count;
+        // Counted when read; the ones still buffered are taken off in `stats`.
+        self.stats.events += count as u64;
         self.stats.max_buffered = self.stats.max_buffered.max(self.buffered);
         if was_empty && queue.blocked_on.is_none() {
             let time = queue.head_time(NO_HEAD);
