@@ -167,6 +167,9 @@ pub struct Replay {
     buffered: usize,
     stats: ReplayStats,
     error: Option<SourceError>,
+    /// The queue whose head is the event replayed last: it is shown where it lies, and
+    /// dropped from its queue when the next is taken.
+    current: Option<usize>,
     /// The batch being read, before it joins its queue.
     batch: Vec<Event>,
     /// Emptied batches, for reading the next ones into.
@@ -248,6 +251,7 @@ impl Replay {
             buffered: 0,
             stats: ReplayStats::default(),
             error: None,
+            current: None,
             batch: Vec::new(),
             pool: Pool::default(),
         }
@@ -309,7 +313,6 @@ impl Replay {
         // A ring of the events read ahead: `ahead[read % LOOKAHEAD]` up to `written`.
         let mut ahead = [EMPTY_EVENT; LOOKAHEAD];
         let (mut read, mut written, mut ended) = (0usize, 0usize, false);
-        let mut event = EMPTY_EVENT;
         loop {
             if prefetches && !self.trace.vars().is_empty() {
                 while !ended && written - read < LOOKAHEAD {
@@ -324,25 +327,32 @@ impl Replay {
                     written += 1;
                 }
             }
-            if read < written {
+            let event = if read < written {
                 read += 1;
-                event = ahead[(read - 1) % LOOKAHEAD];
-            } else if ended || !self.next_event_into(&mut event) {
+                &ahead[(read - 1) % LOOKAHEAD]
+            } else if ended || !self.next() {
                 return;
-            }
+            } else {
+                // Borrows only the queues, so that the state can change below.
+                match current_event(&self.queues, self.current) {
+                    Some(event) => event,
+                    None => return,
+                }
+            };
             let cx = Context { trace: &self.trace, state: &self.state };
             for &d in &wanted[Interest::index(&event.kind)] {
-                detectors[d].on_event(&cx, &event);
+                detectors[d].on_event(&cx, event);
             }
-            self.state.apply(&event);
+            self.state.apply(event);
         }
     }
 
     /// Replays every event into the state, showing none to a detector.
     pub fn run_to_end(&mut self) {
-        let mut event = EMPTY_EVENT;
-        while self.next_event_into(&mut event) {
-            self.state.apply(&event);
+        while self.next() {
+            if let Some(event) = current_event(&self.queues, self.current) {
+                self.state.apply(event);
+            }
         }
     }
 
@@ -359,23 +369,33 @@ impl Replay {
     }
 
     /// Writes the next event in causal order into `event`, not yet applied to the state;
-    /// `false` at the end. (Writing in place spares the copies of a returned event, a
-    /// measurable part of replaying one.) The common case, an event ready in a queue, is
-    /// inlined into the caller's loop; reading and forcing are not.
+    /// `false` at the end.
     #[inline(always)]
     fn next_event_into(&mut self, event: &mut Event) -> bool {
-        self.pop_ready(event) || self.next_event_after_reading(event)
+        let found = self.next();
+        if let Some(current) = current_event(&self.queues, self.current) {
+            *event = *current;
+        }
+        found
     }
 
-    /// [`next_event_into`](Self::next_event_into) when no queued event is ready.
+    /// Moves on to the next event in causal order, the current one (see [`current_event`]);
+    /// `false` at the end. The common case, an event ready in a queue, is inlined into the caller's
+    /// loop; reading and forcing are not.
+    #[inline(always)]
+    fn next(&mut self) -> bool {
+        self.pop_ready() || self.next_after_reading()
+    }
+
+    /// [`next`](Self::next) when no queued event is ready.
     #[inline(never)]
-    fn next_event_after_reading(&mut self, event: &mut Event) -> bool {
+    fn next_after_reading(&mut self) -> bool {
         loop {
             let progressed = self.force_stale() || self.read_more() || self.force_oldest(u64::MAX);
             if !progressed {
                 return false;
             }
-            if self.pop_ready(event) {
+            if self.pop_ready() {
                 return true;
             }
         }
@@ -383,40 +403,38 @@ impl Replay {
 
     // === ordering ===
 
-    /// Takes the earliest head that may be replayed now into `event`, if there is one
-    /// (else `false`): parks the heads that wait for an earlier number of their lock on the
-    /// way.
-    #[inline]
-    fn pop_ready(&mut self, event: &mut Event) -> bool {
+    /// Makes the earliest head that may be replayed now the current event (see
+    /// [`current_event`]), if there is one (else `false`), after dropping the last one from its
+    /// queue: parks the heads that wait for an earlier number of their lock on the way.
+    #[inline(always)]
+    fn pop_ready(&mut self) -> bool {
+        if let Some(q) = self.current.take() {
+            let time = self.queues[q].advance(&mut self.pool, NO_HEAD);
+            self.heads.set(q, time);
+        }
         loop {
             let Some(q) = self.heads.earliest() else {
                 return false;
             };
-            let queue = &mut self.queues[q];
-            let Some((head, slot)) = queue.head() else {
+            let Some((head, slot)) = self.queues[q].head() else {
                 return false;
             };
             if head.time_ns >= self.safe {
                 return false;
             }
-            let sequence = sequence(head, slot);
-            if let Some((slot, seq)) = sequence {
-                if !self.slots[slot as usize].ready(seq) {
+            if let Some((slot, seq)) = sequence(head, slot) {
+                let state = &mut self.slots[slot as usize];
+                if !state.ready(seq) {
                     self.block(q, slot);
                     continue;
                 }
-            }
-            *event = *head;
-            let time = queue.advance(&mut self.pool, NO_HEAD);
-            self.heads.set(q, time);
-            self.buffered -= 1;
-            if let Some((slot, seq)) = sequence {
-                let state = &mut self.slots[slot as usize];
                 state.replayed(seq);
                 if state.parked {
                     self.wake(slot);
                 }
             }
+            self.buffered -= 1;
+            self.current = Some(q);
             return true;
         }
     }
@@ -607,6 +625,14 @@ enum Incoming<'a> {
     Whole(&'a mut Vec<Event>),
     /// Part of a batch, to be copied.
     Copied(&'a [Event]),
+}
+
+/// The event replayed now: the head of queue `current`, if any. Shown where it lies in its
+/// queue, which spares copying it (a measurable part of replaying one), and taken as
+/// [`Replay`]'s fields, so that callers may change the state while they hold it.
+#[inline(always)]
+fn current_event(queues: &[Queue], current: Option<usize>) -> Option<&Event> {
+    queues.get(current?)?.head().map(|(event, _)| event)
 }
 
 /// The sequence slot and number of a queued event whose slot is `slot`, if it has them.
