@@ -26,6 +26,8 @@ pub(super) struct Tournament {
     leaves: usize,
     /// log₂ of `leaves`: how many low bits of a key name the queue.
     queue_bits: u32,
+    /// Those bits.
+    queue_mask: u64,
     /// Keys count time from here.
     anchor: u64,
     /// Whether [`anchor`](Self::anchor) set the anchor yet.
@@ -51,6 +53,7 @@ impl Tournament {
         );
         self.leaves = leaves;
         self.queue_bits = leaves.trailing_zeros();
+        self.queue_mask = leaves as u64 - 1;
         self.nodes = vec![NO_HEAD; 2 * leaves];
         for q in 0..old.leaves {
             if let Some(&old_key) = old.nodes.get(old.leaves + q) {
@@ -135,7 +138,7 @@ impl Tournament {
     #[inline(always)]
     pub(super) fn earliest(&self) -> Option<usize> {
         let root = *self.nodes.get(1)?;
-        (root != NO_HEAD).then_some((root & ((1 << self.queue_bits) - 1)) as usize)
+        (root != NO_HEAD).then_some((root & self.queue_mask) as usize)
     }
 }
 
