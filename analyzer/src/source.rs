@@ -89,6 +89,12 @@ impl TraceSource {
         }
     }
 
+    /// Whether each batch of events read holds one thread's events only, as a binary
+    /// trace's do; an STD trace's batches mix threads.
+    pub fn batches_are_one_thread(&self) -> bool {
+        matches!(self, TraceSource::Binary(_))
+    }
+
     /// How reading ended, once the items are exhausted: a binary trace may have lost a tail;
     /// an STD trace is all or nothing.
     pub fn tail(&self) -> Tail {

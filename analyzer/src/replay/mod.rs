@@ -76,6 +76,14 @@ impl Input {
         }
     }
 
+    /// Whether each batch read holds one thread's events only.
+    fn batches_are_one_thread(&self) -> bool {
+        match self {
+            Input::File(source) => source.batches_are_one_thread(),
+            Input::Reader(_) => true,
+        }
+    }
+
     fn tail(&self) -> Tail {
         match self {
             Input::File(source) => source.tail(),
@@ -527,9 +535,11 @@ impl Replay {
                 }
             }
             Some(Ok(Unit::Events)) => {
-                // A batch is one thread's events; split any other source's mixed batches.
+                // A binary trace's batch is one thread's events; split any other source's
+                // mixed batches.
+                let one_thread = self.sources[s].input.batches_are_one_thread();
                 match batch.first().map(|first| first.thread) {
-                    Some(thread) if batch.iter().any(|e| e.thread != thread) => {
+                    Some(thread) if !one_thread && batch.iter().any(|e| e.thread != thread) => {
                         for run in batch.chunk_by(|a, b| a.thread == b.thread) {
                             self.enqueue(process, Incoming::Copied(run));
                         }
