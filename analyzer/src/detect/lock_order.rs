@@ -22,7 +22,7 @@ use super::cycles::{elementary_cycles, Bounds};
 use super::{mode_name, Context, Detector, Interest};
 use crate::replay::{Actor, Hold};
 use crate::report::{format_ns, CycleDetail, CycleEdge, Detail, Finding, FindingKind, Severity};
-use crate::trace::ClassId;
+use crate::trace::{ClassId, Trace};
 use hindsight_recorder::format::{Event, EventKind, LockId, LockMode, SiteId, ThreadId};
 use petgraph::graph::DiGraph;
 use std::collections::HashMap;
@@ -92,6 +92,42 @@ struct EdgeHot {
     count: u64,
 }
 
+impl EdgeHot {
+    /// Updates the edge, at `edges[self.ix]`, with an occurrence that may tell something new
+    /// about it: `taken` made while holding `held`, taken after `gates_before`. Out of line:
+    /// most occurrences of a known order need none of it.
+    #[inline(never)]
+    fn learn(&mut self, edges: &mut [Edge], held: &Hold, gates_before: &[Hold], taken: &Taken) {
+        let bit = 1u8 << mode_bit(held.mode, taken.mode);
+        let new_modes = self.modes_seen & bit == 0;
+        self.modes_seen |= bit;
+        let maybe_new_witness = !self.full && (new_modes || taken.actor != self.first_actor);
+        if !maybe_new_witness && !self.gated {
+            return;
+        }
+        let edge = &mut edges[self.ix as usize];
+        if self.gated {
+            edge.gates.retain(|g| {
+                gates_before.iter().any(|h| h.lock == *g && h.mode == LockMode::Exclusive)
+            });
+            self.gated = !edge.gates.is_empty();
+        }
+        if maybe_new_witness && (new_modes || edge.witnesses.iter().all(|x| x.actor != taken.actor))
+        {
+            edge.witnesses.push(Witness {
+                actor: taken.actor,
+                thread: taken.thread,
+                held: *held,
+                lock: taken.lock,
+                mode: taken.mode,
+                site: taken.site,
+                time_ns: taken.time_ns,
+            });
+            self.full = edge.witnesses.len() >= MAX_WITNESSES;
+        }
+    }
+}
+
 /// The `lock-order-cycle` detector; see the module docs.
 #[derive(Debug, Default)]
 pub struct LockOrder {
@@ -121,55 +157,76 @@ impl LockOrder {
         })
     }
 
-    /// Notes the acquisition `taken` made while holding `holds[position]`, a lock of class
-    /// `from` (`taken.class` is the class of the lock taken).
-    #[inline]
-    fn observe(&mut self, holds: &[Hold], position: usize, from: ClassId, taken: &Taken) {
-        let to = taken.class;
-        let held = &holds[position];
-        let key = (u64::from(from.0) << 32) | u64::from(to.0);
-        let gates_before = &holds[..position];
-        let edges = &mut self.edges;
-        let hot = self.index.entry(key).or_insert_with(|| {
-            let gates: Vec<LockId> = gates_before
-                .iter()
-                .filter(|g| g.mode == LockMode::Exclusive && g.lock != taken.lock)
-                .map(|g| g.lock)
-                .collect();
-            let gated = !gates.is_empty();
-            edges.push(Edge { from, to, witnesses: Vec::new(), gates });
-            let ix = (edges.len() - 1) as u32;
-            EdgeHot { ix, modes_seen: 0, full: false, gated, first_actor: taken.actor, count: 0 }
-        });
-        hot.count += 1;
-        let bit = 1u8 << mode_bit(held.mode, taken.mode);
-        let new_modes = hot.modes_seen & bit == 0;
-        hot.modes_seen |= bit;
-        let maybe_new_witness = !hot.full && (new_modes || taken.actor != hot.first_actor);
-        if !maybe_new_witness && !hot.gated {
-            // The common case: nothing new to learn about this order.
+    /// Notes the acquisition `event` made while holding `holds` (not empty): an edge from each
+    /// held lock of another class. Out of line, so that [`on_event`](Detector::on_event) needs
+    /// no stack frame to return from the many acquisitions made while holding nothing.
+    #[inline(never)]
+    fn observe(&mut self, trace: &Trace, holds: &[Hold], event: &Event) {
+        let EventKind::LockAcquired { lock, mode, site, .. } = event.kind else {
+            // `on_event` passes acquisitions only.
             return;
+        };
+        let class = trace.lock_class(lock);
+        let taken = Taken {
+            actor: Actor::of(event),
+            thread: event.thread,
+            lock,
+            class,
+            mode,
+            site,
+            time_ns: event.time_ns,
+        };
+        for position in 0..holds.len() {
+            let (gates_before, held_on) = holds.split_at(position);
+            let held = &held_on[0];
+            let from = trace.lock_class(held.lock);
+            // Nested locks of one class (per-object locks) are not ordered.
+            if held.lock == lock || from == class {
+                continue;
+            }
+            let key = (u64::from(from.0) << 32) | u64::from(class.0);
+            if let Some(hot) = self.index.get_mut(&key) {
+                hot.count += 1;
+                // Most often the order is known well and there is nothing left to learn (the
+                // modes seen only matter while witnesses are still wanted).
+                if !hot.full || hot.gated {
+                    hot.learn(&mut self.edges, held, gates_before, &taken);
+                }
+            } else {
+                self.add_edge(key, held, gates_before, from, &taken);
+            }
         }
-        let edge = &mut edges[hot.ix as usize];
-        if hot.gated {
-            edge.gates.retain(|g| {
-                gates_before.iter().any(|h| h.lock == *g && h.mode == LockMode::Exclusive)
-            });
-            hot.gated = !edge.gates.is_empty();
-        }
-        if maybe_new_witness && (new_modes || edge.witnesses.iter().all(|x| x.actor != taken.actor))
-        {
-            edge.witnesses.push(Witness {
-                actor: taken.actor,
-                thread: taken.thread,
-                held: *held,
-                lock: taken.lock,
-                mode: taken.mode,
-                site: taken.site,
-                time_ns: taken.time_ns,
-            });
-            hot.full = edge.witnesses.len() >= MAX_WITNESSES;
-        }
+    }
+
+    /// Adds the edge `key`, `from → taken.class`, first seen with `taken` while holding
+    /// `held`, taken after `gates_before`.
+    #[cold]
+    #[inline(never)]
+    fn add_edge(
+        &mut self,
+        key: u64,
+        held: &Hold,
+        gates_before: &[Hold],
+        from: ClassId,
+        taken: &Taken,
+    ) {
+        let gates: Vec<LockId> = gates_before
+            .iter()
+            .filter(|g| g.mode == LockMode::Exclusive && g.lock != taken.lock)
+            .map(|g| g.lock)
+            .collect();
+        let gated = !gates.is_empty();
+        let ix = self.edges.len() as u32;
+        self.edges.push(Edge { from, to: taken.class, witnesses: Vec::new(), gates });
+        let hot = self.index.entry(key).or_insert(EdgeHot {
+            ix,
+            modes_seen: 0,
+            full: false,
+            gated,
+            first_actor: taken.actor,
+            count: 1,
+        });
+        hot.learn(&mut self.edges, held, gates_before, taken);
     }
 
     /// Chooses one witness per edge of `cycle`: from pairwise different actors and, if
@@ -350,7 +407,7 @@ impl Detector for LockOrder {
 
     #[inline]
     fn on_event(&mut self, cx: &Context<'_>, event: &Event) {
-        let EventKind::LockAcquired { lock, mode, site, via_try: false, .. } = event.kind else {
+        let EventKind::LockAcquired { via_try: false, .. } = event.kind else {
             return;
         };
         let actor = Actor::of(event);
@@ -358,16 +415,7 @@ impl Detector for LockOrder {
         if holds.is_empty() {
             return;
         }
-        let class = cx.trace.lock_class(lock);
-        let taken =
-            Taken { actor, thread: event.thread, lock, class, mode, site, time_ns: event.time_ns };
-        for (position, held) in holds.iter().enumerate() {
-            let from = cx.trace.lock_class(held.lock);
-            // Nested locks of one class (per-object locks) are not ordered.
-            if held.lock != lock && from != class {
-                self.observe(holds, position, from, &taken);
-            }
-        }
+        self.observe(cx.trace, holds, event);
     }
 
     fn finish(&mut self, cx: &Context<'_>, findings: &mut Vec<Finding>) {

@@ -141,11 +141,11 @@ pub struct Holder {
 /// reads one lock's state from one place rather than chasing a list on the heap.
 #[derive(Clone)]
 pub struct Holders {
-    /// The only holder, while there is at most one (see `len`).
+    /// How many holders there are: one field to test, whichever place holds them.
+    len: u32,
+    /// The only holder, while `len` is 1.
     inline: [Holder; 1],
-    /// 0 or 1: how much of `inline` is in use; unused once the holders spill.
-    len: u8,
-    /// All holders, once there were two at a time.
+    /// All holders, while `len` is 2 or more; empty otherwise (keeping its capacity).
     spilled: Vec<Holder>,
 }
 
@@ -164,42 +164,86 @@ const NO_HOLDER: Holder = Holder {
 
 impl Default for Holders {
     fn default() -> Self {
-        Holders { inline: [NO_HOLDER], len: 0, spilled: Vec::new() }
+        Holders { len: 0, inline: [NO_HOLDER], spilled: Vec::new() }
     }
 }
 
 impl Holders {
-    /// Adds a holder at the end.
+    /// Adds a holder at the end; returns whether another actor held the lock in a mode that
+    /// conflicts with the new holder's.
     #[inline]
-    fn push(&mut self, holder: Holder) {
-        if self.spilled.is_empty() {
-            if self.len == 0 {
-                self.inline[0] = holder;
-                self.len = 1;
-                return;
-            }
-            self.spilled.push(self.inline[0]);
-            self.len = 0;
-        }
-        self.spilled.push(holder);
+    fn push(&mut self, holder: Holder) -> bool {
+        // The slot is chosen first and written once: handing `holder` to the spilling path
+        // would make the common path copy it through the stack.
+        let (slot, conflict) = if self.len == 0 {
+            self.len = 1;
+            (&mut self.inline[0], false)
+        } else {
+            self.spilled_slot(holder.actor, holder.hold.mode)
+        };
+        *slot = holder;
+        conflict
     }
 
-    /// Removes and returns the holder at `index` (which must be in range).
-    #[inline]
-    fn remove(&mut self, index: usize) -> Holder {
-        if self.spilled.is_empty() {
-            debug_assert!(index == 0 && self.len == 1, "no holder {index}; this is a bug");
-            self.len = 0;
-            return self.inline[0];
+    /// A new last slot for [`push`](Self::push) to a lock already held (a shared hold, or a
+    /// lost release) by `actor` in `mode`, and whether another actor's hold conflicts with
+    /// it. The holders move to `spilled` if they were not there yet.
+    #[cold]
+    #[inline(never)]
+    fn spilled_slot(&mut self, actor: Actor, mode: LockMode) -> (&mut Holder, bool) {
+        let conflict = self.iter().any(|h| {
+            h.actor != actor && (mode == LockMode::Exclusive || h.hold.mode == LockMode::Exclusive)
+        });
+        if self.len == 1 {
+            self.spilled.push(self.inline[0]);
         }
-        let holder = self.spilled.remove(index);
+        self.len += 1;
+        self.spilled.push(NO_HOLDER);
+        let last = self.spilled.len() - 1;
+        (&mut self.spilled[last], conflict)
+    }
+
+    /// Removes the hold that `actor` releasing the lock in `mode` ends, and returns its
+    /// holder: the actor's own hold in that mode, else its own in any mode, else (a guard
+    /// moved to another thread or task) the most recent hold in that mode.
+    #[inline]
+    fn release(&mut self, actor: Actor, mode: LockMode) -> Option<Actor> {
+        if self.len == 1 {
+            // With one holder, each of the three choices above is that holder or nothing.
+            let only = &self.inline[0];
+            if only.actor == actor {
+                self.len = 0;
+                // `actor` rather than the equal `only.actor`: the caller, inlined, then knows
+                // it is the releasing actor's own hold without comparing again.
+                return Some(actor);
+            }
+            if only.hold.mode == mode {
+                self.len = 0;
+                return Some(only.actor);
+            }
+            return None;
+        }
+        self.release_spilled(actor, mode)
+    }
+
+    /// [`release`](Self::release) with no holder or several.
+    #[cold]
+    #[inline(never)]
+    fn release_spilled(&mut self, actor: Actor, mode: LockMode) -> Option<Actor> {
+        let position = self
+            .spilled
+            .iter()
+            .rposition(|h| h.actor == actor && h.hold.mode == mode)
+            .or_else(|| self.spilled.iter().rposition(|h| h.actor == actor))
+            .or_else(|| self.spilled.iter().rposition(|h| h.hold.mode == mode))?;
+        let holder = self.spilled.remove(position);
+        self.len -= 1;
         if let [only] = self.spilled[..] {
             // Back to one holder: inline again.
             self.spilled.clear();
             self.inline[0] = only;
-            self.len = 1;
         }
-        holder
+        Some(holder.actor)
     }
 }
 
@@ -208,8 +252,8 @@ impl std::ops::Deref for Holders {
 
     #[inline]
     fn deref(&self) -> &[Holder] {
-        if self.spilled.is_empty() {
-            &self.inline[..usize::from(self.len)]
+        if self.len <= 1 {
+            &self.inline[..self.len as usize]
         } else {
             &self.spilled
         }
@@ -341,36 +385,29 @@ impl State {
         threads.chain(tasks)
     }
 
-    #[inline]
-    fn actor_mut(&mut self, actor: Actor) -> &mut ActorState {
-        match actor {
-            Actor::Thread(t) => &mut grow(&mut self.threads, t.index()).actor,
-            Actor::Task(t) => &mut grow(&mut self.tasks, t.index()).actor,
-        }
-    }
-
     /// Notes that `lock` is a semaphore (see [`LockState::semaphore`]).
     pub fn mark_semaphore(&mut self, lock: LockId) {
         grow(&mut self.locks, lock.index()).semaphore = true;
     }
 
     /// Applies one replayed event.
-    #[inline]
+    // Always inlined into the replay loops: it runs once per event, and as a call it would
+    // save and restore registers every time (about 12 instructions per event).
+    #[inline(always)]
     pub fn apply(&mut self, event: &Event) {
         use EventKind as K;
-        self.now_ns = self.now_ns.max(event.time_ns);
+        let now = event.time_ns;
+        self.now_ns = self.now_ns.max(now);
         self.events += 1;
         let actor = Actor::of(event);
-        let now = event.time_ns;
-        {
-            let state = self.actor_mut(actor);
-            if state.first_seen_ns.is_none() {
-                state.first_seen_ns = Some(now);
-            }
+        // The event's actor, looked up once: a lock event updates it and the lock's state.
+        let state = actor_state(&mut self.threads, &mut self.tasks, actor);
+        if state.first_seen_ns.is_none() {
+            state.first_seen_ns = Some(now);
         }
         match event.kind {
             K::LockRequested { lock, mode, site } => {
-                self.actor_mut(actor).wait = Some(Wait {
+                state.wait = Some(Wait {
                     target: WaitFor::Lock { lock, mode },
                     site: Some(site),
                     since_ns: now,
@@ -379,65 +416,35 @@ impl State {
             }
             K::LockAcquired { lock, mode, site, via_try, .. } => {
                 let hold = Hold { lock, mode, site, since_ns: now, thread: event.thread, via_try };
-                let state = self.actor_mut(actor);
-                let waited = matches!(
-                    state.wait,
-                    Some(Wait { target: WaitFor::Lock { lock: l, .. }, .. }) if l == lock
-                );
-                if waited {
-                    state.wait = None;
-                }
+                let waited = state.end_lock_wait(lock);
                 state.holds.push(hold);
                 let lock_state = grow(&mut self.locks, lock.index());
                 lock_state.acquisitions += 1;
                 if waited {
                     lock_state.contended += 1;
                 }
-                let conflict = !lock_state.semaphore
-                    && lock_state.holders.iter().any(|h| {
-                        h.actor != actor
-                            && (mode == LockMode::Exclusive || h.hold.mode == LockMode::Exclusive)
-                    });
-                if conflict {
+                let conflict = lock_state.holders.push(Holder { actor, hold });
+                if conflict && !lock_state.semaphore {
                     self.conflicts += 1;
                 }
-                lock_state.holders.push(Holder { actor, hold });
+            }
+            K::LockReleased { lock, mode, poisoned, .. } => {
+                let lock_state = grow(&mut self.locks, lock.index());
+                lock_state.poisoned |= poisoned;
+                if let Some(holder) = lock_state.holders.release(actor, mode) {
+                    let holder_state = if holder == actor {
+                        state
+                    } else {
+                        actor_state(&mut self.threads, &mut self.tasks, holder)
+                    };
+                    holder_state.remove_hold(lock);
+                }
             }
             K::LockTryFailed { lock, .. } => {
                 grow(&mut self.locks, lock.index()).try_failed += 1;
                 // An async wait given up (its future dropped, as in a `select!` or a timeout)
                 // is recorded as a failed attempt: the actor no longer waits.
-                let state = self.actor_mut(actor);
-                if matches!(
-                    state.wait,
-                    Some(Wait { target: WaitFor::Lock { lock: l, .. }, .. }) if l == lock
-                ) {
-                    state.wait = None;
-                }
-            }
-            K::LockReleased { lock, mode, poisoned, .. } => {
-                let lock_state = grow(&mut self.locks, lock.index());
-                if poisoned {
-                    lock_state.poisoned = true;
-                }
-                // The releasing actor's own hold; else (a guard moved to another thread or
-                // task) the most recent hold in that mode.
-                let position = lock_state
-                    .holders
-                    .iter()
-                    .rposition(|h| h.actor == actor && h.hold.mode == mode)
-                    .or_else(|| lock_state.holders.iter().rposition(|h| h.actor == actor))
-                    .or_else(|| lock_state.holders.iter().rposition(|h| h.hold.mode == mode));
-                if let Some(position) = position {
-                    let holder = lock_state.holders.remove(position).actor;
-                    let holds = &mut self.actor_mut(holder).holds;
-                    match holds.iter().rposition(|h| h.lock == lock) {
-                        // Locks are mostly released in the reverse order of taking them.
-                        Some(i) if i + 1 == holds.len() => drop(holds.pop()),
-                        Some(i) => drop(holds.remove(i)),
-                        None => {}
-                    }
-                }
+                state.end_lock_wait(lock);
             }
             K::TaskSpawned { task, .. } => {
                 grow(&mut self.tasks, task.index()).spawned = Some((now, actor));
@@ -468,7 +475,7 @@ impl State {
                 thread.actor.end = Some(End { time_ns: now, abnormal: panicked });
             }
             K::ThreadJoinRequested { thread, site } => {
-                self.actor_mut(actor).wait = Some(Wait {
+                state.wait = Some(Wait {
                     target: WaitFor::Thread(thread),
                     site,
                     since_ns: now,
@@ -476,7 +483,7 @@ impl State {
                 });
             }
             K::TaskJoinRequested { task, site } => {
-                self.actor_mut(actor).wait = Some(Wait {
+                state.wait = Some(Wait {
                     target: WaitFor::Task(task),
                     site,
                     since_ns: now,
@@ -484,14 +491,12 @@ impl State {
                 });
             }
             K::ThreadJoined { thread, .. } => {
-                let state = self.actor_mut(actor);
                 if matches!(state.wait, Some(Wait { target: WaitFor::Thread(t), .. }) if t == thread)
                 {
                     state.wait = None;
                 }
             }
             K::TaskJoined { task, .. } => {
-                let state = self.actor_mut(actor);
                 if matches!(state.wait, Some(Wait { target: WaitFor::Task(t), .. }) if t == task) {
                     state.wait = None;
                 }
@@ -513,19 +518,61 @@ impl State {
     }
 }
 
+impl ActorState {
+    /// Ends the actor's wait if it waits for `lock`; returns whether it did.
+    #[inline]
+    fn end_lock_wait(&mut self, lock: LockId) -> bool {
+        let waited = matches!(
+            self.wait,
+            Some(Wait { target: WaitFor::Lock { lock: l, .. }, .. }) if l == lock
+        );
+        if waited {
+            self.wait = None;
+        }
+        waited
+    }
+
+    /// Drops the actor's most recent hold of `lock`, if it has one.
+    #[inline]
+    fn remove_hold(&mut self, lock: LockId) {
+        // Locks are mostly released in the reverse order of taking them.
+        if self.holds.last().is_some_and(|h| h.lock == lock) {
+            self.holds.pop();
+        } else if let Some(i) = self.holds.iter().rposition(|h| h.lock == lock) {
+            self.holds.remove(i);
+        }
+    }
+}
+
+/// The state of `actor`, growing its table to reach it. It takes the two tables rather than
+/// the [`State`], so that the caller can update a lock while it holds an actor's state.
+#[inline(always)]
+fn actor_state<'a>(
+    threads: &'a mut Vec<ThreadState>,
+    tasks: &'a mut Vec<TaskState>,
+    actor: Actor,
+) -> &'a mut ActorState {
+    match actor {
+        Actor::Thread(t) => &mut grow(threads, t.index()).actor,
+        Actor::Task(t) => &mut grow(tasks, t.index()).actor,
+    }
+}
+
 /// The entry `index` of `table`, growing the table with defaults to reach it. Indices are
 /// dense ids from [`Trace`], so the table never grows past the number of entities.
 #[inline(always)]
 fn grow<T: Default>(table: &mut Vec<T>, index: usize) -> &mut T {
-    if index >= table.len() {
-        grow_to(table, index);
+    if index < table.len() {
+        &mut table[index]
+    } else {
+        grow_to(table, index)
     }
-    &mut table[index]
 }
 
 /// The rare part of [`grow`], out of the way of the common one.
 #[cold]
 #[inline(never)]
-fn grow_to<T: Default>(table: &mut Vec<T>, index: usize) {
+fn grow_to<T: Default>(table: &mut Vec<T>, index: usize) -> &mut T {
     table.resize_with(index + 1, T::default);
+    &mut table[index]
 }
