@@ -172,7 +172,10 @@ pub struct Replay {
     parked: Vec<Vec<u32>>,
     /// Events at or after this time may still be unread.
     safe: u64,
+    /// Events read so far, and how many of them are still queued: the others were replayed.
+    read: u64,
     buffered: usize,
+    /// The counters other than [`ReplayStats::events`], which `read` and `buffered` give.
     stats: ReplayStats,
     error: Option<SourceError>,
     /// The queue whose head is the event replayed last: it is shown where it lies, and
@@ -256,6 +259,7 @@ impl Replay {
             slots: Vec::new(),
             parked: Vec::new(),
             safe: 0,
+            read: 0,
             buffered: 0,
             stats: ReplayStats::default(),
             error: None,
@@ -288,7 +292,7 @@ impl Replay {
 
     /// Counters about the replay.
     pub fn stats(&self) -> ReplayStats {
-        ReplayStats { events: self.stats.events - self.buffered as u64, ..self.stats }
+        ReplayStats { events: self.read - self.buffered as u64, ..self.stats }
     }
 
     /// Replays every event: shows it to each detector interested in its kind (in the order
@@ -388,8 +392,8 @@ impl Replay {
     }
 
     /// Moves on to the next event in causal order, the current one (see [`current_event`]);
-    /// `false` at the end. The common case, an event ready in a queue, is inlined into the caller's
-    /// loop; reading and forcing are not.
+    /// `false` at the end. The common case, an event ready in a queue, is inlined into the
+    /// caller's loop; reading and forcing are not.
     #[inline(always)]
     fn next(&mut self) -> bool {
         self.pop_ready() || self.next_after_reading()
@@ -417,7 +421,7 @@ impl Replay {
     #[inline(always)]
     fn pop_ready(&mut self) -> bool {
         if let Some(q) = self.current.take() {
-            let time = self.queues[q].advance(&mut self.pool, NO_HEAD);
+            let time = self.queues[q].advance(&mut self.pool);
             self.heads.set(q, time);
         }
         loop {
@@ -468,7 +472,7 @@ impl Replay {
         for q in waiters.drain(..) {
             let queue = &mut self.queues[q as usize];
             queue.blocked_on = None;
-            let time = queue.head_time(NO_HEAD);
+            let time = queue.head_time();
             self.heads.set(q as usize, time);
         }
         // Keep the list's memory for the next parking.
@@ -619,11 +623,10 @@ impl Replay {
             self.heads.anchor(first.time_ns);
         }
         self.buffered += count;
-        // Counted when read; the ones still buffered are taken off in `stats`.
-        self.stats.events += count as u64;
+        self.read += count as u64;
         self.stats.max_buffered = self.stats.max_buffered.max(self.buffered);
         if was_empty && queue.blocked_on.is_none() {
-            let time = queue.head_time(NO_HEAD);
+            let time = queue.head_time();
             self.heads.set(q, time);
         }
     }

@@ -8,6 +8,7 @@
 //! are copied onto the end of the queue instead, so that a queue of many tiny batches does not
 //! hold a large vector for each; emptied batches go back to a [`Pool`] for the next read.
 
+use super::tournament::NO_HEAD;
 use crate::prefetch::prefetch;
 use hindsight_recorder::format::Event;
 use std::collections::VecDeque;
@@ -87,10 +88,10 @@ impl Queue {
         Some((event, slot))
     }
 
-    /// The time of the head, or `none`.
+    /// The time of the head, or [`NO_HEAD`].
     #[inline(always)]
-    pub(super) fn head_time(&self, none: u64) -> u64 {
-        self.front.events.get(self.head).map_or(none, |e| e.time_ns)
+    pub(super) fn head_time(&self) -> u64 {
+        self.front.events.get(self.head).map_or(NO_HEAD, |e| e.time_ns)
     }
 
     /// Whether the queue has no event.
@@ -98,29 +99,29 @@ impl Queue {
         self.head >= self.front.events.len()
     }
 
-    /// Drops the head; returns the new head's time, or `none`.
+    /// Drops the head; returns the new head's time, or [`NO_HEAD`].
     #[inline(always)]
-    pub(super) fn advance(&mut self, pool: &mut Pool, none: u64) -> u64 {
+    pub(super) fn advance(&mut self, pool: &mut Pool) -> u64 {
         self.head += 1;
         if let Some(ahead) = self.front.events.get(self.head + PREFETCH_DISTANCE) {
             prefetch(ahead);
         }
         match self.front.events.get(self.head) {
             Some(next) => next.time_ns,
-            None => self.next_batch(pool, none),
+            None => self.next_batch(pool),
         }
     }
 
     /// Moves on to the next batch once `front` is used up.
     #[cold]
     #[inline(never)]
-    fn next_batch(&mut self, pool: &mut Pool, none: u64) -> u64 {
+    fn next_batch(&mut self, pool: &mut Pool) -> u64 {
         match self.later.pop_front() {
             Some(next) => pool.give(std::mem::replace(&mut self.front, next)),
             None => self.front.clear(),
         }
         self.head = 0;
-        self.head_time(none)
+        self.head_time()
     }
 
     /// Adds a batch read from a file (not yet remapped) to the end; returns the batch it
@@ -214,10 +215,10 @@ mod tests {
                     break;
                 };
                 assert_eq!((Some(head), slot), (expected.front(), NO_SLOT));
-                let next = queue.advance(&mut pool, u64::MAX);
+                let next = queue.advance(&mut pool);
                 expected.pop_front();
                 assert_eq!(next, expected.front().map_or(u64::MAX, |e| e.time_ns));
-                assert_eq!(queue.head_time(u64::MAX), next);
+                assert_eq!(queue.head_time(), next);
             }
             assert_eq!(queue.is_empty(), expected.is_empty());
             // Whole batches joined only at least a quarter full, and a batch of copies is
