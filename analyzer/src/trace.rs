@@ -366,70 +366,70 @@ impl Trace {
     }
 
     /// Remaps, in place, events read from `process` (all of `thread`) to the merged tables
-    /// and time axis, in order, and gives each one with its lock sequence slot (`u32::MAX`
-    /// for none) to `each`. Events whose ids are all known take a fast path that defines
-    /// nothing; the others go through [`remap`](Self::remap), which defines placeholders for
-    /// unknown ids.
+    /// and time axis, in order, and gives each one to `each`. A lock event is left holding
+    /// its lock's *sequence slot* in place of the lock, for replay to order it by; replay
+    /// then puts the lock there ([`slot_lock`](Self::slot_lock)). Events whose ids are all
+    /// known take a fast path that defines nothing; the others go through
+    /// [`remap`](Self::remap), which defines placeholders for unknown ids.
     #[inline(always)]
     pub(crate) fn remap_events(
         &mut self,
         process: usize,
         thread: ThreadId,
         events: &mut [Event],
-        mut each: impl FnMut(&mut Event, u32),
+        mut each: impl FnMut(&mut Event),
     ) {
         let mut i = 0;
         while i < events.len() {
             if let (Some(maps), Some(p)) = (self.maps.get(process), self.processes.get(process)) {
-                let known = Known { maps, slot_lock: &self.slot_lock, offset: p.time_offset_ns };
+                let known = Known { maps, offset: p.time_offset_ns };
                 while let Some(event) = events.get_mut(i) {
-                    let Some(slot) = known.remap_in_place(thread, event) else {
+                    if known.remap_in_place(thread, event).is_none() {
                         break;
-                    };
-                    each(event, slot);
+                    }
+                    each(event);
                     i += 1;
                 }
             }
             if let Some(event) = events.get_mut(i) {
-                let (remapped, slot) = self.remap(process, thread, event);
-                *event = remapped;
-                each(event, slot);
+                *event = self.remap(process, thread, event);
+                each(event);
                 i += 1;
             }
         }
     }
 
-    /// Remaps an event read from `process` to the merged tables and time axis. Returns the
-    /// event and, for a lock event, the lock's sequence slot.
+    /// The lock of sequence slot `slot` (see [`remap_events`](Self::remap_events)).
+    #[inline(always)]
+    pub(crate) fn slot_lock(&self, slot: u32) -> Option<LockId> {
+        self.slot_lock.get(slot as usize).copied()
+    }
+
+    /// Remaps an event read from `process` to the merged tables and time axis, a lock event
+    /// to its lock's sequence slot (see [`remap_events`](Self::remap_events)).
     #[inline]
-    pub(crate) fn remap(
-        &mut self,
-        process: usize,
-        thread: ThreadId,
-        event: &Event,
-    ) -> (Event, u32) {
+    pub(crate) fn remap(&mut self, process: usize, thread: ThreadId, event: &Event) -> Event {
         use EventKind as K;
-        let mut slot = u32::MAX;
         let kind = match event.kind {
-            K::LockRequested { lock, mode, site } => {
-                let (s, lock) = self.lock_slot_ix(process, lock);
-                slot = s;
-                K::LockRequested { lock, mode, site: self.site_ix(process, site) }
-            }
-            K::LockAcquired { lock, mode, site, seq, via_try } => {
-                let (s, lock) = self.lock_slot_ix(process, lock);
-                slot = s;
-                K::LockAcquired { lock, mode, site: self.site_ix(process, site), seq, via_try }
-            }
-            K::LockTryFailed { lock, mode, site } => {
-                let (s, lock) = self.lock_slot_ix(process, lock);
-                slot = s;
-                K::LockTryFailed { lock, mode, site: self.site_ix(process, site) }
-            }
+            K::LockRequested { lock, mode, site } => K::LockRequested {
+                lock: self.lock_slot(process, lock),
+                mode,
+                site: self.site_ix(process, site),
+            },
+            K::LockAcquired { lock, mode, site, seq, via_try } => K::LockAcquired {
+                lock: self.lock_slot(process, lock),
+                mode,
+                site: self.site_ix(process, site),
+                seq,
+                via_try,
+            },
+            K::LockTryFailed { lock, mode, site } => K::LockTryFailed {
+                lock: self.lock_slot(process, lock),
+                mode,
+                site: self.site_ix(process, site),
+            },
             K::LockReleased { lock, mode, seq, poisoned } => {
-                let (s, lock) = self.lock_slot_ix(process, lock);
-                slot = s;
-                K::LockReleased { lock, mode, seq, poisoned }
+                K::LockReleased { lock: self.lock_slot(process, lock), mode, seq, poisoned }
             }
             K::TaskSpawned { task, site } => K::TaskSpawned {
                 task: self.task_ix(process, task),
@@ -494,13 +494,18 @@ impl Trace {
             }
         };
         let offset = self.processes[process].time_offset_ns;
-        let event = Event {
+        Event {
             time_ns: event.time_ns.saturating_add(offset),
             thread,
             task: event.task.map(|t| self.task_ix(process, t)),
             kind,
-        };
-        (event, slot)
+        }
+    }
+
+    /// The sequence slot of lock `raw` of `process`, as a lock id (see
+    /// [`remap_events`](Self::remap_events)).
+    fn lock_slot(&mut self, process: usize, raw: LockId) -> LockId {
+        LockId(self.lock_slot_ix(process, raw).0)
     }
 
     /// The merged lock of lock `raw` of `process`, if it was defined or seen.
@@ -765,49 +770,40 @@ impl Trace {
 /// The id maps of one file, for remapping the ids of events without defining anything.
 pub(crate) struct Known<'a> {
     maps: &'a SourceMaps,
-    slot_lock: &'a [LockId],
     offset: u64,
 }
 
 impl Known<'_> {
-    /// Remaps `event` of `thread` in place if it is of the kinds that dominate traces (lock
-    /// events, polls, accesses) and every id it carries is known, and returns its lock's
-    /// sequence slot (`u32::MAX` for none); else leaves it as it is and returns `None`.
+    /// Remaps `event` of `thread` in place (a lock event to its lock's sequence slot) if it
+    /// is of the kinds that dominate traces (lock events, polls, accesses) and every id it
+    /// carries is known; else leaves it as it is and returns `None`.
     #[inline(always)]
-    fn remap_in_place(&self, thread: ThreadId, event: &mut Event) -> Option<u32> {
+    fn remap_in_place(&self, thread: ThreadId, event: &mut Event) -> Option<()> {
         use EventKind as K;
         let task = self.task(event.task)?;
         // Every id is looked up before any is written, so that giving up leaves the event
         // as it was read.
-        let slot = match &mut event.kind {
+        match &mut event.kind {
             K::LockAcquired { lock, site, .. } | K::LockRequested { lock, site, .. } => {
-                let ((slot, merged), merged_site) = (self.lock(*lock)?, self.site(*site)?);
-                (*lock, *site) = (merged, merged_site);
-                slot
+                (*lock, *site) = (self.lock_slot(*lock)?, self.site(*site)?);
             }
-            K::LockReleased { lock, .. } => {
-                let (slot, merged) = self.lock(*lock)?;
-                *lock = merged;
-                slot
-            }
-            K::PollStarted | K::PollEnded { .. } => u32::MAX,
+            K::LockReleased { lock, .. } => *lock = self.lock_slot(*lock)?,
+            K::PollStarted | K::PollEnded { .. } => {}
             K::Read { var, site } | K::Write { var, site } => {
                 (*var, *site) = (self.var(*var)?, self.site(*site)?);
-                u32::MAX
             }
             _ => return None,
-        };
+        }
         event.time_ns = event.time_ns.saturating_add(self.offset);
         event.thread = thread;
         event.task = task;
-        Some(slot)
+        Some(())
     }
 
-    /// The sequence slot and merged lock of lock `raw`, if it is known.
+    /// The sequence slot of lock `raw`, as a lock id, if the lock is known.
     #[inline]
-    fn lock(&self, raw: LockId) -> Option<(u32, LockId)> {
-        let slot = self.maps.slots.get(raw.0)?;
-        self.slot_lock.get(slot as usize).map(|&lock| (slot, lock))
+    fn lock_slot(&self, raw: LockId) -> Option<LockId> {
+        self.maps.slots.get(raw.0).map(LockId)
     }
 
     /// The merged id of variable `raw`, if it is known.

@@ -44,7 +44,7 @@ use crate::trace::Trace;
 use hindsight_recorder::format::{
     Definition, Event, EventKind, Header, LockKind, Tail, ThreadId, TraceReader, Unit,
 };
-use queue::{Pool, Queue, NO_SLOT};
+use queue::{Pool, Queue};
 use std::io::Read;
 use std::path::Path;
 use tournament::{Tournament, NO_HEAD};
@@ -428,21 +428,18 @@ impl Replay {
             let Some(q) = self.heads.earliest() else {
                 return false;
             };
-            let Some((head, slot)) = self.queues[q].head() else {
+            let Some(head) = self.queues[q].head_mut() else {
                 return false;
             };
             if head.time_ns >= self.safe {
                 return false;
             }
-            if let Some((slot, seq)) = sequence(head, slot) {
-                let state = &mut self.slots[slot as usize];
-                if !state.ready(seq) {
+            match order(head, &mut self.slots, &self.trace) {
+                Order::Now => {}
+                Order::NowWaking(slot) => self.wake(slot),
+                Order::Blocked(slot) => {
                     self.block(q, slot);
                     continue;
-                }
-                state.replayed(seq);
-                if state.parked {
-                    self.wake(slot);
                 }
             }
             self.buffered -= 1;
@@ -495,11 +492,11 @@ impl Replay {
             .iter()
             .enumerate()
             .filter(|(_, q)| q.blocked_on.is_some())
-            .filter_map(|(i, q)| q.head().map(|(head, slot)| (head.time_ns, i, head, slot)))
+            .filter_map(|(i, q)| q.head().map(|head| (head.time_ns, i, head)))
             .filter(|(t, ..)| *t < before)
-            .min_by_key(|(t, i, ..)| (*t, *i));
+            .min_by_key(|(t, i, _)| (*t, *i));
         // A parked head always waits for a number.
-        let Some((slot, seq)) = oldest.and_then(|(_, _, head, slot)| sequence(head, slot)) else {
+        let Some((slot, seq)) = oldest.and_then(|(_, _, head)| sequence(head)) else {
             return false;
         };
         if let Some(state) = self.slots.get_mut(slot as usize) {
@@ -594,32 +591,26 @@ impl Replay {
         }
         let queue = &mut self.queues[q];
         let was_empty = queue.is_empty();
-        let batch = match incoming {
+        let added = match incoming {
             Incoming::Whole(events) => queue.push(events, &mut self.pool),
             Incoming::Copied(events) => queue.extend(events, &mut self.pool),
         };
-        let new = batch.slots.len()..batch.events.len();
-        let count = new.len();
+        let count = added.len();
         self.trace.count_events(process, count);
-        let (sequencing, slots) = (&mut self.slots, &mut batch.slots);
-        self.trace.remap_events(process, thread, &mut batch.events[new], |event, slot| {
+        let sequencing = &mut self.slots;
+        self.trace.remap_events(process, thread, added, |event| {
             // NO_HEAD means "nothing to replay": no event may carry that time.
             event.time_ns = event.time_ns.min(NO_HEAD - 1);
-            let slot = match sequence_number(event) {
-                Some(seq) => {
-                    // A lock seen for the first time has a new slot.
-                    let index = slot as usize;
-                    if index >= sequencing.len() {
-                        sequencing.resize_with(index + 1, Slot::default);
-                    }
-                    sequencing[index].read(seq);
-                    slot
+            if let Some((slot, seq)) = sequence(event) {
+                // A lock seen for the first time has a new slot.
+                let index = slot as usize;
+                if index >= sequencing.len() {
+                    sequencing.resize_with(index + 1, Slot::default);
                 }
-                None => NO_SLOT,
-            };
-            slots.push(slot);
+                sequencing[index].read(seq);
+            }
         });
-        if let Some(first) = batch.events.get(batch.events.len() - count) {
+        if let Some(first) = added.first() {
             self.heads.anchor(first.time_ns);
         }
         self.buffered += count;
@@ -645,23 +636,59 @@ enum Incoming<'a> {
 /// [`Replay`]'s fields, so that callers may change the state while they hold it.
 #[inline(always)]
 fn current_event(queues: &[Queue], current: Option<usize>) -> Option<&Event> {
-    queues.get(current?)?.head().map(|(event, _)| event)
+    queues.get(current?)?.head()
 }
 
-/// The sequence slot and number of a queued event whose slot is `slot`, if it has them.
+/// Whether a queued head may be replayed now, by its lock sequence number.
+enum Order {
+    /// Yes.
+    Now,
+    /// Yes, and queues parked on this sequence slot may be replayed now too.
+    NowWaking(u32),
+    /// Not before an earlier number of this sequence slot.
+    Blocked(u32),
+}
+
+/// Decides whether queued head `event` may be replayed now, given the sequencing state of
+/// the locks (`slots`). If so, it notes the event's number as replayed and puts the event's
+/// merged lock in place of the sequence slot it carried while queued (see
+/// [`Trace::remap_events`]). One match on the kind does both, since replay pays for every
+/// branch on it.
 #[inline(always)]
-fn sequence(event: &Event, slot: u32) -> Option<(u32, u64)> {
-    if slot == NO_SLOT {
-        return None;
+fn order(event: &mut Event, slots: &mut [Slot], trace: &Trace) -> Order {
+    let (lock, seq) = match &mut event.kind {
+        EventKind::LockAcquired { lock, seq, .. } | EventKind::LockReleased { lock, seq, .. } => {
+            (lock, *seq)
+        }
+        EventKind::LockRequested { lock, .. } | EventKind::LockTryFailed { lock, .. } => {
+            (lock, None)
+        }
+        _ => return Order::Now,
+    };
+    let slot = lock.0;
+    let mut order = Order::Now;
+    if let (Some(seq), Some(state)) = (seq, slots.get_mut(slot as usize)) {
+        if !state.ready(seq) {
+            return Order::Blocked(slot);
+        }
+        state.replayed(seq);
+        if state.parked {
+            order = Order::NowWaking(slot);
+        }
     }
-    sequence_number(event).map(|seq| (slot, seq))
+    if let Some(merged) = trace.slot_lock(slot) {
+        *lock = merged;
+    }
+    order
 }
 
-/// The lock sequence number of `event`, if it has one.
+/// The sequence slot and number of a queued lock event, if it has a number (see
+/// [`Trace::remap_events`]).
 #[inline(always)]
-fn sequence_number(event: &Event) -> Option<u64> {
+fn sequence(event: &Event) -> Option<(u32, u64)> {
     match event.kind {
-        EventKind::LockAcquired { seq, .. } | EventKind::LockReleased { seq, .. } => seq,
+        EventKind::LockAcquired { lock, seq: Some(seq), .. }
+        | EventKind::LockReleased { lock, seq: Some(seq), .. } => Some((lock.0, seq)),
         _ => None,
     }
 }

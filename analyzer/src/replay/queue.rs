@@ -13,9 +13,6 @@ use crate::prefetch::prefetch;
 use hindsight_recorder::format::Event;
 use std::collections::VecDeque;
 
-/// Marks an event that no lock sequence number orders.
-pub(super) const NO_SLOT: u32 = u32::MAX;
-
 /// How many events ahead of the head [`Queue::advance`] asks the CPU to fetch: the batches
 /// were read a whole watermark interval ago, and without this every replayed event waits for
 /// memory.
@@ -24,40 +21,18 @@ const PREFETCH_DISTANCE: usize = 8;
 /// At most this many emptied batches are kept for reuse.
 const POOL_LIMIT: usize = 64;
 
-/// Events of one thread in program order, each with the sequence slot of the lock number it
-/// is ordered by ([`NO_SLOT`] if none).
-#[derive(Debug, Default)]
-pub(super) struct Batch {
-    /// The events, remapped.
-    pub(super) events: Vec<Event>,
-    /// `slots[i]` is the sequence slot of `events[i]`.
-    pub(super) slots: Vec<u32>,
-}
-
-impl Batch {
-    fn clear(&mut self) {
-        self.events.clear();
-        self.slots.clear();
-    }
-
-    /// Whether `n` more events fit without reallocating.
-    fn has_room(&self, n: usize) -> bool {
-        self.events.capacity() - self.events.len() >= n
-    }
-}
-
 /// Emptied batches, kept with their memory for the next reads.
 #[derive(Debug, Default)]
-pub(super) struct Pool(Vec<Batch>);
+pub(super) struct Pool(Vec<Vec<Event>>);
 
 impl Pool {
     /// A batch with no events.
-    pub(super) fn take(&mut self) -> Batch {
+    pub(super) fn take(&mut self) -> Vec<Event> {
         self.0.pop().unwrap_or_default()
     }
 
     /// Keeps `batch` for reuse (or frees it, if enough are kept).
-    pub(super) fn give(&mut self, mut batch: Batch) {
+    pub(super) fn give(&mut self, mut batch: Vec<Event>) {
         if self.0.len() < POOL_LIMIT {
             batch.clear();
             self.0.push(batch);
@@ -70,43 +45,47 @@ impl Pool {
 pub(super) struct Queue {
     /// The batch the head is in. Once it is used up, the next batch takes its place, so that
     /// the head is in `front` whenever the queue has events.
-    front: Batch,
+    front: Vec<Event>,
     /// The position of the head in `front`.
     head: usize,
     /// The batches after `front`, in order.
-    later: VecDeque<Batch>,
+    later: VecDeque<Vec<Event>>,
     /// The sequence slot whose earlier numbers the head waits for.
     pub(super) blocked_on: Option<u32>,
 }
 
 impl Queue {
-    /// The head and its sequence slot.
+    /// The head.
     #[inline(always)]
-    pub(super) fn head(&self) -> Option<(&Event, u32)> {
-        let event = self.front.events.get(self.head)?;
-        let slot = self.front.slots.get(self.head).copied().unwrap_or(NO_SLOT);
-        Some((event, slot))
+    pub(super) fn head(&self) -> Option<&Event> {
+        self.front.get(self.head)
+    }
+
+    /// The head, to change.
+    #[inline(always)]
+    pub(super) fn head_mut(&mut self) -> Option<&mut Event> {
+        self.front.get_mut(self.head)
     }
 
     /// The time of the head, or [`NO_HEAD`].
     #[inline(always)]
     pub(super) fn head_time(&self) -> u64 {
-        self.front.events.get(self.head).map_or(NO_HEAD, |e| e.time_ns)
+        self.head().map_or(NO_HEAD, |e| e.time_ns)
     }
 
     /// Whether the queue has no event.
     pub(super) fn is_empty(&self) -> bool {
-        self.head >= self.front.events.len()
+        self.head >= self.front.len()
     }
 
     /// Drops the head; returns the new head's time, or [`NO_HEAD`].
     #[inline(always)]
     pub(super) fn advance(&mut self, pool: &mut Pool) -> u64 {
         self.head += 1;
-        if let Some(ahead) = self.front.events.get(self.head + PREFETCH_DISTANCE) {
+        if let Some(ahead) = self.front.get(self.head + PREFETCH_DISTANCE) {
             prefetch(ahead);
         }
-        match self.front.events.get(self.head) {
+        match self.front.get(self.head) {
             Some(next) => next.time_ns,
             None => self.next_batch(pool),
         }
@@ -124,18 +103,17 @@ impl Queue {
         self.head_time()
     }
 
-    /// Adds a batch read from a file (not yet remapped) to the end; returns the batch it
-    /// joined, whose events after its first `slots.len()` are the new ones, for remapping.
-    /// A batch full enough to be worth its memory joins the queue as it is, and `events` is
-    /// left with an empty vector from the pool; a small one is copied.
-    pub(super) fn push(&mut self, events: &mut Vec<Event>, pool: &mut Pool) -> &mut Batch {
+    /// Adds a batch read from a file (not yet remapped) to the end; returns the events added,
+    /// where they now lie, for remapping. A batch full enough to be worth its memory joins
+    /// the queue as it is, and `events` is left with an empty vector from the pool; a small
+    /// one is copied.
+    pub(super) fn push(&mut self, events: &mut Vec<Event>, pool: &mut Pool) -> &mut [Event] {
         if events.len() < events.capacity() / 4 {
-            let tail = self.extend(events, pool);
+            let added = self.extend(events, pool);
             events.clear();
-            return tail;
+            return added;
         }
-        let mut batch = pool.take();
-        std::mem::swap(&mut batch.events, events);
+        let batch = std::mem::replace(events, pool.take());
         if self.is_empty() {
             pool.give(std::mem::replace(&mut self.front, batch));
             self.head = 0;
@@ -145,23 +123,25 @@ impl Queue {
         self.tail()
     }
 
-    /// Copies events read from a file (not yet remapped) to the end; returns the batch they
-    /// joined, whose events after its first `slots.len()` are the new ones, for remapping.
-    pub(super) fn extend(&mut self, events: &[Event], pool: &mut Pool) -> &mut Batch {
+    /// Copies events read from a file (not yet remapped) to the end; returns the copies, for
+    /// remapping.
+    pub(super) fn extend(&mut self, events: &[Event], pool: &mut Pool) -> &mut [Event] {
         if self.is_empty() {
             self.front.clear();
             self.head = 0;
         }
-        if !self.tail().has_room(events.len()) && !self.tail().events.is_empty() {
+        let tail = self.tail();
+        if tail.capacity() - tail.len() < events.len() && !tail.is_empty() {
             self.later.push_back(pool.take());
         }
         let tail = self.tail();
-        tail.events.extend_from_slice(events);
-        tail
+        let start = tail.len();
+        tail.extend_from_slice(events);
+        &mut tail[start..]
     }
 
     /// The batch that new events go to the end of.
-    fn tail(&mut self) -> &mut Batch {
+    fn tail(&mut self) -> &mut Vec<Event> {
         match self.later.back_mut() {
             Some(last) => last,
             None => &mut self.front,
@@ -171,7 +151,7 @@ impl Queue {
 
 #[cfg(test)]
 mod tests {
-    use super::{Pool, Queue, NO_SLOT};
+    use super::{Pool, Queue};
     use hindsight_recorder::format::{Event, EventKind, ThreadId};
     use std::collections::VecDeque;
 
@@ -197,7 +177,7 @@ mod tests {
             let events: Vec<Event> = (next_time..next_time + n as u64).map(event).collect();
             next_time += n as u64;
             expected.extend(events.iter().copied());
-            let batch = if rng.is_multiple_of(3) {
+            let added = if rng.is_multiple_of(3) {
                 queue.extend(&events, &mut pool)
             } else {
                 buffer.clear();
@@ -205,16 +185,14 @@ mod tests {
                 buffer.extend_from_slice(&events);
                 queue.push(&mut buffer, &mut pool)
             };
-            // The caller remaps the new events and gives their slots.
-            while batch.slots.len() < batch.events.len() {
-                batch.slots.push(NO_SLOT);
-            }
+            // The caller remaps the events added, where they lie.
+            assert_eq!(added, &events[..]);
             for _ in 0..(rng >> 40) as usize % 70 {
-                let Some((head, slot)) = queue.head() else {
+                let Some(head) = queue.head() else {
                     assert!(expected.is_empty());
                     break;
                 };
-                assert_eq!((Some(head), slot), (expected.front(), NO_SLOT));
+                assert_eq!(Some(head), expected.front());
                 let next = queue.advance(&mut pool);
                 expected.pop_front();
                 assert_eq!(next, expected.front().map_or(u64::MAX, |e| e.time_ns));
@@ -225,7 +203,7 @@ mod tests {
             // followed by a whole one or is the last: memory stays within a small multiple
             // of the events held.
             let capacity: usize =
-                queue.later.iter().chain([&queue.front]).map(|b| b.events.capacity()).sum();
+                queue.later.iter().chain([&queue.front]).map(|b| b.capacity()).sum();
             assert!(capacity <= 8 * expected.len() + 2 * 64, "{capacity} for {}", expected.len());
         }
     }
