@@ -400,16 +400,17 @@ impl Contention {
         self.events += 1;
         let index = lock.index();
         if index >= self.locks.len() {
-            self.make_room(index);
+            return self.make_room(index);
         }
         &mut self.locks[index]
     }
 
-    /// Makes room in [`locks`](Self::locks) for the lock at `index`.
+    /// Makes room in [`locks`](Self::locks) for the lock at `index`, and returns its entry.
     #[cold]
     #[inline(never)]
-    fn make_room(&mut self, index: usize) {
+    fn make_room(&mut self, index: usize) -> &mut LockStats {
         self.locks.resize_with(index + 1, LockStats::default);
+        &mut self.locks[index]
     }
 
     /// The locks something was counted of, with what, by lock id.

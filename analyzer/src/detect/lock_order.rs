@@ -57,11 +57,27 @@ struct Taken {
     actor: Actor,
     thread: ThreadId,
     lock: LockId,
-    /// The lock's class.
-    class: ClassId,
     mode: LockMode,
     site: SiteId,
     time_ns: u64,
+}
+
+impl Taken {
+    /// The acquisition `event` (`None` for another kind of event). Made only when an edge is
+    /// added or learns something: most occurrences need none of it.
+    fn of(event: &Event) -> Option<Taken> {
+        let EventKind::LockAcquired { lock, mode, site, .. } = event.kind else {
+            return None;
+        };
+        Some(Taken {
+            actor: Actor::of(event),
+            thread: event.thread,
+            lock,
+            mode,
+            site,
+            time_ns: event.time_ns,
+        })
+    }
 }
 
 /// Everything known about one order `from → to` of two lock classes.
@@ -74,12 +90,11 @@ struct Edge {
     gates: Vec<LockId>,
 }
 
-/// What every occurrence of an edge updates, kept inline in the index so that the common case
-/// (an order seen before, nothing new about it) touches one hash bucket.
+/// What an occurrence of an edge updates while the edge [learns](EdgeHot::learns) (and every
+/// occurrence of an edge past its class's [`Outgoing`] line), apart from the rest of the
+/// [`Edge`]: in [`LockOrder::hot`], by edge index.
 #[derive(Debug, Clone, Copy)]
 struct EdgeHot {
-    /// The edge's index in [`LockOrder::edges`].
-    ix: u32,
     /// Bit `2·shared(held) + shared(taken)` per combination of modes seen.
     modes_seen: u8,
     /// The edge has as many witnesses as it keeps.
@@ -88,32 +103,47 @@ struct EdgeHot {
     gated: bool,
     /// Who took this order first (a witness already).
     first_actor: Actor,
-    /// Occurrences.
+    /// The [`actor_bit`]s of the witnesses' actors: an actor whose bit is clear has none, which
+    /// the witnesses need not be read to tell.
+    witnessed: u64,
+    /// Occurrences counted here (the edge's [`Outgoing`] slot, if it has one, counts the
+    /// others).
     count: u64,
 }
 
 impl EdgeHot {
-    /// Updates the edge, at `edges[self.ix]`, with an occurrence that may tell something new
-    /// about it: `taken` made while holding `held`, taken after `gates_before`. Out of line:
-    /// most occurrences of a known order need none of it.
+    /// Occurrences may still tell something new about the edge: witnesses are wanted (the
+    /// modes seen only matter while they are), or gates are left to rule out. Once it is not,
+    /// it never is again.
+    fn learns(&self) -> bool {
+        !self.full || self.gated
+    }
+
+    /// Updates the edge, `edge`, with an occurrence that may tell something new about it:
+    /// `taken` made while holding `held`, taken after `gates_before`. Out of line: most
+    /// occurrences of a known order need none of it.
     #[inline(never)]
-    fn learn(&mut self, edges: &mut [Edge], held: &Hold, gates_before: &[Hold], taken: &Taken) {
-        let bit = 1u8 << mode_bit(held.mode, taken.mode);
-        let new_modes = self.modes_seen & bit == 0;
-        self.modes_seen |= bit;
+    fn learn(&mut self, edge: &mut Edge, held: &Hold, gates_before: &[Hold], taken: &Taken) {
+        let modes = 1u8 << mode_bit(held.mode, taken.mode);
+        let new_modes = self.modes_seen & modes == 0;
+        self.modes_seen |= modes;
         let maybe_new_witness = !self.full && (new_modes || taken.actor != self.first_actor);
         if !maybe_new_witness && !self.gated {
             return;
         }
-        let edge = &mut edges[self.ix as usize];
         if self.gated {
             edge.gates.retain(|g| {
                 gates_before.iter().any(|h| h.lock == *g && h.mode == LockMode::Exclusive)
             });
             self.gated = !edge.gates.is_empty();
         }
-        if maybe_new_witness && (new_modes || edge.witnesses.iter().all(|x| x.actor != taken.actor))
+        let actor = actor_bit(taken.actor);
+        if maybe_new_witness
+            && (new_modes
+                || self.witnessed & actor == 0
+                || edge.witnesses.iter().all(|x| x.actor != taken.actor))
         {
+            self.witnessed |= actor;
             edge.witnesses.push(Witness {
                 actor: taken.actor,
                 thread: taken.thread,
@@ -128,13 +158,55 @@ impl EdgeHot {
     }
 }
 
+/// Edges from one class kept in its [`Outgoing`] line; the class's further edges are found
+/// in [`LockOrder::more`].
+const NEAR: usize = 8;
+
+/// The first [`NEAR`] edges from one class, in the order added, in one cache line: the class
+/// each leads to, and its occurrences since it stopped learning. Finding an edge is a scan of
+/// the line (where a map hashes and probes a table larger than the CPU's nearest caches), and
+/// the common occurrence, of an order known well with nothing left to learn, is counted in
+/// it and touches nothing else.
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(C, align(64))]
+struct Outgoing {
+    /// Per edge, the class it leads to (its id).
+    to: [u32; NEAR],
+    /// Per edge: 0 while it [learns](EdgeHot::learns) (its [`EdgeHot`] counts its
+    /// occurrences), then 1 plus the occurrences counted here (moved to the [`EdgeHot`] before
+    /// they would overflow).
+    counts: [u16; NEAR],
+    /// Edges in the line.
+    len: u8,
+}
+
+impl Outgoing {
+    /// The slot of the edge to `class`, if it is in the line.
+    #[inline(always)]
+    fn find(&self, class: ClassId) -> Option<usize> {
+        let to = self.to.get(..usize::from(self.len))?;
+        to.iter().position(|&to| to == class.0)
+    }
+
+    /// The occurrences of the edge in `slot` counted in the line.
+    fn counted(&self, slot: usize) -> u64 {
+        u64::from(self.counts[slot].saturating_sub(1))
+    }
+}
+
 /// The `lock-order-cycle` detector; see the module docs.
 #[derive(Debug, Default)]
 pub struct LockOrder {
-    index: HashMap<u64, EdgeHot, BuildHasherDefault<PairHasher>>,
+    /// Per class (by id), the first edges from it.
+    outgoing: Vec<Outgoing>,
+    /// Per class, the indices of the edges in its [`Outgoing`] line, slot for slot: apart from
+    /// the line, since only the occurrences that learn need them.
+    outgoing_ix: Vec<[u32; NEAR]>,
+    /// The index of every further edge, by `(from, to)` packed in a `u64`.
+    more: HashMap<u64, u32, BuildHasherDefault<PairHasher>>,
     edges: Vec<Edge>,
-    /// Occurrences per edge, gathered from the index at the end.
-    counts: Vec<u64>,
+    /// Per edge, by index as [`edges`](Self::edges).
+    hot: Vec<EdgeHot>,
 }
 
 impl LockOrder {
@@ -150,11 +222,18 @@ impl LockOrder {
     pub fn order_edges(
         &self,
     ) -> impl Iterator<Item = (ClassId, ClassId, u64, SiteId, SiteId)> + '_ {
-        self.index.values().filter_map(|hot| {
-            let edge = self.edges.get(hot.ix as usize)?;
+        self.edges.iter().enumerate().filter_map(|(ix, edge)| {
             let first = edge.witnesses.first()?;
-            Some((edge.from, edge.to, hot.count, first.held.site, first.site))
+            Some((edge.from, edge.to, self.count(ix), first.held.site, first.site))
         })
+    }
+
+    /// The occurrences of the edge `ix`.
+    fn count(&self, ix: usize) -> u64 {
+        let edge = &self.edges[ix];
+        let outgoing = self.outgoing.get(edge.from.index());
+        let near = outgoing.and_then(|outgoing| Some(outgoing.counted(outgoing.find(edge.to)?)));
+        self.hot[ix].count + near.unwrap_or(0)
     }
 
     /// Notes the acquisition `event` made while holding `holds` (not empty): an edge from each
@@ -162,20 +241,11 @@ impl LockOrder {
     /// no stack frame to return from the many acquisitions made while holding nothing.
     #[inline(never)]
     fn observe(&mut self, trace: &Trace, holds: &[Hold], event: &Event) {
-        let EventKind::LockAcquired { lock, mode, site, .. } = event.kind else {
+        let EventKind::LockAcquired { lock, .. } = event.kind else {
             // `on_event` passes acquisitions only.
             return;
         };
         let class = trace.lock_class(lock);
-        let taken = Taken {
-            actor: Actor::of(event),
-            thread: event.thread,
-            lock,
-            class,
-            mode,
-            site,
-            time_ns: event.time_ns,
-        };
         for position in 0..holds.len() {
             let (gates_before, held_on) = holds.split_at(position);
             let held = &held_on[0];
@@ -184,49 +254,112 @@ impl LockOrder {
             if held.lock == lock || from == class {
                 continue;
             }
-            let key = (u64::from(from.0) << 32) | u64::from(class.0);
-            if let Some(hot) = self.index.get_mut(&key) {
-                hot.count += 1;
-                // Most often the order is known well and there is nothing left to learn (the
-                // modes seen only matter while witnesses are still wanted).
-                if !hot.full || hot.gated {
-                    hot.learn(&mut self.edges, held, gates_before, &taken);
+            let Some(outgoing) = self.outgoing.get_mut(from.index()) else {
+                self.add_edge(held, gates_before, from, event, class);
+                continue;
+            };
+            if let Some(slot) = outgoing.find(class) {
+                let count = &mut outgoing.counts[slot];
+                // Most often the order is known well, with nothing left to learn.
+                if (1..u16::MAX).contains(count) {
+                    *count += 1;
+                } else {
+                    self.occurred_near(from, slot, held, gates_before, event);
                 }
+            } else if let Some(&ix) = self.more.get(&pair(from, class)) {
+                self.occurred(ix as usize, held, gates_before, event);
             } else {
-                self.add_edge(key, held, gates_before, from, &taken);
+                self.add_edge(held, gates_before, from, event, class);
             }
         }
     }
 
-    /// Adds the edge `key`, `from → taken.class`, first seen with `taken` while holding
+    /// Counts an occurrence of the edge in `slot` of the [`Outgoing`] line of `from` that
+    /// the line does not count: one while the edge learns, or one that would overflow the
+    /// line's count.
+    #[cold]
+    #[inline(never)]
+    fn occurred_near(
+        &mut self,
+        from: ClassId,
+        slot: usize,
+        held: &Hold,
+        gates_before: &[Hold],
+        event: &Event,
+    ) {
+        let ix = self.outgoing_ix[from.index()][slot] as usize;
+        let count = self.outgoing[from.index()].counts[slot];
+        let learns = if count == 0 {
+            self.occurred(ix, held, gates_before, event)
+        } else {
+            // This occurrence and the line's `count - 1`.
+            self.hot[ix].count += u64::from(count);
+            false
+        };
+        self.outgoing[from.index()].counts[slot] = u16::from(!learns);
+    }
+
+    /// Counts an occurrence of the edge `ix` in its [`EdgeHot`], learning from it what there
+    /// is to learn; whether the edge still [learns](EdgeHot::learns).
+    fn occurred(&mut self, ix: usize, held: &Hold, gates_before: &[Hold], event: &Event) -> bool {
+        let hot = &mut self.hot[ix];
+        hot.count += 1;
+        if hot.learns() {
+            if let Some(taken) = Taken::of(event) {
+                hot.learn(&mut self.edges[ix], held, gates_before, &taken);
+            }
+        }
+        hot.learns()
+    }
+
+    /// Adds the edge `from → class`, first seen with the acquisition `event` while holding
     /// `held`, taken after `gates_before`.
     #[cold]
     #[inline(never)]
     fn add_edge(
         &mut self,
-        key: u64,
         held: &Hold,
         gates_before: &[Hold],
         from: ClassId,
-        taken: &Taken,
+        event: &Event,
+        class: ClassId,
     ) {
+        let Some(taken) = Taken::of(event) else {
+            return;
+        };
         let gates: Vec<LockId> = gates_before
             .iter()
             .filter(|g| g.mode == LockMode::Exclusive && g.lock != taken.lock)
             .map(|g| g.lock)
             .collect();
         let gated = !gates.is_empty();
-        let ix = self.edges.len() as u32;
-        self.edges.push(Edge { from, to: taken.class, witnesses: Vec::new(), gates });
-        let hot = self.index.entry(key).or_insert(EdgeHot {
-            ix,
+        let mut edge = Edge { from, to: class, witnesses: Vec::new(), gates };
+        let mut hot = EdgeHot {
             modes_seen: 0,
             full: false,
             gated,
             first_actor: taken.actor,
+            witnessed: 0,
             count: 1,
-        });
-        hot.learn(&mut self.edges, held, gates_before, taken);
+        };
+        hot.learn(&mut edge, held, gates_before, &taken);
+        let ix = self.edges.len();
+        self.edges.push(edge);
+        self.hot.push(hot);
+        if from.index() >= self.outgoing.len() {
+            self.outgoing.resize(from.index() + 1, Outgoing::default());
+            self.outgoing_ix.resize(from.index() + 1, [0; NEAR]);
+        }
+        let outgoing = &mut self.outgoing[from.index()];
+        let slot = usize::from(outgoing.len);
+        if slot < NEAR {
+            outgoing.to[slot] = class.0;
+            outgoing.counts[slot] = u16::from(!hot.learns());
+            outgoing.len += 1;
+            self.outgoing_ix[from.index()][slot] = ix as u32;
+        } else {
+            self.more.insert(pair(from, class), ix as u32);
+        }
     }
 
     /// Chooses one witness per edge of `cycle`: from pairwise different actors and, if
@@ -362,7 +495,7 @@ impl LockOrder {
                 mode: mode_name(w.mode).to_owned(),
                 held_since_ns: w.held.since_ns,
                 time_ns: w.time_ns,
-                count: self.counts.get(cycle[i]).copied().unwrap_or(0),
+                count: self.count(cycle[i]),
             });
         }
         match &reason {
@@ -419,12 +552,6 @@ impl Detector for LockOrder {
     }
 
     fn finish(&mut self, cx: &Context<'_>, findings: &mut Vec<Finding>) {
-        self.counts = vec![0; self.edges.len()];
-        for hot in self.index.values() {
-            if let Some(count) = self.counts.get_mut(hot.ix as usize) {
-                *count = hot.count;
-            }
-        }
         let mut graph: DiGraph<ClassId, usize> = DiGraph::new();
         let mut nodes = HashMap::new();
         // Nodes in class order, so that cycles come out in a stable order.
@@ -494,6 +621,20 @@ fn mode_bit(held: LockMode, taken: LockMode) -> u8 {
     2 * u8::from(held == LockMode::Shared) + u8::from(taken == LockMode::Shared)
 }
 
+/// One of 64 bits for `actor`, by its id (threads and tasks of nearby ids apart).
+fn actor_bit(actor: Actor) -> u64 {
+    let slot = match actor {
+        Actor::Thread(thread) => thread.0,
+        Actor::Task(task) => task.0 ^ 32,
+    };
+    1 << (slot % 64)
+}
+
+/// The edge `from → to` as a key of [`LockOrder::more`].
+fn pair(from: ClassId, to: ClassId) -> u64 {
+    (u64::from(from.0) << 32) | u64::from(to.0)
+}
+
 /// A hasher for the detector's packed `(from, to)` class pairs: one multiply, no allocation.
 #[derive(Debug, Default, Clone, Copy)]
 struct PairHasher(u64);
@@ -512,5 +653,39 @@ impl Hasher for PairHasher {
     fn write_u64(&mut self, n: u64) {
         let x = (n ^ (n >> 33)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         self.0 = x ^ (x >> 29);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{analyze_bytes, AnalyzeOptions};
+    use hindsight_recorder::format::TraceBuilder;
+
+    /// Occurrences are counted wherever an edge keeps them: past its class's line, and in the
+    /// line past what a line's count holds.
+    #[test]
+    fn every_occurrence_is_counted() {
+        let mut b = TraceBuilder::new("counts");
+        let threads: Vec<_> = (0..=MAX_WITNESSES).map(|t| b.thread(&format!("t{t}"))).collect();
+        let hub = b.mutex("hub");
+        let others: Vec<_> = (0..NEAR + 3).map(|i| b.mutex(&format!("m{i}"))).collect();
+        let site = b.site("src/lib.rs", 1, 1);
+        let (rounds, all_rounds) = (usize::from(u16::MAX) + 100, 50);
+        for round in 0..rounds {
+            let mut actor = b.on(threads[round % threads.len()]).acquire(hub, site);
+            for &lock in if round < all_rounds { &others[..] } else { &others[..1] } {
+                actor = actor.acquire(lock, site).release(lock);
+            }
+            actor.release(hub);
+        }
+        let bytes = b.build();
+        let report = analyze_bytes(vec![("t".to_owned(), bytes)], &AnalyzeOptions::default());
+        let orders = report.expect("a built trace is readable").lock_orders;
+        assert_eq!(orders.len(), others.len());
+        for order in orders {
+            let expected = if order.to == "m0" { rounds } else { all_rounds };
+            assert_eq!((order.from.as_str(), order.count), ("hub", expected as u64), "{order:?}");
+        }
     }
 }
