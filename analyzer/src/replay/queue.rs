@@ -1,5 +1,6 @@
 //! One thread's events read but not yet replayed: the batches they were read in, remapped in
-//! place.
+//! place (a lock event holding its lock's sequence slot until it is replayed: see
+//! `Trace::remap_events`).
 //!
 //! A batch is decoded into a vector that then *becomes* part of its thread's queue, and
 //! replay reads events straight out of it: no event is copied between reading and replaying
