@@ -109,7 +109,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (findings, wall, cpu) = timed(|| -> Result<usize, Box<dyn std::error::Error>> {
         let mut replay = Replay::open(&[&path])?;
         let mut races = DataRace::new();
-        replay.run(&mut [&mut races as &mut dyn Detector]);
+        replay.visit(&mut races);
         let mut findings = Vec::new();
         let cx = Context { trace: replay.trace(), state: replay.state() };
         races.finish(&cx, &mut findings);

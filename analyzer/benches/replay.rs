@@ -238,7 +238,7 @@ fn lock_order_stage(path: &Path, written: u64) -> Result<(), Box<dyn std::error:
     let (replay, wall, cpu) = timed(|| -> Result<Replay, Box<dyn std::error::Error>> {
         let mut replay = Replay::open(&[path])?;
         let mut lock_order = LockOrder::new();
-        replay.run(&mut [&mut lock_order as &mut dyn Detector]);
+        replay.visit(&mut lock_order);
         let mut findings = Vec::new();
         let cx = Context { trace: replay.trace(), state: replay.state() };
         lock_order.finish(&cx, &mut findings);

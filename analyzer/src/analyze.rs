@@ -2,8 +2,8 @@
 //! detectors, build the [`Report`], and decide the exit status.
 
 use crate::detect::blocking_in_async::DEFAULT_POLL_THRESHOLD_NS;
-use crate::detect::contention::{Contention, DEFAULT_WAIT_THRESHOLD_NS};
-use crate::detect::{self, Context, Detector, LockOrder};
+use crate::detect::contention::DEFAULT_WAIT_THRESHOLD_NS;
+use crate::detect::{Context, LockOrder, Suite};
 use crate::error::AnalyzeError;
 use crate::replay::{Actor, Replay};
 use crate::report::{
@@ -72,41 +72,21 @@ pub fn analyze_bytes(
 /// trace with a truncated or corrupt tail is analysed as far as it reads, and the report says
 /// how much was lost.
 pub fn analyze(mut replay: Replay, options: &AnalyzeOptions) -> Result<Report, AnalyzeError> {
-    let mut detectors: Vec<Box<dyn Detector>> =
-        detect::all(options).into_iter().filter(|d| options.wants(d.kind())).collect();
-    // Lock statistics go into every report, so the contention detector always runs; only its
-    // findings are subject to `--only`.
-    let mut contention = Contention::new(options.wait_threshold_ns);
-    let mut lock_order = options.wants(FindingKind::LockOrderCycle).then(LockOrder::new);
-    {
-        let mut visitors: Vec<&mut (dyn Detector + 'static)> =
-            detectors.iter_mut().map(|d| &mut **d).collect();
-        if let Some(lock_order) = &mut lock_order {
-            visitors.push(lock_order);
-        }
-        visitors.push(&mut contention);
-        replay.run(&mut visitors);
-    }
+    let mut suite = Suite::new(options);
+    replay.visit(&mut suite);
     if let Some(error) = replay.take_error() {
         return Err(error.into());
     }
     let mut findings: Vec<Finding> = Vec::new();
     let cx = Context { trace: replay.trace(), state: replay.state() };
-    for detector in &mut detectors {
-        detector.finish(&cx, &mut findings);
-    }
-    if let Some(lock_order) = &mut lock_order {
-        lock_order.finish(&cx, &mut findings);
-    }
-    contention.finish(&cx, &mut findings);
-    findings.retain(|f| options.wants(f.kind));
-    let (lock_statistics, class_statistics) = contention.statistics(&cx);
+    suite.finish(&cx, &mut findings);
+    let (lock_statistics, class_statistics) = suite.contention_mut().statistics(&cx);
     let mut report = Report {
         trace: summary(&replay),
         findings,
         locks: locks(&replay, &lock_statistics, &class_statistics),
         tasks: tasks(&replay),
-        lock_orders: lock_order.map_or_else(Vec::new, |graph| lock_orders(&cx, &graph)),
+        lock_orders: suite.lock_order().map_or_else(Vec::new, |graph| lock_orders(&cx, graph)),
     };
     report.sort_findings();
     Ok(report)

@@ -3,7 +3,7 @@
 //! sample trace, each detector must find the same with its declared interest as when it is
 //! shown every event.
 
-use hindsight_analyzer::detect::{self, Context, Detector, Interest};
+use hindsight_analyzer::detect::{Context, Detector, Interest, Suite};
 use hindsight_analyzer::replay::Replay;
 use hindsight_analyzer::report::Finding;
 use hindsight_analyzer::{AnalyzeOptions, FindingKind};
@@ -11,9 +11,9 @@ use hindsight_recorder::format::Event;
 use std::path::{Path, PathBuf};
 
 /// A detector shown every event, whatever it declares.
-struct Everything(Box<dyn Detector>);
+struct Everything<'a>(&'a mut dyn Detector);
 
-impl Detector for Everything {
+impl Detector for Everything<'_> {
     fn kind(&self) -> FindingKind {
         self.0.kind()
     }
@@ -31,8 +31,8 @@ impl Detector for Everything {
     }
 }
 
-fn detectors() -> Vec<Box<dyn Detector>> {
-    detect::for_findings(&AnalyzeOptions { wait_threshold_ns: 1_000_000, ..Default::default() })
+fn suite() -> Suite {
+    Suite::new(&AnalyzeOptions { wait_threshold_ns: 1_000_000, ..Default::default() })
 }
 
 fn findings(paths: &[PathBuf], detector: &mut dyn Detector) -> Vec<Finding> {
@@ -56,12 +56,13 @@ fn declared_interests_change_no_finding() {
     inputs.push(vec![processes.join("compactor.trace"), processes.join("indexer.trace")]);
     assert!(inputs.len() > 10, "found the sample traces");
     for paths in &inputs {
-        for (declared, everything) in detectors().into_iter().zip(detectors()) {
-            let mut declared = declared;
+        let (mut declared, mut shown_everything) = (suite(), suite());
+        let pairs = declared.detectors_mut().into_iter().zip(shown_everything.detectors_mut());
+        for (declared, everything) in pairs {
             let mut everything = Everything(everything);
             let kind = declared.kind();
             assert_eq!(
-                findings(paths, &mut *declared),
+                findings(paths, declared),
                 findings(paths, &mut everything),
                 "{kind:?} on {paths:?}"
             );

@@ -105,7 +105,20 @@ impl Interest {
     /// Whether events of `kind` are in the set.
     #[inline]
     pub fn wants(self, kind: &EventKind) -> bool {
-        self.0 & (1 << Interest::index(kind)) != 0
+        self.contains(Interest::of(kind))
+    }
+
+    /// The set of `kind` alone.
+    #[inline]
+    pub fn of(kind: &EventKind) -> Interest {
+        Interest(1 << Interest::index(kind))
+    }
+
+    /// Whether the two sets share a kind: with `other` the set of one kind (see
+    /// [`of`](Self::of)), whether that kind is in this set.
+    #[inline(always)]
+    pub fn contains(self, other: Interest) -> bool {
+        self.0 & other.0 != 0
     }
 }
 

@@ -15,6 +15,8 @@ pub mod guard_across_await;
 pub(crate) mod interest;
 pub mod lock_order;
 pub mod stale_lock;
+mod suite;
+mod visitor;
 
 use crate::replay::{Actor, State};
 use crate::report::{Finding, FindingKind, SiteRef};
@@ -29,6 +31,8 @@ pub use guard_across_await::GuardAcrossAwait;
 pub use interest::Interest;
 pub use lock_order::LockOrder;
 pub use stale_lock::StaleLock;
+pub use suite::Suite;
+pub use visitor::{Dispatch, Visitor};
 
 /// What a detector can look at: the definitions, and the replay state.
 #[derive(Debug, Clone, Copy)]
@@ -96,29 +100,6 @@ pub trait Detector {
 
     /// Adds its findings, once the trace has ended.
     fn finish(&mut self, cx: &Context<'_>, findings: &mut Vec<Finding>);
-}
-
-/// The detectors of this build, in report order, with the thresholds of `options`, but for
-/// the two whose results go beyond findings and which [`analyze`](crate::analyze()) runs
-/// itself: [`LockOrder`] (the lock-order graph) and [`Contention`] (the lock statistics).
-pub fn all(options: &crate::AnalyzeOptions) -> Vec<Box<dyn Detector>> {
-    vec![
-        Box::new(Deadlock::new()),
-        Box::new(StaleLock::new()),
-        Box::new(GuardAcrossAwait::new()),
-        Box::new(BlockingInAsync::new(options.poll_threshold_ns)),
-        Box::new(DataRace::new()),
-    ]
-}
-
-/// Every detector of this build, [`LockOrder`] and [`Contention`] included, for callers that
-/// want only the findings (as [`analyze`](crate::analyze()) gives them, with `options`'
-/// thresholds), not the lock-order graph or the lock statistics.
-pub fn for_findings(options: &crate::AnalyzeOptions) -> Vec<Box<dyn Detector>> {
-    let mut detectors = all(options);
-    detectors.push(Box::new(LockOrder::new()));
-    detectors.push(Box::new(Contention::new(options.wait_threshold_ns)));
-    detectors
 }
 
 /// The kind of a task as its trace names it: tokio's `task`, `local`, `blocking` (the

@@ -40,7 +40,7 @@
 
 use super::slices::{Closed, Lane};
 use super::ExportError;
-use crate::detect::{self, Context, Interest};
+use crate::detect::{self, Context, Suite, Visitor};
 use crate::replay::{Actor, Holder, Replay, State, Wait, WaitFor};
 use crate::report::Finding;
 use crate::trace::Trace;
@@ -74,17 +74,12 @@ impl fmt::Display for ChromeSummary {
 /// part-way as a whole (a malformed STD line) is an error, as in the analysis.
 pub fn write<W: Write>(mut replay: Replay, out: W) -> Result<ChromeSummary, ExportError> {
     let options = AnalyzeOptions::default();
-    let mut detectors = detect::for_findings(&options);
-    let interests: Vec<Interest> = detectors.iter().map(|d| d.interest()).collect();
+    let mut suite = Suite::new(&options);
     let mut timeline = Timeline::new(out);
     timeline.begin(replay.trace())?;
     while let Some(event) = replay.next_event() {
         let cx = Context { trace: replay.trace(), state: replay.state() };
-        for (detector, interest) in detectors.iter_mut().zip(&interests) {
-            if interest.wants(&event.kind) {
-                detector.on_event(&cx, &event);
-            }
-        }
+        suite.visit(&cx, &event);
         let wait_before = timeline.before(replay.state(), &event);
         replay.apply(&event);
         timeline.after(replay.trace(), replay.state(), &event, wait_before)?;
@@ -94,9 +89,7 @@ pub fn write<W: Write>(mut replay: Replay, out: W) -> Result<ChromeSummary, Expo
     }
     let cx = Context { trace: replay.trace(), state: replay.state() };
     let mut findings = Vec::new();
-    for detector in &mut detectors {
-        detector.finish(&cx, &mut findings);
-    }
+    suite.finish(&cx, &mut findings);
     Ok(timeline.finish(replay.trace(), replay.state().end_ns(), &findings)?)
 }
 

@@ -50,10 +50,7 @@ impl fmt::Display for DotSummary {
 /// see the module docs.
 pub fn write<W: Write>(mut replay: Replay, mut out: W) -> Result<DotSummary, ExportError> {
     let mut lock_order = LockOrder::new();
-    {
-        let mut detectors: [&mut dyn Detector; 1] = [&mut lock_order];
-        replay.run(&mut detectors);
-    }
+    replay.visit(&mut lock_order);
     if let Some(error) = replay.take_error() {
         return Err(ExportError::Trace(error.into()));
     }

@@ -24,7 +24,7 @@
 //!
 //! # Detectors
 //!
-//! [`Replay::run`] shows every event to every [`Detector`] *before*
+//! [`Replay::visit`] shows every event to its [`Visitor`] (the detectors) *before*
 //! applying it to the [`State`], so that a detector sees, say, the locks held at the moment of
 //! an acquisition.
 
@@ -36,8 +36,7 @@ pub use state::{
     Actor, ActorState, End, Hold, Holder, LockState, State, TaskState, ThreadState, Wait, WaitFor,
 };
 
-use crate::detect::interest::KINDS;
-use crate::detect::{Context, Detector, Interest};
+use crate::detect::{Context, Detector, Dispatch, Visitor};
 use crate::error::AnalyzeError;
 use crate::source::{SourceError, TraceSource};
 use crate::trace::Trace;
@@ -296,32 +295,25 @@ impl Replay {
     }
 
     /// Replays every event: shows it to each detector interested in its kind (in the order
-    /// given), then applies it to the state.
+    /// given), then applies it to the state. (Through a `dyn` call per detector and event:
+    /// [`visit`](Self::visit) with a concrete detector or a [`Suite`](crate::detect::Suite)
+    /// spares those.)
+    pub fn run<'d>(&mut self, detectors: &mut [&mut (dyn Detector + 'd)]) {
+        self.visit(&mut Dispatch::new(detectors));
+    }
+
+    /// Replays every event: shows it to `visitor`, then applies it to the state.
     ///
-    /// Once the trace has defined variables, and if a detector
-    /// [prefetches](Detector::prefetch), replay runs 8 events ahead of the
-    /// detectors and shows each event to their `prefetch` first: a variable's state (one per
+    /// Once the trace has defined variables, and if the visitor
+    /// [prefetches](Visitor::prefetches), replay runs 8 events ahead of the
+    /// visits and shows each event to its `prefetch_for` first: a variable's state (one per
     /// variable, and programs annotate many) is then in cache by the time its access is
     /// checked. Lock and actor state stays in cache anyway, and on traces without accesses
     /// the lookahead costs more than it saves. (Reading ahead changes nothing the detectors
     /// see: the order does not depend on the state, and definitions read early only name
     /// what later events use.)
-    pub fn run<'d>(&mut self, detectors: &mut [&mut (dyn Detector + 'd)]) {
-        // Per kind of event, the detectors that want it, and those that prefetch for it.
-        let mut wanted: [Vec<usize>; KINDS] = Default::default();
-        let mut prefetching: [Vec<usize>; KINDS] = Default::default();
-        for (d, detector) in detectors.iter().enumerate() {
-            let (interest, prefetch) = (detector.interest(), detector.prefetch_interest());
-            for kind in 0..KINDS {
-                if interest.contains_index(kind) {
-                    wanted[kind].push(d);
-                }
-                if prefetch.contains_index(kind) {
-                    prefetching[kind].push(d);
-                }
-            }
-        }
-        let prefetches = prefetching.iter().any(|list| !list.is_empty());
+    pub fn visit<V: Visitor + ?Sized>(&mut self, visitor: &mut V) {
+        let prefetches = visitor.prefetches();
         // A ring of the events read ahead: `ahead[read % LOOKAHEAD]` up to `written`.
         let mut ahead = [EMPTY_EVENT; LOOKAHEAD];
         let (mut read, mut written, mut ended) = (0usize, 0usize, false);
@@ -333,9 +325,7 @@ impl Replay {
                         ended = true;
                         break;
                     }
-                    for &d in &prefetching[Interest::index(&slot.kind)] {
-                        detectors[d].prefetch(slot);
-                    }
+                    visitor.prefetch_for(slot);
                     written += 1;
                 }
             }
@@ -352,9 +342,7 @@ impl Replay {
                 }
             };
             let cx = Context { trace: &self.trace, state: &self.state };
-            for &d in &wanted[Interest::index(&event.kind)] {
-                detectors[d].on_event(&cx, event);
-            }
+            visitor.visit(&cx, event);
             self.state.apply(event);
         }
     }
