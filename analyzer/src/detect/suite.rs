@@ -4,86 +4,92 @@
 
 use super::{BlockingInAsync, Contention, DataRace, Deadlock, GuardAcrossAwait, LockOrder};
 use super::{Context, Detector, Interest, StaleLock, Visitor};
-use crate::report::Finding;
+use crate::report::{Finding, FindingKind};
 use crate::AnalyzeOptions;
 use hindsight_recorder::format::Event;
 
-/// The detectors of this build, in report order; see the module docs. Those whose findings
-/// `--only` leaves out are not run, but for [`Contention`], whose lock statistics go into every
-/// report.
+/// The detectors of this build, in report order; see the module docs. All of them run, and
+/// [`finish`](Self::finish) drops the findings that `--only` leaves out: testing per event
+/// whether a detector runs would cost every analysis more than running the few that
+/// `--only` leaves out costs a narrowed one. ([`Contention`]'s lock statistics go into every
+/// report anyway.)
 #[derive(Debug)]
 pub struct Suite {
-    deadlock: Option<Deadlock>,
-    stale_lock: Option<StaleLock>,
-    guard_across_await: Option<GuardAcrossAwait>,
-    blocking_in_async: Option<BlockingInAsync>,
-    data_race: Option<DataRace>,
-    lock_order: Option<LockOrder>,
+    deadlock: Deadlock,
+    stale_lock: StaleLock,
+    guard_across_await: GuardAcrossAwait,
+    blocking_in_async: BlockingInAsync,
+    data_race: DataRace,
+    lock_order: LockOrder,
     contention: Contention,
     options: AnalyzeOptions,
 }
 
-/// Runs `$body` with `$d` bound to each detector of suite `$suite` that runs, in report
-/// order, borrowed as `$how` (`&` or `&mut`).
+/// Runs `$body` with `$d` bound to each detector of suite `$suite` in report order, borrowed
+/// as `&` or `&mut`.
 macro_rules! each_detector {
     ($suite:expr, &mut $d:ident => $body:expr) => {
-        each_detector!(@ $suite, [&mut] $d => $body)
+        each_detector!(@fields $suite, [&mut] $d => $body)
     };
     ($suite:expr, & $d:ident => $body:expr) => {
-        each_detector!(@ $suite, [&] $d => $body)
+        each_detector!(@fields $suite, [&] $d => $body)
     };
-    (@ $suite:expr, [$($how:tt)+] $d:ident => $body:expr) => {{
+    (@fields $suite:expr, [$($how:tt)+] $d:ident => $body:expr) => {{
         let suite = $suite;
-        if let Some($d) = $($how)+ suite.deadlock {
+        {
+            let $d = $($how)+ suite.deadlock;
             $body;
         }
-        if let Some($d) = $($how)+ suite.stale_lock {
+        {
+            let $d = $($how)+ suite.stale_lock;
             $body;
         }
-        if let Some($d) = $($how)+ suite.guard_across_await {
+        {
+            let $d = $($how)+ suite.guard_across_await;
             $body;
         }
-        if let Some($d) = $($how)+ suite.blocking_in_async {
+        {
+            let $d = $($how)+ suite.blocking_in_async;
             $body;
         }
-        if let Some($d) = $($how)+ suite.data_race {
+        {
+            let $d = $($how)+ suite.data_race;
             $body;
         }
-        if let Some($d) = $($how)+ suite.lock_order {
+        {
+            let $d = $($how)+ suite.lock_order;
             $body;
         }
-        let $d = $($how)+ suite.contention;
-        $body;
+        {
+            let $d = $($how)+ suite.contention;
+            $body;
+        }
     }};
 }
 
 impl Suite {
-    /// The detectors whose findings `options` wants (and [`Contention`]), with its
-    /// thresholds.
+    /// Every detector, with the thresholds of `options`, reporting the kinds it wants.
     pub fn new(options: &AnalyzeOptions) -> Suite {
-        let wanted = |detector: &dyn Detector| options.wants(detector.kind());
         Suite {
-            deadlock: Some(Deadlock::new()).filter(|d| wanted(d)),
-            stale_lock: Some(StaleLock::new()).filter(|d| wanted(d)),
-            guard_across_await: Some(GuardAcrossAwait::new()).filter(|d| wanted(d)),
-            blocking_in_async: Some(BlockingInAsync::new(options.poll_threshold_ns))
-                .filter(|d| wanted(d)),
-            data_race: Some(DataRace::new()).filter(|d| wanted(d)),
-            lock_order: Some(LockOrder::new()).filter(|d| wanted(d)),
+            deadlock: Deadlock::new(),
+            stale_lock: StaleLock::new(),
+            guard_across_await: GuardAcrossAwait::new(),
+            blocking_in_async: BlockingInAsync::new(options.poll_threshold_ns),
+            data_race: DataRace::new(),
+            lock_order: LockOrder::new(),
             contention: Contention::new(options.wait_threshold_ns),
             options: options.clone(),
         }
     }
 
-    /// The detectors that run, in report order, for callers that handle them one by one.
+    /// The detectors, in report order, for callers that handle them one by one.
     pub fn detectors_mut(&mut self) -> Vec<&mut dyn Detector> {
         let mut detectors: Vec<&mut dyn Detector> = Vec::new();
         each_detector!(self, &mut detector => detectors.push(detector));
         detectors
     }
 
-    /// Adds the findings of every detector that runs, of the kinds the options want, once
-    /// the trace has ended.
+    /// Adds the findings of the kinds the options want, once the trace has ended.
     pub fn finish(&mut self, cx: &Context<'_>, findings: &mut Vec<Finding>) {
         let mut found = Vec::new();
         each_detector!(&mut *self, &mut detector => detector.finish(cx, &mut found));
@@ -91,9 +97,9 @@ impl Suite {
         findings.append(&mut found);
     }
 
-    /// The lock-order detector, unless `--only` left it out.
+    /// The lock-order detector, for its graph, unless `--only` leaves out its findings.
     pub fn lock_order(&self) -> Option<&LockOrder> {
-        self.lock_order.as_ref()
+        self.options.wants(FindingKind::LockOrderCycle).then_some(&self.lock_order)
     }
 
     /// The lock statistics collector.
