@@ -15,7 +15,7 @@
 //! they exist for.
 
 use super::{Context, Detector, Interest};
-use crate::replay::{Actor, WaitFor};
+use crate::replay::{Actor, Wait, WaitFor};
 use crate::report::{counted, format_ns};
 use crate::report::{
     push_unique, Detail, DurationStats, Finding, FindingKind, HotspotDetail, LockStatistics,
@@ -50,13 +50,16 @@ const UNIT_MAGNITUDE: u32 = HISTOGRAM_LOW_NS.ilog2();
 const HALF_MAGNITUDE: u32 =
     (2 * 10u32.pow(SIGNIFICANT_DIGITS as u32)).next_power_of_two().ilog2() - 1;
 
+/// The durations below this fill the first bins, `2^UNIT_MAGNITUDE` apart.
+const FIRST_RANGE_NS: u64 = 1 << (UNIT_MAGNITUDE + HALF_MAGNITUDE + 1);
+
 /// The bin of a duration of at most [`HISTOGRAM_HIGH_NS`]: its position among the counts of
 /// the histogram, computed as the histogram computes it (a test checks every bin).
 #[inline]
 fn bin_of(nanos: u64) -> u32 {
-    let first_range = (1 << (UNIT_MAGNITUDE + HALF_MAGNITUDE + 1)) - 1;
     // How many powers of two `nanos` lies past the first bins' range.
-    let magnitude = 63 - (nanos | first_range).leading_zeros() - (UNIT_MAGNITUDE + HALF_MAGNITUDE);
+    let magnitude =
+        63 - (nanos | (FIRST_RANGE_NS - 1)).leading_zeros() - (UNIT_MAGNITUDE + HALF_MAGNITUDE);
     (magnitude << HALF_MAGNITUDE) + (nanos >> (magnitude + UNIT_MAGNITUDE)) as u32
 }
 
@@ -84,6 +87,44 @@ fn histogram(high_ns: u64) -> Histogram<u32> {
     .expect("histogram bounds from the constants are valid; this is a bug")
 }
 
+/// The key of a duration among a lock's durations per bin: 0 for no time, else its bin plus
+/// one; none past [`HISTOGRAM_HIGH_NS`]. The histogram's maximum, the highest value of the
+/// largest duration's bin (or 0 if no duration was above 0), is then that of the highest key.
+#[inline(always)]
+fn key_of(nanos: u64) -> Option<u32> {
+    if nanos < FIRST_RANGE_NS {
+        // (As `bin_of` computes it, for a duration in the first bins' range, as most are.)
+        Some((nanos >> UNIT_MAGNITUDE) as u32 + u32::from(nanos != 0))
+    } else if nanos <= HISTOGRAM_HIGH_NS {
+        Some(bin_of(nanos) + 1)
+    } else {
+        None
+    }
+}
+
+/// Counts one more duration in a bin (a count stays at its maximum once there).
+#[inline(always)]
+fn count_one(count: &mut u32) {
+    if let Some(more) = count.checked_add(1) {
+        *count = more;
+    }
+}
+
+/// The bin of the durations of `key` (see [`key_of`]).
+fn key_bin(key: u32) -> u32 {
+    key.saturating_sub(1)
+}
+
+/// The histogram's maximum were `key`'s durations the largest: the highest value of their bin,
+/// or 0 for no time.
+#[inline(always)]
+fn key_top(key: u32) -> u64 {
+    match key {
+        0 => 0,
+        key => bin_top(key - 1),
+    }
+}
+
 /// A [`Tally`] keeps its keys in a window while the window spans at most this many keys...
 const MIN_SPAN: usize = 64;
 
@@ -93,6 +134,16 @@ const SPAN_PER_KEY: usize = 4;
 /// ...and tries to widen only while this few keys are outside it.
 const MAX_OUTSIDE_TO_WIDEN: usize = 64;
 
+/// Where `key` is in a window of first key `first` and of `len` keys, if it is in it.
+#[inline(always)]
+fn window_offset(first: u32, len: usize, key: u32) -> Option<usize> {
+    let offset = key.wrapping_sub(first) as usize;
+    (offset < len).then_some(offset)
+}
+
+/// The values of the keys outside a [`Tally`]'s window, once there are some.
+type Outside<T> = Option<Box<FxHashMap<u32, T>>>;
+
 /// Values per key, where keys are small numbers (histogram bins, site ids) of which a lock
 /// sees few, mostly close together. The values of a window of keys are kept in a slice (so
 /// that finding one is an index, where a map hashes and probes); those of keys far from the
@@ -100,201 +151,263 @@ const MAX_OUTSIDE_TO_WIDEN: usize = 64;
 /// [`SPAN_PER_KEY`]), so that its memory grows with the keys tallied, as a map's does. A key
 /// is in the window or in the map, never both.
 ///
-/// (Its fields are laid out in order, the window first: see [`LockStats`].)
-#[derive(Debug, Clone, Default)]
-#[repr(C)]
-struct Tally<T> {
+/// A `Tally` borrows its parts, which their owner keeps apart: the window and its first key
+/// where every lookup reads them (see [`Windows`]), the map with what is rarely read.
+struct Tally<'a, T> {
     /// The key of `window[0]`.
-    first: u32,
-    window: Box<[T]>,
-    /// The keys outside the window, once there is one.
-    outside: Option<Box<FxHashMap<u32, T>>>,
+    first: &'a mut u32,
+    window: &'a mut Box<[T]>,
+    outside: &'a mut Outside<T>,
 }
 
-impl<T: Copy + Default + PartialEq> Tally<T> {
+impl<'a, T: Copy + Default + PartialEq> Tally<'a, T> {
     /// The value of `key` (the default value if it has none yet).
     #[inline(always)]
-    fn get_mut(&mut self, key: u32) -> &mut T {
-        let offset = key.wrapping_sub(self.first) as usize;
-        if offset < self.window.len() {
-            &mut self.window[offset]
-        } else {
-            self.get_outside(key)
+    fn get_mut(self, key: u32) -> &'a mut T {
+        let Tally { first, window, outside } = self;
+        match window_offset(*first, window.len(), key) {
+            Some(offset) => &mut window[offset],
+            None => Self::get_outside(first, window, outside, key),
         }
     }
 
     /// [`get_mut`](Self::get_mut) for a key outside the window: in the map if it is there,
-    /// else in the window widened to it if it stays dense, else added to the map.
+    /// else in the window widened to it if it stays dense, else added to the map. (It takes
+    /// the tally's parts one by one, which a call passes in registers.)
     #[inline(never)]
-    fn get_outside(&mut self, key: u32) -> &mut T {
-        let outside = self.outside.as_deref();
-        if outside.is_some_and(|outside| {
-            outside.len() > MAX_OUTSIDE_TO_WIDEN || outside.contains_key(&key)
-        }) {
-            return self.get_in_map(key);
+    fn get_outside(
+        first: &'a mut u32,
+        window: &'a mut Box<[T]>,
+        outside: &'a mut Outside<T>,
+        key: u32,
+    ) -> &'a mut T {
+        let map = outside.as_deref();
+        if map.is_some_and(|map| map.len() > MAX_OUTSIDE_TO_WIDEN || map.contains_key(&key)) {
+            return Self::get_in_map(outside, key);
         }
         // The window widened to `key`, as keys in `u64` (a window may end past `u32::MAX`).
-        let (key, first, len) = (u64::from(key), u64::from(self.first), self.window.len() as u64);
+        let (key, start_key, len) = (u64::from(key), u64::from(*first), window.len() as u64);
         let (start, end) = match len {
             0 => (key, key + 1),
-            _ => (first.min(key), (first + len).max(key + 1)),
+            _ => (start_key.min(key), (start_key + len).max(key + 1)),
         };
         let in_map = |range: &std::ops::Range<u64>| {
-            let keys = outside.into_iter().flat_map(|outside| outside.keys());
+            let keys = map.into_iter().flat_map(|map| map.keys());
             keys.filter(|key| range.contains(&u64::from(**key))).count()
         };
         let keys = 1
-            + self.window.iter().filter(|value| **value != T::default()).count()
+            + window.iter().filter(|value| **value != T::default()).count()
             + in_map(&(start..end));
         let most = MIN_SPAN.max(SPAN_PER_KEY * keys) as u64;
         if end - start > most {
-            return self.get_in_map(key as u32);
+            return Self::get_in_map(outside, key as u32);
         }
         // Room to grow further the same way, so that a window grown key by key is copied a
         // few times only: up to twice as long.
         let span = (end - start).max(2 * len).min(most);
-        let (start, end) = if key < first {
+        let (start, end) = if key < start_key {
             (end.saturating_sub(span), end)
         } else {
             (start, (start + span).min(1 << u32::BITS))
         };
-        let mut window = vec![T::default(); (end - start) as usize].into_boxed_slice();
+        let mut widened = vec![T::default(); (end - start) as usize].into_boxed_slice();
         if len > 0 {
-            let at = (first - start) as usize;
-            window[at..at + self.window.len()].copy_from_slice(&self.window);
+            let at = (start_key - start) as usize;
+            widened[at..at + window.len()].copy_from_slice(window);
         }
-        if let Some(outside) = &mut self.outside {
-            outside.retain(|&key, value| {
+        if let Some(map) = outside {
+            map.retain(|&key, value| {
                 let inside = (start..end).contains(&u64::from(key));
                 if inside {
-                    window[(u64::from(key) - start) as usize] = *value;
+                    widened[(u64::from(key) - start) as usize] = *value;
                 }
                 !inside
             });
         }
-        self.window = window;
+        *window = widened;
         // (`start` is at most a key, so it is a `u32`.)
-        self.first = start as u32;
-        &mut self.window[(key - start) as usize]
+        *first = start as u32;
+        &mut window[(key - start) as usize]
     }
 
-    /// The value of `key` in the map.
-    fn get_in_map(&mut self, key: u32) -> &mut T {
-        self.outside.get_or_insert_with(Box::default).entry(key).or_default()
-    }
-
-    /// The keys with a value (other than the default), with it.
-    fn iter(&self) -> impl Iterator<Item = (u32, T)> + '_ {
-        let window = self.window.iter().enumerate();
-        let window = window.map(|(offset, &value)| (self.first + offset as u32, value));
-        let window = window.filter(|(_, value)| *value != T::default());
-        let outside = self.outside.iter().flat_map(|outside| outside.iter());
-        window.chain(outside.map(|(&key, &value)| (key, value)))
+    /// The value of `key` in the map `outside`.
+    fn get_in_map(outside: &'a mut Outside<T>, key: u32) -> &'a mut T {
+        outside.get_or_insert_with(Box::default).entry(key).or_default()
     }
 }
 
-/// Durations of one lock: the counts of an HDR histogram (two significant digits), per bin,
-/// plus the exact total. The histogram's dense counts would take 15 KiB per lock and a cache
-/// miss per duration; a lock's durations fall in a few dozen bins, mostly close together,
-/// counted here in a [`Tally`]. The histogram itself is built, bin for bin the same, when it
-/// is read.
+/// The keys of a tally with a value (other than the default), with it: those of its window
+/// (of first key `first`), then those of its map.
+fn tallied<'a, T: Copy + Default + PartialEq>(
+    first: u32,
+    window: &'a [T],
+    outside: &'a Outside<T>,
+) -> impl Iterator<Item = (u32, T)> + 'a {
+    let window = window.iter().enumerate();
+    let window = window.map(move |(offset, &value)| (first + offset as u32, value));
+    let window = window.filter(|(_, value)| *value != T::default());
+    let outside = outside.iter().flat_map(|outside| outside.iter());
+    window.chain(outside.map(|(&key, &value)| (key, value)))
+}
+
+/// One lock's holds, or its waits, as every one of them updates them: the windows of two
+/// [`Tally`]s, of durations per histogram bin (by [`key_of`]: the counts of an HDR histogram
+/// of two significant digits, whose dense counts would take 15 KiB per lock and a cache miss
+/// per duration) and of counts and time per site (by site id). The histogram itself is built,
+/// bin for bin the same, when it is read. The rest of the tallies is in a [`Rest`], which the
+/// methods take along.
 ///
-/// (Its fields are laid out in order, those a duration updates first: see [`LockStats`].)
+/// Its fields are laid out in order, the first keys together after the windows, so that the
+/// holds' fit in the first cache line of a [`LockStats`] with the lock's counts.
 #[derive(Debug, Clone, Default)]
 #[repr(C)]
-struct Durations {
-    /// Durations recorded.
-    count: u64,
-    /// The histogram's maximum: the highest value of the largest duration's bin (0 if no
-    /// duration was above 0).
-    max_ns: u64,
-    total_ns: u64,
-    /// Durations per bin.
-    bins: Tally<u32>,
-    /// Durations past the histogram's range (over an hour), which it clamps: kept in a real
-    /// histogram, which knows how.
+struct Windows {
+    bins: Box<[u32]>,
+    sites: Box<[SiteTotal]>,
+    first_bin: u32,
+    first_site: u32,
+}
+
+/// The rest of one lock's holds, or of its waits, rarely read: the maps of their
+/// [`Windows`]' tallies, and the durations past the histogram's range (over an hour), which
+/// it clamps, kept in a real histogram, which knows how.
+#[derive(Debug, Clone, Default)]
+struct Rest {
+    bins: Outside<u32>,
+    sites: Outside<SiteTotal>,
     beyond: Option<Box<Histogram<u32>>>,
 }
 
-impl Durations {
-    #[inline(always)]
-    fn record(&mut self, nanos: u64) {
-        if nanos <= HISTOGRAM_HIGH_NS {
-            let bin = bin_of(nanos);
-            let count = self.bins.get_mut(bin);
-            *count = count.saturating_add(1);
-            // `max_ns` is the highest value of a bin (or 0): a duration past it is in a later bin.
-            if nanos > self.max_ns {
-                self.max_ns = bin_top(bin);
-            }
-        } else {
-            self.record_beyond(nanos);
-        }
-        self.count += 1;
-        self.total_ns = self.total_ns.saturating_add(nanos);
-    }
-
-    /// [`record`](Self::record) for a duration past the histogram's range.
+impl Rest {
+    /// Counts a duration past the histogram's range; returns the maximum of those so far.
     #[cold]
     #[inline(never)]
-    fn record_beyond(&mut self, nanos: u64) {
+    fn record_beyond(&mut self, nanos: u64) -> u64 {
         let beyond = self.beyond.get_or_insert_with(|| Box::new(histogram(HISTOGRAM_HIGH_NS)));
         beyond.saturating_record(nanos);
-        self.max_ns = self.max_ns.max(beyond.max());
+        beyond.max()
+    }
+}
+
+impl Windows {
+    /// The durations per bin key, with `rest`, their windows' rest.
+    #[inline(always)]
+    fn bins<'a>(&'a mut self, rest: &'a mut Rest) -> Tally<'a, u32> {
+        Tally { first: &mut self.first_bin, window: &mut self.bins, outside: &mut rest.bins }
     }
 
-    fn is_empty(&self) -> bool {
-        self.count == 0
+    /// The counts and time per site, with `rest`, their windows' rest.
+    #[inline(always)]
+    fn sites<'a>(&'a mut self, rest: &'a mut Rest) -> Tally<'a, SiteTotal> {
+        Tally { first: &mut self.first_site, window: &mut self.sites, outside: &mut rest.sites }
     }
 
-    fn add(&mut self, other: &Durations) {
-        for (bin, n) in other.bins.iter() {
-            let count = self.bins.get_mut(bin);
+    /// The bin keys with durations, with how many.
+    fn bin_counts<'a>(&'a self, rest: &'a Rest) -> impl Iterator<Item = (u32, u32)> + 'a {
+        tallied(self.first_bin, &self.bins, &rest.bins)
+    }
+
+    /// The sites with durations, with their counts and time.
+    fn site_totals<'a>(&'a self, rest: &'a Rest) -> impl Iterator<Item = (u32, SiteTotal)> + 'a {
+        tallied(self.first_site, &self.sites, &rest.sites)
+    }
+
+    /// Counts a duration of `nanos`, spent at `site` if known; returns what the histogram's
+    /// maximum is at least from now on: its bin's highest value (0 for no time), or past the
+    /// histogram's range, the maximum of the durations past it so far.
+    #[inline(always)]
+    fn record(&mut self, rest: &mut Rest, nanos: u64, site: Option<SiteId>) -> u64 {
+        // (The site first: less is needed after it.)
+        if let Some(site) = site {
+            self.sites(rest).get_mut(site.0).add(1, nanos);
+        }
+        match key_of(nanos) {
+            Some(key) => {
+                count_one(self.bins(rest).get_mut(key));
+                key_top(key)
+            }
+            None => rest.record_beyond(nanos),
+        }
+    }
+
+    /// Counts a duration of `nanos` at `site`, as [`record`](Self::record) does, if both have
+    /// a place in their windows (as most do); returns whether they had. It calls nothing, so
+    /// that the common path of an event saves no registers.
+    #[inline(always)]
+    fn record_in_windows(&mut self, nanos: u64, site: SiteId) -> bool {
+        let site_at = window_offset(self.first_site, self.sites.len(), site.0);
+        let bin_at =
+            key_of(nanos).and_then(|key| window_offset(self.first_bin, self.bins.len(), key));
+        let (Some(site_at), Some(bin_at)) = (site_at, bin_at) else {
+            return false;
+        };
+        self.sites[site_at].add(1, nanos);
+        count_one(&mut self.bins[bin_at]);
+        true
+    }
+
+    /// Whether no duration was counted. (A window or a map is made for a key to count.)
+    fn is_empty(&self, rest: &Rest) -> bool {
+        self.bins.is_empty() && rest.bins.is_none() && rest.beyond.is_none()
+    }
+
+    /// Adds `other`'s durations and sites, with `other_rest`, to these, with `rest`.
+    fn add(&mut self, rest: &mut Rest, other: &Windows, other_rest: &Rest) {
+        for (key, n) in other.bin_counts(other_rest) {
+            let count = self.bins(rest).get_mut(key);
             *count = count.saturating_add(n);
         }
-        if let Some(other_beyond) = &other.beyond {
-            match &mut self.beyond {
+        for (site, total) in other.site_totals(other_rest) {
+            self.sites(rest).get_mut(site).add(total.count, total.total_ns);
+        }
+        if let Some(other_beyond) = &other_rest.beyond {
+            match &mut rest.beyond {
                 // Both histograms have the same bounds, so adding cannot fail.
                 Some(beyond) => drop(beyond.add(&**other_beyond)),
-                None => self.beyond = Some(other_beyond.clone()),
+                None => rest.beyond = Some(other_beyond.clone()),
             }
         }
-        self.count += other.count;
-        self.max_ns = self.max_ns.max(other.max_ns);
-        self.total_ns = self.total_ns.saturating_add(other.total_ns);
+    }
+
+    /// The histogram's maximum: the highest value of the largest duration's bin (0 if no
+    /// duration was above 0).
+    fn max_ns(&self, rest: &Rest) -> u64 {
+        let max_ns = self.bin_counts(rest).map(|(key, _)| key).max().map_or(0, key_top);
+        rest.beyond.as_ref().map_or(max_ns, |beyond| max_ns.max(beyond.max()))
     }
 
     /// The HDR histogram of the durations, but for its maximum and minimum: each bin's
     /// durations are recorded at the bin's lowest value. It spans the durations only, which
     /// buckets them as the full range does.
-    fn histogram(&self) -> Histogram<u32> {
-        let mut histogram = match &self.beyond {
+    fn histogram(&self, rest: &Rest) -> Histogram<u32> {
+        let mut histogram = match &rest.beyond {
             Some(beyond) => (**beyond).clone(),
-            None => histogram(self.max_ns),
+            None => histogram(self.max_ns(rest)),
         };
-        for (bin, n) in self.bins.iter() {
+        for (key, n) in self.bin_counts(rest) {
             // A bin's lowest value is at most the maximum, so recording cannot fail.
-            let _ = histogram.record_n(bin_floor(bin), n);
+            let _ = histogram.record_n(bin_floor(key_bin(key)), n);
         }
         histogram
     }
 
-    fn summary(&self) -> DurationStats {
-        if self.is_empty() {
+    /// The statistics of the durations, of `total_ns` in all.
+    fn summary(&self, rest: &Rest, total_ns: u64) -> DurationStats {
+        if self.is_empty(rest) {
             return DurationStats::default();
         }
-        let histogram = self.histogram();
+        let histogram = self.histogram(rest);
         let count = histogram.len();
         let mut quantiles = histogram.value_at_quantiles([0.50, 0.95, 0.99]);
         let mut quantile = || quantiles.next().unwrap_or(0);
         DurationStats {
             count,
-            total_ns: self.total_ns,
-            mean_ns: self.total_ns / count,
+            total_ns,
+            mean_ns: total_ns / count,
             p50_ns: quantile(),
             p95_ns: quantile(),
             p99_ns: quantile(),
-            max_ns: self.max_ns,
+            max_ns: self.max_ns(rest),
         }
     }
 }
@@ -315,63 +428,102 @@ impl SiteTotal {
     }
 }
 
-/// Counts and time per site, by site id.
-type Sites = Tally<SiteTotal>;
-
 /// Everything kept about one lock.
 ///
 /// Its fields are laid out in order, and it starts a cache line: what every acquisition and
-/// release updates comes first, in two lines, and what only contended acquisitions update
-/// after. (A trace's locks take more memory than the CPU's nearest caches hold.)
+/// release updates fills that line, and what only contended acquisitions update (and the rest
+/// of the holds' tallies) comes after. (A trace's locks take more memory than the CPU's
+/// nearest caches hold.) The holds' total time is not kept apart: every hold has a site, so
+/// it is the sum of the sites' (see [`hold_total_ns`](Self::hold_total_ns)).
 #[derive(Debug, Clone, Default)]
 #[repr(C, align(64))]
 struct LockStats {
     acquisitions: u64,
     owner_changes: u64,
+    hold: Windows,
     last_owner: Option<Actor>,
-    hold: Durations,
-    hold_sites: Sites,
+    hold_rest: Rest,
     contended: u64,
     max_wait_at_ns: u64,
-    wait: Durations,
-    wait_sites: Sites,
+    /// The waits' histogram's maximum (see [`Windows::max_ns`]), kept up to date for
+    /// `max_wait_at_ns`.
+    max_wait_ns: u64,
+    wait_total_ns: u64,
+    wait: Windows,
+    wait_rest: Rest,
     /// The first few threads and tasks that had to wait for it, for the finding.
     waiters: Vec<Actor>,
 }
+
+// What every acquisition and release updates fills one cache line.
+const _: () = assert!(std::mem::offset_of!(LockStats, hold_rest) == 64);
 
 /// Waiting threads and tasks named per hotspot.
 const WAITERS_NAMED: usize = 8;
 
 impl LockStats {
-    /// Counts an acquisition by `actor`, which waited for the lock for `waited` (how long, and
-    /// where), if it had to.
-    #[inline]
-    fn acquired(&mut self, actor: Actor, now: u64, waited: Option<(u64, Option<SiteId>)>) {
+    /// Counts an acquisition by `actor`.
+    #[inline(always)]
+    fn acquired(&mut self, actor: Actor) {
         self.acquisitions += 1;
         if self.last_owner.is_some_and(|owner| owner != actor) {
             self.owner_changes += 1;
         }
         self.last_owner = Some(actor);
-        if let Some((waited_ns, site)) = waited {
-            self.contended += 1;
-            if waited_ns > self.wait.max_ns || self.wait.is_empty() {
-                self.max_wait_at_ns = now;
-            }
-            self.wait.record(waited_ns);
-            if self.waiters.len() < WAITERS_NAMED && !self.waiters.contains(&actor) {
-                self.waiters.push(actor);
-            }
-            if let Some(site) = site {
-                self.wait_sites.get_mut(site.0).add(1, waited_ns);
-            }
+    }
+
+    /// Counts that the acquisition by `actor` at `now` had to `wait`.
+    #[inline(never)]
+    fn waited(&mut self, actor: Actor, now: u64, wait: &Wait) {
+        let (waited_ns, site) = (now.saturating_sub(wait.since_ns), wait.site);
+        if waited_ns > self.max_wait_ns || self.contended == 0 {
+            self.max_wait_at_ns = now;
+        }
+        self.contended += 1;
+        let max_ns = self.wait.record(&mut self.wait_rest, waited_ns, site);
+        self.max_wait_ns = self.max_wait_ns.max(max_ns);
+        self.wait_total_ns = self.wait_total_ns.saturating_add(waited_ns);
+        if self.waiters.len() < WAITERS_NAMED && !self.waiters.contains(&actor) {
+            self.waiters.push(actor);
         }
     }
 
     /// Counts a hold of `held_ns`, acquired at `site`.
-    #[inline]
+    #[inline(always)]
     fn released(&mut self, site: SiteId, held_ns: u64) {
-        self.hold.record(held_ns);
-        self.hold_sites.get_mut(site.0).add(1, held_ns);
+        if !self.hold.record_in_windows(held_ns, site) {
+            self.released_outside(site, held_ns);
+        }
+    }
+
+    /// [`released`](Self::released) for a hold whose site or duration is outside the windows.
+    #[inline(never)]
+    fn released_outside(&mut self, site: SiteId, held_ns: u64) {
+        self.hold.record(&mut self.hold_rest, held_ns, Some(site));
+    }
+
+    /// Whether something was counted: an acquisition is always counted, a release only with
+    /// its hold (so after its acquisition, but for a detector fed by hand).
+    fn is_counted(&self) -> bool {
+        self.acquisitions > 0 || !self.hold.is_empty(&self.hold_rest)
+    }
+
+    /// The holds' total time: the sum of their sites', as every hold has one. (Saturating
+    /// sums of parts add up to the saturating sum of the whole.)
+    fn hold_total_ns(&self) -> u64 {
+        let sites = self.hold.site_totals(&self.hold_rest);
+        sites.map(|(_, total)| total.total_ns).fold(0, u64::saturating_add)
+    }
+
+    /// Adds `other`'s counts to these, as a lock class's statistics add up its locks'.
+    fn add(&mut self, other: &LockStats) {
+        self.acquisitions += other.acquisitions;
+        self.contended += other.contended;
+        self.owner_changes += other.owner_changes;
+        self.hold.add(&mut self.hold_rest, &other.hold, &other.hold_rest);
+        self.wait.add(&mut self.wait_rest, &other.wait, &other.wait_rest);
+        self.max_wait_ns = self.max_wait_ns.max(other.max_wait_ns);
+        self.wait_total_ns = self.wait_total_ns.saturating_add(other.wait_total_ns);
     }
 }
 
@@ -394,31 +546,19 @@ impl Contention {
         Contention { wait_threshold_ns, locks: Vec::new(), events: 0, summaries: None }
     }
 
-    /// What was counted of `lock`, which an event counts more of.
-    #[inline(always)]
-    fn stats(&mut self, lock: LockId) -> &mut LockStats {
-        self.events += 1;
-        let index = lock.index();
-        if index >= self.locks.len() {
-            return self.make_room(index);
-        }
-        &mut self.locks[index]
-    }
-
-    /// Makes room in [`locks`](Self::locks) for the lock at `index`, and returns its entry.
+    /// Makes room in [`locks`](Self::locks) for `lock`, and then counts `event`, which found
+    /// none. (Called last, as every call on the common paths of `on_event`, so that they save
+    /// no registers.)
     #[cold]
     #[inline(never)]
-    fn make_room(&mut self, index: usize) -> &mut LockStats {
-        self.locks.resize_with(index + 1, LockStats::default);
-        &mut self.locks[index]
+    fn make_room(&mut self, cx: &Context<'_>, event: &Event, lock: LockId) {
+        self.locks.resize_with(lock.index() + 1, LockStats::default);
+        self.on_event(cx, event);
     }
 
     /// The locks something was counted of, with what, by lock id.
     fn counted(&self) -> impl Iterator<Item = (usize, &LockStats)> {
-        // An acquisition is always counted, a release only with its hold (so after its
-        // acquisition, but for a detector fed by hand).
-        let counted = |stats: &LockStats| stats.acquisitions > 0 || !stats.hold.is_empty();
-        self.locks.iter().enumerate().filter(move |(_, stats)| counted(stats))
+        self.locks.iter().enumerate().filter(|(_, stats)| stats.is_counted())
     }
 
     /// The statistics of every lock, indexed by lock id (all zero for a lock never taken), and
@@ -469,20 +609,7 @@ impl Contention {
             let Some(class) = class_of(index).filter(|&class| taken[class].0 > 1) else {
                 continue;
             };
-            let class = classes[class].get_or_insert_with(LockStats::default);
-            class.acquisitions += stats.acquisitions;
-            class.contended += stats.contended;
-            class.owner_changes += stats.owner_changes;
-            class.wait.add(&stats.wait);
-            class.hold.add(&stats.hold);
-            for (into, from) in [
-                (&mut class.wait_sites, &stats.wait_sites),
-                (&mut class.hold_sites, &stats.hold_sites),
-            ] {
-                for (site, total) in from.iter() {
-                    into.get_mut(site).add(total.count, total.total_ns);
-                }
-            }
+            classes[class].get_or_insert_with(LockStats::default).add(stats);
         }
         let mut texts = SiteTexts::default();
         classes
@@ -498,8 +625,9 @@ impl Contention {
 }
 
 /// The sites with the most time, most first (ties by site id, so reports are stable).
-fn ranked(sites: &Sites) -> Vec<(SiteId, SiteTotal)> {
-    let mut sorted: Vec<(SiteId, SiteTotal)> = sites.iter().map(|(s, t)| (SiteId(s), t)).collect();
+fn ranked(sites: &Windows, rest: &Rest) -> Vec<(SiteId, SiteTotal)> {
+    let sites = sites.site_totals(rest).map(|(site, total)| (SiteId(site), total));
+    let mut sorted: Vec<(SiteId, SiteTotal)> = sites.collect();
     sorted.sort_by(|a, b| b.1.total_ns.cmp(&a.1.total_ns).then(a.0.cmp(&b.0)));
     sorted.truncate(TOP_SITES);
     sorted
@@ -516,8 +644,14 @@ impl SiteTexts {
     }
 }
 
-fn top_sites(cx: &Context<'_>, sites: &Sites, texts: &mut SiteTexts) -> Vec<SiteTime> {
-    ranked(sites)
+/// The sites of `sites` (with `rest`) with the most time, with their texts.
+fn top_sites(
+    cx: &Context<'_>,
+    sites: &Windows,
+    rest: &Rest,
+    texts: &mut SiteTexts,
+) -> Vec<SiteTime> {
+    ranked(sites, rest)
         .into_iter()
         .map(|(site, total)| SiteTime {
             site: texts.get(cx, site),
@@ -532,10 +666,10 @@ fn summarize(cx: &Context<'_>, stats: &LockStats, texts: &mut SiteTexts) -> Lock
         acquisitions: stats.acquisitions,
         contended: stats.contended,
         owner_changes: stats.owner_changes,
-        wait: stats.wait.summary(),
-        hold: stats.hold.summary(),
-        top_waiting_sites: top_sites(cx, &stats.wait_sites, texts),
-        top_holding_sites: top_sites(cx, &stats.hold_sites, texts),
+        wait: stats.wait.summary(&stats.wait_rest, stats.wait_total_ns),
+        hold: stats.hold.summary(&stats.hold_rest, stats.hold_total_ns()),
+        top_waiting_sites: top_sites(cx, &stats.wait, &stats.wait_rest, texts),
+        top_holding_sites: top_sites(cx, &stats.hold, &stats.hold_rest, texts),
     }
 }
 
@@ -553,23 +687,38 @@ impl Detector for Contention {
         let now = event.time_ns;
         match event.kind {
             EventKind::LockAcquired { lock, .. } => {
+                let Some(stats) = self.locks.get_mut(lock.index()) else {
+                    return self.make_room(cx, event, lock);
+                };
+                self.events += 1;
                 let actor = Actor::of(event);
-                let waited =
-                    cx.state.actor(actor).and_then(|a| a.wait).and_then(|wait| match wait.target {
-                        WaitFor::Lock { lock: waited_for, .. } if waited_for == lock => {
-                            Some((now.saturating_sub(wait.since_ns), wait.site))
-                        }
-                        _ => None,
-                    });
-                self.stats(lock).acquired(actor, now, waited);
+                stats.acquired(actor);
+                let wait = cx.state.actor(actor).and_then(|a| a.wait.as_ref());
+                if let Some(wait @ Wait { target: WaitFor::Lock { lock: waited_for, .. }, .. }) =
+                    wait
+                {
+                    if *waited_for == lock {
+                        stats.waited(actor, now, wait);
+                    }
+                }
             }
             EventKind::LockReleased { lock, .. } => {
                 let actor = Actor::of(event);
-                let hold = cx.state.holds(actor).iter().rev().find(|h| h.lock == lock).copied();
-                if let Some(hold) = hold {
-                    let held_ns = now.saturating_sub(hold.since_ns);
-                    self.stats(lock).released(hold.site, held_ns);
-                }
+                // The actor's last hold of the lock: mostly its last hold, locks being released
+                // in the reverse order of taking them.
+                let holds = cx.state.holds(actor);
+                let hold = match holds.last() {
+                    Some(last) if last.lock == lock => last,
+                    _ => match holds.iter().rev().find(|h| h.lock == lock) {
+                        Some(hold) => hold,
+                        None => return,
+                    },
+                };
+                let Some(stats) = self.locks.get_mut(lock.index()) else {
+                    return self.make_room(cx, event, lock);
+                };
+                self.events += 1;
+                stats.released(hold.site, now.saturating_sub(hold.since_ns));
             }
             _ => {}
         }
@@ -582,10 +731,10 @@ impl Detector for Contention {
             cx.trace.locks().get(index).is_some_and(|l| l.kind == LockKind::Semaphore)
         };
         let judged = || self.counted().filter(|(index, _)| !is_semaphore(*index));
-        let all_wait = judged().map(|(_, s)| s.wait.total_ns).fold(0, u64::saturating_add);
+        let all_wait = judged().map(|(_, s)| s.wait_total_ns).fold(0, u64::saturating_add);
         for (index, stats) in judged() {
             let share =
-                if all_wait == 0 { 0.0 } else { stats.wait.total_ns as f64 / all_wait as f64 };
+                if all_wait == 0 { 0.0 } else { stats.wait_total_ns as f64 / all_wait as f64 };
             // (An empty histogram's maximum and p99 are 0, as its summary's are.)
             let wait = &statistics[index].wait;
             let long_wait = wait.max_ns >= self.wait_threshold_ns;
@@ -671,8 +820,10 @@ fn hotspot(
             ));
         }
     }
-    for (role, sites) in [("holding", &stats.hold_sites), ("waiting", &stats.wait_sites)] {
-        for (site, _) in ranked(sites) {
+    for (role, sites, rest) in
+        [("holding", &stats.hold, &stats.hold_rest), ("waiting", &stats.wait, &stats.wait_rest)]
+    {
+        for (site, _) in ranked(sites, rest) {
             finding.sites.push(cx.site_ref(site, role));
         }
     }
@@ -692,6 +843,7 @@ fn hotspot(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hindsight_recorder::format::{LockMode, ThreadId};
 
     /// What an HDR histogram recording every duration reports, for comparison.
     fn recorded(values: &[u64]) -> (Histogram<u32>, u64) {
@@ -728,12 +880,45 @@ mod tests {
             let (low, high) = (bin_floor(bin), full.highest_equivalent(bin_floor(bin)));
             assert_eq!(full.lowest_equivalent(low), low, "bin {bin} starts a bucket");
             assert_eq!((bin_of(low), bin_of(high)), (bin, bin), "bin {bin} is [{low}, {high}]");
+            for nanos in [low, high] {
+                let key = (nanos <= HISTOGRAM_HIGH_NS).then_some(bin + u32::from(nanos != 0));
+                assert_eq!(key_of(nanos), key, "the key of {nanos}");
+            }
             if bin + 1 < bins {
                 assert_eq!(bin_top(bin), high, "bin {} follows bin {bin}", bin + 1);
             }
         }
         assert_eq!(bin_of(0), 0);
         assert!(bin_of(HISTOGRAM_HIGH_NS) + 1 < bins);
+        assert_eq!(key_of(HISTOGRAM_HIGH_NS), Some(bin_of(HISTOGRAM_HIGH_NS) + 1));
+        assert_eq!(key_of(HISTOGRAM_HIGH_NS + 1), None);
+    }
+
+    /// Counts `v` as the `i`th hold, at one of a few sites, and as the `i`th wait, at one of
+    /// a few others or at none.
+    fn record(stats: &mut LockStats, i: u64, v: u64) {
+        stats.released(SiteId((i % 3) as u32), v);
+        let site = (!i.is_multiple_of(4)).then_some(SiteId(100 + (i % 5) as u32));
+        let target = WaitFor::Lock { lock: LockId(0), mode: LockMode::Exclusive };
+        let wait = Wait { target, site, since_ns: 0, thread: ThreadId(0) };
+        stats.waited(Actor::Thread(ThreadId(0)), v, &wait);
+    }
+
+    /// The statistics of `stats`' holds and waits.
+    fn summaries(stats: &LockStats) -> [DurationStats; 2] {
+        [
+            stats.hold.summary(&stats.hold_rest, stats.hold_total_ns()),
+            stats.wait.summary(&stats.wait_rest, stats.wait_total_ns),
+        ]
+    }
+
+    /// The maxima of `stats`' holds and waits, as its summaries and the hotspot see them.
+    fn maxima(stats: &LockStats) -> [u64; 3] {
+        [
+            stats.hold.max_ns(&stats.hold_rest),
+            stats.wait.max_ns(&stats.wait_rest),
+            stats.max_wait_ns,
+        ]
     }
 
     #[test]
@@ -741,17 +926,17 @@ mod tests {
         let cases: [&[u64]; 9] =
             [&[0], &[0, 0], &[5], &[0, 5], &[50, 0], &[63], &[64, 0], &[0, 100], &[1, 0, 64]];
         for values in cases {
-            let mut durations = Durations::default();
-            for &v in values {
-                durations.record(v);
+            let mut stats = LockStats::default();
+            for (i, &v) in values.iter().enumerate() {
+                record(&mut stats, i as u64, v);
             }
             let (histogram, total) = recorded(values);
-            assert_eq!(durations.max_ns, histogram.max(), "{values:?}");
-            assert_eq!(durations.summary(), summary_of(&histogram, total), "{values:?}");
-            let mut class = Durations::default();
-            class.add(&durations);
-            class.add(&Durations::default());
-            assert_eq!(class.summary(), summary_of(&histogram, total), "{values:?}");
+            assert_eq!(maxima(&stats), [histogram.max(); 3], "{values:?}");
+            assert_eq!(summaries(&stats), [summary_of(&histogram, total); 2], "{values:?}");
+            let mut class = LockStats::default();
+            class.add(&stats);
+            class.add(&LockStats::default());
+            assert_eq!(summaries(&class), [summary_of(&histogram, total); 2], "{values:?}");
         }
     }
 
@@ -759,8 +944,8 @@ mod tests {
     fn sparse_durations_report_what_a_full_histogram_reports() {
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
         let mut values = Vec::new();
-        let mut durations = Durations::default();
-        let mut class = Durations::default();
+        let mut stats = LockStats::default();
+        let mut class = LockStats::default();
         let mut class_values = Vec::new();
         for i in 0..20_000u64 {
             x ^= x << 13;
@@ -777,20 +962,76 @@ mod tests {
                 _ => x % 5_000_000,
             };
             let (histogram, _) = recorded(&values);
-            assert_eq!(durations.max_ns, histogram.max(), "the maximum after {i} durations");
-            assert_eq!(durations.is_empty(), histogram.is_empty());
-            durations.record(v);
+            assert_eq!(maxima(&stats), [histogram.max(); 3], "the maxima after {i} durations");
+            assert_eq!(stats.hold.is_empty(&stats.hold_rest), histogram.is_empty());
+            assert_eq!(stats.wait.is_empty(&stats.wait_rest), histogram.is_empty());
+            record(&mut stats, i, v);
             values.push(v);
             if i % 1000 == 999 || i % 4000 == 2 {
                 let (histogram, total) = recorded(&values);
-                assert_eq!(durations.summary(), summary_of(&histogram, total));
-                class.add(&durations);
+                assert_eq!(summaries(&stats), [summary_of(&histogram, total); 2]);
+                class.add(&stats);
                 class_values.extend_from_slice(&values);
                 let (histogram, total) = recorded(&class_values);
-                assert_eq!(class.summary(), summary_of(&histogram, total));
+                assert_eq!(summaries(&class), [summary_of(&histogram, total); 2]);
                 values.clear();
-                durations = Durations::default();
+                stats = LockStats::default();
             }
+        }
+    }
+
+    #[test]
+    fn sites_count_their_time_as_the_whole_does() {
+        let mut stats = LockStats::default();
+        let mut expected: FxHashMap<u32, SiteTotal> = FxHashMap::default();
+        for i in 0..1000u64 {
+            // Far apart sites (some in the map), and times that saturate some sites' totals.
+            let site = SiteId((i % 7) as u32 * 1000 + (i % 3) as u32);
+            let v = if i % 11 == 0 { u64::MAX / 3 } else { i * 37 };
+            stats.released(site, v);
+            expected.entry(site.0).or_default().add(1, v);
+        }
+        let mut sites: Vec<_> = stats.hold.site_totals(&stats.hold_rest).collect();
+        sites.sort_by_key(|(site, _)| *site);
+        let mut expected: Vec<_> = expected.into_iter().collect();
+        expected.sort_by_key(|(site, _)| *site);
+        assert_eq!(sites, expected);
+        assert_eq!(stats.hold_total_ns(), u64::MAX);
+        assert!(stats.hold_rest.sites.is_some(), "far sites are in the map");
+    }
+
+    #[test]
+    fn tallies_keep_each_key_in_the_window_or_the_map() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        // Keys close together, spread, far apart, and at the ends of the key range.
+        let keys: [&dyn Fn(u64) -> u32; 4] = [
+            &|x| 500 + (x % 40) as u32,
+            &|x| (x % 3000) as u32,
+            &|x| (x % 4) as u32 * 1_000_000 + (x % 8) as u32,
+            &|x| if x % 2 == 0 { (x % 70) as u32 } else { u32::MAX - (x % 70) as u32 },
+        ];
+        for key_of in keys {
+            let (mut first, mut window, mut outside) = (0, Box::default(), None);
+            let mut expected: FxHashMap<u32, u32> = FxHashMap::default();
+            for _ in 0..3000 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let key = key_of(x);
+                let tally = Tally { first: &mut first, window: &mut window, outside: &mut outside };
+                *tally.get_mut(key) += 1;
+                *expected.entry(key).or_default() += 1;
+            }
+            let mut values: Vec<_> = tallied(first, &window, &outside).collect();
+            values.sort();
+            let mut expected: Vec<_> = expected.into_iter().collect();
+            expected.sort();
+            assert_eq!(values, expected);
+            let in_window = |key: u32| key.wrapping_sub(first) < window.len() as u32;
+            let outside = outside.iter().flat_map(|outside| outside.keys());
+            assert!(outside.clone().all(|&key| !in_window(key)), "a key in both places");
+            let keys = values.len() - outside.count();
+            assert!(window.len() <= MIN_SPAN.max(SPAN_PER_KEY * keys), "a sparse window");
         }
     }
 }
