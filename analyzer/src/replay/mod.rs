@@ -177,9 +177,6 @@ pub struct Replay {
     /// The counters other than [`ReplayStats::events`], which `read` and `buffered` give.
     stats: ReplayStats,
     error: Option<SourceError>,
-    /// The queue whose head is the event replayed last: it is shown where it lies, and
-    /// dropped from its queue when the next is taken.
-    current: Option<usize>,
     /// The batch being read, before it joins its queue.
     batch: Vec<Event>,
     /// Emptied batches, for reading the next ones into.
@@ -262,7 +259,6 @@ impl Replay {
             buffered: 0,
             stats: ReplayStats::default(),
             error: None,
-            current: None,
             batch: Vec::new(),
             pool: Pool::default(),
         }
@@ -317,11 +313,12 @@ impl Replay {
         // A ring of the events read ahead: `ahead[read % LOOKAHEAD]` up to `written`.
         let mut ahead = [EMPTY_EVENT; LOOKAHEAD];
         let (mut read, mut written, mut ended) = (0usize, 0usize, false);
+        let mut next = EMPTY_EVENT;
         loop {
             if prefetches && !self.trace.vars().is_empty() {
                 while !ended && written - read < LOOKAHEAD {
                     let slot = &mut ahead[written % LOOKAHEAD];
-                    if !self.next_event_into(slot) {
+                    if !self.next_into(slot) {
                         ended = true;
                         break;
                     }
@@ -332,14 +329,10 @@ impl Replay {
             let event = if read < written {
                 read += 1;
                 &ahead[(read - 1) % LOOKAHEAD]
-            } else if ended || !self.next() {
+            } else if ended || !self.next_into(&mut next) {
                 return;
             } else {
-                // Borrows only the queues, so that the state can change below.
-                match current_event(&self.queues, self.current) {
-                    Some(event) => event,
-                    None => return,
-                }
+                &next
             };
             let cx = Context { trace: &self.trace, state: &self.state };
             visitor.visit(&cx, event);
@@ -349,10 +342,9 @@ impl Replay {
 
     /// Replays every event into the state, showing none to a detector.
     pub fn run_to_end(&mut self) {
-        while self.next() {
-            if let Some(event) = current_event(&self.queues, self.current) {
-                self.state.apply(event);
-            }
+        let mut event = EMPTY_EVENT;
+        while self.next_into(&mut event) {
+            self.state.apply(&event);
         }
     }
 
@@ -365,37 +357,26 @@ impl Replay {
     #[inline]
     pub fn next_event(&mut self) -> Option<Event> {
         let mut event = EMPTY_EVENT;
-        self.next_event_into(&mut event).then_some(event)
+        self.next_into(&mut event).then_some(event)
     }
 
     /// Writes the next event in causal order into `event`, not yet applied to the state;
-    /// `false` at the end.
-    #[inline(always)]
-    fn next_event_into(&mut self, event: &mut Event) -> bool {
-        let found = self.next();
-        if let Some(current) = current_event(&self.queues, self.current) {
-            *event = *current;
-        }
-        found
-    }
-
-    /// Moves on to the next event in causal order, the current one (see [`current_event`]);
     /// `false` at the end. The common case, an event ready in a queue, is inlined into the
     /// caller's loop; reading and forcing are not.
     #[inline(always)]
-    fn next(&mut self) -> bool {
-        self.pop_ready() || self.next_after_reading()
+    fn next_into(&mut self, event: &mut Event) -> bool {
+        self.pop_ready(event) || self.next_after_reading(event)
     }
 
-    /// [`next`](Self::next) when no queued event is ready.
+    /// [`next_into`](Self::next_into) when no queued event is ready.
     #[inline(never)]
-    fn next_after_reading(&mut self) -> bool {
+    fn next_after_reading(&mut self, event: &mut Event) -> bool {
         loop {
             let progressed = self.force_stale() || self.read_more() || self.force_oldest(u64::MAX);
             if !progressed {
                 return false;
             }
-            if self.pop_ready() {
+            if self.pop_ready(event) {
                 return true;
             }
         }
@@ -403,15 +384,15 @@ impl Replay {
 
     // === ordering ===
 
-    /// Makes the earliest head that may be replayed now the current event (see
-    /// [`current_event`]), if there is one (else `false`), after dropping the last one from its
-    /// queue: parks the heads that wait for an earlier number of their lock on the way.
+    /// Takes the earliest head that may be replayed now into `event`, if there is one (else
+    /// `false`): parks the heads that wait for an earlier number of their lock on the way.
+    ///
+    /// The event is copied out and its queue moves on at once, before the caller handles the
+    /// event: so the choice of the next event (a chain of dependent loads and compares, from
+    /// the queue's next time up the tournament) does not wait for that handling, and the
+    /// CPU works on both at the same time.
     #[inline(always)]
-    fn pop_ready(&mut self) -> bool {
-        if let Some(q) = self.current.take() {
-            let time = self.queues[q].advance(&mut self.pool);
-            self.heads.set(q, time);
-        }
+    fn pop_ready(&mut self, event: &mut Event) -> bool {
         loop {
             let Some(q) = self.heads.earliest() else {
                 return false;
@@ -423,15 +404,19 @@ impl Replay {
                 return false;
             }
             match order(head, &mut self.slots, &self.trace) {
-                Order::Now => {}
-                Order::NowWaking(slot) => self.wake(slot),
+                Order::Now => *event = *head,
+                Order::NowWaking(slot) => {
+                    *event = *head;
+                    self.wake(slot);
+                }
                 Order::Blocked(slot) => {
                     self.block(q, slot);
                     continue;
                 }
             }
+            let time = self.queues[q].advance(&mut self.pool);
+            self.heads.set(q, time);
             self.buffered -= 1;
-            self.current = Some(q);
             return true;
         }
     }
@@ -617,14 +602,6 @@ enum Incoming<'a> {
     Whole(&'a mut Vec<Event>),
     /// Part of a batch, to be copied.
     Copied(&'a [Event]),
-}
-
-/// The event replayed now: the head of queue `current`, if any. Shown where it lies in its
-/// queue, which spares copying it (a measurable part of replaying one), and taken as
-/// [`Replay`]'s fields, so that callers may change the state while they hold it.
-#[inline(always)]
-fn current_event(queues: &[Queue], current: Option<usize>) -> Option<&Event> {
-    queues.get(current?)?.head()
 }
 
 /// Whether a queued head may be replayed now, by its lock sequence number.
