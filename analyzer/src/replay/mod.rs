@@ -641,7 +641,11 @@ fn order(event: &mut Event, slots: &mut [Slot], trace: &Trace) -> Order {
             order = Order::NowWaking(slot);
         }
     }
-    if let Some(merged) = trace.slot_lock(slot) {
+    // Slots are numbered as locks are, until a lock shared between files takes a second
+    // slot: most often the slot is the lock already. Writing it anyway would cost more than
+    // the test, since the event is read whole right after, and a read that spans a recent
+    // smaller write waits for that write to reach the cache.
+    if let Some(merged) = trace.slot_lock(slot).filter(|merged| merged.0 != slot) {
         *lock = merged;
     }
     order
