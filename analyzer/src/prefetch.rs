@@ -1,6 +1,6 @@
 //! A hint to the CPU to bring memory into cache ahead of use.
 //!
-//! Replay looks a few events ahead (see [`Replay::run`](crate::replay::Replay::run)) and lets
+//! Replay looks a few events ahead (see [`Replay::visit`](crate::replay::Replay::visit)) and lets
 //! the state and the detectors fetch what those events will touch, so that the cache misses
 //! of several events overlap instead of each event waiting for its own.
 

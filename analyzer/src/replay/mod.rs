@@ -52,7 +52,7 @@ use tournament::{Tournament, NO_HEAD};
 /// waiting for its predecessor.
 pub const REORDER_SLACK_NS: u64 = 50_000_000;
 
-/// How many events [`Replay::run`] reads ahead of the detectors.
+/// How many events [`Replay::visit`] reads ahead of the detectors.
 const LOOKAHEAD: usize = 8;
 
 /// What fills the unused entries of the lookahead ring.
