@@ -28,43 +28,26 @@ pub struct Suite {
 /// Runs `$body` with `$d` bound to each detector of suite `$suite` in report order, borrowed
 /// as `&` or `&mut`.
 macro_rules! each_detector {
-    ($suite:expr, &mut $d:ident => $body:expr) => {
-        each_detector!(@fields $suite, [&mut] $d => $body)
-    };
-    ($suite:expr, & $d:ident => $body:expr) => {
-        each_detector!(@fields $suite, [&] $d => $body)
-    };
-    (@fields $suite:expr, [$($how:tt)+] $d:ident => $body:expr) => {{
+    (@ $suite:expr, [$($field:ident)+] &mut $d:ident => $body:expr) => {{
         let suite = $suite;
-        {
-            let $d = $($how)+ suite.deadlock;
+        $({
+            let $d = &mut suite.$field;
             $body;
-        }
-        {
-            let $d = $($how)+ suite.stale_lock;
-            $body;
-        }
-        {
-            let $d = $($how)+ suite.guard_across_await;
-            $body;
-        }
-        {
-            let $d = $($how)+ suite.blocking_in_async;
-            $body;
-        }
-        {
-            let $d = $($how)+ suite.data_race;
-            $body;
-        }
-        {
-            let $d = $($how)+ suite.lock_order;
-            $body;
-        }
-        {
-            let $d = $($how)+ suite.contention;
-            $body;
-        }
+        })+
     }};
+    (@ $suite:expr, [$($field:ident)+] & $d:ident => $body:expr) => {{
+        let suite = $suite;
+        $({
+            let $d = &suite.$field;
+            $body;
+        })+
+    }};
+    ($suite:expr, $($rest:tt)+) => {
+        each_detector!(@ $suite, [
+            deadlock stale_lock guard_across_await blocking_in_async data_race lock_order
+            contention
+        ] $($rest)+)
+    };
 }
 
 impl Suite {
