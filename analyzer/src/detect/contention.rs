@@ -15,6 +15,7 @@
 //! they exist for.
 
 use super::{Context, Detector, Interest};
+use crate::prefetch::prefetch_entry;
 use crate::replay::{Actor, Wait, WaitFor};
 use crate::report::{counted, format_ns};
 use crate::report::{
@@ -351,7 +352,7 @@ impl Windows {
     #[inline(always)]
     fn prefetch_site(&self, site: SiteId) {
         if let Some(at) = window_offset(self.first_site, self.sites.len(), site.0) {
-            crate::prefetch::prefetch(&self.sites[at]);
+            prefetch_entry(&self.sites, at);
         }
     }
 

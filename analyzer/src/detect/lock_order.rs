@@ -52,26 +52,17 @@ struct Witness {
     time_ns: u64,
 }
 
-/// An acquisition that orders the locks held before it: a [`Witness`] for each, if kept.
-struct Taken {
-    actor: Actor,
-    thread: ThreadId,
-    lock: LockId,
-    mode: LockMode,
-    site: SiteId,
-    time_ns: u64,
-}
-
-impl Taken {
-    /// The acquisition `event` (`None` for another kind of event). Made only when an edge is
-    /// added or learns something: most occurrences need none of it.
-    fn of(event: &Event) -> Option<Taken> {
+impl Witness {
+    /// The acquisition `event` made while holding `held` (`None` for another kind of event).
+    /// Made only when an edge is added or learns something: most occurrences need none of it.
+    fn of(event: &Event, held: &Hold) -> Option<Witness> {
         let EventKind::LockAcquired { lock, mode, site, .. } = event.kind else {
             return None;
         };
-        Some(Taken {
+        Some(Witness {
             actor: Actor::of(event),
             thread: event.thread,
+            held: *held,
             lock,
             mode,
             site,
@@ -120,11 +111,11 @@ impl EdgeHot {
     }
 
     /// Updates the edge, `edge`, with an occurrence that may tell something new about it:
-    /// `taken` made while holding `held`, taken after `gates_before`. Out of line: most
-    /// occurrences of a known order need none of it.
+    /// `taken`, made after `gates_before`. Out of line: most occurrences of a known order
+    /// need none of it.
     #[inline(never)]
-    fn learn(&mut self, edge: &mut Edge, held: &Hold, gates_before: &[Hold], taken: &Taken) {
-        let modes = 1u8 << mode_bit(held.mode, taken.mode);
+    fn learn(&mut self, edge: &mut Edge, gates_before: &[Hold], taken: &Witness) {
+        let modes = 1u8 << mode_bit(taken.held.mode, taken.mode);
         let new_modes = self.modes_seen & modes == 0;
         self.modes_seen |= modes;
         let maybe_new_witness = !self.full && (new_modes || taken.actor != self.first_actor);
@@ -144,15 +135,7 @@ impl EdgeHot {
                 || edge.witnesses.iter().all(|x| x.actor != taken.actor))
         {
             self.witnessed |= actor;
-            edge.witnesses.push(Witness {
-                actor: taken.actor,
-                thread: taken.thread,
-                held: *held,
-                lock: taken.lock,
-                mode: taken.mode,
-                site: taken.site,
-                time_ns: taken.time_ns,
-            });
+            edge.witnesses.push(*taken);
             self.full = edge.witnesses.len() >= MAX_WITNESSES;
         }
     }
@@ -305,8 +288,8 @@ impl LockOrder {
         let hot = &mut self.hot[ix];
         hot.count += 1;
         if hot.learns() {
-            if let Some(taken) = Taken::of(event) {
-                hot.learn(&mut self.edges[ix], held, gates_before, &taken);
+            if let Some(taken) = Witness::of(event, held) {
+                hot.learn(&mut self.edges[ix], gates_before, &taken);
             }
         }
         hot.learns()
@@ -324,7 +307,7 @@ impl LockOrder {
         event: &Event,
         class: ClassId,
     ) {
-        let Some(taken) = Taken::of(event) else {
+        let Some(taken) = Witness::of(event, held) else {
             return;
         };
         let gates: Vec<LockId> = gates_before
@@ -342,7 +325,7 @@ impl LockOrder {
             witnessed: 0,
             count: 1,
         };
-        hot.learn(&mut edge, held, gates_before, &taken);
+        hot.learn(&mut edge, gates_before, &taken);
         let ix = self.edges.len();
         self.edges.push(edge);
         self.hot.push(hot);

@@ -32,7 +32,8 @@ pub use interest::Interest;
 pub use lock_order::LockOrder;
 pub use stale_lock::StaleLock;
 pub use suite::Suite;
-pub use visitor::{Dispatch, Visitor};
+pub(crate) use visitor::Dispatch;
+pub use visitor::Visitor;
 
 /// What a detector can look at: the definitions, and the replay state.
 #[derive(Debug, Clone, Copy)]
