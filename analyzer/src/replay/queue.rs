@@ -6,9 +6,9 @@
 //! replay takes events straight out of it: no event is copied between being read and being
 //! taken out to be replayed. (Replay buffers every event between two watermarks, over a
 //! hundred thousand on a busy trace, and copying them in and out of queues was a large part
-//! of its cost.) Small batches
-//! are copied onto the end of the queue instead, so that a queue of many tiny batches does not
-//! hold a large vector for each; emptied batches go back to a [`Pool`] for the next read.
+//! of its cost.) Small batches are copied onto the end of the queue instead, so that a queue
+//! of many tiny batches does not hold a large vector for each; emptied batches go back to a
+//! [`Pool`] for the next read.
 
 use super::tournament::NO_HEAD;
 use crate::prefetch::prefetch;
