@@ -20,6 +20,7 @@
 
 use super::cycles::{elementary_cycles, Bounds};
 use super::{mode_name, Context, Detector, Interest};
+use crate::prefetch::prefetch_entry;
 use crate::replay::{Actor, Hold};
 use crate::report::{format_ns, CycleDetail, CycleEdge, Detail, Finding, FindingKind, Severity};
 use crate::trace::{ClassId, Trace};
@@ -523,9 +524,13 @@ impl Detector for LockOrder {
 
     #[inline]
     fn on_event(&mut self, cx: &Context<'_>, event: &Event) {
-        let EventKind::LockAcquired { via_try: false, .. } = event.kind else {
+        let EventKind::LockAcquired { lock, via_try: false, .. } = event.kind else {
             return;
         };
+        // A lock just taken is often held while the actor takes another one, a few events
+        // on, which then scans this lock's line of edges: fetch it now, so that the scan does
+        // not wait for it (a thousand classes' lines fill the first-level cache).
+        prefetch_entry(&self.outgoing, cx.trace.lock_class(lock).index());
         let actor = Actor::of(event);
         let holds = cx.state.holds(actor);
         if holds.is_empty() {
