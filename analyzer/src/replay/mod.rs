@@ -41,7 +41,7 @@ use crate::error::AnalyzeError;
 use crate::source::{SourceError, TraceSource};
 use crate::trace::Trace;
 use hindsight_recorder::format::{
-    Definition, Event, EventKind, Header, LockKind, Tail, ThreadId, TraceReader, Unit,
+    Definition, Event, EventKind, Header, LockId, LockKind, Tail, ThreadId, TraceReader, Unit,
 };
 use queue::{Pool, Queue};
 use std::io::Read;
@@ -484,8 +484,8 @@ impl Replay {
             .filter_map(|(i, q)| q.head().map(|head| (head.time_ns, i, head)))
             .filter(|(t, ..)| *t < before)
             .min_by_key(|(t, i, _)| (*t, *i));
-        // A parked head always waits for a number.
-        let Some((slot, seq)) = oldest.and_then(|(_, _, head)| sequence(head)) else {
+        // A parked head always waits for a number (and holds its sequence slot as its lock).
+        let Some((LockId(slot), seq)) = oldest.and_then(|(_, _, head)| head.kind.lock_seq()) else {
             return false;
         };
         if let Some(state) = self.slots.get_mut(slot as usize) {
@@ -590,9 +590,10 @@ impl Replay {
         self.trace.remap_events(process, thread, added, |event| {
             // NO_HEAD means "nothing to replay": no event may carry that time.
             event.time_ns = event.time_ns.min(NO_HEAD - 1);
-            if let Some((slot, seq)) = sequence(event) {
+            // (A queued lock event holds its sequence slot in place of its lock.)
+            if let Some((slot, seq)) = event.kind.lock_seq() {
                 // A lock seen for the first time has a new slot.
-                let index = slot as usize;
+                let index = slot.index();
                 if index >= sequencing.len() {
                     sequencing.resize_with(index + 1, Slot::default);
                 }
@@ -665,15 +666,4 @@ fn order(event: &mut Event, slots: &mut [Slot], trace: &Trace) -> Order {
         *lock = merged;
     }
     order
-}
-
-/// The sequence slot and number of a queued lock event, if it has a number (see
-/// [`Trace::remap_events`]).
-#[inline(always)]
-fn sequence(event: &Event) -> Option<(u32, u64)> {
-    match event.kind {
-        EventKind::LockAcquired { lock, seq: Some(seq), .. }
-        | EventKind::LockReleased { lock, seq: Some(seq), .. } => Some((lock.0, seq)),
-        _ => None,
-    }
 }

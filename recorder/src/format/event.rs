@@ -256,6 +256,7 @@ impl EventKind {
     }
 
     /// The lock sequence number of an acquisition or release, if recorded.
+    #[inline]
     pub fn lock_seq(&self) -> Option<(LockId, u64)> {
         match *self {
             EventKind::LockAcquired { lock, seq: Some(seq), .. }
