@@ -16,6 +16,7 @@ use hindsight_recorder::format::{
     Definition, Event, EventKind, LockDef, LockId, LockKind, LockMode, SiteDef, SiteId, StringId,
     ThreadDef, ThreadId, VarDef, VarId,
 };
+use std::num::NonZeroU64;
 use std::path::Path;
 use support::{peak_rss_kib, rate, timed, CycleWriter, Rng};
 
@@ -73,7 +74,7 @@ fn generate(path: &Path, events: u64) -> std::io::Result<u64> {
         let private = VarId(VARS + thread.0);
         let mut seq = || {
             seqs[lock.index()] += 1;
-            Some(seqs[lock.index()])
+            NonZeroU64::new(seqs[lock.index()])
         };
         let mode = LockMode::Exclusive;
         let operation = [

@@ -25,6 +25,7 @@ use hindsight_recorder::format::{
     Definition, Event, EventKind, LockDef, LockId, LockKind, LockMode, SiteDef, SiteId, StringId,
     ThreadDef, ThreadId,
 };
+use std::num::NonZeroU64;
 use std::path::Path;
 use std::time::Instant;
 use support::{peak_rss_kib, rate, timed, CycleWriter, Rng};
@@ -136,7 +137,7 @@ fn generate(path: &Path, events: u64) -> std::io::Result<u64> {
                         lock,
                         mode: LockMode::Exclusive,
                         site,
-                        seq: Some(seqs[lock.index()]),
+                        seq: NonZeroU64::new(seqs[lock.index()]),
                         via_try: false,
                     }
                 } else if !thread.waiting {
@@ -159,7 +160,7 @@ fn generate(path: &Path, events: u64) -> std::io::Result<u64> {
                 EventKind::LockReleased {
                     lock,
                     mode: LockMode::Exclusive,
-                    seq: Some(seqs[lock.index()]),
+                    seq: NonZeroU64::new(seqs[lock.index()]),
                     poisoned: false,
                 }
             }

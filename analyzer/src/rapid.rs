@@ -17,6 +17,7 @@ use hindsight_recorder::format::{
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
+use std::num::NonZeroU64;
 use std::path::Path;
 
 /// Lines parsed per batch of items.
@@ -251,7 +252,7 @@ impl<R: BufRead> StdReader<R> {
             }
             Op::Acquire => {
                 let lock = self.lock(line.arg, definitions);
-                let seq = Some(self.next_seq(lock));
+                let seq = self.next_seq(lock);
                 EventKind::LockAcquired {
                     lock,
                     mode: LockMode::Exclusive,
@@ -262,7 +263,7 @@ impl<R: BufRead> StdReader<R> {
             }
             Op::Release => {
                 let lock = self.lock(line.arg, definitions);
-                let seq = Some(self.next_seq(lock));
+                let seq = self.next_seq(lock);
                 EventKind::LockReleased { lock, mode: LockMode::Exclusive, seq, poisoned: false }
             }
             Op::Fork => {
@@ -282,10 +283,10 @@ impl<R: BufRead> StdReader<R> {
         Event { time_ns: self.line_no, thread, task: None, kind }
     }
 
-    fn next_seq(&mut self, lock: LockId) -> u64 {
+    fn next_seq(&mut self, lock: LockId) -> Option<NonZeroU64> {
         let seq = self.lock_seqs.entry(lock).or_insert(0);
         *seq += 1;
-        *seq
+        NonZeroU64::new(*seq)
     }
 
     fn string(&mut self, text: &str, definitions: &mut Vec<Definition>) -> StringId {
@@ -457,8 +458,8 @@ mod tests {
             .collect();
         assert_eq!(events.len(), 5);
         assert_eq!(events[0].kind.name(), "thread_spawned");
-        assert_eq!(events[1].kind.lock_seq(), Some((LockId(0), 1)));
-        assert_eq!(events[3].kind.lock_seq(), Some((LockId(0), 2)));
+        assert_eq!(events[1].kind.lock_seq(), Some((LockId(0), NonZeroU64::MIN)));
+        assert_eq!(events[3].kind.lock_seq(), NonZeroU64::new(2).map(|seq| (LockId(0), seq)));
         assert_eq!(events[4].time_ns, 6, "times are line numbers, blank lines counted");
         assert!(matches!(items[0], Item::Definitions(_)));
     }

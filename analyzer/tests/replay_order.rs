@@ -8,6 +8,7 @@ use hindsight_recorder::format::{
     Event, EventKind, Header, LockId, LockKind, LockMode, ThreadId, TraceBuilder, TraceWriter,
 };
 use std::collections::HashMap;
+use std::num::NonZeroU64;
 
 /// Replays `bytes` and checks, event by event, that no lock is acquired while replay still
 /// thinks another actor holds it in a conflicting mode. Returns the replayed events.
@@ -75,7 +76,7 @@ fn events_written_thread_by_thread_replay_in_lock_order() {
         let mut seqs: HashMap<LockId, Vec<u64>> = HashMap::new();
         for e in events {
             if let Some((lock, seq)) = e.kind.lock_seq() {
-                seqs.entry(lock).or_default().push(seq);
+                seqs.entry(lock).or_default().push(seq.get());
             }
         }
         seqs
@@ -112,14 +113,14 @@ fn a_trace_cut_in_the_middle_of_a_locks_history_starts_at_its_first_number() {
                 lock: m,
                 mode: LockMode::Exclusive,
                 site,
-                seq: Some(seq),
+                seq: NonZeroU64::new(seq),
                 via_try: false,
             }
         } else {
             EventKind::LockReleased {
                 lock: m,
                 mode: LockMode::Exclusive,
-                seq: Some(seq),
+                seq: NonZeroU64::new(seq),
                 poisoned: false,
             }
         };
@@ -150,13 +151,13 @@ fn a_lost_lock_event_does_not_stop_replay() {
         lock: m,
         mode: LockMode::Exclusive,
         site,
-        seq: Some(seq),
+        seq: NonZeroU64::new(seq),
         via_try: false,
     };
     let released = |seq| EventKind::LockReleased {
         lock: m,
         mode: LockMode::Exclusive,
-        seq: Some(seq),
+        seq: NonZeroU64::new(seq),
         poisoned: false,
     };
     b.event(ta, None, acquired(1));
@@ -197,14 +198,14 @@ fn watermarked(rounds: u64) -> Vec<u8> {
                         lock: m,
                         mode: LockMode::Exclusive,
                         site,
-                        seq: Some(seq),
+                        seq: NonZeroU64::new(seq),
                         via_try: false,
                     }
                 } else {
                     EventKind::LockReleased {
                         lock: m,
                         mode: LockMode::Exclusive,
-                        seq: Some(seq),
+                        seq: NonZeroU64::new(seq),
                         poisoned: false,
                     }
                 };

@@ -9,6 +9,7 @@ use hindsight_recorder::format::{
     EventKind, LockId, LockMode, SiteId, TaskId, ThreadId, TraceBuilder,
 };
 use serde_json::Value;
+use std::num::NonZeroU64;
 
 /// An inversion between two threads, and a lock leaked by a finished third.
 fn incident() -> TraceBuilder {
@@ -138,7 +139,7 @@ fn undefined_and_huge_ids_do_not_panic_or_allocate() {
         lock,
         mode: LockMode::Exclusive,
         site,
-        seq: Some(seq),
+        seq: NonZeroU64::new(seq),
         via_try: false,
     };
     b.event(t, Some(TaskId(4_000_000_000)), acquired(huge, u64::MAX));

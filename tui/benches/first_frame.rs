@@ -21,6 +21,7 @@ use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 use std::fs::File;
 use std::io::BufWriter;
+use std::num::NonZeroU64;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -113,7 +114,7 @@ fn generate(path: &Path, events: u64) -> std::io::Result<()> {
                 seqs[lock.index()] += 1;
                 sim.waiting = false;
                 sim.step += 1;
-                let seq = Some(seqs[lock.index()]);
+                let seq = NonZeroU64::new(seqs[lock.index()]);
                 EventKind::LockAcquired {
                     lock,
                     mode: LockMode::Exclusive,
@@ -132,7 +133,7 @@ fn generate(path: &Path, events: u64) -> std::io::Result<()> {
             holder[lock.index()] = usize::MAX;
             seqs[lock.index()] += 1;
             sim.step = (sim.step + 1) % 4;
-            let seq = Some(seqs[lock.index()]);
+            let seq = NonZeroU64::new(seqs[lock.index()]);
             EventKind::LockReleased { lock, mode: LockMode::Exclusive, seq, poisoned: false }
         };
         sim.buffer.push(Event { time_ns: time, thread: ThreadId(t as u32), task: None, kind });

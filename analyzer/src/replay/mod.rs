@@ -489,7 +489,7 @@ impl Replay {
             return false;
         };
         if let Some(state) = self.slots.get_mut(slot as usize) {
-            state.bound = seq;
+            state.bound = seq.get();
             state.started = true;
         }
         self.stats.forced += 1;
@@ -597,7 +597,7 @@ impl Replay {
                 if index >= sequencing.len() {
                     sequencing.resize_with(index + 1, Slot::default);
                 }
-                sequencing[index].read(seq);
+                sequencing[index].read(seq.get());
             }
         });
         if let Some(first) = added.first() {
@@ -650,10 +650,10 @@ fn order(event: &mut Event, slots: &mut [Slot], trace: &Trace) -> Order {
     let slot = lock.0;
     let mut order = Order::Now;
     if let (Some(seq), Some(state)) = (seq, slots.get_mut(slot as usize)) {
-        if !state.ready(seq) {
+        if !state.ready(seq.get()) {
             return Order::Blocked(slot);
         }
-        state.replayed(seq);
+        state.replayed(seq.get());
         if state.parked {
             order = Order::NowWaking(slot);
         }

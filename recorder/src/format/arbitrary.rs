@@ -12,6 +12,7 @@ use super::{
     VarId,
 };
 use proptest::prelude::*;
+use std::num::NonZeroU64;
 
 /// Ids in [`well_framed_trace`] are below this, so that its events meet on the same locks,
 /// tasks and variables; the last id of each kind is never defined.
@@ -35,7 +36,7 @@ pub fn event_kind(
         |(variant, a, b, x, y, flag, other)| {
             let (lock, site, var) = (LockId(a), SiteId(b), VarId(a));
             let opt_site = flag.then_some(site);
-            let seq = other.then_some(x);
+            let seq = other.then_some(x).and_then(NonZeroU64::new);
             match variant {
                 0 => EventKind::LockRequested { lock, mode: mode(flag), site },
                 1 => EventKind::LockAcquired {

@@ -28,6 +28,7 @@ use super::event::{Event, EventKind, LockMode};
 use super::ids::{ChannelId, LockId, SiteId, StringId, TaskId, ThreadId, VarId};
 use super::writer::TraceWriter;
 use std::collections::HashMap;
+use std::num::NonZeroU64;
 
 /// Builds a trace in memory; see the module docs.
 #[derive(Debug, Clone)]
@@ -252,10 +253,10 @@ impl TraceBuilder {
         id
     }
 
-    fn next_seq(&mut self, lock: LockId) -> Option<u64> {
+    fn next_seq(&mut self, lock: LockId) -> Option<NonZeroU64> {
         let seq = self.lock_seqs.entry(lock).or_insert(0);
         *seq += 1;
-        Some(*seq)
+        NonZeroU64::new(*seq)
     }
 }
 

@@ -43,6 +43,8 @@
 //! number.
 //!
 //! The numbers travel in [`EventKind::LockAcquired`] and [`EventKind::LockReleased`] (`seq`).
+//! They start at 1; a number that decodes to 0, which only a damaged or foreign writer can
+//! produce, reads as none, so that event is ordered by time alone.
 //! Replay merges the threads' event streams by time, but holds back a lock event until every
 //! smaller number of that lock has been replayed. Locks whose order the recorder cannot observe
 //! (a lock shared between processes, recorded through the tracing convention) carry no number

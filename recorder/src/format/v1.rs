@@ -19,6 +19,7 @@ use super::ids::{ChannelId, LockId, SiteId, StringId, TaskId, ThreadId, VarId};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use std::mem::MaybeUninit;
+use std::num::NonZeroU64;
 
 /// The payload of one chunk.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -95,15 +96,16 @@ struct DeltaState {
 }
 
 impl DeltaState {
-    fn encode_seq(&mut self, lock: LockId, seq: u64) -> u64 {
-        let previous = self.seqs.insert(lock, seq).unwrap_or(0);
-        seq.wrapping_sub(previous)
+    fn encode_seq(&mut self, lock: LockId, seq: NonZeroU64) -> u64 {
+        let previous = self.seqs.insert(lock, seq.get()).unwrap_or(0);
+        seq.get().wrapping_sub(previous)
     }
 
-    fn decode_seq(&mut self, lock: LockId, delta: u64) -> u64 {
+    /// `lock`'s number from its delta, as [`SeqScratch::decode`] computes it.
+    fn decode_seq(&mut self, lock: LockId, delta: u64) -> Option<NonZeroU64> {
         let seq = self.seqs.get(&lock).copied().unwrap_or(0).wrapping_add(delta);
         self.seqs.insert(lock, seq);
-        seq
+        NonZeroU64::new(seq)
     }
 
     fn encode_time(&mut self, time: u64) -> u64 {
@@ -182,9 +184,11 @@ impl SeqScratch {
         }
     }
 
-    /// `lock`'s number from its delta, as [`DeltaState::decode_seq`] computes it.
+    /// `lock`'s number from its delta. None if that is 0, which no lock operation has: a
+    /// damaged file's 0 reads as no number, which orders the event by time alone. (That costs
+    /// nothing: an optional `NonZeroU64` is a `u64` with 0 for none.)
     #[inline(always)]
-    fn decode(&mut self, lock: LockId, delta: u64) -> u64 {
+    fn decode(&mut self, lock: LockId, delta: u64) -> Option<NonZeroU64> {
         // The table never holds more than `DENSE_LOCKS` entries, so a hit is a dense id.
         let Some(entry) = self.dense.get_mut(lock.index()) else {
             return self.decode_cold(lock, delta);
@@ -193,17 +197,17 @@ impl SeqScratch {
         let previous = entry.1 & u64::from(entry.0 == self.batch).wrapping_neg();
         let seq = previous.wrapping_add(delta);
         *entry = (self.batch, seq);
-        seq
+        NonZeroU64::new(seq)
     }
 
     /// [`decode`](Self::decode) for a lock beyond the table: grows it, or uses the map.
     #[cold]
     #[inline(never)]
-    fn decode_cold(&mut self, lock: LockId, delta: u64) -> u64 {
+    fn decode_cold(&mut self, lock: LockId, delta: u64) -> Option<NonZeroU64> {
         if lock.0 >= DENSE_LOCKS {
             let entry = self.sparse.entry(lock.0).or_insert(0);
             *entry = entry.wrapping_add(delta);
-            return *entry;
+            return NonZeroU64::new(*entry);
         }
         self.dense.resize(lock.index() + 1, (0, 0));
         self.decode(lock, delta)
@@ -472,7 +476,7 @@ impl Records<'_> {
             2 => put!(K::LockRequested { lock: c.lock()?, mode: Shared, site: c.site()? }),
             variant @ 3..=6 => put!({
                 let (lock, site, delta) = (c.lock()?, c.site()?, c.u64()?);
-                let seq = Some(self.seqs.decode(lock, delta));
+                let seq = self.seqs.decode(lock, delta);
                 let mode = if variant % 2 == 0 { Shared } else { Exclusive };
                 K::LockAcquired { lock, mode, site, seq, via_try: variant >= 5 }
             }),
@@ -486,13 +490,13 @@ impl Records<'_> {
             8 => put!(K::LockTryFailed { lock: c.lock()?, mode: c.mode()?, site: c.site()? }),
             variant @ (9 | 10) => put!({
                 let (lock, delta) = (c.lock()?, c.u64()?);
-                let seq = Some(self.seqs.decode(lock, delta));
+                let seq = self.seqs.decode(lock, delta);
                 let mode = if variant == 9 { Exclusive } else { Shared };
                 K::LockReleased { lock, mode, seq, poisoned: false }
             }),
             11 => put!({
                 let (lock, mode) = (c.lock()?, c.mode()?);
-                let seq = if c.some()? { Some(self.seqs.decode(lock, c.u64()?)) } else { None };
+                let seq = if c.some()? { self.seqs.decode(lock, c.u64()?) } else { None };
                 K::LockReleased { lock, mode, seq, poisoned: c.bool()? }
             }),
             12 => put!(K::TaskSpawned { task: TaskId(c.u32()?), site: c.opt_site()? }),
@@ -589,7 +593,7 @@ fn decode_kind(state: &mut DeltaState, record: &Record) -> (u64, EventKind) {
         lock,
         mode,
         site,
-        seq: Some(state.decode_seq(lock, seq)),
+        seq: state.decode_seq(lock, seq),
         via_try,
     };
     match *record {
@@ -617,15 +621,15 @@ fn decode_kind(state: &mut DeltaState, record: &Record) -> (u64, EventKind) {
         }
         Record::TryFailed { dt, lock, mode, site } => (dt, K::LockTryFailed { lock, mode, site }),
         Record::Released { dt, lock, seq } => {
-            let seq = Some(state.decode_seq(lock, seq));
+            let seq = state.decode_seq(lock, seq);
             (dt, K::LockReleased { lock, mode: Exclusive, seq, poisoned: false })
         }
         Record::ReleasedShared { dt, lock, seq } => {
-            let seq = Some(state.decode_seq(lock, seq));
+            let seq = state.decode_seq(lock, seq);
             (dt, K::LockReleased { lock, mode: Shared, seq, poisoned: false })
         }
         Record::ReleasedOther { dt, lock, mode, seq, poisoned } => {
-            let seq = seq.map(|seq| state.decode_seq(lock, seq));
+            let seq = seq.and_then(|seq| state.decode_seq(lock, seq));
             (dt, K::LockReleased { lock, mode, seq, poisoned })
         }
         Record::TaskSpawned { dt, task, site } => (dt, K::TaskSpawned { task, site }),
@@ -670,7 +674,7 @@ mod tests {
             use EventKind as K;
             let mode = if flag { LockMode::Shared } else { LockMode::Exclusive };
             let (lock, site, opt_site) = (LockId(a % 8), SiteId(b), flag.then_some(SiteId(b)));
-            let seq = other.then_some(x);
+            let seq = other.then_some(x).and_then(NonZeroU64::new);
             match variant {
                 0 => K::LockRequested { lock, mode, site },
                 1..=4 => K::LockAcquired { lock, mode, site, seq, via_try: y % 2 == 0 },
@@ -807,6 +811,23 @@ mod tests {
                     assert_eq!(direct(&bytes, &mut SeqScratch::default()), expected);
                 }
             }
+        }
+    }
+
+    #[test]
+    fn a_lock_sequence_number_of_0_reads_as_none_on_both_paths() {
+        // An events payload of thread 7 at time 100 with one `Acquired` record (time delta 1,
+        // lock 5, site 2), whose sequence number is its delta.
+        let acquired = |seq: u8| vec![2, 7, 100, 1, 3, 1, 5, 2, seq];
+        let seq_of = |bytes: &[u8]| match general(bytes).as_deref() {
+            Some([Event { kind: EventKind::LockAcquired { seq, .. }, .. }]) => *seq,
+            other => panic!("one acquisition expected, got {other:?}"),
+        };
+        assert_eq!(seq_of(&acquired(9)), NonZeroU64::new(9));
+        assert_eq!(seq_of(&acquired(0)), None);
+        for seq in [0, 9] {
+            let bytes = acquired(seq);
+            assert_eq!(direct(&bytes, &mut SeqScratch::default()), general(&bytes));
         }
     }
 

@@ -14,6 +14,7 @@
 //! each lock's numbers, sees the release before the acquisition it enabled.
 
 use crate::format::{LockId, LockKind, LockMode, SiteId, TaskId, ThreadId};
+use std::num::NonZeroU64;
 use std::sync::Mutex;
 
 /// Who holds or waits: a task when one is being polled, else the OS thread.
@@ -28,12 +29,13 @@ pub(crate) enum Actor {
 /// The holders of one lock and its sequence counter.
 #[derive(Debug, Default)]
 pub(crate) struct Holders {
-    seq: u64,
+    /// The number of the lock's last operation.
+    last_seq: Option<NonZeroU64>,
     /// Permits (1 for a mutex; a rwlock's writers are checked by mode).
     capacity: Option<usize>,
     holders: Vec<(Actor, LockMode)>,
     /// Releases given their number early, waiting for their holder's late report.
-    pending: Vec<(Actor, LockMode, u64)>,
+    pending: Vec<(Actor, LockMode, NonZeroU64)>,
     /// Actors whose lock operation just completed (so their next acquisition is not a
     /// `try_lock`), with the operation's site.
     ready: Vec<(Actor, SiteId)>,
@@ -42,9 +44,10 @@ pub(crate) struct Holders {
 }
 
 impl Holders {
-    fn next(&mut self) -> u64 {
-        self.seq += 1;
-        self.seq
+    fn next(&mut self) -> NonZeroU64 {
+        let seq = self.last_seq.map_or(NonZeroU64::MIN, |last| last.saturating_add(1));
+        self.last_seq = Some(seq);
+        seq
     }
 
     /// The site of operation `source` on this lock, if already defined.
@@ -75,7 +78,7 @@ impl Holders {
 
     /// `actor` acquired the lock in `mode`; returns the acquisition's number. Holders that
     /// cannot still hold it are given their release numbers first.
-    pub(crate) fn acquire(&mut self, kind: LockKind, actor: Actor, mode: LockMode) -> u64 {
+    pub(crate) fn acquire(&mut self, kind: LockKind, actor: Actor, mode: LockMode) -> NonZeroU64 {
         let capacity = match kind {
             LockKind::Semaphore => self.capacity.unwrap_or(usize::MAX),
             _ => 1,
@@ -105,7 +108,7 @@ impl Holders {
 
     /// `actor` reported releasing the lock held in `mode`; returns the release's number, or
     /// `None` for a release of a hold the Layer never saw.
-    pub(crate) fn release(&mut self, actor: Actor, mode: LockMode) -> Option<u64> {
+    pub(crate) fn release(&mut self, actor: Actor, mode: LockMode) -> Option<NonZeroU64> {
         if let Some(i) = self.pending.iter().position(|(a, m, _)| *a == actor && *m == mode) {
             return Some(self.pending.remove(i).2);
         }

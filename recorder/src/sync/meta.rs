@@ -8,6 +8,7 @@ use crate::registry::Entity;
 use crate::session;
 use crate::waits::Wait;
 use std::borrow::Cow;
+use std::num::NonZeroU64;
 use std::panic::Location;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -64,15 +65,15 @@ impl LockMeta {
     /// Numbers are taken only while recording: outside a recording nobody reads them, and a
     /// recording's replay starts from the first number it sees.
     #[inline]
-    fn next_seq(&self, mode: LockMode) -> u64 {
+    fn next_seq(&self, mode: LockMode) -> NonZeroU64 {
         if mode == LockMode::Exclusive && self.kind != LockKind::RwLock {
             // The lock orders these accesses, so a plain load and store suffice.
-            let seq = self.seq.load(Ordering::Relaxed) + 1;
-            self.seq.store(seq, Ordering::Relaxed);
+            let seq = NonZeroU64::MIN.saturating_add(self.seq.load(Ordering::Relaxed));
+            self.seq.store(seq.get(), Ordering::Relaxed);
             return seq;
         }
         // Concurrent readers take numbers at once.
-        self.seq.fetch_add(1, Ordering::Relaxed) + 1
+        NonZeroU64::MIN.saturating_add(self.seq.fetch_add(1, Ordering::Relaxed))
     }
 
     /// The lock's id in the current session, defined on first use.

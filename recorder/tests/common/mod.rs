@@ -163,7 +163,7 @@ pub fn check_lock_order(events: &[Event]) -> HashMap<LockId, LockOrder> {
     let mut by_lock: HashMap<LockId, Vec<(u64, &Event)>> = HashMap::new();
     for event in events {
         if let Some((lock, seq)) = event.kind.lock_seq() {
-            by_lock.entry(lock).or_default().push((seq, event));
+            by_lock.entry(lock).or_default().push((seq.get(), event));
         }
     }
     let mut result = HashMap::new();
