@@ -15,7 +15,7 @@
 //! they exist for.
 
 use super::{Context, Detector, Interest};
-use crate::prefetch::prefetch_entry;
+use crate::prefetch::{prefetch, prefetch_entry};
 use crate::replay::{Actor, Wait, WaitFor};
 use crate::report::{counted, format_ns};
 use crate::report::{
@@ -347,13 +347,16 @@ impl Windows {
         true
     }
 
-    /// Asks the CPU for the time per site of `site`, if it is in its window: a hold's release
-    /// updates it, and an acquisition knows the site of its hold.
+    /// Asks the CPU for what a hold's release will update: the time per site of `site`, if it
+    /// is in its window (an acquisition knows the site of its hold), and the ends of the
+    /// window of bins (it does not know the hold's duration yet, but a lock's holds mostly
+    /// fall in a few bins, whose counts take a line or two).
     #[inline(always)]
-    fn prefetch_site(&self, site: SiteId) {
+    fn prefetch_for_hold(&self, site: SiteId) {
         if let Some(at) = window_offset(self.first_site, self.sites.len(), site.0) {
             prefetch_entry(&self.sites, at);
         }
+        prefetch(&*self.bins);
     }
 
     /// Whether no duration was counted. (A window or a map is made for a key to count.)
@@ -703,7 +706,7 @@ impl Detector for Contention {
                 self.events += 1;
                 let actor = Actor::of(event);
                 stats.acquired(actor);
-                stats.hold.prefetch_site(site);
+                stats.hold.prefetch_for_hold(site);
                 let wait = cx.state.actor(actor).and_then(|a| a.wait.as_ref());
                 if let Some(wait @ Wait { target: WaitFor::Lock { lock: waited_for, .. }, .. }) =
                     wait
