@@ -252,7 +252,7 @@ impl<R: BufRead> StdReader<R> {
             }
             Op::Acquire => {
                 let lock = self.lock(line.arg, definitions);
-                let seq = self.next_seq(lock);
+                let seq = Some(self.next_seq(lock));
                 EventKind::LockAcquired {
                     lock,
                     mode: LockMode::Exclusive,
@@ -263,7 +263,7 @@ impl<R: BufRead> StdReader<R> {
             }
             Op::Release => {
                 let lock = self.lock(line.arg, definitions);
-                let seq = self.next_seq(lock);
+                let seq = Some(self.next_seq(lock));
                 EventKind::LockReleased { lock, mode: LockMode::Exclusive, seq, poisoned: false }
             }
             Op::Fork => {
@@ -283,10 +283,11 @@ impl<R: BufRead> StdReader<R> {
         Event { time_ns: self.line_no, thread, task: None, kind }
     }
 
-    fn next_seq(&mut self, lock: LockId) -> Option<NonZeroU64> {
-        let seq = self.lock_seqs.entry(lock).or_insert(0);
-        *seq += 1;
-        NonZeroU64::new(*seq)
+    fn next_seq(&mut self, lock: LockId) -> NonZeroU64 {
+        let last = self.lock_seqs.entry(lock).or_insert(0);
+        let seq = NonZeroU64::MIN.saturating_add(*last);
+        *last = seq.get();
+        seq
     }
 
     fn string(&mut self, text: &str, definitions: &mut Vec<Definition>) -> StringId {

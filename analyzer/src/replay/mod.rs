@@ -304,8 +304,9 @@ impl Replay {
     /// [prefetches](Visitor::prefetches), replay runs 8 events ahead of the
     /// visits and shows each event to its `prefetch_for` first: a variable's state (one per
     /// variable, and programs annotate many) is then in cache by the time its access is
-    /// checked. Lock and actor state stays in cache anyway, and on traces without accesses
-    /// the lookahead costs more than it saves. (Reading ahead changes nothing the detectors
+    /// checked. On traces without accesses the lookahead costs more than it saves: the
+    /// detectors fetch a lock's state when the lock is taken, a few events before its
+    /// release and nested acquisitions need it. (Reading ahead changes nothing the detectors
     /// see: the order does not depend on the state, and definitions read early only name
     /// what later events use.)
     pub fn visit<V: Visitor + ?Sized>(&mut self, visitor: &mut V) {

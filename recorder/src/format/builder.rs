@@ -253,10 +253,11 @@ impl TraceBuilder {
         id
     }
 
-    fn next_seq(&mut self, lock: LockId) -> Option<NonZeroU64> {
-        let seq = self.lock_seqs.entry(lock).or_insert(0);
-        *seq += 1;
-        NonZeroU64::new(*seq)
+    fn next_seq(&mut self, lock: LockId) -> NonZeroU64 {
+        let last = self.lock_seqs.entry(lock).or_insert(0);
+        let seq = NonZeroU64::MIN.saturating_add(*last);
+        *last = seq.get();
+        seq
     }
 }
 
@@ -413,12 +414,12 @@ impl Actor<'_> {
     }
 
     fn acquire_with(self, lock: LockId, mode: LockMode, site: SiteId, via_try: bool) -> Self {
-        let seq = self.builder.next_seq(lock);
+        let seq = Some(self.builder.next_seq(lock));
         self.event(EventKind::LockAcquired { lock, mode, site, seq, via_try })
     }
 
     fn release_with(self, lock: LockId, mode: LockMode, poisoned: bool) -> Self {
-        let seq = self.builder.next_seq(lock);
+        let seq = Some(self.builder.next_seq(lock));
         self.event(EventKind::LockReleased { lock, mode, seq, poisoned })
     }
 }

@@ -29,8 +29,8 @@ pub(crate) enum Actor {
 /// The holders of one lock and its sequence counter.
 #[derive(Debug, Default)]
 pub(crate) struct Holders {
-    /// The number of the lock's last operation.
-    last_seq: Option<NonZeroU64>,
+    /// The number of the lock's last operation (0 before the first).
+    seq: u64,
     /// Permits (1 for a mutex; a rwlock's writers are checked by mode).
     capacity: Option<usize>,
     holders: Vec<(Actor, LockMode)>,
@@ -45,8 +45,8 @@ pub(crate) struct Holders {
 
 impl Holders {
     fn next(&mut self) -> NonZeroU64 {
-        let seq = self.last_seq.map_or(NonZeroU64::MIN, |last| last.saturating_add(1));
-        self.last_seq = Some(seq);
+        let seq = NonZeroU64::MIN.saturating_add(self.seq);
+        self.seq = seq.get();
         seq
     }
 
