@@ -207,12 +207,17 @@ impl Local {
     }
 
     /// Holds `event`; `Some(outcome)` if it was held.
+    ///
+    /// With no room to hold it, what is held is published as it stands and `event` goes the
+    /// ordinary way ([`publish`](Self::publish)), so the session's [`OverflowPolicy`] decides
+    /// whether it waits for room or is dropped and counted: `None`, nothing is held.
     fn hold_event(&mut self, event: RawEvent) -> Option<Held> {
         let producer = self.producer.as_mut()?;
         match producer.hold(event) {
             Ok(outcome) => Some(outcome),
             Err(Full::Full) => {
-                producer.count_dropped();
+                self.settle();
+                self.publish(event);
                 None
             }
         }

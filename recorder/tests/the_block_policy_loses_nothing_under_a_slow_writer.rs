@@ -1,0 +1,146 @@
+//! `OverflowPolicy::Block` promises that nothing is lost: tokio tasks contending one of
+//! tokio's mutexes (recorded through tokio's instrumentation, where a poll's events are *held*
+//! until the poll is told apart from a drop) record into a FIFO that the test reads slowly,
+//! through small buffers. With `Block` the trace has every acquisition and no gap; the same
+//! load with the default `Drop` does lose events, so the load really overflows the buffers.
+#![cfg(all(feature = "record", unix))]
+
+mod child;
+
+use hindsight_recorder::format::{EventKind, Item, TraceReader};
+use hindsight_recorder::{OverflowPolicy, Recorder};
+use std::io::Read;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing_subscriber::prelude::*;
+
+const TASKS: u64 = 8;
+const ROUNDS: u64 = 5_000;
+/// Events per thread buffer: a few held polls fill it.
+const BUFFER_EVENTS: usize = 256;
+
+/// The child: records the load into the FIFO named by `HINDSIGHT_TRACE` with the policy its
+/// role names, and prints what the recorder counted.
+#[test]
+fn child_recording_tasks_into_a_slow_pipe() {
+    let policy = match child::role().as_deref() {
+        Some("block") => OverflowPolicy::Block,
+        Some("drop") => OverflowPolicy::Drop,
+        _ => return,
+    };
+    tracing_subscriber::registry().with(Recorder::layer()).init();
+    let path = std::env::var_os(hindsight_recorder::TRACE_VAR).unwrap();
+    // Opening the FIFO waits for the test to open its end.
+    let (_layer, guard) = Recorder::builder()
+        .path(path)
+        .buffer_events(BUFFER_EVENTS)
+        .overflow(policy)
+        .build()
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+    let total = runtime.block_on(async {
+        let counter = Arc::new(tokio::sync::Mutex::new(0u64));
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|_| {
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    for i in 0..ROUNDS {
+                        *counter.lock().await += 1;
+                        if i % 32 == 0 {
+                            tokio::task::yield_now().await;
+                        }
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let total = *counter.lock().await;
+        total
+    });
+    drop(runtime);
+    let summary = guard.finish().unwrap();
+    println!("total={total} dropped={}", summary.dropped);
+}
+
+/// What the test read back of one child's recording.
+struct Recorded {
+    /// What the child's recorder counted as dropped.
+    dropped: u64,
+    /// Gap events in the trace.
+    gaps: u64,
+    /// Acquisitions of the busiest lock.
+    acquisitions: u64,
+}
+
+/// Runs the child with `role`, reading its trace through a FIFO at about 1 MB/s.
+fn record_through_a_slow_pipe(role: &str) -> Recorded {
+    let dir = std::env::temp_dir()
+        .join("hindsight-recorder-tests")
+        .join(format!("block-policy-{role}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("slow.fifo");
+    let name = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid C string; creates a FIFO in the test's own directory.
+    assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+    let process = child::command("child_recording_tasks_into_a_slow_pipe", role)
+        .env(hindsight_recorder::TRACE_VAR, &fifo)
+        .spawn()
+        .unwrap();
+    let mut pipe = std::fs::File::open(&fifo).unwrap();
+    let mut trace = Vec::new();
+    let mut chunk = vec![0u8; 16 << 10];
+    loop {
+        let n = pipe.read(&mut chunk).unwrap();
+        if n == 0 {
+            break;
+        }
+        trace.extend_from_slice(&chunk[..n]);
+        std::thread::sleep(Duration::from_millis(15));
+    }
+    let output = process.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let field = |key| child::field(&stdout, key).unwrap_or_else(|| panic!("{key} in {stdout}"));
+    assert_eq!(field("total"), TASKS * ROUNDS, "the program itself ran to its end");
+
+    let mut reader = TraceReader::from_reader(&trace[..], "slow.fifo").unwrap();
+    let mut gaps = 0;
+    let mut acquisitions = std::collections::HashMap::new();
+    for item in &mut reader {
+        if let Item::Events(batch) = item {
+            for event in batch {
+                match event.kind {
+                    EventKind::Gap { .. } => gaps += 1,
+                    EventKind::LockAcquired { lock, .. } => {
+                        *acquisitions.entry(lock).or_insert(0u64) += 1;
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    assert_eq!(reader.tail(), Some(&hindsight_recorder::format::Tail::Complete));
+    let _ = std::fs::remove_dir_all(&dir);
+    Recorded {
+        dropped: field("dropped"),
+        gaps,
+        acquisitions: acquisitions.values().copied().max().unwrap_or(0),
+    }
+}
+
+#[test]
+fn the_block_policy_records_every_event_of_held_polls_under_a_slow_writer() {
+    if child::role().is_some() {
+        return;
+    }
+    let dropping = record_through_a_slow_pipe("drop");
+    assert!(dropping.dropped > 0 && dropping.gaps > 0, "the load overflows the buffers");
+
+    let blocking = record_through_a_slow_pipe("block");
+    assert_eq!((blocking.dropped, blocking.gaps), (0, 0), "Block loses nothing");
+    // Every acquisition of the tasks, and the final read of the counter.
+    assert_eq!(blocking.acquisitions, TASKS * ROUNDS + 1);
+}
