@@ -248,3 +248,60 @@ fn user_defined_locks_follow_the_tracing_convention() {
     assert_eq!(defs, [LockKind::Custom, LockKind::Custom]);
     let _ = std::fs::remove_file(&path);
 }
+
+/// Span propagation: a task hands its own span to another task, which instruments its work
+/// with it (`.instrument(span)`, as actor crates do with the sender's span). tokio enters the
+/// `listener`'s span only to poll it; the `worker`'s enters of it happen inside the worker's
+/// own polls and are not polls of `listener`, and what runs there is the worker's.
+#[test]
+fn entering_another_tasks_span_inside_a_poll_is_not_a_poll_of_it() {
+    use tracing::Instrument;
+    let _turn = serial();
+    install();
+    let path = trace_path("span-propagation");
+    let (_layer, guard) = Recorder::builder().path(&path).build().unwrap();
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    const JOBS: usize = 20;
+    runtime.block_on(async {
+        let (spans, mut received) = tokio::sync::mpsc::channel::<tracing::Span>(1);
+        let listener = tokio::task::Builder::new()
+            .name("listener")
+            .spawn(async move {
+                spans.send(tracing::Span::current()).await.unwrap();
+            })
+            .unwrap();
+        let worker = tokio::task::Builder::new()
+            .name("worker")
+            .spawn(async move {
+                let span = received.recv().await.unwrap();
+                let state = tokio::sync::Mutex::new(0);
+                for _ in 0..JOBS {
+                    async {
+                        *state.lock().await += 1;
+                        tokio::task::yield_now().await;
+                    }
+                    .instrument(span.clone())
+                    .await;
+                }
+            })
+            .unwrap();
+        listener.await.unwrap();
+        worker.await.unwrap();
+    });
+    drop(runtime);
+    guard.finish().unwrap();
+
+    let trace = Trace::read(&path);
+    let (listener, worker) = (trace.task_named("listener"), trace.task_named("worker"));
+    let listener_polls =
+        kinds_of(&trace, listener).iter().filter(|k| **k == EventKind::PollStarted).count();
+    assert!(listener_polls <= 2, "the listener ran once or twice, not {listener_polls} times");
+    let worker_kinds = kinds_of(&trace, worker);
+    let acquired =
+        worker_kinds.iter().filter(|k| matches!(k, EventKind::LockAcquired { .. })).count();
+    assert_eq!(acquired, JOBS, "the worker's acquisitions are the worker's: {worker_kinds:?}");
+    let worker_polls = worker_kinds.iter().filter(|k| **k == EventKind::PollStarted).count();
+    assert!(worker_polls > JOBS, "one poll per yield, at least: {worker_polls}");
+    let _ = std::fs::remove_file(&path);
+}

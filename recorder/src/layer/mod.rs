@@ -78,8 +78,9 @@ use tracing_subscriber::registry::LookupSpan;
 #[derive(Debug, Clone)]
 enum SpanKind {
     /// A tokio task of the session `generation`. `adopted`: spawned by `task::spawn`, which
-    /// records it (and retires it) itself.
-    Task { task: TaskId, adopted: bool, generation: u64 },
+    /// records it (and retires it) itself. `container`: a `block_on` future or a blocking-pool
+    /// launch, inside which other tasks are polled (a `LocalSet`'s, a worker thread's).
+    Task { task: TaskId, adopted: bool, container: bool, generation: u64 },
     /// A tokio lock the recorder records.
     Resource(Arc<Resource>),
     /// The internal semaphore of a recorded tokio `Semaphore`.
@@ -115,6 +116,21 @@ struct Entered {
     id: span::Id,
     kind: SpanKind,
     previous_task: Option<TaskId>,
+    /// A task's span entered by tokio to poll it (see [`Recorder::on_enter`]).
+    poll: bool,
+}
+
+/// Whether a task's poll is open on this thread, other than a container's (a `block_on`
+/// future or a blocking-pool launch, inside which tasks are polled).
+fn inside_a_poll() -> bool {
+    STACK
+        .try_with(|stack| {
+            let Ok(stack) = stack.try_borrow() else { return false };
+            stack
+                .iter()
+                .any(|e| e.poll && matches!(e.kind, SpanKind::Task { container: false, .. }))
+        })
+        .unwrap_or(false)
 }
 
 thread_local! {
@@ -157,7 +173,7 @@ impl Recorder {
 
     fn new_task_span(&self, fields: Fields) -> Option<SpanKind> {
         if let Some(task) = local::take_adopt() {
-            return Some(SpanKind::Task { task, adopted: true, generation: 0 });
+            return Some(SpanKind::Task { task, adopted: true, container: false, generation: 0 });
         }
         local::with(|ctx| {
             let mut registry = session::lock(&ctx.session().registry);
@@ -173,7 +189,9 @@ impl Recorder {
             let task = registry.task(fields.task_name.as_deref(), kind, site, fields.task_id);
             drop(registry);
             ctx.record(EventKind::TaskSpawned { task, site });
-            SpanKind::Task { task, adopted: false, generation: ctx.generation() }
+            // A blocking-pool thread runs inside its launch's span (tokio's workers too).
+            let container = matches!(kind, "block_on" | "blocking");
+            SpanKind::Task { task, adopted: false, container, generation: ctx.generation() }
         })
     }
 
@@ -442,8 +460,14 @@ where
         else {
             return;
         };
+        // tokio enters a task's span to poll it, on a thread where no other task is being
+        // polled (but for containers: a worker inside its launch, a `LocalSet`'s tasks inside
+        // a `block_on`). Code that propagates
+        // spans (`.instrument(Span::current())`, an actor carrying its sender's span) enters
+        // a task's span inside some task's poll: that is not a poll of the task.
+        let poll = matches!(kind, SpanKind::Task { .. }) && !inside_a_poll();
         let previous_task = match kind {
-            SpanKind::Task { task, adopted: false, .. } => {
+            SpanKind::Task { task, adopted: false, .. } if poll => {
                 let previous = local::set_current_task(Some(task));
                 local::with(|ctx| ctx.tokio_task_entered(task));
                 previous
@@ -452,7 +476,7 @@ where
         };
         let _ = STACK.try_with(|stack| {
             if let Ok(mut stack) = stack.try_borrow_mut() {
-                stack.push(Entered { id: id.clone(), kind, previous_task });
+                stack.push(Entered { id: id.clone(), kind, previous_task, poll });
             }
         });
     }
@@ -467,7 +491,8 @@ where
             .ok()
             .flatten();
         let Some(entered) = entered else { return };
-        if let SpanKind::Task { task, adopted: false, .. } = entered.kind {
+        if let (SpanKind::Task { task, adopted: false, .. }, true) = (&entered.kind, entered.poll) {
+            let task = *task;
             local::with(|ctx| ctx.tokio_task_exited(task));
             local::set_current_task(entered.previous_task);
         }
@@ -483,7 +508,7 @@ where
             return;
         };
         match kind {
-            SpanKind::Task { task, adopted: false, generation } => {
+            SpanKind::Task { task, adopted: false, generation, .. } => {
                 local::with(|ctx| ctx.tokio_task_closed(task));
                 local::retire_entity(generation, Entity::Task(task));
             }
