@@ -6,7 +6,7 @@ mod common;
 use common::{analyze, of_kind, sites, strings};
 use hindsight_analyzer::report::{Detail, Severity};
 use hindsight_analyzer::{analyze_bytes, AnalyzeOptions, FindingKind};
-use hindsight_recorder::format::{LockKind, TraceBuilder};
+use hindsight_recorder::format::{LockId, LockKind, TraceBuilder};
 
 const MS: u64 = 1_000_000;
 
@@ -134,9 +134,15 @@ fn a_long_poll_blocks_the_worker_but_the_blocking_pool_may_block() {
 
 /// Eight threads queue on `metrics` for up to 150 ms; `quiet` is taken without waiting.
 fn contended() -> TraceBuilder {
+    contended_by(8, TraceBuilder::mutex)
+}
+
+/// `workers` threads queue on `metrics` (made by `make`), each waiting 20 ms and holding one
+/// ms longer than the last; `quiet` is taken without waiting.
+fn contended_by(workers: usize, make: fn(&mut TraceBuilder, &str) -> LockId) -> TraceBuilder {
     let mut b = TraceBuilder::new("hot");
-    let threads: Vec<_> = (0..8).map(|i| b.thread(&format!("worker-{i}"))).collect();
-    let metrics = b.mutex("metrics");
+    let threads: Vec<_> = (0..workers).map(|i| b.thread(&format!("worker-{i}"))).collect();
+    let metrics = make(&mut b, "metrics");
     let quiet = b.mutex("quiet");
     let (hot_path, record) = (b.site("src/metrics.rs", 30, 22), b.site("src/metrics.rs", 12, 9));
     for (i, &t) in threads.iter().enumerate() {
@@ -189,6 +195,25 @@ fn the_lock_with_long_waits_is_the_only_hotspot() {
     assert_eq!(found.len(), 1);
     let Detail::ContentionHotspot(detail) = &found[0].detail else { panic!() };
     assert_eq!(detail.wait_share, 1.0);
+}
+
+#[test]
+fn one_long_wait_is_no_hotspot_and_a_read_write_lock_is_not_told_to_become_one() {
+    let options = AnalyzeOptions { wait_threshold_ns: 15 * MS, ..AnalyzeOptions::default() };
+    let analyze_with = |b: TraceBuilder| analyze_bytes(vec![("t".into(), b.build())], &options);
+    let report = analyze_with(contended_by(2, TraceBuilder::mutex)).unwrap();
+    let statistics = report.locks.iter().find(|l| l.name == "metrics").unwrap();
+    assert_eq!(statistics.contended, 2, "both waits are in the statistics");
+    assert!(of_kind(&report, FindingKind::ContentionHotspot).is_empty(), "{:#?}", report.findings);
+
+    let report = analyze_with(contended_by(8, TraceBuilder::rwlock)).unwrap();
+    let found = of_kind(&report, FindingKind::ContentionHotspot);
+    assert_eq!(found.len(), 1, "{:#?}", report.findings);
+    let help = found[0].help.as_deref().unwrap();
+    assert!(help.contains("split the lock") && !help.contains("read-write"), "{help}");
+    let report = analyze_with(contended()).unwrap();
+    let help = of_kind(&report, FindingKind::ContentionHotspot)[0].help.clone().unwrap();
+    assert!(help.contains("use a read-write lock if most holders only read"), "{help}");
 }
 
 /// ```text

@@ -11,6 +11,7 @@
 //! 100 ms by default), or when it accounts for most of the trace's lock wait time and its
 //! waits are long enough to matter: a p99 wait of at least a tenth of the threshold. (Many
 //! tasks briefly queueing on one lock add up to a large total without anyone being slowed.)
+//! Either way it takes a few contended acquisitions ([`MIN_CONTENDED`]), not one long wait.
 //! Semaphores get statistics but no finding: waiting for a permit is the admission control
 //! they exist for.
 
@@ -43,6 +44,10 @@ const MOST_OF_THE_WAIT: f64 = 0.5;
 
 /// ...and its p99 wait is at least the wait threshold divided by this.
 const SIGNIFICANT_P99_DIVISOR: u64 = 10;
+
+/// A hotspot has at least this many contended acquisitions: one long wait is an incident of
+/// its own (in the lock's statistics), not a lock that keeps making its users wait.
+const MIN_CONTENDED: u64 = 5;
 
 /// The bins (the counts) of an HDR histogram of those bounds, as the histogram sets them up:
 /// values below `2^(UNIT_MAGNITUDE + HALF_MAGNITUDE + 1)` fill the first `2^(HALF_MAGNITUDE + 1)`
@@ -754,7 +759,8 @@ impl Detector for Contention {
             let long_wait = wait.max_ns >= self.wait_threshold_ns;
             let significant = wait.p99_ns >= self.wait_threshold_ns / SIGNIFICANT_P99_DIVISOR;
             let most_wait = share > MOST_OF_THE_WAIT && significant;
-            if long_wait || most_wait {
+            let recurring = statistics[index].contended >= MIN_CONTENDED;
+            if recurring && (long_wait || most_wait) {
                 let lock = LockId(index as u32);
                 findings.push(hotspot(
                     cx,
@@ -841,9 +847,14 @@ fn hotspot(
             finding.sites.push(cx.site_ref(site, role));
         }
     }
+    let read_write = if cx.trace.lock(lock).kind == LockKind::RwLock {
+        ""
+    } else {
+        ", or use a read-write lock if most holders only read"
+    };
     finding.help = Some(format!(
         "shorten the critical sections of `{name}` at the top holding sites (move work out of the \
-         lock), split the lock, or use a read-write lock if most holders only read"
+         lock), or split the lock{read_write}"
     ));
     finding.detail = Detail::ContentionHotspot(HotspotDetail {
         lock: name,
