@@ -88,6 +88,7 @@ pub fn analyze(mut replay: Replay, options: &AnalyzeOptions) -> Result<Report, A
         tasks: tasks(&replay),
         lock_orders: suite.lock_order().map_or_else(Vec::new, |graph| lock_orders(&cx, graph)),
     };
+    report.group_repeats();
     report.sort_findings();
     Ok(report)
 }

@@ -80,3 +80,39 @@ fn a_lock_passed_to_another_thread_and_released_there_is_not_stale() {
     b.on(tb).release(m).finish();
     assert_eq!(analyze(&b).findings, vec![]);
 }
+
+/// Six workers each leak the guard of their own connection lock, all made by one constructor
+/// line and taken at one line: one bug, met six times, is one finding that names every
+/// worker. A lock made elsewhere and leaked at the same line is another bug.
+#[test]
+fn the_same_leak_by_many_workers_is_one_finding_with_its_instances() {
+    use hindsight_recorder::format::LockKind;
+    let mut b = TraceBuilder::new("pool");
+    let main = b.thread("main");
+    let (made, taken) = (b.site("src/pool.rs", 40, 17), b.site("src/worker.rs", 30, 5));
+    for i in 0..6 {
+        let worker = b.thread(&format!("worker-{i}"));
+        let connection = b.lock(LockKind::Mutex, true, None, Some(made));
+        b.on(worker).start().acquire(connection, taken).advance(1_000).finish();
+    }
+    let elsewhere = b.site("src/admin.rs", 9, 5);
+    let other = b.lock(LockKind::Mutex, true, None, Some(elsewhere));
+    let admin = b.thread("admin");
+    b.on(admin).start().acquire(other, taken).finish();
+    b.on(main).mark("done");
+    let report = analyze(&b);
+    assert_eq!(report.findings.len(), 2, "{:#?}", report.findings);
+    let pool = &report.findings[0];
+    assert_eq!(pool.instances.len(), 6);
+    let workers: Vec<String> = (0..6).map(|i| format!("worker-{i}")).collect();
+    assert_eq!(pool.threads, workers, "every worker, in the order they leaked");
+    // (An unnamed lock is named after its creation site, as its class is.)
+    assert_eq!(pool.locks, strings(&["src/pool.rs:40:17"]));
+    assert!(
+        pool.evidence.last().unwrap().starts_with("the same happened 6 times in all"),
+        "{:?}",
+        pool.evidence
+    );
+    let admin = &report.findings[1];
+    assert_eq!((admin.threads.clone(), admin.instances.len()), (strings(&["admin"]), 0));
+}

@@ -10,6 +10,7 @@
 //! `sites`, `time_ns`. Change those names only on purpose.
 
 pub mod json;
+mod repeats;
 pub mod sarif;
 pub mod text;
 
@@ -182,6 +183,39 @@ pub struct Finding {
     pub help: Option<String>,
     /// Kind-specific detail.
     pub detail: Detail,
+    /// When the same finding (kind, severity, sites, lock classes) was met more than once:
+    /// each time it was, the first one included (see [`Report::group_repeats`]); empty when
+    /// it was met once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instances: Vec<FindingInstance>,
+}
+
+/// One occurrence of a finding that was met several times.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FindingInstance {
+    /// Its own title.
+    pub title: String,
+    /// Its locks (display names).
+    pub locks: Vec<String>,
+    /// Its threads.
+    pub threads: Vec<String>,
+    /// Its tasks.
+    pub tasks: Vec<String>,
+    /// When it happened.
+    pub time_ns: u64,
+}
+
+impl FindingInstance {
+    /// The occurrence that `finding` describes.
+    fn of(finding: &Finding) -> Self {
+        FindingInstance {
+            title: finding.title.clone(),
+            locks: finding.locks.clone(),
+            threads: finding.threads.clone(),
+            tasks: finding.tasks.clone(),
+            time_ns: finding.time_ns,
+        }
+    }
 }
 
 impl Finding {
@@ -200,6 +234,7 @@ impl Finding {
             evidence: Vec::new(),
             help: None,
             detail: Detail::None,
+            instances: Vec::new(),
         }
     }
 }
