@@ -78,7 +78,9 @@ pub use defs::{
     ChannelDef, Definition, Header, LockDef, LockKind, SiteDef, TaskDef, ThreadDef, VarDef,
 };
 pub use event::{Event, EventKind, LockMode};
-pub use frame::{CHUNK_HEADER_LEN, FORMAT_VERSION, MAGIC, MAX_CHUNK_LEN, OLDEST_READABLE_VERSION};
+pub use frame::{
+    CHUNK_HEADER_LEN, FORMAT_VERSION, MAGIC, MAX_CHUNK_LEN, OLDEST_READABLE_VERSION, SYNC,
+};
 pub use ids::{ChannelId, LockId, SiteId, StringId, TaskId, ThreadId, VarId};
-pub use reader::{Item, ReadError, Tail, TraceReader, Unit};
+pub use reader::{Damage, Item, ReadError, Tail, TraceReader, Unit};
 pub use writer::{TraceWriter, MAX_EVENTS_PER_CHUNK, MAX_STRING_LEN};
