@@ -66,10 +66,13 @@ impl Rng {
 
 #[test]
 fn twenty_random_flips_of_a_large_trace_keep_99_percent_of_its_events() {
-    let bytes = in_current_format(trace("traces/ordered_hierarchy.trace"));
+    let committed = trace("traces/ordered_hierarchy.trace");
+    let committed_len = committed.len();
+    let bytes = in_current_format(committed);
     let intact = events_read(&bytes);
+    eprintln!("{committed_len} bytes as committed, {} in the current format", bytes.len());
     assert!(intact > 100_000, "{intact}");
-    let mut rng = Rng(0x5eed_0f_f11b5);
+    let mut rng = Rng(0x05ee_d0ff_11b5);
     let mut shares = Vec::new();
     for _ in 0..20 {
         let mut flipped = bytes.clone();
@@ -158,6 +161,9 @@ fn the_frozen_version_1_trace_reads_with_its_findings() {
     let bytes = trace("tests/data/v1/incident_hang.trace");
     assert_eq!(bytes[4..8], 1u32.to_le_bytes(), "a version 1 trace");
     assert_eq!(events_read(&bytes), 2420);
+    let current = in_current_format(bytes.clone());
+    eprintln!("{} bytes in version 1, {} in the current format", bytes.len(), current.len());
+    assert_eq!(events_read(&current), 2420);
     let options = AnalyzeOptions::default();
     let report = analyze_bytes(vec![("v1.trace".into(), bytes)], &options).unwrap();
     assert_eq!(report.trace.files[0].format_version, 1);
