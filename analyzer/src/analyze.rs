@@ -165,6 +165,7 @@ fn summary(replay: &Replay) -> TraceSummary {
                 .map(|d| DamagedRegion {
                     offset: d.offset,
                     bytes: d.bytes,
+                    recovered_bytes: d.recovered_bytes,
                     events_lost: d.events,
                     threads: d
                         .threads

@@ -189,7 +189,7 @@ impl TraceInfo {
             let events: u64 = self.damage.iter().map(|d| d.events).sum();
             let _ = writeln!(
                 out,
-                "DAMAGED TRACE: {} damaged regions skipped ({bytes} bytes, about {events} events \
+                "DAMAGED TRACE: {} damaged region(s) skipped ({bytes} bytes, about {events} events \
                  lost)",
                 self.damage.len()
             );

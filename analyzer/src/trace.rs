@@ -538,6 +538,26 @@ impl Trace {
         self.slot_lock.get(slot as usize).copied()
     }
 
+    /// One line saying which files were damaged and what was lost, if any was; for outputs
+    /// that must say so before anything else (see DESIGN.md, "The command line").
+    pub fn damage_note(&self) -> Option<String> {
+        let damaged: Vec<String> = self
+            .processes
+            .iter()
+            .filter(|p| p.is_damaged())
+            .map(|p| {
+                let bytes: u64 = p.damage.iter().map(|d| d.bytes).sum();
+                let events: u64 = p.damage.iter().map(|d| d.events).sum();
+                format!(
+                    "{}: {} damaged region(s) skipped ({bytes} bytes, about {events} events lost)",
+                    p.path,
+                    p.damage.len()
+                )
+            })
+            .collect();
+        (!damaged.is_empty()).then(|| format!("DAMAGED TRACE: {}", damaged.join("; ")))
+    }
+
     /// The merged id of thread `raw` of `process`, if the file used it.
     pub(crate) fn thread_of(&self, process: usize, raw: ThreadId) -> Option<ThreadId> {
         self.maps.get(process)?.threads.get(raw.0).map(ThreadId)

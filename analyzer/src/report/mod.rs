@@ -370,6 +370,10 @@ pub struct DamagedRegion {
     pub offset: u64,
     /// Its length in bytes.
     pub bytes: u64,
+    /// Of those, bytes whose content was read again from the copy written after them (the
+    /// header and definitions are written twice).
+    #[serde(default)]
+    pub recovered_bytes: u64,
     /// An estimate of the events it held (0 if it held only definitions read again from their
     /// copy).
     pub events_lost: u64,

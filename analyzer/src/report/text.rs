@@ -123,9 +123,14 @@ fn damage_note(out: &mut String, report: &Report) {
             } else {
                 format!("; events of {} lost", region.threads.join(", "))
             };
+            let recovered = if region.recovered_bytes == region.bytes {
+                "; its content was read again from its copy"
+            } else {
+                ""
+            };
             let _ = writeln!(
                 out,
-                "  at offset {}: {} bytes ({}){threads}",
+                "  at offset {}: {} bytes ({}){threads}{recovered}",
                 region.offset, region.bytes, region.reason
             );
         }
