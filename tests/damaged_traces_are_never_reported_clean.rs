@@ -196,19 +196,17 @@ fn a_flip_in_a_version_1_trace_is_skipped_by_scanning_for_the_next_chunk() {
     assert_eq!(options.exit_code(&report), 1);
 }
 
-/// Offsets of the version 2 chunks of `bytes`: `(start, kind byte, thread and batch of an
-/// event batch)`.
-fn chunks(bytes: &[u8]) -> Vec<(usize, u8, Option<(u32, u32)>)> {
+/// Where the version 2 chunk that holds batch `batch` of thread `thread` starts.
+fn batch_chunk(bytes: &[u8], thread: u32, batch: u32) -> Option<usize> {
     let word = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
-    let mut out = Vec::new();
     let mut at = 8;
     while at + 12 < bytes.len() {
-        let kind = bytes[at + 12];
-        let batch = (kind == 1).then(|| (word(at + 13), word(at + 17)));
-        out.push((at, kind, batch));
+        if bytes[at + 12] == 1 && (word(at + 13), word(at + 17)) == (thread, batch) {
+            return Some(at);
+        }
         at += 12 + word(at + 4) as usize;
     }
-    out
+    None
 }
 
 /// ```text
@@ -229,11 +227,7 @@ fn only_the_thread_whose_batch_was_lost_is_uncertain() {
     b.on(worker).start().acquire(cache, site).finish();
     b.on(main).acquire(db2, site).finish();
     let mut bytes = b.build();
-    let first_batch_of_main = chunks(&bytes)
-        .into_iter()
-        .find(|(_, _, batch)| *batch == Some((main.0, 0)))
-        .expect("main's first batch")
-        .0;
+    let first_batch_of_main = batch_chunk(&bytes, main.0, 0).expect("main's first batch");
     bytes[first_batch_of_main + 30] ^= 0x40;
 
     let options = AnalyzeOptions::default();
