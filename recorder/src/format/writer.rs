@@ -17,6 +17,11 @@ use std::io::{self, Write};
 /// 10 KiB of a lock-heavy trace); large enough that framing costs about 0.01 bytes per event.
 pub const MAX_EVENTS_PER_CHUNK: usize = 2048;
 
+/// The most threads whose batch numbers a writer keeps. Past it the numbers start again at 0
+/// for every thread (a reader takes a number that goes back as no loss), so that a program
+/// that runs a thread per request for days does not grow the map without bound.
+const MAX_NUMBERED_THREADS: usize = 1 << 16;
+
 /// Definitions are grouped into chunks of about this many encoded bytes.
 const DEFINITIONS_CHUNK_BYTES: usize = 256 << 10;
 
@@ -75,6 +80,10 @@ impl<W: Write> TraceWriter<W> {
         for run in events.chunk_by(|a, b| a.thread == b.thread) {
             for part in run.chunks(MAX_EVENTS_PER_CHUNK) {
                 let thread = part[0].thread;
+                if self.batches.len() >= MAX_NUMBERED_THREADS && !self.batches.contains_key(&thread)
+                {
+                    self.batches.clear();
+                }
                 let next = self.batches.entry(thread).or_insert(0);
                 let kind = ChunkKind::Batch { thread: thread.0, batch: *next };
                 *next = next.wrapping_add(1);
