@@ -188,17 +188,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Export { traces, chrome, dot } => {
             drop(out);
             let replay = hindsight_analyzer::replay::Replay::open(&traces)?;
-            let (written, path) = match (chrome, dot) {
+            let (damage, written, path) = match (chrome, dot) {
                 (Some(path), _) => {
                     let summary = export::to_file(&path, |out| export::chrome::write(replay, out))?;
-                    (summary.to_string(), path)
+                    (summary.damage.clone(), summary.to_string(), path)
                 }
                 (None, Some(path)) => {
                     let summary = export::to_file(&path, |out| export::dot::write(replay, out))?;
-                    (summary.to_string(), path)
+                    (summary.damage.clone(), summary.to_string(), path)
                 }
                 (None, None) => anyhow::bail!("give --chrome OUT.json or --dot OUT.dot"),
             };
+            if let Some(damage) = damage {
+                eprintln!("{damage}");
+            }
             eprintln!("wrote {written} to {}", path.display());
             return Ok(ExitCode::SUCCESS);
         }

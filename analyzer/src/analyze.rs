@@ -7,8 +7,8 @@ use crate::detect::{Context, LockOrder, Suite};
 use crate::error::AnalyzeError;
 use crate::replay::{Actor, Replay};
 use crate::report::{
-    ClassTotals, FileSummary, Finding, FindingKind, LockEntry, LockOrderEdge, LockStatistics,
-    Report, Severity, TaskEntry, ThreadEntry, TraceSummary,
+    ClassTotals, DamagedRegion, FileSummary, Finding, FindingKind, LockEntry, LockOrderEdge,
+    LockStatistics, Report, Severity, TaskEntry, ThreadEntry, TraceSummary,
 };
 use crate::trace::{ClassId, Trace};
 use hindsight_recorder::format::{LockId, TaskId, ThreadId};
@@ -45,8 +45,14 @@ impl AnalyzeOptions {
     }
 
     /// The exit status of `hindsight analyze` for `report`: 1 if any finding is at or above
-    /// [`fail_on`](Self::fail_on), else 0. (2, an unreadable trace, is an error instead.)
+    /// [`fail_on`](Self::fail_on), or if a damaged region of a trace was skipped (whatever
+    /// `fail_on` says: the trace may hide findings), else 0; 2 if the trace is damaged and no
+    /// event could be read. (2, an unreadable trace, is otherwise an error.) A truncated tail
+    /// alone changes nothing: it is the normal end of a killed process.
     pub fn exit_code(&self, report: &Report) -> u8 {
+        if report.trace.damaged {
+            return if report.trace.events == 0 { 2 } else { 1 };
+        }
         u8::from(report.fails(self.fail_on))
     }
 }
@@ -80,6 +86,7 @@ pub fn analyze(mut replay: Replay, options: &AnalyzeOptions) -> Result<Report, A
     let mut findings: Vec<Finding> = Vec::new();
     let cx = Context { trace: replay.trace(), state: replay.state() };
     suite.finish(&cx, &mut findings);
+    demote_uncertain(replay.trace(), &mut findings);
     let (lock_statistics, class_statistics) = suite.contention_mut().statistics(&cx);
     let mut report = Report {
         trace: summary(&replay),
@@ -91,6 +98,25 @@ pub fn analyze(mut replay: Replay, options: &AnalyzeOptions) -> Result<Report, A
     report.group_repeats();
     report.sort_findings();
     Ok(report)
+}
+
+/// Makes `info` every finding about a thread whose events were partly lost in a damaged
+/// region, and names the loss: what replay believes about that thread is uncertain, and a
+/// loss never produces an error (see "Lost events" in DESIGN.md).
+fn demote_uncertain(trace: &Trace, findings: &mut [Finding]) {
+    for process in trace.processes() {
+        for &thread in &process.lost_threads {
+            let name = trace.thread_name(thread);
+            for finding in findings.iter_mut().filter(|f| f.threads.contains(&name)) {
+                finding.severity = Severity::Info;
+                finding.evidence.push(format!(
+                    "uncertain: events of thread `{name}` were lost in a damaged part of {}; \
+                     this finding may rest on what was lost",
+                    process.path
+                ));
+            }
+        }
+    }
 }
 
 /// The lock-order graph, most frequent order first (then by class names).
@@ -117,7 +143,8 @@ fn summary(replay: &Replay) -> TraceSummary {
     let files: Vec<FileSummary> = trace
         .processes()
         .iter()
-        .map(|p| FileSummary {
+        .enumerate()
+        .map(|(process, p)| FileSummary {
             path: p.path.clone(),
             program: p.header.program.clone(),
             pid: p.header.pid,
@@ -133,6 +160,23 @@ fn summary(replay: &Replay) -> TraceSummary {
                 _ => None,
             },
             dropped_events: p.dropped_events,
+            damaged_regions: p
+                .damage
+                .iter()
+                .map(|d| DamagedRegion {
+                    offset: d.offset,
+                    bytes: d.bytes,
+                    recovered_bytes: d.recovered_bytes,
+                    events_lost: d.events,
+                    threads: d
+                        .threads
+                        .iter()
+                        .filter_map(|raw| trace.thread_of(process, *raw))
+                        .map(|t| trace.thread_name(t))
+                        .collect(),
+                    reason: d.reason.clone(),
+                })
+                .collect(),
         })
         .collect();
     let first = state.actors().filter_map(|(_, a)| a.first_seen_ns).min().unwrap_or(0);
@@ -150,6 +194,7 @@ fn summary(replay: &Replay) -> TraceSummary {
         })
         .collect();
     TraceSummary {
+        damaged: files.iter().any(|f| !f.damaged_regions.is_empty()),
         truncated_bytes: files.iter().map(|f| f.truncated_bytes).fold(0, u64::saturating_add),
         dropped_events: files.iter().map(|f| f.dropped_events).fold(0, u64::saturating_add),
         files,

@@ -2,7 +2,7 @@
 
 use crate::report::format_ns;
 use crate::source::{SourceError, TraceSource};
-use hindsight_recorder::format::{Definition, EventKind, Header, Item, StringId, Tail};
+use hindsight_recorder::format::{Damage, Definition, EventKind, Header, Item, StringId, Tail};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -44,6 +44,8 @@ pub struct TraceInfo {
     pub corruption: Option<String>,
     /// Events the recorder counted as lost (the sum of its gap markers).
     pub dropped_events: u64,
+    /// Regions of the file that were damaged and skipped.
+    pub damage: Vec<Damage>,
     /// The first marks, in file order: (time, label).
     pub marks: Vec<(u64, String)>,
 }
@@ -70,6 +72,7 @@ impl TraceInfo {
             truncated_bytes: 0,
             corruption: None,
             dropped_events: 0,
+            damage: Vec::new(),
             marks: Vec::new(),
         };
         let mut strings: HashMap<StringId, String> = HashMap::new();
@@ -110,6 +113,7 @@ impl TraceInfo {
         }
         let tail = reader.tail();
         info.truncated_bytes = tail.unread_bytes();
+        info.damage = reader.damage().to_vec();
         if let Tail::Corrupt { offset, reason, .. } = tail {
             info.corruption = Some(format!("at byte {offset}: {reason}"));
         }
@@ -164,6 +168,15 @@ impl TraceInfo {
             "truncated_bytes": self.truncated_bytes,
             "corruption": self.corruption,
             "dropped_events": self.dropped_events,
+            "damaged": !self.damage.is_empty(),
+            "damaged_regions": self.damage.iter().map(|d| json!({
+                "offset": d.offset,
+                "bytes": d.bytes,
+                "recovered_bytes": d.recovered_bytes,
+                "events_lost": d.events,
+                "threads": d.threads.iter().map(|t| t.0).collect::<Vec<_>>(),
+                "reason": d.reason,
+            })).collect::<Vec<_>>(),
             "marks": self.marks.iter().map(|(time_ns, label)| json!({"time_ns": time_ns, "label": label})).collect::<Vec<_>>(),
         })
     }
@@ -171,6 +184,29 @@ impl TraceInfo {
     /// The summary as text for people.
     pub fn render_text(&self) -> String {
         let mut out = String::new();
+        if !self.damage.is_empty() {
+            let bytes: u64 = self.damage.iter().map(|d| d.bytes).sum();
+            let events: u64 = self.damage.iter().map(|d| d.events).sum();
+            let _ = writeln!(
+                out,
+                "DAMAGED TRACE: {} damaged region(s) skipped ({bytes} bytes, about {events} events \
+                 lost)",
+                self.damage.len()
+            );
+            for d in &self.damage {
+                let threads: Vec<String> = d.threads.iter().map(|t| format!("#{}", t.0)).collect();
+                let threads = if threads.is_empty() {
+                    String::new()
+                } else {
+                    format!("; events of threads {} lost", threads.join(", "))
+                };
+                let _ = writeln!(
+                    out,
+                    "  at offset {}: {} bytes ({}){threads}",
+                    d.offset, d.bytes, d.reason
+                );
+            }
+        }
         let h = &self.header;
         let format = match self.format_version {
             0 => "RAPID STD text".to_owned(),

@@ -2,7 +2,9 @@
 //! (told apart by content, not by name). Both yield the same [`Item`]s.
 
 use crate::rapid::{looks_like_std, StdError, StdReader};
-use hindsight_recorder::format::{Event, Header, Item, ReadError, Tail, TraceReader, Unit, MAGIC};
+use hindsight_recorder::format::{
+    Damage, Event, Header, Item, ReadError, Tail, TraceReader, Unit, MAGIC,
+};
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
@@ -101,6 +103,14 @@ impl TraceSource {
         match self {
             TraceSource::Binary(reader) => reader.tail().cloned().unwrap_or(Tail::Complete),
             TraceSource::Std(_) => Tail::Complete,
+        }
+    }
+
+    /// The damaged regions skipped (see [`TraceReader::damage`]); none in an STD trace.
+    pub fn damage(&self) -> &[Damage] {
+        match self {
+            TraceSource::Binary(reader) => reader.damage(),
+            TraceSource::Std(_) => &[],
         }
     }
 }

@@ -20,8 +20,8 @@
 //! here.
 
 use hindsight_recorder::format::{
-    ChannelId, Definition, Event, EventKind, Header, LockId, LockKind, SiteId, StringId, Tail,
-    TaskId, ThreadId, VarId,
+    ChannelId, Damage, Definition, Event, EventKind, Header, LockId, LockKind, SiteId, StringId,
+    Tail, TaskId, ThreadId, VarId,
 };
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
@@ -174,6 +174,18 @@ pub struct Process {
     pub events: u64,
     /// Events the recorder said it lost (the sum of its gap markers).
     pub dropped_events: u64,
+    /// Regions of the file that were damaged and skipped, once reading has ended.
+    pub damage: Vec<Damage>,
+    /// Threads (merged ids) whose events were partly lost in a damaged region: what replay
+    /// believes about them is uncertain.
+    pub lost_threads: Vec<ThreadId>,
+}
+
+impl Process {
+    /// Whether a damaged region was skipped (a truncated tail alone is not damage).
+    pub fn is_damaged(&self) -> bool {
+        !self.damage.is_empty()
+    }
 }
 
 /// Per-file id maps.
@@ -233,6 +245,8 @@ impl Trace {
             tail: None,
             events: 0,
             dropped_events: 0,
+            damage: Vec::new(),
+            lost_threads: Vec::new(),
         });
         self.maps.push(SourceMaps::default());
         self.processes.len() - 1
@@ -247,8 +261,18 @@ impl Trace {
     }
 
     /// Records how reading `process` ended.
-    pub(crate) fn set_tail(&mut self, process: usize, tail: Tail) {
+    pub(crate) fn set_tail(&mut self, process: usize, tail: Tail, damage: Vec<Damage>) {
         self.processes[process].tail = Some(tail);
+        self.processes[process].damage = damage;
+    }
+
+    /// Records that events of thread `raw` of `process` were lost in a damaged region.
+    pub(crate) fn note_lost(&mut self, process: usize, raw: ThreadId) {
+        let thread = self.thread_ix(process, raw);
+        let lost = &mut self.processes[process].lost_threads;
+        if !lost.contains(&thread) {
+            lost.push(thread);
+        }
     }
 
     /// Takes in definitions read from `process`.
@@ -515,6 +539,31 @@ impl Trace {
     pub(crate) fn lock_of(&self, process: usize, raw: LockId) -> Option<LockId> {
         let slot = self.maps.get(process)?.slots.get(raw.0)?;
         self.slot_lock.get(slot as usize).copied()
+    }
+
+    /// One line saying which files were damaged and what was lost, if any was; for outputs
+    /// that must say so before anything else (see DESIGN.md, "The command line").
+    pub fn damage_note(&self) -> Option<String> {
+        let damaged: Vec<String> = self
+            .processes
+            .iter()
+            .filter(|p| p.is_damaged())
+            .map(|p| {
+                let bytes: u64 = p.damage.iter().map(|d| d.bytes).sum();
+                let events: u64 = p.damage.iter().map(|d| d.events).sum();
+                format!(
+                    "{}: {} damaged region(s) skipped ({bytes} bytes, about {events} events lost)",
+                    p.path,
+                    p.damage.len()
+                )
+            })
+            .collect();
+        (!damaged.is_empty()).then(|| format!("DAMAGED TRACE: {}", damaged.join("; ")))
+    }
+
+    /// The merged id of thread `raw` of `process`, if the file used it.
+    pub(crate) fn thread_of(&self, process: usize, raw: ThreadId) -> Option<ThreadId> {
+        self.maps.get(process)?.threads.get(raw.0).map(ThreadId)
     }
 
     /// Counts events read from `process`.

@@ -1,10 +1,11 @@
-//! The reader recovers every complete chunk of a cut file, catches flipped bits, and refuses
-//! hostile input with an error instead of a panic or a large allocation.
+//! The reader recovers every complete chunk of a cut file, catches flipped bits and reads on
+//! past them, and refuses hostile input with an error or a skipped region instead of a panic
+//! or a large allocation.
 
 mod support;
 
-use hindsight_recorder::format::{ReadError, Tail, FORMAT_VERSION, MAGIC};
-use support::{chunk_ends, push_chunk, read_all, sample_trace};
+use hindsight_recorder::format::{ReadError, Tail, FORMAT_VERSION, MAGIC, SYNC};
+use support::{chunk_ends, chunk_is_copy, push_chunk, read_all, sample_trace};
 
 #[test]
 fn the_sample_trace_has_several_chunks() {
@@ -20,6 +21,7 @@ fn truncation_at_every_offset_recovers_exactly_the_complete_chunks() {
     let full = read_all(&bytes).unwrap();
     assert_eq!(full.tail, Tail::Complete);
     let ends = chunk_ends(&bytes);
+    let copies = chunk_is_copy(&bytes);
     let header_end = ends[0];
 
     for cut in 0..=bytes.len() {
@@ -34,8 +36,10 @@ fn truncation_at_every_offset_recovers_exactly_the_complete_chunks() {
         }
         let read = result.unwrap_or_else(|e| panic!("cut {cut}: {e}"));
         let complete_chunks = ends.iter().filter(|end| **end <= cut).count();
-        // Items are every chunk after the header.
-        assert_eq!(read.items, full.items[..complete_chunks - 1], "cut {cut}");
+        // Items are every chunk after the header that is not a copy.
+        let items = (1..complete_chunks).filter(|i| !copies[*i]).count();
+        assert_eq!(read.items, full.items[..items], "cut {cut}");
+        assert!(read.damage.is_empty(), "cut {cut}: a cut is no damage: {:?}", read.damage);
         let last_end = ends[complete_chunks - 1];
         let expected_tail = if cut == last_end {
             Tail::Complete
@@ -47,19 +51,48 @@ fn truncation_at_every_offset_recovers_exactly_the_complete_chunks() {
 }
 
 #[test]
-fn every_single_bit_flip_is_caught() {
+fn every_single_bit_flip_is_caught_and_costs_at_most_its_own_chunk() {
     let bytes = sample_trace();
     let clean = read_all(&bytes).unwrap();
+    let ends = chunk_ends(&bytes);
+    let copies = chunk_is_copy(&bytes);
     for bit in 0..bytes.len() * 8 {
+        let at = bit / 8;
         let mut flipped = bytes.clone();
-        flipped[bit / 8] ^= 1 << (bit % 8);
-        match read_all(&flipped) {
-            Err(_) => {}
-            Ok(read) => {
-                assert_ne!(read.tail, Tail::Complete, "flip of bit {bit} went unnoticed");
-                assert!(read.items.len() < clean.items.len(), "bit {bit}");
-                assert_eq!(read.items, clean.items[..read.items.len()], "bit {bit}");
+        flipped[at] ^= 1 << (bit % 8);
+        let read = match read_all(&flipped) {
+            Ok(read) => read,
+            // Only the preamble is not written twice.
+            Err(e) => {
+                assert!(at < 8, "flip of bit {bit} (byte {at}) made the trace unreadable: {e}");
+                continue;
             }
+        };
+        let chunk = ends.iter().position(|end| at < *end).unwrap();
+        let start = if chunk == 0 { 8 } else { ends[chunk - 1] };
+        if read.damage.is_empty() {
+            // A last chunk whose length now points past the end looks cut short, as a killed
+            // writer leaves it.
+            assert_eq!(chunk, ends.len() - 1, "flip of bit {bit} went unnoticed");
+            assert_eq!(read.tail, Tail::Truncated { bytes: (bytes.len() - start) as u64 });
+            assert_eq!(read.items, clean.items[..clean.items.len() - 1], "bit {bit}");
+            continue;
+        }
+        assert_eq!(read.damage.len(), 1, "flip of bit {bit}: {:?}", read.damage);
+        assert_eq!(read.tail, Tail::Complete, "bit {bit}");
+        let damage = &read.damage[0];
+        assert_eq!((damage.offset, damage.bytes), (start as u64, (ends[chunk] - start) as u64));
+        // The header, definitions and their copies are written twice: nothing is lost. An
+        // event batch or watermark is lost alone.
+        let twice = copies[chunk] || copies.get(chunk + 1).copied().unwrap_or(false);
+        if twice {
+            assert_eq!(read.items, clean.items, "bit {bit}");
+            assert_eq!(damage.recovered_bytes, damage.bytes, "bit {bit}");
+        } else {
+            let lost = (1..chunk).filter(|i| !copies[*i]).count();
+            let mut expected = clean.items.clone();
+            expected.remove(lost);
+            assert_eq!(read.items, expected, "bit {bit}");
         }
     }
 }
@@ -76,24 +109,24 @@ fn trace_with_payload(payload: &[u8]) -> Vec<u8> {
 fn assert_corrupt(bytes: &[u8], what: &str) {
     let read = read_all(bytes).unwrap();
     assert!(read.items.is_empty(), "{what}");
-    assert!(matches!(read.tail, Tail::Corrupt { .. }), "{what}: {:?}", read.tail);
+    assert_eq!(read.tail, Tail::Complete, "{what}");
+    assert_eq!(read.damage.len(), 1, "{what}: {:?}", read.damage);
 }
 
 #[test]
 fn a_huge_chunk_length_is_refused_without_allocating() {
     let mut bytes = sample_trace();
     bytes.truncate(chunk_ends(&bytes)[0]);
+    bytes.extend_from_slice(&SYNC);
     bytes.extend_from_slice(&u32::MAX.to_le_bytes());
     bytes.extend_from_slice(&[0; 4]);
     bytes.extend_from_slice(&[0; 64]);
     let read = read_all(&bytes).unwrap();
-    match read.tail {
-        Tail::Corrupt { reason, bytes: lost, .. } => {
-            assert!(reason.contains("exceeds the maximum"), "{reason}");
-            assert_eq!(lost, 72);
-        }
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(read.tail, Tail::Complete);
+    // The header's copy (skipped, as the header was read) and then the bad chunk.
+    let damage = &read.damage[0];
+    assert!(damage.reason.contains("exceeds the maximum"), "{}", damage.reason);
+    assert_eq!(damage.bytes, 76);
 }
 
 #[test]

@@ -55,8 +55,11 @@ use std::io::{self, Write};
 pub const TASK_TID_BASE: u64 = (1 << 32) + 1;
 
 /// What an export wrote.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChromeSummary {
+    /// What a damaged trace lost ([`Trace::damage_note`](crate::trace::Trace::damage_note)),
+    /// to be said before anything else.
+    pub damage: Option<String>,
     /// Trace events written, metadata included.
     pub events: u64,
     /// Lanes: threads and tasks.
@@ -432,7 +435,11 @@ impl<W: Write> Timeline<W> {
             })?;
         }
         self.sink.out.write_all(b"\n],\n\"displayTimeUnit\": \"ns\"}\n")?;
-        Ok(ChromeSummary { events: self.sink.events, lanes: self.lanes })
+        Ok(ChromeSummary {
+            damage: trace.damage_note(),
+            events: self.sink.events,
+            lanes: self.lanes,
+        })
     }
 
     /// The lane of `actor`, if it has one.

@@ -26,8 +26,11 @@ const LEGEND: &str = "lock-order graph: A -> B means a lock of class B was taken
                       lock-order-cycle error. Dashed: a cycle that cannot deadlock.";
 
 /// What an export wrote.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DotSummary {
+    /// What a damaged trace lost ([`Trace::damage_note`](crate::trace::Trace::damage_note)),
+    /// to be said before anything else.
+    pub damage: Option<String>,
     /// Nodes: lock classes.
     pub classes: usize,
     /// Edges: orders of two classes.
@@ -95,7 +98,12 @@ pub fn write<W: Write>(mut replay: Replay, mut out: W) -> Result<DotSummary, Exp
         writeln!(out, "  c{} -> c{} [label={}{style}];", node(from), node(to), quote(&label))?;
     }
     writeln!(out, "}}")?;
-    Ok(DotSummary { classes: classes.len(), edges: edges.len(), error_edges })
+    Ok(DotSummary {
+        damage: trace.damage_note(),
+        classes: classes.len(),
+        edges: edges.len(),
+        error_edges,
+    })
 }
 
 /// The `(from, to)` class names of the edges of the lock-order cycles found with a severity
@@ -162,7 +170,7 @@ mod tests {
         b.on(t2).acquire(slash_lock, s2).acquire(quote_lock, s1).release(quote_lock);
         b.on(t2).release(slash_lock);
         let (summary, lines) = export(&b);
-        assert_eq!(summary, DotSummary { classes: 2, edges: 2, error_edges: 2 });
+        assert_eq!(summary, DotSummary { damage: None, classes: 2, edges: 2, error_edges: 2 });
         let red = ", color=red, fontcolor=red, style=bold, penwidth=2";
         assert_eq!(
             lines,

@@ -20,7 +20,12 @@
 //!
 //! A held-back event whose predecessor never arrives (the recorder dropped it, or the file was
 //! cut) is released once the watermarks have moved [`REORDER_SLACK_NS`] past it, or at the
-//! end of input; [`ReplayStats::forced`] counts those.
+//! end of input; [`ReplayStats::forced`] counts those. Once a file has lost a chunk (its
+//! reader says which thread lost batches, [`Unit::Lost`]), a hole in a lock's numbers is
+//! taken as that loss: a held-back event is released as soon as the watermarks pass it, with
+//! no slack, and the thread is noted as uncertain ([`Process::lost_threads`]).
+//!
+//! [`Process::lost_threads`]: crate::trace::Process::lost_threads
 //!
 //! # Detectors
 //!
@@ -41,7 +46,8 @@ use crate::error::AnalyzeError;
 use crate::source::{SourceError, TraceSource};
 use crate::trace::Trace;
 use hindsight_recorder::format::{
-    Definition, Event, EventKind, Header, LockId, LockKind, Tail, ThreadId, TraceReader, Unit,
+    Damage, Definition, Event, EventKind, Header, LockId, LockKind, Tail, ThreadId, TraceReader,
+    Unit,
 };
 use queue::{Pool, Queue};
 use std::io::Read;
@@ -89,6 +95,13 @@ impl Input {
             Input::Reader(reader) => reader.tail().cloned().unwrap_or(Tail::Complete),
         }
     }
+
+    fn damage(&self) -> Vec<Damage> {
+        match self {
+            Input::File(source) => source.damage().to_vec(),
+            Input::Reader(reader) => reader.damage().to_vec(),
+        }
+    }
 }
 
 /// One file being read.
@@ -98,6 +111,8 @@ struct Source {
     /// Every event of this file before this (merged) time has been read.
     watermark: u64,
     eof: bool,
+    /// A damaged chunk of this file lost events.
+    lossy: bool,
 }
 
 /// The sequencing state of one lock of one file: 16 bytes, so that the slots of a thousand
@@ -243,7 +258,7 @@ impl Replay {
         let mut sources = Vec::with_capacity(inputs.len());
         for (path, header, version, input) in inputs {
             let process = trace.add_process(path, header, version);
-            sources.push(Source { input, process, watermark: 0, eof: false });
+            sources.push(Source { input, process, watermark: 0, eof: false, lossy: false });
         }
         trace.align_times();
         Replay {
@@ -466,9 +481,11 @@ impl Replay {
         self.parked[slot as usize] = waiters;
     }
 
-    /// Releases the held-back head that is oldest, if the watermarks are far past it.
+    /// Releases the held-back head that is oldest, if the watermarks are far past it (or past
+    /// it at all, once a file lost a chunk: its missing predecessor is taken as lost).
     fn force_stale(&mut self) -> bool {
-        match self.safe.checked_sub(REORDER_SLACK_NS) {
+        let slack = if self.sources.iter().any(|s| s.lossy) { 0 } else { REORDER_SLACK_NS };
+        match self.safe.checked_sub(slack) {
             Some(before) if self.safe != u64::MAX => self.force_oldest(before),
             _ => false,
         }
@@ -545,16 +562,20 @@ impl Replay {
                 source.watermark = source.watermark.max(time_ns);
                 self.state.extend_end(time_ns);
             }
+            Some(Ok(Unit::Lost { thread, .. })) => {
+                self.sources[s].lossy = true;
+                self.trace.note_lost(process, thread);
+            }
             Some(Err(error)) => {
                 self.sources[s].eof = true;
-                self.trace.set_tail(process, Tail::Complete);
+                self.trace.set_tail(process, Tail::Complete, Vec::new());
                 self.error.get_or_insert(error);
             }
             None => {
                 let source = &mut self.sources[s];
                 source.eof = true;
-                let tail = source.input.tail();
-                self.trace.set_tail(process, tail);
+                let (tail, damage) = (source.input.tail(), source.input.damage());
+                self.trace.set_tail(process, tail, damage);
             }
         }
         self.batch = batch;

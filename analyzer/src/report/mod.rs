@@ -393,6 +393,29 @@ pub struct FileSummary {
     pub corrupt: Option<String>,
     /// Events the recorder counted as lost.
     pub dropped_events: u64,
+    /// Regions of the file that were damaged and skipped (empty for an undamaged file).
+    #[serde(default)]
+    pub damaged_regions: Vec<DamagedRegion>,
+}
+
+/// A region of a trace file that was damaged and skipped; what it held is lost.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DamagedRegion {
+    /// File offset of its first byte.
+    pub offset: u64,
+    /// Its length in bytes.
+    pub bytes: u64,
+    /// Of those, bytes whose content was read again from the copy written after them (the
+    /// header and definitions are written twice).
+    #[serde(default)]
+    pub recovered_bytes: u64,
+    /// An estimate of the events it held (0 if it held only definitions read again from their
+    /// copy).
+    pub events_lost: u64,
+    /// Threads whose later events show a hole there (findings on them are uncertain).
+    pub threads: Vec<String>,
+    /// What was wrong with it.
+    pub reason: String,
 }
 
 /// A thread of the analysis.
@@ -423,6 +446,10 @@ pub struct TraceSummary {
     pub start_ns: u64,
     /// The threads.
     pub threads: Vec<ThreadEntry>,
+    /// A damaged region of some file was skipped: events were lost in the middle of a trace,
+    /// and findings may miss or misjudge what they did (see each file's `damaged_regions`).
+    #[serde(default)]
+    pub damaged: bool,
     /// Bytes that could not be read, over all files.
     pub truncated_bytes: u64,
     /// Events the recorders counted as lost, over all files.

@@ -72,6 +72,46 @@ fn result(finding: &Finding) -> Value {
     })
 }
 
+/// The run's invocation: unsuccessful if a trace was damaged, with a notification per
+/// damaged file (and per truncated tail, as a warning) saying what was lost.
+fn invocation(report: &Report) -> Value {
+    let mut notifications = Vec::new();
+    for file in &report.trace.files {
+        let location =
+            json!([{ "physicalLocation": { "artifactLocation": { "uri": file.path } } }]);
+        if !file.damaged_regions.is_empty() {
+            let bytes: u64 = file.damaged_regions.iter().map(|r| r.bytes).sum();
+            let events: u64 = file.damaged_regions.iter().map(|r| r.events_lost).sum();
+            notifications.push(json!({
+                "level": "error",
+                "descriptor": { "id": "damaged-trace" },
+                "message": { "text": format!(
+                    "the trace is damaged: {} regions ({bytes} bytes, about {events} events) \
+                     were skipped; findings may miss or misjudge what was lost",
+                    file.damaged_regions.len()
+                ) },
+                "locations": location,
+                "properties": { "damaged_regions": file.damaged_regions },
+            }));
+        }
+        if file.truncated_bytes > 0 {
+            notifications.push(json!({
+                "level": "warning",
+                "descriptor": { "id": "truncated-trace" },
+                "message": { "text": format!(
+                    "the trace ends inside a chunk; its last {} bytes were not read",
+                    file.truncated_bytes
+                ) },
+                "locations": location,
+            }));
+        }
+    }
+    json!({
+        "executionSuccessful": !report.trace.damaged,
+        "toolExecutionNotifications": notifications,
+    })
+}
+
 /// The report as SARIF 2.1.0 JSON, with a final newline.
 pub fn render(report: &Report) -> String {
     let rules: Vec<Value> = FindingKind::ALL
@@ -97,6 +137,7 @@ pub fn render(report: &Report) -> String {
                 }
             },
             "artifacts": artifacts,
+            "invocations": [invocation(report)],
             "results": report.findings.iter().map(result).collect::<Vec<_>>(),
         }],
     });

@@ -38,6 +38,7 @@ pub fn render(report: &Report) -> String {
 
 fn header(out: &mut String, report: &Report) {
     let trace = &report.trace;
+    damage_note(out, report);
     for file in &trace.files {
         let pid = if file.pid == 0 { String::new() } else { format!(" (pid {})", file.pid) };
         let host = if file.host.is_empty() { String::new() } else { format!(" on {}", file.host) };
@@ -98,5 +99,40 @@ fn finding_text(out: &mut String, finding: &Finding) {
     }
     if let Some(help) = &finding.help {
         let _ = writeln!(out, "  help: {help}");
+    }
+}
+
+/// Says first, before anything else, which files are damaged and what was lost.
+fn damage_note(out: &mut String, report: &Report) {
+    for file in report.trace.files.iter().filter(|f| !f.damaged_regions.is_empty()) {
+        let regions = &file.damaged_regions;
+        let bytes: u64 = regions.iter().map(|r| r.bytes).sum();
+        let events: u64 = regions.iter().map(|r| r.events_lost).sum();
+        let _ = writeln!(
+            out,
+            "DAMAGED TRACE: {}: {} skipped ({}, about {} lost); findings may miss or misjudge \
+             what was lost",
+            file.path,
+            counted(regions.len() as u64, "damaged region", "damaged regions"),
+            counted(bytes, "byte", "bytes"),
+            counted(events, "event", "events"),
+        );
+        for region in regions {
+            let threads = if region.threads.is_empty() {
+                String::new()
+            } else {
+                format!("; events of {} lost", region.threads.join(", "))
+            };
+            let recovered = if region.recovered_bytes == region.bytes {
+                "; its content was read again from its copy"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                out,
+                "  at offset {}: {} bytes ({}){threads}{recovered}",
+                region.offset, region.bytes, region.reason
+            );
+        }
     }
 }

@@ -1,29 +1,60 @@
-//! Framing: the file preamble and self-delimiting, checksummed chunks.
+//! Framing: the file preamble and self-delimiting, checksummed chunks that a reader can find
+//! again after damage.
 //!
 //! ```text
-//! file  := MAGIC  version:u32le  chunk*          (the first chunk holds the header)
-//! chunk := len:u32le  crc:u32le  payload[len]    crc = CRC-32 of len's 4 bytes + payload
+//! file     := MAGIC  version:u32le  chunk*       (the first chunk holds the header)
+//!
+//! version 2:
+//! chunk    := SYNC  len:u32le  crc:u32le  body[len]      crc = CRC-32 of len's 4 bytes + body
+//! body     := kind:u8  [thread:u32le  batch:u32le]  payload
+//!             kind: PLAIN (header, definitions, watermark), BATCH (event batch: the thread and
+//!             its batch number are present), COPY (the previous chunk again)
+//!
+//! version 1:
+//! chunk    := len:u32le  crc:u32le  payload[len]  crc = CRC-32 of len's 4 bytes + payload
 //! ```
 //!
 //! The preamble is outside bincode so that a reader can name a wrong file or an unsupported
 //! version before decoding anything.
+//!
+//! Version 2 adds three things to version 1's chunk, each for reading past damage:
+//!
+//! - **`SYNC`**, four bytes that start every chunk: after a chunk that fails its checksum, the
+//!   reader scans for the next `SYNC` whose length and checksum hold, and goes on from there.
+//!   (A version 1 file is scanned for a length whose checksum holds, which is slower.)
+//! - **The batch number** of an event chunk: each thread's batches are numbered 0, 1, 2, ...
+//!   in the order they are written, so a hole in a thread's numbers names the thread whose
+//!   events a skipped chunk held.
+//! - **Copies**: the header and every definitions chunk are written twice, the second time as
+//!   a `COPY` chunk, which a reader skips when it read the first and reads when the first was
+//!   damaged; so events after a damaged definitions chunk still read with their names. This
+//!   costs the size of the definitions once more. Measured with the framing together:
+//!   `incident_hang.trace` (2420 events) grows by 5.4% (0.34 bytes per event),
+//!   `ordered_hierarchy.trace` (686 343 events) by 0.4% (0.02 bytes per event).
 
 /// The four bytes every trace starts with.
 pub const MAGIC: [u8; 4] = *b"HSTR";
 
 /// The format version this crate writes. Bump it whenever the encoding of any serialized type
 /// changes, and re-record the committed traces (see `traces/README.md`).
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// The oldest format version this crate reads.
 pub const OLDEST_READABLE_VERSION: u32 = 1;
 
-/// The largest chunk payload a reader accepts; a longer length field is corruption, never an
+/// The largest chunk body a reader accepts; a longer length field is corruption, never an
 /// allocation.
 pub const MAX_CHUNK_LEN: u32 = 4 << 20;
 
-/// Bytes of a chunk's length and checksum fields.
-pub const CHUNK_HEADER_LEN: usize = 8;
+/// The four bytes that start every chunk of a version 2 trace. Chosen to be rare in payloads
+/// (bytes above 127 that a varint of a small number never holds, and no ASCII).
+pub const SYNC: [u8; 4] = [0xE5, 0x9C, 0xF1, 0xA7];
+
+/// Bytes of a chunk's fixed header in a version 2 trace: sync marker, length, checksum.
+pub const CHUNK_HEADER_LEN: usize = 12;
+
+/// Bytes of a chunk's header in a version 1 trace: length and checksum.
+pub(crate) const V1_CHUNK_HEADER_LEN: usize = 8;
 
 /// The most memory bincode may claim while decoding one chunk. Decoded events are larger than
 /// their varint encoding, hence the factor; a hostile length prefix inside a payload fails
@@ -35,10 +66,64 @@ pub(crate) fn bincode_config() -> impl bincode::config::Config {
     bincode::config::standard().with_limit::<DECODE_LIMIT>()
 }
 
-/// The checksum of a chunk: CRC-32 over its length field and payload.
-pub(crate) fn chunk_crc(len_bytes: [u8; 4], payload: &[u8]) -> u32 {
+/// The checksum of a chunk: CRC-32 over its length field and body.
+pub(crate) fn chunk_crc(len_bytes: [u8; 4], body: &[u8]) -> u32 {
     let mut hasher = crc32fast::Hasher::new();
     hasher.update(&len_bytes);
-    hasher.update(payload);
+    hasher.update(body);
     hasher.finalize()
+}
+
+/// What a version 2 chunk holds, its body's first byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ChunkKind {
+    /// A payload that is not an event batch: the header, definitions, a watermark.
+    Plain,
+    /// An event batch, with its thread and batch number before the payload.
+    Batch {
+        /// The raw id of the batch's thread.
+        thread: u32,
+        /// The thread's batch number, counting from 0.
+        batch: u32,
+    },
+    /// The same payload as the chunk before it (the header, definitions).
+    Copy,
+}
+
+/// Body tag of [`ChunkKind::Plain`].
+const PLAIN: u8 = 0;
+/// Body tag of [`ChunkKind::Batch`].
+const BATCH: u8 = 1;
+/// Body tag of [`ChunkKind::Copy`].
+const COPY: u8 = 2;
+
+impl ChunkKind {
+    /// Appends the body prefix that says this kind.
+    pub(crate) fn encode(self, out: &mut Vec<u8>) {
+        match self {
+            ChunkKind::Plain => out.push(PLAIN),
+            ChunkKind::Copy => out.push(COPY),
+            ChunkKind::Batch { thread, batch } => {
+                out.push(BATCH);
+                out.extend_from_slice(&thread.to_le_bytes());
+                out.extend_from_slice(&batch.to_le_bytes());
+            }
+        }
+    }
+
+    /// Reads the kind from the start of a body; the kind and the bytes of the prefix, or
+    /// `None` if the body does not start with a valid prefix.
+    pub(crate) fn decode(body: &[u8]) -> Option<(ChunkKind, usize)> {
+        match *body.first()? {
+            PLAIN => Some((ChunkKind::Plain, 1)),
+            COPY => Some((ChunkKind::Copy, 1)),
+            BATCH => {
+                let word = |at: usize| -> Option<u32> {
+                    Some(u32::from_le_bytes(body.get(at..at + 4)?.try_into().ok()?))
+                };
+                Some((ChunkKind::Batch { thread: word(1)?, batch: word(5)? }, 9))
+            }
+            _ => None,
+        }
+    }
 }

@@ -5,15 +5,17 @@
 //! # File layout
 //!
 //! ```text
-//! "HSTR"  version:u32le                      preamble, outside bincode
-//! [len:u32le crc:u32le payload] ...          self-delimiting chunks
+//! "HSTR"  version:u32le                          preamble, outside bincode
+//! [SYNC len:u32le crc:u32le kind payload] ...    self-delimiting chunks (see `frame`)
 //! ```
 //!
 //! The first chunk holds the [`Header`]; then come chunks of [`Definition`]s, event batches
 //! (events of one thread) and watermarks, in any interleaving with one rule: an id is defined in
 //! an earlier chunk than any event that uses it. Every chunk is checked by a CRC-32, and a
-//! reader holds one chunk at a time ([`TraceReader`]), so a file cut anywhere reads back every
-//! complete chunk and says how many bytes it lost ([`Tail`]).
+//! reader holds about one chunk at a time ([`TraceReader`]), so a file cut anywhere reads back
+//! every complete chunk and says how many bytes it lost ([`Tail`]); a damaged chunk is skipped
+//! and reading goes on at the next chunk marker ([`Damage`]), the header and definitions being
+//! written twice.
 //!
 //! Payloads are bincode (standard configuration: little endian, varint integers). Event batches
 //! are compact: the thread once per batch, the task only when it changes, time deltas, lock
@@ -78,7 +80,9 @@ pub use defs::{
     ChannelDef, Definition, Header, LockDef, LockKind, SiteDef, TaskDef, ThreadDef, VarDef,
 };
 pub use event::{Event, EventKind, LockMode};
-pub use frame::{CHUNK_HEADER_LEN, FORMAT_VERSION, MAGIC, MAX_CHUNK_LEN, OLDEST_READABLE_VERSION};
+pub use frame::{
+    CHUNK_HEADER_LEN, FORMAT_VERSION, MAGIC, MAX_CHUNK_LEN, OLDEST_READABLE_VERSION, SYNC,
+};
 pub use ids::{ChannelId, LockId, SiteId, StringId, TaskId, ThreadId, VarId};
-pub use reader::{Item, ReadError, Tail, TraceReader, Unit};
+pub use reader::{Damage, Item, ReadError, Tail, TraceReader, Unit};
 pub use writer::{TraceWriter, MAX_EVENTS_PER_CHUNK, MAX_STRING_LEN};

@@ -3,13 +3,14 @@
 
 #![allow(dead_code)] // each test binary uses a part of this module
 
-use hindsight_recorder::format::{Item, ReadError, Tail, TraceBuilder, TraceReader};
+use hindsight_recorder::format::{Damage, Item, ReadError, Tail, TraceBuilder, TraceReader, SYNC};
 
 /// Everything a reader gives for some bytes.
 #[derive(Debug, PartialEq)]
 pub struct ReadBack {
     pub items: Vec<Item>,
     pub tail: Tail,
+    pub damage: Vec<Damage>,
 }
 
 /// Reads `bytes` to the end.
@@ -17,7 +18,7 @@ pub fn read_all(bytes: &[u8]) -> Result<ReadBack, ReadError> {
     let mut reader = TraceReader::from_reader(bytes, "test.trace")?;
     let items: Vec<Item> = reader.by_ref().collect();
     let tail = reader.tail().cloned().expect("a drained reader has a tail; this is a bug");
-    Ok(ReadBack { items, tail })
+    Ok(ReadBack { items, tail, damage: reader.damage().to_vec() })
 }
 
 /// A small trace of several chunks:
@@ -40,38 +41,59 @@ pub fn sample_trace() -> Vec<u8> {
     b.build()
 }
 
-/// The chunks of a trace: `(start, end)` of each complete chunk's payload, in order.
-fn chunk_payload_ranges(bytes: &[u8]) -> Vec<(usize, usize)> {
+/// Bytes of a version 2 chunk header (marker, length, checksum).
+const HEADER: usize = 12;
+
+/// The chunks of a trace: `(start, end)` of each complete chunk's body (its kind byte and
+/// payload), in order.
+fn chunk_body_ranges(bytes: &[u8]) -> Vec<(usize, usize)> {
     let mut ranges = Vec::new();
     let mut at = 8;
-    while at + 8 <= bytes.len() {
-        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
-        if at + 8 + len > bytes.len() {
+    while at + HEADER <= bytes.len() {
+        assert_eq!(bytes[at..at + 4], SYNC, "a chunk starts with the marker");
+        let len = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().expect("4 bytes")) as usize;
+        if at + HEADER + len > bytes.len() {
             break;
         }
-        ranges.push((at + 8, at + 8 + len));
-        at += 8 + len;
+        ranges.push((at + HEADER, at + HEADER + len));
+        at += HEADER + len;
     }
     ranges
 }
 
 /// Offsets where chunks end (the first is the end of the header chunk).
 pub fn chunk_ends(bytes: &[u8]) -> Vec<usize> {
-    chunk_payload_ranges(bytes).into_iter().map(|(_, end)| end).collect()
+    chunk_body_ranges(bytes).into_iter().map(|(_, end)| end).collect()
 }
 
-/// The payloads of a trace's chunks, header first.
+/// Whether each chunk is a copy of the one before it (kind byte 2).
+pub fn chunk_is_copy(bytes: &[u8]) -> Vec<bool> {
+    chunk_body_ranges(bytes).into_iter().map(|(start, _)| bytes[start] == 2).collect()
+}
+
+/// The payloads of a trace's chunks, header first (after the kind byte and, for event
+/// batches, the thread and batch number).
 pub fn payloads(bytes: &[u8]) -> Vec<Vec<u8>> {
-    chunk_payload_ranges(bytes).into_iter().map(|(start, end)| bytes[start..end].to_vec()).collect()
+    chunk_body_ranges(bytes)
+        .into_iter()
+        .map(|(start, end)| {
+            let prefix = if bytes[start] == 1 { 9 } else { 1 };
+            bytes[start + prefix..end].to_vec()
+        })
+        .collect()
 }
 
-/// Appends `payload` as a chunk with a valid checksum, as a writer (or a hostile one) would.
+/// Appends `payload` as a plain chunk with a valid checksum, as a writer (or a hostile one)
+/// would.
 pub fn push_chunk(bytes: &mut Vec<u8>, payload: &[u8]) {
-    let len = (payload.len() as u32).to_le_bytes();
+    let mut body = vec![0u8];
+    body.extend_from_slice(payload);
+    let len = (body.len() as u32).to_le_bytes();
     let mut hasher = crc32fast::Hasher::new();
     hasher.update(&len);
-    hasher.update(payload);
+    hasher.update(&body);
+    bytes.extend_from_slice(&SYNC);
     bytes.extend_from_slice(&len);
     bytes.extend_from_slice(&hasher.finalize().to_le_bytes());
-    bytes.extend_from_slice(payload);
+    bytes.extend_from_slice(&body);
 }

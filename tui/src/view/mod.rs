@@ -328,7 +328,15 @@ fn render_title(app: &App, area: Rect, buf: &mut Buffer) {
     let report = &app.data().report;
     let (errors, warnings, infos) = report.counts();
     let trace = &report.trace;
-    let mut spans = vec![
+    let mut spans = Vec::new();
+    if trace.damaged {
+        // Said first: events were lost in the middle of the trace.
+        spans.push(Span::styled(
+            " DAMAGED TRACE: events lost, see `hindsight info` ",
+            Style::new().fg(Color::Red).add_modifier(Modifier::BOLD | Modifier::REVERSED),
+        ));
+    }
+    spans.extend([
         Span::styled(" hindsight ", Style::new().add_modifier(Modifier::BOLD | Modifier::REVERSED)),
         Span::raw(format!(
             " {} │ {} events over {} │ ",
@@ -341,7 +349,7 @@ fn render_title(app: &App, area: Rect, buf: &mut Buffer) {
         Span::styled(count(warnings, "warning", "warnings"), severity_label(Severity::Warning).1),
         Span::raw(" · "),
         Span::styled(format!("{infos} info"), severity_label(Severity::Info).1),
-    ];
+    ]);
     if trace.truncated_bytes > 0 || trace.dropped_events > 0 {
         spans.push(Span::styled(
             format!(
