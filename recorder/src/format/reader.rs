@@ -5,13 +5,12 @@
 //! chunks all read back; a flipped bit fails the chunk's checksum; a hostile length field is
 //! refused before anything is allocated for it.
 
-use super::current::{decode_events, Payload, SeqScratch};
 use super::defs::{Definition, Header};
 use super::event::Event;
 use super::frame::{
-    bincode_config, chunk_crc, CHUNK_HEADER_LEN, FORMAT_VERSION, MAGIC, MAX_CHUNK_LEN,
-    OLDEST_READABLE_VERSION,
+    chunk_crc, CHUNK_HEADER_LEN, FORMAT_VERSION, MAGIC, MAX_CHUNK_LEN, OLDEST_READABLE_VERSION,
 };
+use super::payload::{Payload, PayloadDecoder};
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::Path;
@@ -147,7 +146,7 @@ pub struct TraceReader<R> {
     header: Header,
     offset: u64,
     chunk: Vec<u8>,
-    seqs: SeqScratch,
+    decoder: PayloadDecoder,
     tail: Option<Tail>,
 }
 
@@ -195,10 +194,10 @@ impl<R: Read> TraceReader<R> {
             header: Header::default(),
             offset: 8,
             chunk: Vec::new(),
-            seqs: SeqScratch::default(),
+            decoder: PayloadDecoder::new(version),
             tail: None,
         };
-        match reader.next_payload() {
+        match reader.next_payload(&mut Vec::new()) {
             Some(Payload::Header(header)) => reader.header = header,
             Some(_) => {
                 return Err(ReadError::BadHeader {
@@ -242,10 +241,17 @@ impl<R: Read> TraceReader<R> {
         self.tail.as_ref()
     }
 
-    /// The next chunk's payload, or `None` at the end or at the first unreadable chunk.
-    fn next_payload(&mut self) -> Option<Payload> {
+    /// The next chunk's payload, or `None` at the end or at the first unreadable chunk; a
+    /// batch's events go into `events`.
+    fn next_payload(&mut self, events: &mut Vec<Event>) -> Option<Payload> {
         let consumed = self.next_chunk()?;
-        self.decode_payload(consumed)
+        match self.decoder.decode(&self.chunk, events) {
+            Ok(payload) => {
+                self.offset += consumed;
+                Some(payload)
+            }
+            Err(reason) => self.stop_corrupt(consumed, reason),
+        }
     }
 
     /// Reads the next chunk into `self.chunk` and checks its checksum; returns the bytes it
@@ -300,38 +306,16 @@ impl<R: Read> TraceReader<R> {
         Some(consumed)
     }
 
-    /// Decodes the chunk read by [`next_chunk`](Self::next_chunk), which took `consumed`
-    /// bytes of the file.
-    fn decode_payload(&mut self, consumed: u64) -> Option<Payload> {
-        match bincode::serde::decode_from_slice::<Payload, _>(&self.chunk, bincode_config()) {
-            Ok((payload, used)) if used == self.chunk.len() => {
-                self.offset += consumed;
-                Some(payload)
-            }
-            Ok(_) => self.stop_corrupt(consumed, "chunk has trailing bytes".into()),
-            Err(e) => self.stop_corrupt(consumed, format!("undecodable chunk: {e}")),
-        }
-    }
-
     /// Reads the next unit, appending a batch's events to `events` instead of returning
     /// them: a caller that reuses one buffer reads a trace without allocating per batch.
     /// Gives what iterating the reader gives, item for item; `None` at the end.
     pub fn next_into(&mut self, events: &mut Vec<Event>) -> Option<Unit> {
         loop {
-            let consumed = self.next_chunk()?;
-            // Event batches, nearly every chunk, are decoded straight from their bytes.
-            if decode_events(&self.chunk, &mut self.seqs, events).is_some() {
-                self.offset += consumed;
-                return Some(Unit::Events);
-            }
-            return match self.decode_payload(consumed)? {
+            return match self.next_payload(events)? {
                 // A repeated header (traces concatenated by hand) carries nothing new.
                 Payload::Header(_) => continue,
                 Payload::Definitions(definitions) => Some(Unit::Definitions(definitions)),
-                Payload::Events(batch) => {
-                    batch.decode_into(events);
-                    Some(Unit::Events)
-                }
+                Payload::Events => Some(Unit::Events),
                 Payload::Watermark { time_ns } => Some(Unit::Watermark { time_ns }),
             };
         }

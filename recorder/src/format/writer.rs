@@ -1,11 +1,10 @@
 //! Writing traces: the preamble, then chunks of definitions and event batches.
 
-use super::current::{Batch, Payload};
+use super::current::{encode_events, encode_payload};
 use super::defs::{Definition, Header};
 use super::event::Event;
-use super::frame::{
-    bincode_config, chunk_crc, CHUNK_HEADER_LEN, FORMAT_VERSION, MAGIC, MAX_CHUNK_LEN,
-};
+use super::frame::{chunk_crc, CHUNK_HEADER_LEN, FORMAT_VERSION, MAGIC, MAX_CHUNK_LEN};
+use super::payload::Payload;
 use std::io::{self, Write};
 
 /// Events per batch chunk. Small enough that a chunk stays far below [`MAX_CHUNK_LEN`] and a
@@ -62,8 +61,10 @@ impl<W: Write> TraceWriter<W> {
     pub fn write_events(&mut self, events: &[Event]) -> io::Result<()> {
         for run in events.chunk_by(|a, b| a.thread == b.thread) {
             for part in run.chunks(MAX_EVENTS_PER_CHUNK) {
-                let batch = Batch::encode(part[0].thread, part);
-                self.write_payload(&Payload::Events(batch))?;
+                self.write_chunk(|out| {
+                    encode_events(part[0].thread, part, out);
+                    Ok(())
+                })?;
             }
         }
         Ok(())
@@ -96,11 +97,19 @@ impl<W: Write> TraceWriter<W> {
     }
 
     fn write_payload(&mut self, payload: &Payload) -> io::Result<()> {
+        self.write_chunk(|out| encode_payload(payload, out))
+    }
+
+    /// Writes one chunk whose payload `encode` appends to the buffer it is given.
+    fn write_chunk(
+        &mut self,
+        encode: impl FnOnce(&mut Vec<u8>) -> Result<(), String>,
+    ) -> io::Result<()> {
         // The frame is built in one buffer and written with one call, so that a process killed
         // mid-write leaves at most one partial chunk at the tail.
         self.scratch.clear();
         self.scratch.extend_from_slice(&[0; CHUNK_HEADER_LEN]);
-        bincode::serde::encode_into_std_write(payload, &mut self.scratch, bincode_config())
+        encode(&mut self.scratch)
             .map_err(|e| io::Error::other(format!("encoding a trace chunk failed: {e}")))?;
         let payload_bytes = &self.scratch[CHUNK_HEADER_LEN..];
         let len = u32::try_from(payload_bytes.len())
