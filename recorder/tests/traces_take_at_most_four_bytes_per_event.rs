@@ -74,5 +74,9 @@ fn a_realistic_mix_of_events_takes_at_most_four_bytes_each() {
     assert_eq!(read, events);
     let per_event = bytes.len() as f64 / events as f64;
     println!("{per_event:.2} bytes per event ({} B, {events} events)", bytes.len());
-    assert!(per_event <= 4.0, "{per_event:.2} bytes per event ({} B, {events} events)", bytes.len());
+    assert!(
+        per_event <= 4.0,
+        "{per_event:.2} bytes per event ({} B, {events} events)",
+        bytes.len()
+    );
 }

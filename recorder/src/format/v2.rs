@@ -492,12 +492,14 @@ impl Scratch {
         *entry = Remembered { batch, memory: LockMemoryOut::default() };
         &mut entry.memory
     }
+}
 
+impl LockMemoryOut {
     /// The site of a lock event: the written one, or (`same`) the lock's last.
     #[inline(always)]
-    fn site(&mut self, lock: LockId, same: bool, c: &mut Window) -> Option<SiteId> {
-        let site = if same { self.lock(lock).site? } else { c.site()? };
-        self.lock(lock).site = Some(site);
+    fn site(&mut self, same: bool, c: &mut Window) -> Option<SiteId> {
+        let site = if same { self.site? } else { c.site()? };
+        self.site = Some(site);
         Some(site)
     }
 
@@ -505,17 +507,17 @@ impl Scratch {
     /// delta. None if that is 0, which no lock operation has: a damaged file's 0 reads as no
     /// number, which orders the event by time alone.
     #[inline(always)]
-    fn seq(&mut self, lock: LockId, next: bool, c: &mut Window) -> Option<Option<NonZeroU64>> {
+    fn seq(&mut self, next: bool, c: &mut Window) -> Option<Option<NonZeroU64>> {
         let delta = if next { 1 } else { c.leb()? };
-        let memory = self.lock(lock);
-        memory.seq = memory.seq.wrapping_add(delta);
-        Some(NonZeroU64::new(memory.seq))
+        self.seq = self.seq.wrapping_add(delta);
+        Some(NonZeroU64::new(self.seq))
     }
 }
 
 /// Bytes a record is decoded from: more than the longest record (a tag, a 10-byte time, an
-/// ext op, and three 10-byte integers, as a hostile writer may pad any LEB128 to 10 bytes).
-const WINDOW: usize = 48;
+/// ext op, and three 10-byte integers, as a hostile writer may pad any LEB128 to 10 bytes:
+/// 42 bytes), and a power of two, so that an index into it is masked rather than checked.
+const WINDOW: usize = 64;
 
 /// LEB128 reading from the start of a fixed window of bytes, which holds at least one whole
 /// record, so that no read looks past its end. Every method returns `None` on bytes no writer
@@ -527,9 +529,12 @@ struct Window<'a> {
 }
 
 impl Window<'_> {
+    /// The next byte. A record never reads past its window (see [`WINDOW`]); if one did,
+    /// the mask would make it read the window again instead of panicking, and the caller
+    /// would find the record longer than the bytes left.
     #[inline(always)]
     fn byte(&mut self) -> Option<u8> {
-        let byte = *self.bytes.get(self.at)?;
+        let byte = self.bytes[self.at % WINDOW];
         self.at += 1;
         Some(byte)
     }
@@ -589,16 +594,23 @@ impl Window<'_> {
         Some(self.byte()?).filter(|flags| flags & !allowed == 0)
     }
 
-    /// The time delta whose code is `code`, the tag's high nibble.
+    /// The record's tag and time delta, which start every record but `SetTask` (the caller
+    /// reads no other field first).
     #[inline(always)]
-    fn dt(&mut self, code: u8) -> Option<u64> {
-        let high = match code >> 2 {
-            0 => 0,
-            1 => u64::from(self.byte()?),
-            2 => u64::from(u16::from_le_bytes([self.byte()?, self.byte()?])),
-            _ => self.leb()?,
+    fn tag_and_dt(&mut self) -> Option<(u8, u64)> {
+        let tag = self.bytes[0];
+        let length = tag >> 6;
+        // Without a branch for the usual lengths (0, 1 or 2 bytes): which one comes next is
+        // not predictable.
+        let word = u64::from(u16::from_le_bytes([self.bytes[1], self.bytes[2]]));
+        let high = if length < 3 {
+            self.at = 1 + usize::from(length);
+            word & ((1 << (8 * length)) - 1)
+        } else {
+            self.at = 1;
+            self.leb()?
         };
-        Some(high << 2 | u64::from(code & 3))
+        Some((tag, high << 2 | u64::from(tag >> 4 & 3)))
     }
 }
 
@@ -678,17 +690,18 @@ impl Records<'_> {
     fn decode(&mut self, c: &mut Window) -> Option<bool> {
         use EventKind as K;
         use LockMode::{Exclusive, Shared};
-        let tag = c.byte()?;
+        let (tag, dt) = c.tag_and_dt()?;
         let op = tag & 15;
         if op == OP_SET_TASK {
             // The high nibble is unused: anything there is damage.
             if tag != OP_SET_TASK {
                 return None;
             }
+            c.at = 1;
             self.task = c.opt()?.map(TaskId);
             return Some(false);
         }
-        self.time = self.time.wrapping_add(c.dt(tag >> 4)?);
+        self.time = self.time.wrapping_add(dt);
         // Writes the event of the kind `$kind` into the next slot: each arm writes the whole
         // event, as building the kind first and the event after costs a copy of it.
         macro_rules! put {
@@ -709,20 +722,21 @@ impl Records<'_> {
             OP_ACQUIRED | 2 => {
                 let operand = c.leb()?;
                 let lock = LockId(u32::try_from(operand >> 2).ok()?);
-                let site = self.scratch.site(lock, operand & SITE_SAME != 0, c)?;
-                let seq = self.scratch.seq(lock, operand & SEQ_NEXT != 0, c)?;
+                let memory = self.scratch.lock(lock);
+                let site = memory.site(operand & SITE_SAME != 0, c)?;
+                let seq = memory.seq(operand & SEQ_NEXT != 0, c)?;
                 put!(K::LockAcquired { lock, mode: mode(op == 2), site, seq, via_try: false })
             }
             OP_RELEASED | 4 => {
                 let operand = c.leb()?;
                 let lock = LockId(u32::try_from(operand >> 1).ok()?);
-                let seq = self.scratch.seq(lock, operand & SEQ_NEXT != 0, c)?;
+                let seq = self.scratch.lock(lock).seq(operand & SEQ_NEXT != 0, c)?;
                 put!(K::LockReleased { lock, mode: mode(op == 4), seq, poisoned: false })
             }
             OP_REQUESTED | 6 => {
                 let operand = c.leb()?;
                 let lock = LockId(u32::try_from(operand >> 1).ok()?);
-                let site = self.scratch.site(lock, operand & (SITE_SAME >> 1) != 0, c)?;
+                let site = self.scratch.lock(lock).site(operand & (SITE_SAME >> 1) != 0, c)?;
                 put!(K::LockRequested { lock, mode: mode(op == 6), site })
             }
             OP_POLL_STARTED => {
@@ -759,10 +773,11 @@ impl Records<'_> {
         let kind = match op {
             op if op == Ext::Acquired as u8 => {
                 let (lock, flags) = (LockId(c.u32()?), c.flags(SHARED | VIA_TRY | HAS_SEQ)?);
-                let site = self.scratch.site(lock, false, c)?;
+                let memory = self.scratch.lock(lock);
+                let site = memory.site(false, c)?;
                 let seq = match flags & HAS_SEQ {
                     0 => None,
-                    _ => self.scratch.seq(lock, false, c)?,
+                    _ => memory.seq(false, c)?,
                 };
                 K::LockAcquired {
                     lock,
@@ -774,14 +789,14 @@ impl Records<'_> {
             }
             op if op == Ext::TryFailed as u8 => {
                 let (lock, flags) = (LockId(c.u32()?), c.flags(SHARED)?);
-                let site = self.scratch.site(lock, false, c)?;
+                let site = self.scratch.lock(lock).site(false, c)?;
                 K::LockTryFailed { lock, mode: mode(flags), site }
             }
             op if op == Ext::Released as u8 => {
                 let (lock, flags) = (LockId(c.u32()?), c.flags(SHARED | POISONED | HAS_SEQ)?);
                 let seq = match flags & HAS_SEQ {
                     0 => None,
-                    _ => self.scratch.seq(lock, false, c)?,
+                    _ => self.scratch.lock(lock).seq(false, c)?,
                 };
                 K::LockReleased { lock, mode: mode(flags), seq, poisoned: flags & POISONED != 0 }
             }
