@@ -13,8 +13,8 @@ mod support;
 use hindsight_analyzer::detect::{Context, DataRace, Detector};
 use hindsight_analyzer::replay::Replay;
 use hindsight_recorder::format::{
-    Definition, Event, EventKind, LockDef, LockId, LockKind, LockMode, SiteDef, SiteId, StringId,
-    ThreadDef, ThreadId, VarDef, VarId,
+    Definition, Event, EventKind, LockDef, LockId, LockImplementation, LockKind, LockMode, SiteDef,
+    SiteId, StringId, ThreadDef, ThreadId, VarDef, VarId,
 };
 use std::num::NonZeroU64;
 use std::path::Path;
@@ -50,6 +50,8 @@ fn definitions() -> Vec<Definition> {
             blocking: true,
             name: None,
             site: None,
+            implementation: LockImplementation::HindsightStd,
+            capacity: None,
         };
         defs.push(Definition::Lock(lock));
     }

@@ -22,8 +22,8 @@ use hindsight_analyzer::detect::{Context, Detector, LockOrder};
 use hindsight_analyzer::replay::Replay;
 use hindsight_analyzer::{AnalyzeOptions, Report};
 use hindsight_recorder::format::{
-    Definition, Event, EventKind, LockDef, LockId, LockKind, LockMode, SiteDef, SiteId, StringId,
-    ThreadDef, ThreadId,
+    Definition, Event, EventKind, LockDef, LockId, LockImplementation, LockKind, LockMode, SiteDef,
+    SiteId, StringId, ThreadDef, ThreadId,
 };
 use std::num::NonZeroU64;
 use std::path::Path;
@@ -87,6 +87,8 @@ fn generate(path: &Path, events: u64) -> std::io::Result<u64> {
             blocking: true,
             name: None,
             site: Some(SiteId(8 + l)),
+            implementation: LockImplementation::HindsightStd,
+            capacity: None,
         }));
     }
     out.writer().write_definitions(&defs)?;

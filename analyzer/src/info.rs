@@ -30,6 +30,8 @@ pub struct TraceInfo {
     pub tasks: u64,
     /// Locks defined.
     pub locks: u64,
+    /// Lock definitions, by implementation (`LockImplementation::name`).
+    pub lock_implementations: BTreeMap<&'static str, u64>,
     /// Variables defined.
     pub variables: u64,
     /// Channels defined.
@@ -65,6 +67,7 @@ impl TraceInfo {
             threads: 0,
             tasks: 0,
             locks: 0,
+            lock_implementations: BTreeMap::new(),
             variables: 0,
             channels: 0,
             sites: 0,
@@ -139,7 +142,10 @@ impl TraceInfo {
             Definition::Site(_) => self.sites += 1,
             Definition::Thread(_) => self.threads += 1,
             Definition::Task(_) => self.tasks += 1,
-            Definition::Lock(_) => self.locks += 1,
+            Definition::Lock(lock) => {
+                self.locks += 1;
+                *self.lock_implementations.entry(lock.implementation.name()).or_default() += 1;
+            }
             Definition::Variable(_) => self.variables += 1,
             Definition::Channel(_) => self.channels += 1,
         }
@@ -161,6 +167,7 @@ impl TraceInfo {
             "threads": self.threads,
             "tasks": self.tasks,
             "locks": self.locks,
+            "lock_implementations": self.lock_implementations,
             "variables": self.variables,
             "channels": self.channels,
             "sites": self.sites,
@@ -222,6 +229,11 @@ impl TraceInfo {
             "entities   {} threads, {} tasks, {} locks, {} variables, {} channels, {} sites",
             self.threads, self.tasks, self.locks, self.variables, self.channels, self.sites
         );
+        if !self.lock_implementations.is_empty() {
+            let by: Vec<_> =
+                self.lock_implementations.iter().map(|(name, n)| format!("{n} {name}")).collect();
+            let _ = writeln!(out, "locks      {}", by.join(", "));
+        }
         let _ = writeln!(out, "events     {}", self.events);
         for (kind, count) in &self.event_counts {
             let _ = writeln!(out, "  {kind:<22} {count}");

@@ -11,8 +11,8 @@
 //! number; nothing is skipped.
 
 use hindsight_recorder::format::{
-    Definition, Event, EventKind, Header, Item, LockDef, LockId, LockKind, LockMode, SiteDef,
-    SiteId, StringId, ThreadDef, ThreadId, TraceWriter, VarDef, VarId,
+    Definition, Event, EventKind, Header, Item, LockDef, LockId, LockImplementation, LockKind,
+    LockMode, SiteDef, SiteId, StringId, ThreadDef, ThreadId, TraceWriter, VarDef, VarId,
 };
 use std::collections::HashMap;
 use std::fs::File;
@@ -324,6 +324,8 @@ impl<R: BufRead> StdReader<R> {
             blocking: true,
             name: Some(name_id),
             site: None,
+            implementation: LockImplementation::Unknown,
+            capacity: None,
         }));
         id
     }

@@ -20,8 +20,8 @@
 //! here.
 
 use hindsight_recorder::format::{
-    ChannelId, Damage, Definition, Event, EventKind, Header, LockId, LockKind, SiteId, StringId,
-    Tail, TaskId, ThreadId, VarId,
+    ChannelId, Damage, Definition, Event, EventKind, Header, LockId, LockImplementation,
+    LockKind, SiteId, StringId, Tail, TaskId, ThreadId, VarId,
 };
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
@@ -114,8 +114,14 @@ pub struct Task {
 pub struct Lock {
     /// What sort of lock it is.
     pub kind: LockKind,
-    /// Whether waiting for it blocks the OS thread.
+    /// Whether waiting for it blocks the OS thread, as recorded; ask
+    /// [`waiting_blocks_thread`](Self::waiting_blocks_thread), which prefers what its
+    /// implementation is known to do.
     pub blocking: bool,
+    /// The code that implements it.
+    pub implementation: LockImplementation,
+    /// A semaphore's initial permits, where recorded.
+    pub capacity: Option<u32>,
     /// Its explicit name.
     pub name: Option<StringId>,
     /// Where it was created.
@@ -376,6 +382,8 @@ impl Trace {
         let entry = &mut self.locks[lock.index()];
         entry.kind = def.kind;
         entry.blocking = def.blocking;
+        entry.implementation = def.implementation;
+        entry.capacity = def.capacity;
         entry.name = name;
         entry.site = site;
         entry.class = class;
@@ -614,6 +622,8 @@ impl Trace {
         self.locks.push(Lock {
             kind: LockKind::Mutex,
             blocking: true,
+            implementation: LockImplementation::Unknown,
+            capacity: None,
             name: None,
             site: None,
             class,

@@ -42,8 +42,8 @@
 //! by name.
 
 use crate::format::{
-    ChannelDef, ChannelId, Definition, LockDef, LockId, LockKind, SiteDef, SiteId, StringId,
-    TaskDef, TaskId, ThreadDef, ThreadId, VarDef, VarId,
+    ChannelDef, ChannelId, Definition, LockDef, LockId, LockImplementation, LockKind, SiteDef,
+    SiteId, StringId, TaskDef, TaskId, ThreadDef, ThreadId, VarDef, VarId,
 };
 use rustc_hash::FxHashMap as HashMap;
 use std::collections::{BTreeMap, VecDeque};
@@ -338,10 +338,12 @@ impl Registry {
         id
     }
 
-    /// Defines a lock instance.
+    /// Defines a lock instance, of no known capacity (see
+    /// [`set_lock_capacity`](Self::set_lock_capacity)).
     pub(crate) fn lock(
         &mut self,
         kind: LockKind,
+        implementation: LockImplementation,
         blocking: bool,
         name: Option<&str>,
         site: Option<SiteId>,
@@ -349,8 +351,25 @@ impl Registry {
         let id = LockId(self.locks);
         self.locks = self.locks.wrapping_add(1);
         let name = name.map(|n| self.string(n));
-        self.define(Key::Lock(id), Definition::Lock(LockDef { id, kind, blocking, name, site }));
+        let lock = LockDef { id, kind, blocking, name, site, implementation, capacity: None };
+        self.define(Key::Lock(id), Definition::Lock(lock));
         id
+    }
+
+    /// Records a semaphore's initial permits, learnt after its definition was made: amends
+    /// the definition if the writer has not taken it yet, else defines the lock again (a
+    /// reader takes the later definition).
+    pub(crate) fn set_lock_capacity(&mut self, id: LockId, permits: u32) {
+        let Some(&number) = self.index.get(&Key::Lock(id)) else { return };
+        let Some(Definition::Lock(lock)) = self.definitions.get_mut(&number) else { return };
+        if lock.capacity == Some(permits) {
+            return;
+        }
+        lock.capacity = Some(permits);
+        if number < self.written {
+            let amended = self.definitions.remove(&number);
+            self.define(Key::Lock(id), amended.expect("the definition was just amended"));
+        }
     }
 
     /// Defines an annotated variable or synchronisation object (see [`crate::annotate`]).
@@ -388,7 +407,8 @@ impl Registry {
             lock.last_use = self.named_uses;
             return lock.id;
         }
-        let id = self.lock(LockKind::Custom, true, Some(name), site);
+        let id =
+            self.lock(LockKind::Custom, LockImplementation::UserDefined, true, Some(name), site);
         let mut lock = NamedLock { id, holds: 0, waits: 0, last_use: self.named_uses };
         lock.apply(used);
         self.named_locks.insert(name.to_owned(), lock);
@@ -586,7 +606,7 @@ mod tests {
     use super::*;
 
     fn lock_named(registry: &mut Registry, name: &str) -> LockId {
-        registry.lock(LockKind::Mutex, true, Some(name), None)
+        registry.lock(LockKind::Mutex, LockImplementation::HindsightStd, true, Some(name), None)
     }
 
     fn defines(registry: &Registry, wanted: impl Fn(&Definition) -> bool) -> bool {
@@ -735,7 +755,13 @@ mod tests {
         assert!(defines_text(&registry, "src/main.rs"));
         assert!(defines_text(&registry, "Mutex::lock"));
         assert_eq!(registry.site_by_value("src/main.rs", 3, 4, Some("Mutex::lock")), site);
-        let lock = registry.lock(LockKind::Mutex, true, None, Some(site));
+        let lock = registry.lock(
+            LockKind::Mutex,
+            LockImplementation::HindsightStd,
+            true,
+            None,
+            Some(site),
+        );
         assert_eq!(registry.describe_lock(lock), "the lock created at src/main.rs:3:4");
     }
 

@@ -7,7 +7,9 @@
 mod common;
 
 use common::{check_lock_order, serial, trace_path, Trace};
-use hindsight_recorder::format::{Definition, EventKind, LockKind, LockMode, TaskId};
+use hindsight_recorder::format::{
+    Definition, EventKind, LockImplementation, LockKind, LockMode, TaskId,
+};
 use hindsight_recorder::Recorder;
 use std::sync::Arc;
 use std::time::Duration;
@@ -168,8 +170,13 @@ fn tokio_locks_are_recorded_for_the_tasks_that_use_them() {
     let of_kind = |kind| locks.iter().find(|l| l.kind == kind).map(|l| l.id).unwrap();
     assert_eq!(locks.len(), 3, "internal semaphores are not recorded: {locks:?}");
     assert!(locks.iter().all(|l| !l.blocking && l.site.is_some()));
+    assert!(locks.iter().all(|l| l.implementation == LockImplementation::Tokio), "{locks:?}");
     let (mutex, rwlock, semaphore) =
         (of_kind(LockKind::Mutex), of_kind(LockKind::RwLock), of_kind(LockKind::Semaphore));
+    // The semaphore's permits, from its resource span's first state update; the locks have
+    // none.
+    let capacity = |id| locks.iter().find(|l| l.id == id).unwrap().capacity;
+    assert_eq!((capacity(mutex), capacity(rwlock), capacity(semaphore)), (None, None, Some(1)));
     let waiter = trace.task_named("waiter");
     let waiter_kinds = kinds_of(&trace, waiter);
     assert!(

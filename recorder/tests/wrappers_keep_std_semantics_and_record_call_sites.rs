@@ -67,6 +67,8 @@ fn blocking_mutex_poisons_like_std_and_records_sites() {
     let def = def.unwrap();
     assert_eq!(def.kind, LockKind::Mutex);
     assert!(def.blocking);
+    assert_eq!(def.implementation, hindsight_recorder::format::LockImplementation::HindsightStd);
+    assert_eq!(def.capacity, None);
     let (file, line, _) = trace.site(def.site.unwrap()).unwrap();
     assert_eq!((file.as_str(), line), (file!(), created));
 

@@ -13,8 +13,8 @@
 //!   timeline, sort, filter), as the mean and the worst of many presses.
 
 use hindsight_recorder::format::{
-    Definition, Event, EventKind, Header, LockDef, LockId, LockKind, LockMode, SiteDef, SiteId,
-    StringId, ThreadDef, ThreadId, TraceWriter,
+    Definition, Event, EventKind, Header, LockDef, LockId, LockImplementation, LockKind, LockMode,
+    SiteDef, SiteId, StringId, ThreadDef, ThreadId, TraceWriter,
 };
 use hindsight_tui::{App, Data, Key};
 use ratatui::backend::TestBackend;
@@ -75,7 +75,15 @@ fn generate(path: &Path, events: u64) -> std::io::Result<()> {
         let name = StringId(100 + l);
         defs.push(Definition::String { id: name, text: format!("lock-{l}") });
         let kind = LockKind::Mutex;
-        let def = LockDef { id: LockId(l), kind, blocking: true, name: Some(name), site: None };
+        let def = LockDef {
+            id: LockId(l),
+            kind,
+            blocking: true,
+            name: Some(name),
+            site: None,
+            implementation: LockImplementation::HindsightStd,
+            capacity: None,
+        };
         defs.push(Definition::Lock(def));
     }
     writer.write_definitions(&defs)?;

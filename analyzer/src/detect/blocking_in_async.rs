@@ -120,7 +120,9 @@ impl BlockingInAsync {
                     self.end_poll(task, poll, now);
                 }
             }
-            EventKind::LockRequested { lock, site, .. } if cx.trace.lock(lock).blocking => {
+            EventKind::LockRequested { lock, site, .. }
+                if cx.trace.lock(lock).waiting_blocks_thread() =>
+            {
                 if let Some(poll) = self.poll(task) {
                     poll.waiting = Some(LockWait { lock, site, since_ns: now, waited_ns: 0 });
                 }

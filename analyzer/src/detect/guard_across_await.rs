@@ -173,7 +173,8 @@ impl GuardAcrossAwait {
                 self.task_holds(task);
                 let recorded_wait = self.current_wait[task.index()];
                 for hold in &mut self.holds[task.index()] {
-                    if recorded_wait.is_some() && !cx.trace.lock(hold.lock).blocking {
+                    if recorded_wait.is_some() && !cx.trace.lock(hold.lock).waiting_blocks_thread()
+                    {
                         continue;
                     }
                     hold.suspensions += 1;
@@ -266,7 +267,7 @@ impl Detector for GuardAcrossAwait {
 
 fn finding(cx: &Context<'_>, lock: LockId, site: SiteId, found: &Aggregate) -> Finding {
     let name = cx.trace.lock_name(lock);
-    let blocking = cx.trace.lock(lock).blocking;
+    let blocking = cx.trace.lock(lock).waiting_blocks_thread();
     let guard = if blocking { "blocking" } else { "async" };
     let severity = match (blocking, found.waiters.is_empty()) {
         (true, _) => Severity::Error,

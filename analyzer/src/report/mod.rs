@@ -461,6 +461,11 @@ pub struct TraceSummary {
     pub replay_conflicts: u64,
 }
 
+/// The implementation of a lock entry read from a report that predates the field.
+fn unknown_implementation() -> String {
+    "unknown".into()
+}
+
 /// A lock and its statistics.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LockEntry {
@@ -472,6 +477,13 @@ pub struct LockEntry {
     pub class: String,
     /// Waiting for it blocks the OS thread.
     pub blocking: bool,
+    /// The code that implements it: `std`, `tokio`, `parking_lot`, `hindsight-std`,
+    /// `hindsight-tokio` (hindsight's wrappers of those), `user-defined` or `unknown`.
+    #[serde(default = "unknown_implementation")]
+    pub implementation: String,
+    /// A semaphore's initial permits, where recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<u32>,
     /// Where it was created (`file:line:col`), if known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<String>,

@@ -7,9 +7,9 @@
 //! order, tasks polled on two threads at once.
 
 use super::{
-    ChannelDef, ChannelId, Definition, Event, EventKind, Header, LockDef, LockId, LockKind,
-    LockMode, SiteDef, SiteId, StringId, TaskDef, TaskId, ThreadDef, ThreadId, TraceWriter, VarDef,
-    VarId,
+    ChannelDef, ChannelId, Definition, Event, EventKind, Header, LockDef, LockId,
+    LockImplementation, LockKind, LockMode, SiteDef, SiteId, StringId, TaskDef, TaskId, ThreadDef,
+    ThreadId, TraceWriter, VarDef, VarId,
 };
 use proptest::prelude::*;
 use std::num::NonZeroU64;
@@ -116,6 +116,16 @@ fn definitions(kinds: &[u8]) -> Vec<Definition> {
             blocking: kind % 5 < 2,
             name: (kind % 3 == 0).then_some(StringId(1)),
             site: Some(site),
+            implementation: [
+                LockImplementation::Unknown,
+                LockImplementation::Std,
+                LockImplementation::Tokio,
+                LockImplementation::ParkingLot,
+                LockImplementation::HindsightStd,
+                LockImplementation::HindsightTokio,
+                LockImplementation::UserDefined,
+            ][usize::from(kind % 7)],
+            capacity: (kind % 4 == 2).then_some(u32::from(kind)),
         }));
         defs.push(Definition::Variable(VarDef { id: VarId(i), name: StringId(1), site: None }));
         defs.push(Definition::Channel(ChannelDef { id: ChannelId(i), name: None, site: None }));

@@ -22,7 +22,8 @@
 //! ```
 
 use super::defs::{
-    ChannelDef, Definition, Header, LockDef, LockKind, SiteDef, TaskDef, ThreadDef, VarDef,
+    ChannelDef, Definition, Header, LockDef, LockImplementation, LockKind, SiteDef, TaskDef,
+    ThreadDef, VarDef,
 };
 use super::event::{Event, EventKind, LockMode};
 use super::ids::{ChannelId, LockId, SiteId, StringId, TaskId, ThreadId, VarId};
@@ -143,7 +144,8 @@ impl TraceBuilder {
         id
     }
 
-    /// Defines a lock of any kind.
+    /// Defines a lock of any kind, of the implementation its kind and blocking-ness suggest
+    /// (see [`LockImplementation::inferred`]) and no capacity.
     pub fn lock(
         &mut self,
         kind: LockKind,
@@ -153,7 +155,19 @@ impl TraceBuilder {
     ) -> LockId {
         let id = LockId(self.next(LOCKS));
         let name = name.map(|name| self.string(name));
-        self.definitions.push(Definition::Lock(LockDef { id, kind, blocking, name, site }));
+        let implementation = LockImplementation::inferred(kind, blocking);
+        let capacity = None;
+        let lock = LockDef { id, kind, blocking, name, site, implementation, capacity };
+        self.definitions.push(Definition::Lock(lock));
+        id
+    }
+
+    /// Defines a named tokio semaphore of `permits` permits.
+    pub fn semaphore(&mut self, name: &str, permits: u32) -> LockId {
+        let id = self.lock(LockKind::Semaphore, false, Some(name), None);
+        if let Some(Definition::Lock(lock)) = self.definitions.last_mut() {
+            lock.capacity = Some(permits);
+        }
         id
     }
 

@@ -103,6 +103,59 @@ pub enum LockKind {
     Custom,
 }
 
+/// Which code implements a lock: what its waiters, readers and poisoning do depends on it
+/// (the analyzer keeps each one's semantics in one table, `lock_semantics`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum LockImplementation {
+    /// Not recorded (a trace of an older format whose lock could not be told apart, or a
+    /// writer that did not say). No semantics are assumed for it.
+    Unknown,
+    /// `std::sync`, observed directly.
+    Std,
+    /// `tokio::sync`, recorded through tokio's own instrumentation.
+    Tokio,
+    /// `parking_lot`.
+    ParkingLot,
+    /// hindsight's recording wrapper of a `std::sync` lock (`hindsight::sync::Mutex`,
+    /// `RwLock`): the std lock's semantics.
+    HindsightStd,
+    /// hindsight's recording wrapper of a `tokio::sync` lock (`hindsight::sync::tokio`): the
+    /// tokio lock's semantics.
+    HindsightTokio,
+    /// A user-defined lock (a file lock, a database lock) recorded through the tracing
+    /// convention.
+    UserDefined,
+}
+
+impl LockImplementation {
+    /// The implementation a lock of `kind` most likely has when only its kind and
+    /// blocking-ness are known, as in version-1 traces: that version's recorder made
+    /// user-defined locks through the tracing convention only, blocking mutexes and rwlocks
+    /// through its std wrappers only, and async locks and semaphores through tokio (its
+    /// wrappers or its instrumentation, of one semantics).
+    pub fn inferred(kind: LockKind, blocking: bool) -> Self {
+        match (kind, blocking) {
+            (LockKind::Custom, _) => LockImplementation::UserDefined,
+            (LockKind::Mutex | LockKind::RwLock, true) => LockImplementation::HindsightStd,
+            (_, false) => LockImplementation::Tokio,
+            (LockKind::Semaphore, true) => LockImplementation::Unknown,
+        }
+    }
+
+    /// A short stable name, as reports print it.
+    pub fn name(self) -> &'static str {
+        match self {
+            LockImplementation::Unknown => "unknown",
+            LockImplementation::Std => "std",
+            LockImplementation::Tokio => "tokio",
+            LockImplementation::ParkingLot => "parking_lot",
+            LockImplementation::HindsightStd => "hindsight-std",
+            LockImplementation::HindsightTokio => "hindsight-tokio",
+            LockImplementation::UserDefined => "user-defined",
+        }
+    }
+}
+
 /// A lock instance.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockDef {
@@ -117,6 +170,10 @@ pub struct LockDef {
     pub name: Option<StringId>,
     /// Where it was created.
     pub site: Option<SiteId>,
+    /// The code that implements it.
+    pub implementation: LockImplementation,
+    /// A semaphore's initial permits, where known.
+    pub capacity: Option<u32>,
 }
 
 /// An annotated variable or synchronisation object.

@@ -17,9 +17,11 @@
 //! and reading goes on at the next chunk marker ([`Damage`]), the header and definitions being
 //! written twice.
 //!
-//! Payloads are bincode (standard configuration: little endian, varint integers). Event batches
-//! are compact: the thread once per batch, the task only when it changes, time deltas, lock
-//! sequence deltas (see `v1`). A lock-heavy trace costs about five bytes per event.
+//! Headers and definitions are bincode (standard configuration: little endian, varint
+//! integers). Event batches have an encoding of their own (see `v2`): the thread once per
+//! batch, a tag byte holding the kind and the time delta's low bits, lock sequence numbers and
+//! sites implied by a flag bit when they are the usual ones, task switches implied by polls.
+//! A lock-heavy trace costs about three to four bytes per event.
 //!
 //! # Ordering
 //!
@@ -68,16 +70,19 @@ mod defs;
 mod event;
 mod frame;
 mod ids;
+mod payload;
 mod reader;
 mod v1;
+mod v2;
 mod writer;
 
 /// The newest payload encoding.
-use v1 as current;
+use v2 as current;
 
 pub use builder::{Actor, TraceBuilder};
 pub use defs::{
-    ChannelDef, Definition, Header, LockDef, LockKind, SiteDef, TaskDef, ThreadDef, VarDef,
+    ChannelDef, Definition, Header, LockDef, LockImplementation, LockKind, SiteDef, TaskDef,
+    ThreadDef, VarDef,
 };
 pub use event::{Event, EventKind, LockMode};
 pub use frame::{

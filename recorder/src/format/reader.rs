@@ -9,14 +9,14 @@
 //! short with nothing readable after it. A hostile length field is never an allocation: bytes
 //! are buffered only as the file holds them, and at most [`MAX_CHUNK_LEN`] of them.
 
-use super::current::{decode_events, Payload, SeqScratch};
 use super::defs::{Definition, Header};
 use super::event::Event;
 use super::frame::{
-    bincode_config, chunk_crc, ChunkKind, CHUNK_HEADER_LEN, FORMAT_VERSION, MAGIC, MAX_CHUNK_LEN,
+    chunk_crc, ChunkKind, CHUNK_HEADER_LEN, FORMAT_VERSION, MAGIC, MAX_CHUNK_LEN,
     OLDEST_READABLE_VERSION, SYNC, V1_CHUNK_HEADER_LEN,
 };
 use super::ids::ThreadId;
+use super::payload::{Payload, PayloadDecoder};
 use rustc_hash::FxHashMap;
 use std::fs::File;
 use std::io::{self, BufReader, Read};
@@ -231,7 +231,7 @@ pub struct TraceReader<R> {
     pos: usize,
     offset: u64,
     input_ended: bool,
-    seqs: SeqScratch,
+    decoder: PayloadDecoder,
     skipping: Option<Skip>,
     damage: Vec<Damage>,
     /// Each thread's next batch number.
@@ -294,7 +294,7 @@ impl<R: Read> TraceReader<R> {
             pos: 0,
             offset: 8,
             input_ended: false,
-            seqs: SeqScratch::default(),
+            decoder: PayloadDecoder::new(version),
             skipping: None,
             damage: Vec::new(),
             batches: FxHashMap::default(),
@@ -310,7 +310,7 @@ impl<R: Read> TraceReader<R> {
             if frame.kind == ChunkKind::Copy {
                 reader.recovered(frame.bytes);
             }
-            if let Some(payload) = reader.decode_payload(&frame) {
+            if let Some(payload) = reader.decode_payload(&frame, &mut Vec::new()) {
                 reader.note_copy_due(&frame);
                 break Some(payload);
             }
@@ -388,14 +388,8 @@ impl<R: Read> TraceReader<R> {
                 }
                 _ => {}
             }
-            // Event batches, nearly every chunk, are decoded straight from their bytes.
             let before = events.len();
-            if decode_events(&self.buf[frame.payload.clone()], &mut self.seqs, events).is_some() {
-                self.events_read += (events.len() - before) as u64;
-                self.event_bytes += frame.bytes;
-                return Some(Unit::Events);
-            }
-            let payload = self.decode_payload(&frame);
+            let payload = self.decode_payload(&frame, events);
             if matches!(payload, Some(Payload::Header(_) | Payload::Definitions(_))) {
                 self.note_copy_due(&frame);
             }
@@ -404,9 +398,7 @@ impl<R: Read> TraceReader<R> {
                 // undecodable chunk was recorded as damage.
                 Some(Payload::Header(_)) | None => continue,
                 Some(Payload::Definitions(definitions)) => Some(Unit::Definitions(definitions)),
-                Some(Payload::Events(batch)) => {
-                    let before = events.len();
-                    batch.decode_into(events);
+                Some(Payload::Events) => {
                     self.events_read += (events.len() - before) as u64;
                     self.event_bytes += frame.bytes;
                     Some(Unit::Events)
@@ -462,13 +454,11 @@ impl<R: Read> TraceReader<R> {
     // === chunks ===
 
     /// Decodes a frame's payload; `None` (recorded as damage) if it does not decode.
-    fn decode_payload(&mut self, frame: &Frame) -> Option<Payload> {
+    fn decode_payload(&mut self, frame: &Frame, events: &mut Vec<Event>) -> Option<Payload> {
         let bytes = &self.buf[frame.payload.clone()];
-        let reason = match bincode::serde::decode_from_slice::<Payload, _>(bytes, bincode_config())
-        {
-            Ok((payload, used)) if used == bytes.len() => return Some(payload),
-            Ok(_) => "chunk has trailing bytes".to_owned(),
-            Err(e) => format!("undecodable chunk: {e}"),
+        let reason = match self.decoder.decode(bytes, events) {
+            Ok(payload) => return Some(payload),
+            Err(reason) => reason,
         };
         let offset = self.offset - frame.bytes;
         self.add_damage(Damage {

@@ -11,10 +11,16 @@
 //! - mode and try-ness are folded into the record variant, so a lock-heavy trace costs about
 //!   five bytes per event.
 //!
-//! Bump [`FORMAT_VERSION`](super::FORMAT_VERSION) if you change anything here.
+//! This version is frozen: it is only read now (its encoder remains for its tests). Its lock
+//! definitions had no implementation or capacity; they read with the implementation inferred
+//! from the kind and blocking-ness (see [`LockDefV1`]) and no capacity.
 
-use super::defs::{Definition, Header};
+use super::defs::{
+    ChannelDef, Definition, Header, LockDef, LockImplementation, LockKind, SiteDef, TaskDef,
+    ThreadDef, VarDef,
+};
 use super::event::{Event, EventKind, LockMode};
+use super::frame::bincode_config;
 use super::ids::{ChannelId, LockId, SiteId, StringId, TaskId, ThreadId, VarId};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
@@ -27,7 +33,7 @@ pub(crate) enum Payload {
     /// The trace header; always the first chunk.
     Header(Header),
     /// Definitions of ids used by later chunks.
-    Definitions(Vec<Definition>),
+    Definitions(Vec<DefinitionV1>),
     /// Events of one thread.
     Events(Batch),
     /// Every event recorded before `time_ns` has been written (see the ordering docs).
@@ -35,6 +41,79 @@ pub(crate) enum Payload {
         /// Trace time of the watermark.
         time_ns: u64,
     },
+}
+
+/// A definition as version 1 wrote it: today's, but for its lock definitions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) enum DefinitionV1 {
+    String { id: StringId, text: String },
+    Site(SiteDef),
+    Thread(ThreadDef),
+    Task(TaskDef),
+    Lock(LockDefV1),
+    Variable(VarDef),
+    Channel(ChannelDef),
+}
+
+/// A lock definition as version 1 wrote it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct LockDefV1 {
+    id: LockId,
+    kind: LockKind,
+    blocking: bool,
+    name: Option<StringId>,
+    site: Option<SiteId>,
+}
+
+impl From<DefinitionV1> for Definition {
+    fn from(definition: DefinitionV1) -> Definition {
+        match definition {
+            DefinitionV1::String { id, text } => Definition::String { id, text },
+            DefinitionV1::Site(site) => Definition::Site(site),
+            DefinitionV1::Thread(thread) => Definition::Thread(thread),
+            DefinitionV1::Task(task) => Definition::Task(task),
+            DefinitionV1::Lock(lock) => Definition::Lock(lock.into()),
+            DefinitionV1::Variable(var) => Definition::Variable(var),
+            DefinitionV1::Channel(channel) => Definition::Channel(channel),
+        }
+    }
+}
+
+impl From<LockDefV1> for LockDef {
+    fn from(lock: LockDefV1) -> LockDef {
+        let implementation = LockImplementation::inferred(lock.kind, lock.blocking);
+        let LockDefV1 { id, kind, blocking, name, site } = lock;
+        LockDef { id, kind, blocking, name, site, implementation, capacity: None }
+    }
+}
+
+/// Decodes a version-1 chunk payload, appending a batch's events to `out`; on failure says
+/// what is wrong and leaves `out` as it was.
+pub(crate) fn decode_payload(
+    bytes: &[u8],
+    seqs: &mut SeqScratch,
+    out: &mut Vec<Event>,
+) -> Result<super::payload::Payload, String> {
+    use super::payload::Payload as Decoded;
+    // Event batches, nearly every chunk, are decoded straight from their bytes.
+    if decode_events(bytes, seqs, out).is_some() {
+        return Ok(Decoded::Events);
+    }
+    match bincode::serde::decode_from_slice::<Payload, _>(bytes, bincode_config()) {
+        Ok((payload, used)) if used == bytes.len() => Ok(match payload {
+            Payload::Header(header) => Decoded::Header(header),
+            Payload::Definitions(definitions) => {
+                Decoded::Definitions(definitions.into_iter().map(Definition::from).collect())
+            }
+            Payload::Events(batch) => {
+                batch.decode_into(out);
+                Decoded::Events
+            }
+            Payload::Watermark { time_ns } => Decoded::Watermark { time_ns },
+        }),
+        Ok(_) => Err("chunk has trailing bytes".into()),
+        Err(e) => Err(format!("undecodable chunk: {e}")),
+    }
 }
 
 /// Events of one thread, compactly encoded.
@@ -96,6 +175,7 @@ struct DeltaState {
 }
 
 impl DeltaState {
+    #[cfg(test)]
     fn encode_seq(&mut self, lock: LockId, seq: NonZeroU64) -> u64 {
         let previous = self.seqs.insert(lock, seq.get()).unwrap_or(0);
         seq.get().wrapping_sub(previous)
@@ -108,6 +188,7 @@ impl DeltaState {
         NonZeroU64::new(seq)
     }
 
+    #[cfg(test)]
     fn encode_time(&mut self, time: u64) -> u64 {
         let dt = time.wrapping_sub(self.time);
         self.time = time;
@@ -122,6 +203,7 @@ impl DeltaState {
 
 impl Batch {
     /// Encodes events of one thread. Every event's `thread` must be `thread`.
+    #[cfg(test)]
     pub(crate) fn encode(thread: ThreadId, events: &[Event]) -> Batch {
         let base_time_ns = events.first().map_or(0, |e| e.time_ns);
         let mut state = DeltaState { time: base_time_ns, ..DeltaState::default() };
@@ -533,6 +615,7 @@ impl Records<'_> {
     }
 }
 
+#[cfg(test)]
 fn encode_kind(state: &mut DeltaState, dt: u64, kind: EventKind) -> Record {
     use EventKind as K;
     use LockMode::{Exclusive, Shared};
@@ -660,13 +743,13 @@ fn decode_kind(state: &mut DeltaState, record: &Record) -> (u64, EventKind) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
-    use crate::format::frame::bincode_config;
     use proptest::prelude::*;
 
-    /// Events of one thread covering every record, with values of every varint width.
-    fn events() -> impl Strategy<Value = Vec<Event>> {
+    /// Events of one thread covering every record (and every event kind), with values of
+    /// every varint width; `v2`'s tests use them too.
+    pub(in crate::format) fn events() -> impl Strategy<Value = Vec<Event>> {
         let id = prop_oneof![0u32..4, 0u32..300, any::<u32>()];
         let big = prop_oneof![0u64..300, any::<u64>()];
         let one = (0u8..32, id.clone(), id, big.clone(), big, any::<bool>(), any::<bool>());

@@ -1,14 +1,14 @@
 //! Writing traces: the preamble, then chunks of definitions and event batches, framed as
 //! `frame` describes (the header and definitions twice, event batches numbered per thread).
 
-use super::current::{Batch, Payload};
+use super::current::{encode_events, encode_payload};
 use super::defs::{Definition, Header};
 use super::event::Event;
 use super::frame::{
-    bincode_config, chunk_crc, ChunkKind, CHUNK_HEADER_LEN, FORMAT_VERSION, MAGIC, MAX_CHUNK_LEN,
-    SYNC,
+    chunk_crc, ChunkKind, CHUNK_HEADER_LEN, FORMAT_VERSION, MAGIC, MAX_CHUNK_LEN, SYNC,
 };
 use super::ids::ThreadId;
+use super::payload::Payload;
 use rustc_hash::FxHashMap;
 use std::io::{self, Write};
 
@@ -87,7 +87,10 @@ impl<W: Write> TraceWriter<W> {
                 let next = self.batches.entry(thread).or_insert(0);
                 let kind = ChunkKind::Batch { thread: thread.0, batch: *next };
                 *next = next.wrapping_add(1);
-                self.write_payload(kind, &Payload::Events(Batch::encode(thread, part)))?;
+                self.write_chunk(kind, |out| {
+                    encode_events(thread, part, out);
+                    Ok(())
+                })?;
             }
         }
         Ok(())
@@ -132,13 +135,22 @@ impl<W: Write> TraceWriter<W> {
     }
 
     fn write_payload(&mut self, kind: ChunkKind, payload: &Payload) -> io::Result<()> {
+        self.write_chunk(kind, |out| encode_payload(payload, out))
+    }
+
+    /// Writes one chunk of `kind` whose payload `encode` appends to the buffer it is given.
+    fn write_chunk(
+        &mut self,
+        kind: ChunkKind,
+        encode: impl FnOnce(&mut Vec<u8>) -> Result<(), String>,
+    ) -> io::Result<()> {
         // The frame is built in one buffer and written with one call, so that a process killed
         // mid-write leaves at most one partial chunk at the tail.
         self.scratch.clear();
         self.scratch.extend_from_slice(&SYNC);
         self.scratch.extend_from_slice(&[0; CHUNK_HEADER_LEN - SYNC.len()]);
         kind.encode(&mut self.scratch);
-        bincode::serde::encode_into_std_write(payload, &mut self.scratch, bincode_config())
+        encode(&mut self.scratch)
             .map_err(|e| io::Error::other(format!("encoding a trace chunk failed: {e}")))?;
         self.seal_and_write()
     }

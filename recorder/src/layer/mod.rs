@@ -59,7 +59,7 @@ mod convention;
 mod fields;
 mod resource;
 
-use crate::format::{EventKind, LockKind, LockMode, TaskId};
+use crate::format::{EventKind, LockImplementation, LockKind, LockMode, TaskId};
 use crate::local::{self, Ctx};
 use crate::recorder::Recorder;
 use crate::registry::Entity;
@@ -221,7 +221,7 @@ impl Recorder {
             let (line, col) = (fields.line.unwrap_or(0), fields.col.unwrap_or(0));
             let mut registry = session::lock(&ctx.session().registry);
             let site = registry.site_by_value(&file, line, col, None);
-            let lock = registry.lock(kind, false, None, Some(site));
+            let lock = registry.lock(kind, LockImplementation::Tokio, false, None, Some(site));
             SpanKind::Resource(Arc::new(Resource {
                 generation: ctx.session().generation(),
                 lock,
@@ -290,6 +290,11 @@ impl Recorder {
                 Some(Change::Override) => {
                     let permits = fields.permits.unwrap_or(1) as usize;
                     session::lock(&resource.holders).set_capacity(permits);
+                    let permits = u32::try_from(permits).unwrap_or(u32::MAX);
+                    local::with(|ctx| {
+                        session::lock(&ctx.session().registry)
+                            .set_lock_capacity(resource.lock, permits)
+                    });
                 }
                 Some(Change::Add) => {
                     released(&resource, LockMode::Exclusive, fields.permits.unwrap_or(1))

@@ -2,7 +2,7 @@
 //! its sequence counter, and its creation site and name.
 
 use crate::clock;
-use crate::format::{EventKind, LockId, LockKind, LockMode};
+use crate::format::{EventKind, LockId, LockImplementation, LockKind, LockMode};
 use crate::local::{self, Ctx};
 use crate::registry::Entity;
 use crate::session;
@@ -97,7 +97,13 @@ impl LockMeta {
         if packed >> 32 == generation {
             return LockId(packed as u32);
         }
-        let id = registry.lock(self.kind, self.blocking, self.name.as_deref(), Some(site));
+        // The blocking wrappers wrap `std::sync`'s locks, the others `tokio::sync`'s.
+        let implementation = match self.blocking {
+            true => LockImplementation::HindsightStd,
+            false => LockImplementation::HindsightTokio,
+        };
+        let name = self.name.as_deref();
+        let id = registry.lock(self.kind, implementation, self.blocking, name, Some(site));
         self.id.store(generation << 32 | id.0 as u64, Ordering::Release);
         id
     }

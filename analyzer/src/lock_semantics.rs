@@ -1,0 +1,82 @@
+//! What each lock implementation does, in one table: the analyzer's questions about a lock's
+//! behaviour (does waiting block the OS thread, may a reader pass a waiting writer, does a
+//! panic poison it) are answered here and nowhere else.
+//!
+//! An answer is `None` where the implementation is not known: nothing is assumed then, so no
+//! finding rests on it.
+
+use crate::trace::Lock;
+use hindsight_recorder::format::LockImplementation;
+
+/// How one lock implementation behaves. Each answer is `None` where it is unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockSemantics {
+    /// A writer waiting for a rwlock keeps new readers out: a read request made while a write
+    /// request waits waits too, even though only readers hold the lock. (So two readers and
+    /// a writer of one lock can deadlock.)
+    pub waiting_writer_blocks_new_readers: Option<bool>,
+    /// A holder's panic poisons the lock: later acquisitions see an error.
+    pub poisons_on_panic: Option<bool>,
+    /// Waiting for the lock blocks the OS thread (rather than suspending a task).
+    pub waiting_blocks_thread: Option<bool>,
+}
+
+impl LockSemantics {
+    /// What `implementation` does.
+    pub fn of(implementation: LockImplementation) -> LockSemantics {
+        use LockImplementation as I;
+        let known = |writer_first, poisons, blocks| LockSemantics {
+            waiting_writer_blocks_new_readers: Some(writer_first),
+            poisons_on_panic: Some(poisons),
+            waiting_blocks_thread: Some(blocks),
+        };
+        match implementation {
+            // std's futex rwlock (Linux) prefers writers; std's documentation leaves the
+            // policy to the platform, and this is the platform hindsight records on.
+            I::Std | I::HindsightStd => known(true, true, true),
+            // tokio's RwLock is fair (a FIFO of requests), its locks never poison.
+            I::Tokio | I::HindsightTokio => known(true, false, false),
+            // parking_lot's RwLock is task-fair: "readers trying to acquire the lock will
+            // block even if the lock is unlocked when there are writers waiting".
+            I::ParkingLot => known(true, false, true),
+            // A lock recorded through the tracing convention says only whether it blocks
+            // (`LockDef::blocking`).
+            I::UserDefined | I::Unknown => LockSemantics {
+                waiting_writer_blocks_new_readers: None,
+                poisons_on_panic: None,
+                waiting_blocks_thread: None,
+            },
+        }
+    }
+}
+
+impl Lock {
+    /// What its implementation does.
+    pub fn semantics(&self) -> LockSemantics {
+        LockSemantics::of(self.implementation)
+    }
+
+    /// Whether waiting for it blocks the OS thread: as its implementation does, or as
+    /// recorded where the implementation does not say.
+    pub fn waiting_blocks_thread(&self) -> bool {
+        self.semantics().waiting_blocks_thread.unwrap_or(self.blocking)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrappers_behave_as_the_locks_they_wrap_and_unknown_assumes_nothing() {
+        use LockImplementation as I;
+        assert_eq!(LockSemantics::of(I::HindsightStd), LockSemantics::of(I::Std));
+        assert_eq!(LockSemantics::of(I::HindsightTokio), LockSemantics::of(I::Tokio));
+        let unknown = LockSemantics::of(I::Unknown);
+        assert_eq!(unknown.waiting_writer_blocks_new_readers, None);
+        assert_eq!(unknown.poisons_on_panic, None);
+        assert_eq!(unknown.waiting_blocks_thread, None);
+        assert_eq!(LockSemantics::of(I::Tokio).waiting_blocks_thread, Some(false));
+        assert_eq!(LockSemantics::of(I::ParkingLot).poisons_on_panic, Some(false));
+    }
+}
