@@ -2,7 +2,7 @@
 
 use crate::report::format_ns;
 use crate::source::{SourceError, TraceSource};
-use hindsight_recorder::format::{Definition, EventKind, Header, Item, StringId, Tail};
+use hindsight_recorder::format::{Definition, EventKind, Header, StringId, Tail, Unit};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -76,15 +76,16 @@ impl TraceInfo {
         let mut pending_marks: Vec<(u64, StringId)> = Vec::new();
         let mut first_time = u64::MAX;
         let mut last_time = 0;
-        while let Some(item) = reader.next_item() {
-            match item? {
-                Item::Definitions(definitions) => {
+        let mut events = Vec::new();
+        while let Some(unit) = reader.next_into(&mut events) {
+            match unit? {
+                Unit::Definitions(definitions) => {
                     for definition in definitions {
                         info.count_definition(definition, &mut strings);
                     }
                 }
-                Item::Events(events) => {
-                    for event in events {
+                Unit::Events => {
+                    for event in events.drain(..) {
                         info.events += 1;
                         *info.event_counts.entry(event.kind.name()).or_default() += 1;
                         first_time = first_time.min(event.time_ns);
@@ -102,7 +103,7 @@ impl TraceInfo {
                         }
                     }
                 }
-                Item::Watermark { .. } => {}
+                Unit::Watermark { .. } => {}
             }
         }
         if info.events > 0 {
