@@ -76,6 +76,20 @@ fn two_threads_writing_without_a_common_lock_are_one_racy_pair() {
 }
 
 #[test]
+fn the_text_report_names_locs_not_lines_of_the_file() {
+    let path = std_file("text.std", &workers(false));
+    let out = hindsight(&["analyze", &path]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let title = "error[data-race]: data race on `x`: write at LOC 10 and write at LOC 20 are not \
+                 ordered\n";
+    assert!(text.contains(title), "{text}");
+    assert!(text.contains("  - thread `T1` wrote `x` at LOC 10 (t="), "{text}");
+    assert!(text.contains("  - thread `T2` wrote `x` at LOC 20 (t="), "{text}");
+    assert!(!text.contains(":10:0") && !text.contains(":20:0"), "{text}");
+}
+
+#[test]
 fn both_writes_under_one_lock_are_no_race() {
     let path = std_file("locked.std", &workers(true));
     let (status, report) = analyze_json(&[&path]);
