@@ -600,7 +600,12 @@ mod tests {
 
     /// What the reader hands out for `text`, batches of events as `Item::Events`.
     fn read(text: &str) -> Result<Vec<Item>, StdError> {
-        let mut reader = StdReader::new(text.as_bytes(), "t.std");
+        read_from(text.as_bytes())
+    }
+
+    /// What the reader hands out for `input`.
+    fn read_from(input: impl BufRead) -> Result<Vec<Item>, StdError> {
+        let mut reader = StdReader::new(input, "t.std");
         let (mut items, mut events) = (Vec::new(), Vec::new());
         while let Some(unit) = reader.next_into(&mut events) {
             items.push(match unit? {
@@ -612,24 +617,152 @@ mod tests {
         Ok(items)
     }
 
-    #[test]
-    fn lines_become_definitions_and_events_in_file_order() {
-        let items =
-            read("T0|fork(T1)|1\nT1|acq(L)|2\nT1|w(x)|3\nT1|rel(L)|4\n\nT0|join(T1)|5\n").unwrap();
-        let events: Vec<Event> = items
+    /// The events among `items`.
+    fn events(items: &[Item]) -> Vec<Event> {
+        items
             .iter()
             .filter_map(|item| match item {
                 Item::Events(events) => Some(events.clone()),
                 _ => None,
             })
             .flatten()
-            .collect();
+            .collect()
+    }
+
+    /// The definitions among `items`.
+    fn definitions(items: &[Item]) -> Vec<Definition> {
+        items
+            .iter()
+            .filter_map(|item| match item {
+                Item::Definitions(definitions) => Some(definitions.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+
+    #[test]
+    fn lines_become_definitions_and_events_in_file_order() {
+        let items =
+            read("T0|fork(T1)|1\nT1|acq(L)|2\nT1|w(x)|3\nT1|rel(L)|4\n\nT0|join(T1)|5\n").unwrap();
+        let events = events(&items);
         assert_eq!(events.len(), 5);
         assert_eq!(events[0].kind.name(), "thread_spawned");
         assert_eq!(events[1].kind.lock_seq(), Some((LockId(0), NonZeroU64::MIN)));
         assert_eq!(events[3].kind.lock_seq(), NonZeroU64::new(2).map(|seq| (LockId(0), seq)));
         assert_eq!(events[4].time_ns, 6, "times are line numbers, blank lines counted");
         assert!(matches!(items[0], Item::Definitions(_)));
+        assert!(
+            !items.iter().any(|item| matches!(item, Item::Watermark { .. })),
+            "no watermark after the last batch"
+        );
+    }
+
+    #[test]
+    fn a_loc_is_a_site_with_no_file() {
+        let items = read("T0|w(x)|374\nT0|r(x)|374\nT0|r(x)|12\n").unwrap();
+        let sites: Vec<(u32, u32, String)> = {
+            let definitions = definitions(&items);
+            let text = |id: StringId| {
+                definitions.iter().find_map(|d| match d {
+                    Definition::String { id: s, text } if *s == id => Some(text.clone()),
+                    _ => None,
+                })
+            };
+            definitions
+                .iter()
+                .filter_map(|d| match d {
+                    Definition::Site(site) => Some((site.line, site.col, text(site.file)?)),
+                    _ => None,
+                })
+                .collect()
+        };
+        assert_eq!(sites, vec![(374, 0, String::new()), (12, 0, String::new())]);
+        let events = events(&items);
+        assert_eq!(events[0].kind, EventKind::Write { var: VarId(0), site: SiteId(0) });
+        assert_eq!(events[1].kind, EventKind::Read { var: VarId(0), site: SiteId(0) });
+        assert_eq!(events[2].kind, EventKind::Read { var: VarId(0), site: SiteId(1) });
+    }
+
+    #[test]
+    fn a_request_is_a_lock_request_without_a_sequence_number() {
+        let events = events(&read("T0|req(A)|7\nT0|acq(A)|8\nT1|req(A)|9\n").unwrap());
+        let request = EventKind::LockRequested {
+            lock: LockId(0),
+            mode: LockMode::Exclusive,
+            site: SiteId(0),
+        };
+        assert_eq!(events[0].kind, request);
+        assert_eq!(events[0].kind.lock_seq(), None);
+        assert_eq!(events[1].kind.lock_seq(), Some((LockId(0), NonZeroU64::MIN)));
+        assert_eq!(events[2].kind.name(), "lock_requested");
+        assert_eq!(events[2].thread, ThreadId(1), "the request still open at the end");
+    }
+
+    #[test]
+    fn names_of_every_length_are_told_apart() {
+        // Short (up to 7 bytes), medium (up to 15) and long names, some sharing a prefix.
+        let names = ["x", "x1", "abcdefg", "abcdefgh", "abcdefghijklmno", "abcdefghijklmnop"];
+        let names: Vec<String> = names
+            .iter()
+            .map(|n| n.to_string())
+            .chain((0..3).map(|i| format!("{}{i}", "v".repeat(20))))
+            .collect();
+        let mut text = String::new();
+        for round in 0..2 {
+            for name in &names {
+                text.push_str(&format!("T{round}|w({name})|1\n"));
+            }
+        }
+        let items = read(&text).unwrap();
+        let vars: Vec<VarId> = events(&items)
+            .iter()
+            .map(|e| match e.kind {
+                EventKind::Write { var, .. } => var,
+                _ => panic!("a write"),
+            })
+            .collect();
+        let expected: Vec<VarId> = (0..names.len() as u32).map(VarId).collect();
+        assert_eq!(vars[..names.len()], expected[..], "each name a variable of its own");
+        assert_eq!(vars[names.len()..], expected[..], "and the same one the second time");
+        let defined =
+            definitions(&items).iter().filter(|d| matches!(d, Definition::Variable(_))).count();
+        assert_eq!(defined, names.len());
+    }
+
+    #[test]
+    fn lines_cut_by_the_input_buffer_are_read_whole() {
+        let text = "T0|fork(T1)|1\nT1|acq(lock_with_a_long_name)|22\nT1|w(x)|333\nT1|rel(lock_with_a_long_name)|4444";
+        let whole = read(text).unwrap();
+        for capacity in [1, 2, 5, 16] {
+            let cut = read_from(std::io::BufReader::with_capacity(capacity, text.as_bytes()));
+            assert_eq!(cut.unwrap(), whole, "buffer of {capacity} bytes");
+        }
+        assert_eq!(events(&whole).len(), 4, "the last line needs no newline");
+    }
+
+    #[test]
+    fn each_batch_of_lines_ends_with_a_watermark_at_its_last_line() {
+        let lines = LINES_PER_BATCH * 2 + 10;
+        let text: String = (0..lines).map(|i| format!("T{}|w(v{i})|{i}\n", i % 3)).collect();
+        let items = read(&text).unwrap();
+        let kinds: Vec<&str> = items
+            .iter()
+            .map(|item| match item {
+                Item::Definitions(_) => "definitions",
+                Item::Events(_) => "events",
+                Item::Watermark { .. } => "watermark",
+            })
+            .collect();
+        let batch = ["definitions", "events", "watermark"];
+        assert_eq!(kinds, [&batch[..], &batch[..], &batch[..2]].concat());
+        let watermarks: Vec<&Item> =
+            items.iter().filter(|item| matches!(item, Item::Watermark { .. })).collect();
+        let at = |line: usize| Item::Watermark { time_ns: line as u64 };
+        assert_eq!(watermarks, [&at(LINES_PER_BATCH), &at(2 * LINES_PER_BATCH)]);
+        let events = events(&items);
+        assert_eq!(events.len(), lines);
+        assert!(events.windows(2).all(|pair| pair[0].time_ns + 1 == pair[1].time_ns));
     }
 
     #[test]
@@ -645,6 +778,9 @@ mod tests {
         assert!(error.to_string().contains("LOC `twelve` is not a number"), "{error}");
         let long = format!("T0|w({})|1\n", "x".repeat(10_000));
         assert!(read(&long).unwrap_err().to_string().contains("line longer than"));
+        let cut = read_from(std::io::BufReader::with_capacity(64, long.as_bytes())).unwrap_err();
+        assert!(cut.to_string().starts_with("t.std:1: malformed"), "{cut}");
+        assert!(cut.to_string().contains("line longer than"), "{cut}");
     }
 
     #[test]
