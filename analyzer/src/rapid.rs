@@ -93,9 +93,55 @@ fn split_at_byte(bytes: &[u8], separator: u8) -> Option<(&[u8], &[u8])> {
     Some((&bytes[..at], &bytes[at + 1..]))
 }
 
+/// The operation called `name`.
+#[inline]
+fn op(name: &[u8]) -> Option<Op> {
+    Some(match name {
+        b"r" => Op::Read,
+        b"w" => Op::Write,
+        b"req" => Op::Request,
+        b"acq" => Op::Acquire,
+        b"rel" => Op::Release,
+        b"fork" => Op::Fork,
+        b"join" => Op::Join,
+        b"begin" => Op::Begin,
+        b"end" => Op::End,
+        _ => return None,
+    })
+}
+
 /// Parses one line (trimmed, not empty), byte by byte: nothing is allocated unless it is
 /// malformed.
+#[inline]
 fn parse_line(line: &[u8]) -> Result<Line<'_>, String> {
+    match parse_plain(line) {
+        Some(parsed) => Ok(parsed),
+        None => parse_any(line),
+    }
+}
+
+/// Parses a line of the usual shape, `THREAD|op(ARG)|LOC` with no spaces around its parts,
+/// in one pass; `None` for any other line, which [`parse_any`] then reads or explains. (Where
+/// this succeeds, `parse_any` gives the same.)
+#[inline]
+fn parse_plain(line: &[u8]) -> Option<Line<'_>> {
+    let (thread, rest) = split_at_byte(line, b'|')?;
+    let (op_name, rest) = split_at_byte(rest, b'(')?;
+    let (arg, rest) = split_at_byte(rest, b')')?;
+    let loc = parse_u32(rest.strip_prefix(b"|")?)?;
+    let op = op(op_name)?;
+    let plain = |part: &[u8]| {
+        let spaced = |byte: Option<&u8>| byte.is_some_and(u8::is_ascii_whitespace);
+        !spaced(part.first()) && !spaced(part.last())
+    };
+    let arg_ok = !arg.is_empty() || matches!(op, Op::Begin | Op::End);
+    let ok = !thread.is_empty() && plain(thread) && plain(arg) && arg_ok && !arg.contains(&b'|');
+    ok.then_some(Line { thread, op, arg, loc })
+}
+
+/// Parses any line (trimmed, not empty), or says what is wrong with it.
+#[cold]
+fn parse_any(line: &[u8]) -> Result<Line<'_>, String> {
     let shape = || "expected THREAD|OP(ARG)|LOC".to_owned();
     let (thread, rest) = split_at_byte(line, b'|').ok_or_else(shape)?;
     let (op_arg, loc) = split_at_byte(rest, b'|').ok_or_else(shape)?;
@@ -111,23 +157,12 @@ fn parse_line(line: &[u8]) -> Result<Line<'_>, String> {
         .strip_suffix(b")")
         .and_then(|rest| split_at_byte(rest, b'('))
         .ok_or_else(|| format!("expected OP(ARG), found `{}`", String::from_utf8_lossy(op_arg)))?;
-    let op = match op_name {
-        b"r" => Op::Read,
-        b"w" => Op::Write,
-        b"req" => Op::Request,
-        b"acq" => Op::Acquire,
-        b"rel" => Op::Release,
-        b"fork" => Op::Fork,
-        b"join" => Op::Join,
-        b"begin" => Op::Begin,
-        b"end" => Op::End,
-        other => {
-            return Err(format!(
-                "unknown operation `{}` (expected r, w, req, acq, rel, fork, join, begin, end)",
-                String::from_utf8_lossy(other)
-            ))
-        }
-    };
+    let op = op(op_name).ok_or_else(|| {
+        format!(
+            "unknown operation `{}` (expected r, w, req, acq, rel, fork, join, begin, end)",
+            String::from_utf8_lossy(op_name)
+        )
+    })?;
     let arg = arg.trim_ascii();
     if arg.is_empty() && !matches!(op, Op::Begin | Op::End) {
         return Err(format!("`{}` needs an argument", String::from_utf8_lossy(op_name)));
@@ -152,6 +187,13 @@ fn parse_u32(digits: &[u8]) -> Option<u32> {
         value.checked_mul(10)?.checked_add(u32::from(digit))
     })
 }
+
+/// LOCs below this are looked up in a table indexed by LOC (at most 256 KiB), the others by
+/// hashing: most traces number their locations from 1.
+const DENSE_LOCS: u32 = 1 << 16;
+
+/// A LOC with no site yet in the dense table.
+const NO_SITE: u32 = u32::MAX;
 
 /// What a name of an STD line names.
 #[derive(Debug, Clone, Copy)]
@@ -182,19 +224,16 @@ enum Key<'a> {
 impl Names {
     #[inline]
     fn key(name: &[u8]) -> Key<'_> {
-        let mut bytes = [0u8; 16];
-        if name.len() < 8 {
-            bytes[..name.len()].copy_from_slice(name);
-            bytes[7] = name.len() as u8;
-            let mut small = [0u8; 8];
-            small.copy_from_slice(&bytes[..8]);
-            Key::Small(u64::from_le_bytes(small))
-        } else if name.len() < 16 {
-            bytes[..name.len()].copy_from_slice(name);
-            bytes[15] = name.len() as u8;
-            Key::Medium(u128::from_le_bytes(bytes))
-        } else {
-            Key::Long(name)
+        // Byte by byte: a copy of a slice of unknown length would be a call to `memcpy`.
+        let packed = |length_at: u32| {
+            let bytes = name.iter().enumerate();
+            let key = bytes.fold(0u128, |key, (i, &byte)| key | u128::from(byte) << (8 * i));
+            key | (name.len() as u128) << length_at
+        };
+        match name.len() {
+            0..8 => Key::Small(packed(56) as u64),
+            8..16 => Key::Medium(packed(120)),
+            _ => Key::Long(name),
         }
     }
 
@@ -227,7 +266,11 @@ struct Builder {
     strings: Names,
     /// Per [`Named`] kind, the ids of its names.
     names: [Names; 3],
-    sites: FxHashMap<u32, SiteId>,
+    /// The site of each LOC below [`DENSE_LOCS`], by LOC ([`NO_SITE`] if it has none yet),
+    /// and of the others.
+    dense_sites: Vec<u32>,
+    sparse_sites: FxHashMap<u32, u32>,
+    site_count: u32,
     /// Per lock, the last sequence number given.
     lock_seqs: Vec<u64>,
     /// Definitions not yet handed out.
@@ -329,19 +372,29 @@ impl Builder {
     /// no file and no column (which reports show as `LOC n`).
     #[inline]
     fn site(&mut self, loc: u32) -> SiteId {
-        if let Some(id) = self.sites.get(&loc) {
-            return *id;
+        let dense = self.dense_sites.get(loc as usize).copied().filter(|&id| id != NO_SITE);
+        if let Some(id) = dense.or_else(|| self.sparse_sites.get(&loc).copied()) {
+            return SiteId(id);
         }
+        self.define_site(loc)
+    }
+
+    #[cold]
+    fn define_site(&mut self, loc: u32) -> SiteId {
         let file = self.string(b"");
-        let id = SiteId(self.sites.len() as u32);
-        self.sites.insert(loc, id);
-        self.definitions.push(Definition::Site(SiteDef {
-            id,
-            file,
-            line: loc,
-            col: 0,
-            function: None,
-        }));
+        let id = self.site_count;
+        self.site_count += 1;
+        if loc < DENSE_LOCS {
+            if self.dense_sites.len() <= loc as usize {
+                self.dense_sites.resize(loc as usize + 1, NO_SITE);
+            }
+            self.dense_sites[loc as usize] = id;
+        } else {
+            self.sparse_sites.insert(loc, id);
+        }
+        let (id, line) = (SiteId(id), loc);
+        let site = SiteDef { id, file, line, col: 0, function: None };
+        self.definitions.push(Definition::Site(site));
         id
     }
 }
@@ -781,6 +834,37 @@ mod tests {
         let cut = read_from(std::io::BufReader::with_capacity(64, long.as_bytes())).unwrap_err();
         assert!(cut.to_string().starts_with("t.std:1: malformed"), "{cut}");
         assert!(cut.to_string().contains("line longer than"), "{cut}");
+    }
+
+    proptest::proptest! {
+        /// Wherever the one-pass reading of the usual shape succeeds, the general one reads
+        /// the line the same way.
+        #[test]
+        fn the_fast_path_reads_lines_as_the_general_one(
+            tokens in proptest::collection::vec(proptest::sample::select(vec![
+                "T1", "w", "acq", "begin", "(", ")", "|", " ", "x", "12", "+", "()",
+            ]), 0..10)
+        ) {
+            let line = tokens.concat();
+            let line = line.as_bytes().trim_ascii();
+            if let Some(plain) = parse_plain(line) {
+                proptest::prop_assert_eq!(parse_any(line), Ok(plain));
+            }
+        }
+    }
+
+    #[test]
+    fn odd_lines_are_read_as_before() {
+        fn read(line: &str) -> Result<(&[u8], &[u8], u32), String> {
+            parse_line(line.as_bytes()).map(|l| (l.thread, l.arg, l.loc))
+        }
+        assert_eq!(read("T1|w(a(b))|1"), Ok((&b"T1"[..], &b"a(b)"[..], 1)));
+        assert_eq!(read("T1 | w( x ) | 7"), Ok((&b"T1"[..], &b"x"[..], 7)));
+        assert_eq!(read("T1|begin()|3"), Ok((&b"T1"[..], &b""[..], 3)));
+        assert!(read("T1|w()|3").is_err());
+        assert!(read("T1|w(x|y)|3").is_err());
+        assert!(read("T1|w(x)|3|4").is_err());
+        assert!(read("T1|w(x)|99999999999").is_err());
     }
 
     #[test]
