@@ -672,26 +672,22 @@ mod tests {
 
     /// The events among `items`.
     fn events(items: &[Item]) -> Vec<Event> {
-        items
-            .iter()
-            .filter_map(|item| match item {
-                Item::Events(events) => Some(events.clone()),
-                _ => None,
-            })
-            .flatten()
-            .collect()
+        let events = items.iter().filter_map(|item| match item {
+            Item::Events(events) => Some(events),
+            _ => None,
+        });
+        events.flatten().copied().collect()
     }
 
     /// The definitions among `items`.
     fn definitions(items: &[Item]) -> Vec<Definition> {
-        items
-            .iter()
-            .filter_map(|item| match item {
-                Item::Definitions(definitions) => Some(definitions.clone()),
-                _ => None,
-            })
-            .flatten()
-            .collect()
+        let mut definitions = Vec::new();
+        for item in items {
+            if let Item::Definitions(batch) = item {
+                definitions.extend_from_slice(batch);
+            }
+        }
+        definitions
     }
 
     #[test]
