@@ -2,7 +2,7 @@
 
 use crate::report::format_ns;
 use crate::source::{SourceError, TraceSource};
-use hindsight_recorder::format::{Damage, Definition, EventKind, Header, Item, StringId, Tail};
+use hindsight_recorder::format::{Damage, Definition, EventKind, Header, StringId, Tail, Unit};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -38,7 +38,8 @@ pub struct TraceInfo {
     pub channels: u64,
     /// Sites defined.
     pub sites: u64,
-    /// Time from the first to the last event.
+    /// Time from the first event to the last event or watermark (a hung program's recorder
+    /// goes on writing watermarks after its last event), as `analyze` counts it.
     pub duration_ns: u64,
     /// Bytes of an incomplete or unreadable tail.
     pub truncated_bytes: u64,
@@ -82,15 +83,16 @@ impl TraceInfo {
         let mut pending_marks: Vec<(u64, StringId)> = Vec::new();
         let mut first_time = u64::MAX;
         let mut last_time = 0;
-        while let Some(item) = reader.next_item() {
-            match item? {
-                Item::Definitions(definitions) => {
+        let mut events = Vec::new();
+        while let Some(unit) = reader.next_into(&mut events) {
+            match unit? {
+                Unit::Definitions(definitions) => {
                     for definition in definitions {
                         info.count_definition(definition, &mut strings);
                     }
                 }
-                Item::Events(events) => {
-                    for event in events {
+                Unit::Events => {
+                    for event in events.drain(..) {
                         info.events += 1;
                         *info.event_counts.entry(event.kind.name()).or_default() += 1;
                         first_time = first_time.min(event.time_ns);
@@ -108,7 +110,11 @@ impl TraceInfo {
                         }
                     }
                 }
-                Item::Watermark { .. } => {}
+                // A hung program's last events come long before its end: the recorder's
+                // watermarks keep moving (as they extend `analyze`'s span too).
+                Unit::Watermark { time_ns } => last_time = last_time.max(time_ns),
+                // Listed with the damaged regions that lost them.
+                Unit::Lost { .. } => {}
             }
         }
         if info.events > 0 {
@@ -261,5 +267,43 @@ impl TraceInfo {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hindsight_recorder::format::{
+        Definition, Event, StringId, ThreadDef, ThreadId, TraceWriter,
+    };
+
+    /// A program that hangs after two events, while its recorder writes watermarks for 5 ms
+    /// more: its duration runs to the last watermark.
+    #[test]
+    fn the_duration_of_a_hung_trace_runs_to_its_last_watermark() {
+        let path =
+            std::env::temp_dir().join(format!("hindsight-info-{}.trace", std::process::id()));
+        let file = std::fs::File::create(&path).expect("a temporary file");
+        let mut writer = TraceWriter::new(file, &Header::default()).expect("a header");
+        let thread = ThreadDef { id: ThreadId(0), name: Some(StringId(0)), os_id: 1 };
+        let definitions = [
+            Definition::String { id: StringId(0), text: "main".into() },
+            Definition::Thread(thread),
+        ];
+        writer.write_definitions(&definitions).expect("definitions");
+        let event = |time_ns| Event {
+            time_ns,
+            thread: ThreadId(0),
+            task: None,
+            kind: EventKind::PollStarted,
+        };
+        writer.write_events(&[event(1_000), event(2_000)]).expect("events");
+        writer.write_watermark(3_000).expect("a watermark");
+        writer.write_watermark(5_001_000).expect("a watermark");
+        writer.flush().expect("flushed");
+        let info = TraceInfo::read(&path).expect("read");
+        std::fs::remove_file(&path).expect("removed");
+        assert_eq!(info.events, 2);
+        assert_eq!(info.duration_ns, 5_000_000);
     }
 }

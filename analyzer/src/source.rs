@@ -1,9 +1,9 @@
 //! Opening a trace file of either format: a hindsight binary trace, or a RAPID STD text trace
-//! (told apart by content, not by name). Both yield the same [`Item`]s.
+//! (told apart by content, not by name). Both yield the same [`Unit`]s.
 
 use crate::rapid::{looks_like_std, StdError, StdReader};
 use hindsight_recorder::format::{
-    Damage, Event, Header, Item, ReadError, Tail, TraceReader, Unit, MAGIC,
+    Damage, Event, Header, ReadError, Tail, TraceReader, Unit, MAGIC,
 };
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
@@ -65,29 +65,15 @@ impl TraceSource {
         }
     }
 
-    /// The next item. An STD file with a malformed line yields its error once, then ends.
-    pub fn next_item(&mut self) -> Option<Result<Item, SourceError>> {
-        match self {
-            TraceSource::Binary(reader) => reader.next().map(Ok),
-            TraceSource::Std(reader) => reader.next().map(|item| item.map_err(SourceError::from)),
-        }
-    }
-
-    /// The next item, with a batch's events appended to `events` (see
+    /// The next unit, with a batch's events appended to `events` (see
     /// [`TraceReader::next_into`]): reading through one reused buffer allocates nothing per
-    /// batch of a binary trace.
+    /// batch. An STD file with a malformed line yields its error once, then ends.
     pub fn next_into(&mut self, events: &mut Vec<Event>) -> Option<Result<Unit, SourceError>> {
         match self {
             TraceSource::Binary(reader) => reader.next_into(events).map(Ok),
-            TraceSource::Std(reader) => reader.next().map(|item| match item {
-                Ok(Item::Definitions(definitions)) => Ok(Unit::Definitions(definitions)),
-                Ok(Item::Events(batch)) => {
-                    events.extend_from_slice(&batch);
-                    Ok(Unit::Events)
-                }
-                Ok(Item::Watermark { time_ns }) => Ok(Unit::Watermark { time_ns }),
-                Err(error) => Err(SourceError::from(error)),
-            }),
+            TraceSource::Std(reader) => {
+                reader.next_into(events).map(|unit| unit.map_err(SourceError::from))
+            }
         }
     }
 

@@ -755,7 +755,8 @@ impl Trace {
         self.classes.get(class.index()).map_or("", String::as_str)
     }
 
-    /// A site as `file:line:col`.
+    /// A site as `file:line:col` (`LOC n` for a location with no file, such as an STD
+    /// trace's).
     pub fn site_text(&self, id: SiteId) -> String {
         SiteText(self, id).to_string()
     }
@@ -903,17 +904,28 @@ fn dependency_path(path: &str) -> Option<&str> {
     path.split_once("/.cargo/git/checkouts/").map(|(_, repository_path)| repository_path)
 }
 
-/// Displays a site as `file:line:col`.
+/// Displays a site as `file:line:col`, or as `LOC n` if it has no file but a line (a program
+/// location known by its number only, as an STD trace's `LOC`s are); `?` if neither.
+pub(crate) fn write_site(
+    f: &mut fmt::Formatter<'_>,
+    file: &str,
+    line: u32,
+    col: u32,
+) -> fmt::Result {
+    match (file.is_empty(), line) {
+        (false, _) => write!(f, "{file}:{line}:{col}"),
+        (true, 0) => write!(f, "?"),
+        (true, line) => write!(f, "LOC {line}"),
+    }
+}
+
+/// Displays a site (see [`write_site`]).
 struct SiteText<'a>(&'a Trace, SiteId);
 
 impl fmt::Display for SiteText<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0.sites.get(self.1.index()) {
-            Some(site) => {
-                let file = self.0.string(site.file);
-                let file = if file.is_empty() { "?" } else { file };
-                write!(f, "{file}:{}:{}", site.line, site.col)
-            }
+            Some(site) => write_site(f, self.0.string(site.file), site.line, site.col),
             None => write!(f, "?"),
         }
     }

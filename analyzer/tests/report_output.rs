@@ -170,3 +170,27 @@ fn a_truncated_trace_is_analysed_as_far_as_it_reads() {
     assert!(report.trace.truncated_bytes > 0);
     assert_eq!(report.findings[0].kind, FindingKind::LockOrderCycle);
 }
+
+/// A task without a name holds a blocking lock across an await that a named task waits for:
+/// the text names the unnamed one by its number and where it was spawned, the named one by its
+/// name only.
+#[test]
+fn text_names_an_unnamed_task_with_its_spawn_site() {
+    let mut b = TraceBuilder::new("tasks");
+    let (w1, w2) = (b.thread("worker-1"), b.thread("worker-2"));
+    let spawn = b.site("src/server.rs", 40, 9);
+    let (unnamed, reader) = (b.task("", Some(spawn)), b.task("reader", Some(spawn)));
+    let cache = b.lock(hindsight_recorder::format::LockKind::Mutex, true, Some("cache"), None);
+    let (take, wait) = (b.site("src/server.rs", 42, 13), b.site("src/server.rs", 60, 13));
+    b.in_task(w1, unnamed).poll_start().acquire(cache, take).poll_end(false);
+    b.in_task(w2, reader).poll_start().request(cache, wait);
+    b.advance(2_000_000);
+    b.in_task(w1, unnamed).poll_start().release(cache).poll_end(true).finish_task();
+    b.in_task(w2, reader).acquire(cache, wait).release(cache).poll_end(true);
+    let report = analyze_bytes(vec![("tasks.trace".to_owned(), b.build())], &Default::default())
+        .expect("readable");
+    let out = text::render(&report);
+    let actors = "threads/tasks: `worker-1`, `worker-2`, task `task#1` (spawned at \
+                  src/server.rs:40:9), task `reader`\n";
+    assert!(out.contains(actors), "{out}");
+}

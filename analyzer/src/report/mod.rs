@@ -138,7 +138,8 @@ impl FromStr for FindingKind {
 /// A source location with the part it plays in a finding.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct SiteRef {
-    /// The source file, as recorded.
+    /// The source file, as recorded (empty for an STD trace's `LOC`, a location known by its
+    /// number only).
     pub file: String,
     /// 1-based line.
     pub line: u32,
@@ -150,8 +151,9 @@ pub struct SiteRef {
 }
 
 impl fmt::Display for SiteRef {
+    /// `file:line:col`, or `LOC n` for a location with no file (an STD trace's `LOC`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}", self.file, self.line, self.col)
+        crate::trace::write_site(f, &self.file, self.line, self.col)
     }
 }
 

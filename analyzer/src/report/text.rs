@@ -2,7 +2,7 @@
 //! findings grouped by severity, each with its evidence and a hint how to fix it, then a
 //! count.
 
-use super::{counted, format_ns, Finding, Report, Severity};
+use super::{counted, format_ns, Finding, Report, Severity, TaskEntry};
 use std::fmt::Write;
 
 /// The report as text, with a final newline.
@@ -23,7 +23,7 @@ pub fn render(report: &Report) -> String {
         let _ = writeln!(out, "\n{heading} ({}):", group.len());
         for finding in group {
             out.push('\n');
-            finding_text(&mut out, finding);
+            finding_text(&mut out, finding, &report.tasks);
         }
     }
     let (errors, warnings, infos) = report.counts();
@@ -85,11 +85,11 @@ fn header(out: &mut String, report: &Report) {
     }
 }
 
-fn finding_text(out: &mut String, finding: &Finding) {
+fn finding_text(out: &mut String, finding: &Finding, tasks: &[TaskEntry]) {
     let _ = writeln!(out, "{}[{}]: {}", finding.severity, finding.kind, finding.title);
     let mut actors: Vec<String> = finding.threads.iter().map(|t| format!("`{t}`")).collect();
     let label = if finding.tasks.is_empty() { "threads" } else { "threads/tasks" };
-    actors.extend(finding.tasks.iter().map(|t| format!("task `{t}`")));
+    actors.extend(finding.tasks.iter().map(|t| task_text(t, tasks)));
     if !actors.is_empty() {
         let _ =
             writeln!(out, "  at t={}; {label}: {}", format_ns(finding.time_ns), actors.join(", "));
@@ -134,5 +134,19 @@ fn damage_note(out: &mut String, report: &Report) {
                 region.offset, region.bytes, region.reason
             );
         }
+    }
+}
+
+/// A task of a finding: `task `name``, and where it was spawned if it has no name of its own
+/// (`task#N` alone tells a reader nothing).
+fn task_text(name: &str, tasks: &[TaskEntry]) -> String {
+    let unnamed_spawn = name
+        .starts_with("task#")
+        .then(|| tasks.iter().find(|task| task.name == name))
+        .flatten()
+        .and_then(|task| task.spawn_site.as_deref());
+    match unnamed_spawn {
+        Some(site) => format!("task `{name}` (spawned at {site})"),
+        None => format!("task `{name}`"),
     }
 }
