@@ -66,11 +66,11 @@ enum Command {
         /// The trace files.
         #[arg(required = true)]
         traces: Vec<PathBuf>,
-        /// Write the timeline here: a lane per thread and per task, with lock holds, lock
+        /// Write the timeline here (`-` for standard output): a lane per thread and per task, with lock holds, lock
         /// waits, polls, marks and the findings of the analysis.
         #[arg(long, value_name = "OUT.json")]
         chrome: Option<PathBuf>,
-        /// Write the lock-order graph here: lock classes, and an edge A -> B for each B taken
+        /// Write the lock-order graph here (`-` for standard output): lock classes, and an edge A -> B for each B taken
         /// while holding A; edges of lock-order-cycle errors red.
         #[arg(long, value_name = "OUT.dot")]
         dot: Option<PathBuf>,
@@ -79,7 +79,7 @@ enum Command {
     Convert {
         /// The STD trace to read.
         input: PathBuf,
-        /// The hindsight trace to write.
+        /// The hindsight trace to write (`-` for standard output).
         output: PathBuf,
     },
 }
@@ -204,13 +204,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Convert { input, output } => {
             let events = hindsight_analyzer::rapid::convert_to_trace(&input, &output)?;
-            writeln!(out, "wrote {events} events to {}", output.display())?;
+            let message = format!("wrote {events} events to {}", output.display());
+            if output.as_os_str() == "-" {
+                // Standard output holds the trace itself.
+                eprintln!("{message}");
+            } else {
+                writeln!(out, "{message}")?;
+            }
         }
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 
+/// Whether `error` comes from a reader of our output going away (`hindsight ... | head`),
+/// which is not an error.
 fn is_broken_pipe(error: &anyhow::Error) -> bool {
-    error.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    error.chain().any(|cause| {
+        cause.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    })
 }

@@ -7,6 +7,7 @@ pub mod detect;
 pub mod error;
 pub mod export;
 pub mod info;
+pub mod output;
 mod prefetch;
 pub mod rapid;
 pub mod replay;
