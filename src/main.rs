@@ -3,6 +3,7 @@
 use anyhow::Result;
 use clap::{ArgGroup, Parser, Subcommand, ValueEnum};
 use hindsight_analyzer::export;
+use hindsight_analyzer::report::text::terminal_safe;
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -139,8 +140,9 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            // Our errors already name their cause; the alternate form would repeat it.
-            eprintln!("hindsight: {e}");
+            // Our errors already name their cause; the alternate form would repeat it. They
+            // may quote a trace (names, a malformed line), so they are made terminal-safe.
+            eprintln!("hindsight: {}", terminal_safe(&e.to_string()));
             ExitCode::from(EXIT_UNREADABLE)
         }
     }

@@ -168,17 +168,21 @@ impl TraceInfo {
         })
     }
 
-    /// The summary as text for people.
+    /// The summary as text for people, with the trace's strings made
+    /// [`terminal_safe`](crate::report::text::terminal_safe).
     pub fn render_text(&self) -> String {
+        let safe = crate::report::text::terminal_safe;
         let mut out = String::new();
         let h = &self.header;
         let format = match self.format_version {
             0 => "RAPID STD text".to_owned(),
             version => format!("format v{version}"),
         };
-        let _ = writeln!(out, "trace      {} ({format})", self.path);
-        let _ = writeln!(out, "program    {} (pid {}) on {}", h.program, h.pid, h.host);
-        let _ = writeln!(out, "recorded   by {}, clock {}", h.recorder_version, h.clock);
+        let _ = writeln!(out, "trace      {} ({format})", safe(&self.path));
+        let _ =
+            writeln!(out, "program    {} (pid {}) on {}", safe(&h.program), h.pid, safe(&h.host));
+        let _ =
+            writeln!(out, "recorded   by {}, clock {}", safe(&h.recorder_version), safe(&h.clock));
         let _ = writeln!(out, "started    {} ns since the Unix epoch", h.start_unix_ns);
         let _ = writeln!(out, "duration   {}", format_ns(self.duration_ns));
         let _ = writeln!(
@@ -194,8 +198,12 @@ impl TraceInfo {
             writeln!(out, "dropped    {} events (recorder buffer overflow)", self.dropped_events);
         match &self.corruption {
             Some(reason) => {
-                let _ =
-                    writeln!(out, "unreadable {} bytes: corrupt {reason}", self.truncated_bytes);
+                let _ = writeln!(
+                    out,
+                    "unreadable {} bytes: corrupt {}",
+                    self.truncated_bytes,
+                    safe(reason)
+                );
             }
             None if self.truncated_bytes > 0 => {
                 let _ = writeln!(
@@ -209,7 +217,7 @@ impl TraceInfo {
         if !self.marks.is_empty() {
             let _ = writeln!(out, "marks");
             for (time, label) in &self.marks {
-                let _ = writeln!(out, "  {:>12}  {label}", format_ns(*time));
+                let _ = writeln!(out, "  {:>12}  {}", format_ns(*time), safe(label));
             }
         }
         out
