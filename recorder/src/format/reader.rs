@@ -9,8 +9,8 @@ use super::current::{decode_events, Payload, SeqScratch};
 use super::defs::{Definition, Header};
 use super::event::Event;
 use super::frame::{
-    bincode_config, chunk_crc, CHUNK_HEADER_LEN, FORMAT_VERSION, MAGIC, MAX_CHUNK_LEN,
-    OLDEST_READABLE_VERSION,
+    bincode_config, chunk_crc, describe_decode_error, CHUNK_HEADER_LEN, FORMAT_VERSION, MAGIC,
+    MAX_CHUNK_LEN, OLDEST_READABLE_VERSION,
 };
 use std::fs::File;
 use std::io::{self, BufReader, Read};
@@ -309,7 +309,10 @@ impl<R: Read> TraceReader<R> {
                 Some(payload)
             }
             Ok(_) => self.stop_corrupt(consumed, "chunk has trailing bytes".into()),
-            Err(e) => self.stop_corrupt(consumed, format!("undecodable chunk: {e}")),
+            Err(e) => self.stop_corrupt(
+                consumed,
+                format!("undecodable chunk: {}", describe_decode_error(&e)),
+            ),
         }
     }
 
