@@ -1,10 +1,10 @@
 //! `hindsight`: the command line. Argument parsing and glue only; the libraries do the work.
 
 use anyhow::Result;
-use clap::{ArgGroup, Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, ColorChoice, Parser, Subcommand, ValueEnum};
 use hindsight_analyzer::export;
 use hindsight_analyzer::report::text::terminal_safe;
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -26,6 +26,10 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = InfoFormat::Text)]
         format: InfoFormat,
+        /// Colour the text: `auto` (when stdout is a terminal and `NO_COLOR` is not set),
+        /// `always` or `never`.
+        #[arg(long, value_name = "WHEN", default_value_t = ColorChoice::Auto)]
+        color: ColorChoice,
     },
     /// Analyse traces (several are one incident seen from several processes) and report
     /// deadlocks, lock-order cycles, stale locks, data races, guards held across `.await`,
@@ -38,6 +42,10 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = AnalyzeFormat::Text)]
         format: AnalyzeFormat,
+        /// Colour the text report: `auto` (when stdout is a terminal and `NO_COLOR` is not
+        /// set), `always` or `never`.
+        #[arg(long, value_name = "WHEN", default_value_t = ColorChoice::Auto)]
+        color: ColorChoice,
         /// Exit with 1 if a finding of this severity or worse is reported.
         #[arg(long, default_value = "error", value_parser = parse_severity)]
         fail_on: hindsight_analyzer::Severity,
@@ -151,16 +159,27 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode> {
     let mut out = io::stdout().lock();
     match cli.command {
-        Command::Info { trace, format } => {
+        Command::Info { trace, format, color } => {
             let info = hindsight_analyzer::info::TraceInfo::read(&trace)?;
             match format {
+                InfoFormat::Text if use_colour(color) => {
+                    write!(out, "{}", info.render_text_coloured())?
+                }
                 InfoFormat::Text => write!(out, "{}", info.render_text())?,
                 InfoFormat::Json => {
                     writeln!(out, "{}", serde_json::to_string_pretty(&info.to_json())?)?
                 }
             }
         }
-        Command::Analyze { traces, format, fail_on, only, poll_threshold, wait_threshold } => {
+        Command::Analyze {
+            traces,
+            format,
+            color,
+            fail_on,
+            only,
+            poll_threshold,
+            wait_threshold,
+        } => {
             let options = hindsight_analyzer::AnalyzeOptions {
                 fail_on,
                 only,
@@ -169,6 +188,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             let report = hindsight_analyzer::analyze_paths(&traces, &options)?;
             match format {
+                AnalyzeFormat::Text if use_colour(color) => {
+                    write!(out, "{}", hindsight_analyzer::report::text::render_coloured(&report))?
+                }
                 AnalyzeFormat::Text => {
                     write!(out, "{}", hindsight_analyzer::report::text::render(&report))?
                 }
@@ -217,6 +239,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether text on stdout is coloured: as `choice` says, and for `auto` when stdout is a
+/// terminal and `NO_COLOR` is unset or empty (no-color.org).
+fn use_colour(choice: ColorChoice) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
+        }
+    }
 }
 
 /// Whether `error` comes from a reader of our output going away (`hindsight ... | head`),

@@ -63,6 +63,18 @@ fn analyze_prints_escaped_names_sites_and_program() {
 }
 
 #[test]
+fn analyze_with_colour_escapes_the_trace_s_escape_sequences_too() {
+    let trace = hostile_trace("colour");
+    let output =
+        hindsight(&["analyze", "--color", "always", trace.to_str().expect("a UTF-8 temp path")]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    // Our own colours are there; the trace's `ESC[31m` is not.
+    assert!(text.contains('\u{1b}'), "{text}");
+    assert!(!text.contains("evil\u{1b}"), "{text}");
+    assert!(text.contains(r"evil\u{1b}[31m"), "{text}");
+}
+
+#[test]
 fn json_keeps_the_exact_names() {
     let trace = hostile_trace("json");
     let output =

@@ -168,6 +168,25 @@ impl TraceInfo {
         })
     }
 
+    /// [`render_text`](Self::render_text) with its labels in bold, for a terminal.
+    pub fn render_text_coloured(&self) -> String {
+        let bold = anstyle::Style::new().bold();
+        let mut out = String::new();
+        for line in self.render_text().lines() {
+            // A label starts each line that is not indented; the rest has no escape codes of
+            // ours, and the trace's were escaped by render_text.
+            match line.split_once(' ') {
+                Some((label, rest)) if !label.is_empty() => {
+                    let _ = writeln!(out, "{}{label}{} {rest}", bold.render(), bold.render_reset());
+                }
+                _ => {
+                    let _ = writeln!(out, "{line}");
+                }
+            }
+        }
+        out
+    }
+
     /// The summary as text for people, with the trace's strings made
     /// [`terminal_safe`](crate::report::text::terminal_safe).
     pub fn render_text(&self) -> String {

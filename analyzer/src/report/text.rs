@@ -3,11 +3,29 @@
 //! count.
 //!
 //! Every line goes through [`terminal_safe`]: names, paths and marks come from the trace, and
-//! a trace may hold anything, escape sequences included.
+//! a trace may hold anything, escape sequences included. [`render_coloured`] adds colour to
+//! severities, lock names and sites after that, so only our own escape codes are printed.
 
 use super::{counted, format_ns, Finding, Report, Severity};
+use anstyle::{AnsiColor, Style};
 use std::borrow::Cow;
 use std::fmt::Write;
+
+/// The style of a severity: its heading and its findings' `error[kind]`.
+fn severity_style(severity: Severity) -> Style {
+    let colour = match severity {
+        Severity::Error => AnsiColor::Red,
+        Severity::Warning => AnsiColor::Yellow,
+        Severity::Info => AnsiColor::Blue,
+    };
+    Style::new().fg_color(Some(colour.into())).bold()
+}
+
+/// The style of a lock's name in a finding.
+const LOCK_STYLE: Style = Style::new().fg_color(Some(anstyle::Color::Ansi(AnsiColor::Magenta)));
+
+/// The style of a site (`file:line:col`) in a finding.
+const SITE_STYLE: Style = Style::new().fg_color(Some(anstyle::Color::Ansi(AnsiColor::Cyan)));
 
 /// `text` made safe to print on a terminal: control characters (ESC, newlines, carriage
 /// returns, C1 controls) and the invisible bidirectional-text controls are shown escaped as
@@ -36,7 +54,17 @@ fn is_unsafe(c: char) -> bool {
 
 /// The report as text, with a final newline.
 pub fn render(report: &Report) -> String {
-    let mut out = Lines::default();
+    render_text(report, false)
+}
+
+/// The report as text in colour (ANSI escape codes), for a terminal: severities, lock names
+/// and sites stand out. The same text as [`render`] without the escape codes.
+pub fn render_coloured(report: &Report) -> String {
+    render_text(report, true)
+}
+
+fn render_text(report: &Report, colour: bool) -> String {
+    let mut out = Lines { text: String::new(), colour };
     header(&mut out, report);
     for severity in [Severity::Error, Severity::Warning, Severity::Info] {
         let group: Vec<&Finding> =
@@ -50,7 +78,8 @@ pub fn render(report: &Report) -> String {
             Severity::Info => "Info",
         };
         out.blank();
-        out.line(&format!("{heading} ({}):", group.len()));
+        let heading = format!("{heading} ({}):", group.len());
+        out.styled_line(&heading, &[(&heading, severity_style(severity))]);
         for finding in group {
             out.blank();
             finding_text(&mut out, finding);
@@ -67,15 +96,58 @@ pub fn render(report: &Report) -> String {
 }
 
 /// The text being rendered, a line at a time, each made [`terminal_safe`].
-#[derive(Default)]
 struct Lines {
     text: String,
+    /// Whether [`styled_line`](Self::styled_line) colours.
+    colour: bool,
 }
 
 impl Lines {
     /// Appends `line` and a newline; a newline inside `line` is shown escaped.
     fn line(&mut self, line: &str) {
-        self.text.push_str(&terminal_safe(line));
+        self.styled_line(line, &[]);
+    }
+
+    /// Appends `line` and a newline, with each occurrence of a `needle` in its style when
+    /// colouring. A site needle matches only where no digit follows (`a.rs:1:2` is not part
+    /// of `a.rs:1:23`).
+    fn styled_line(&mut self, line: &str, needles: &[(&str, Style)]) {
+        let safe = terminal_safe(line);
+        if !self.colour || needles.is_empty() {
+            self.text.push_str(&safe);
+            self.text.push('\n');
+            return;
+        }
+        let mut spans: Vec<(usize, usize, Style)> = Vec::new();
+        for &(needle, style) in needles {
+            let needle = terminal_safe(needle);
+            if needle.is_empty() {
+                continue;
+            }
+            for (start, _) in safe.match_indices(needle.as_ref()) {
+                let end = start + needle.len();
+                if !safe[end..].starts_with(|c: char| c.is_ascii_digit()) {
+                    spans.push((start, end, style));
+                }
+            }
+        }
+        spans.sort_by_key(|&(start, end, _)| (start, std::cmp::Reverse(end)));
+        let mut at = 0;
+        for (start, end, style) in spans {
+            if start < at {
+                continue; // overlaps a span already styled
+            }
+            let _ = write!(
+                self.text,
+                "{}{}{}{}",
+                &safe[at..start],
+                style.render(),
+                &safe[start..end],
+                style.render_reset()
+            );
+            at = end;
+        }
+        self.text.push_str(&safe[at..]);
         self.text.push('\n');
     }
 
@@ -128,7 +200,13 @@ fn header(out: &mut Lines, report: &Report) {
 }
 
 fn finding_text(out: &mut Lines, finding: &Finding) {
-    out.line(&format!("{}[{}]: {}", finding.severity, finding.kind, finding.title));
+    let tag = format!("{}[{}]", finding.severity, finding.kind);
+    let locks: Vec<String> = finding.locks.iter().map(|lock| format!("`{lock}`")).collect();
+    let sites: Vec<String> = finding.sites.iter().map(|site| site.to_string()).collect();
+    let mut needles: Vec<(&str, Style)> = vec![(&tag, severity_style(finding.severity))];
+    needles.extend(locks.iter().map(|lock| (lock.as_str(), LOCK_STYLE)));
+    needles.extend(sites.iter().map(|site| (site.as_str(), SITE_STYLE)));
+    out.styled_line(&format!("{tag}: {}", finding.title), &needles);
     let mut actors: Vec<String> = finding.threads.iter().map(|t| format!("`{t}`")).collect();
     let label = if finding.tasks.is_empty() { "threads" } else { "threads/tasks" };
     actors.extend(finding.tasks.iter().map(|t| format!("task `{t}`")));
@@ -136,10 +214,10 @@ fn finding_text(out: &mut Lines, finding: &Finding) {
         out.line(&format!("  at t={}; {label}: {}", format_ns(finding.time_ns), actors.join(", ")));
     }
     for line in &finding.evidence {
-        out.line(&format!("  - {line}"));
+        out.styled_line(&format!("  - {line}"), &needles[1..]);
     }
     if let Some(help) = &finding.help {
-        out.line(&format!("  help: {help}"));
+        out.styled_line(&format!("  help: {help}"), &needles[1..]);
     }
 }
 
