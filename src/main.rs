@@ -1,5 +1,7 @@
 //! `hindsight`: the command line. Argument parsing and glue only; the libraries do the work.
 
+mod progress;
+
 use anyhow::Result;
 use clap::{ArgGroup, ColorChoice, Parser, Subcommand, ValueEnum};
 use hindsight_analyzer::export;
@@ -186,7 +188,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 poll_threshold_ns: poll_threshold,
                 wait_threshold_ns: wait_threshold,
             };
+            let progress = progress::Progress::start(&traces);
             let report = hindsight_analyzer::analyze_paths(&traces, &options)?;
+            progress.finish();
             match format {
                 AnalyzeFormat::Text if use_colour(color) => {
                     write!(out, "{}", hindsight_analyzer::report::text::render_coloured(&report))?
@@ -211,6 +215,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Export { traces, chrome, dot } => {
             drop(out);
+            let progress = progress::Progress::start(&traces);
             let replay = hindsight_analyzer::replay::Replay::open(&traces)?;
             let (written, path) = match (chrome, dot) {
                 (Some(path), _) => {
@@ -223,6 +228,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
                 (None, None) => anyhow::bail!("give --chrome OUT.json or --dot OUT.dot"),
             };
+            progress.finish();
             eprintln!("wrote {written} to {}", path.display());
             return Ok(ExitCode::SUCCESS);
         }

@@ -9,6 +9,7 @@ pub mod export;
 pub mod info;
 pub mod output;
 mod prefetch;
+pub mod progress;
 pub mod rapid;
 pub mod replay;
 pub mod report;

@@ -1,6 +1,7 @@
 //! Opening a trace file of either format: a hindsight binary trace, or a RAPID STD text trace
 //! (told apart by content, not by name). Both yield the same [`Item`]s.
 
+use crate::progress::CountedFile;
 use crate::rapid::{looks_like_std, StdError, StdReader};
 use hindsight_recorder::format::{Event, Header, Item, ReadError, Tail, TraceReader, Unit, MAGIC};
 use std::fs::File;
@@ -40,9 +41,9 @@ fn starts_a_long_line(start: &[u8]) -> bool {
 #[derive(Debug)]
 pub enum TraceSource {
     /// A hindsight binary trace.
-    Binary(Box<TraceReader<BufReader<File>>>),
+    Binary(Box<TraceReader<BufReader<CountedFile>>>),
     /// A RAPID STD text trace.
-    Std(Box<StdReader<BufReader<File>>>),
+    Std(Box<StdReader<BufReader<CountedFile>>>),
 }
 
 impl TraceSource {
@@ -54,7 +55,7 @@ impl TraceSource {
         let mut start = Vec::with_capacity(SNIFF_LEN);
         (&mut file).take(SNIFF_LEN as u64).read_to_end(&mut start).map_err(io_error)?;
         file.seek(SeekFrom::Start(0)).map_err(io_error)?;
-        let input = BufReader::with_capacity(1 << 16, file);
+        let input = BufReader::with_capacity(1 << 16, CountedFile::new(file));
         if !start.starts_with(&MAGIC) && (looks_like_std(&start) || starts_a_long_line(&start)) {
             return Ok(TraceSource::Std(Box::new(StdReader::new(input, name))));
         }
