@@ -77,12 +77,12 @@ enum Command {
         /// The trace files.
         #[arg(required = true)]
         traces: Vec<PathBuf>,
-        /// Write the timeline here (`-` for standard output): a lane per thread and per task, with lock holds, lock
-        /// waits, polls, marks and the findings of the analysis.
+        /// Write the timeline here (`-` for standard output): a lane per thread and per task,
+        /// with lock holds, lock waits, polls, marks and the findings of the analysis.
         #[arg(long, value_name = "OUT.json")]
         chrome: Option<PathBuf>,
-        /// Write the lock-order graph here (`-` for standard output): lock classes, and an edge A -> B for each B taken
-        /// while holding A; edges of lock-order-cycle errors red.
+        /// Write the lock-order graph here (`-` for standard output): lock classes, and an
+        /// edge A -> B for each B taken while holding A; edges of lock-order-cycle errors red.
         #[arg(long, value_name = "OUT.dot")]
         dot: Option<PathBuf>,
     },
