@@ -162,7 +162,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let mut out = io::stdout().lock();
     match cli.command {
         Command::Info { trace, format, color } => {
+            let progress = progress::Progress::start(std::slice::from_ref(&trace));
             let info = hindsight_analyzer::info::TraceInfo::read(&trace)?;
+            progress.finish();
             match format {
                 InfoFormat::Text if use_colour(color) => {
                     write!(out, "{}", info.render_text_coloured())?

@@ -1,5 +1,5 @@
-//! A progress bar on stderr while `analyze` or `export` reads its traces, for runs that take
-//! more than a moment (a 1 G-event trace takes a minute).
+//! A progress bar on stderr while `analyze`, `export` or `info` reads its traces, for runs that
+//! take more than a moment (a 1 G-event trace takes a minute).
 //!
 //! The bar is drawn by a thread of its own from the analyzer's count of bytes read
 //! ([`hindsight_analyzer::progress::bytes_read`]) against the files' sizes, ten times a second,
