@@ -88,8 +88,13 @@ impl Output {
             Target::Stdout(out) => out.flush(),
             Target::InPlace(out) => out.flush(),
             Target::Replacement { file, temporary, destination } => {
-                let Some(mut out) = file.take() else { return Ok(()) };
-                let result = out.flush().and_then(|()| fs::rename(&*temporary, &*destination));
+                let Some(out) = file.take() else { return Ok(()) };
+                // The file is closed before the rename, which some systems require.
+                let result =
+                    out.into_inner().map_err(io::IntoInnerError::into_error).and_then(|file| {
+                        drop(file);
+                        fs::rename(&*temporary, &*destination)
+                    });
                 if result.is_err() {
                     // Best effort: the error being reported matters more than a leftover.
                     let _ = fs::remove_file(&*temporary);
