@@ -148,6 +148,46 @@ fn a_reader_that_goes_away_is_not_an_error() {
     assert!(output.stderr.is_empty(), "{}", String::from_utf8_lossy(&output.stderr));
 }
 
+#[cfg(target_os = "linux")]
+#[test]
+fn export_to_dev_stdout_writes_into_the_pipe_and_a_closed_one_is_no_error() {
+    let output = hindsight(&["export", TRACE, "--dot", "/dev/stdout"]);
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stdout).starts_with("digraph"));
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hindsight"))
+        .args(["export", "traces/ordered_hierarchy.trace", "--chrome", "/dev/stdout"])
+        .current_dir(scenario_support::root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("hindsight runs");
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("hindsight ends");
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(fs::symlink_metadata("/dev/stdout").expect("still there").file_type().is_symlink());
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn export_to_dev_stdout_redirected_to_a_file_appends_as_the_shell_asked() {
+    let dir = scratch("dev-stdout-file");
+    let file = dir.join("out.txt");
+    fs::write(&file, "kept\n").expect("written");
+    let appending = fs::OpenOptions::new().append(true).open(&file).expect("opened");
+    let status = Command::new(env!("CARGO_BIN_EXE_hindsight"))
+        .args(["export", TRACE, "--dot", "/dev/stdout"])
+        .current_dir(scenario_support::root())
+        .stdout(appending)
+        .stderr(Stdio::null())
+        .status()
+        .expect("hindsight runs");
+    assert_eq!(status.code(), Some(0));
+    let text = fs::read_to_string(&file).expect("readable");
+    assert!(text.starts_with("kept\ndigraph"), "{text}");
+    assert_eq!(entries(&dir), ["out.txt"]);
+}
+
 #[test]
 fn a_failed_convert_leaves_the_old_file_and_nothing_else() {
     let dir = scratch("failed-convert");

@@ -3,7 +3,8 @@
 //!
 //! - `-` is standard output.
 //! - A symlink stays a symlink: what it points to is written (a chain of links is followed).
-//! - A device, FIFO or socket is written into as it is, never replaced or removed.
+//! - A device, FIFO or socket is written into as it is, never replaced or removed; so is
+//!   anything under `/dev` or `/proc` (`/dev/stdout` redirected to a file appends to it).
 //! - A regular file (or a path where nothing is yet) is replaced as a whole: the output goes to
 //!   a temporary file in the same folder as the final file, which is renamed over it only once
 //!   everything is written, so a failed run leaves the old file untouched. A replaced file
@@ -46,18 +47,23 @@ impl Output {
         if path.as_os_str() == "-" {
             return Ok(Output { target: Target::Stdout(BufWriter::new(io::stdout())) });
         }
-        let destination = follow_symlinks(path)?;
-        match fs::metadata(&destination) {
+        // The kernel follows the links here, /proc's magic links (`/dev/stdout`) included.
+        match fs::metadata(path) {
             Ok(metadata) if metadata.is_dir() => {
                 Err(io::Error::new(io::ErrorKind::IsADirectory, "is a directory"))
             }
-            Ok(metadata) if !metadata.is_file() => {
-                let file = OpenOptions::new().write(true).open(&destination)?;
+            Ok(metadata) if !metadata.is_file() || is_system_path(path) => {
+                // `/dev/stdout` redirected to a file (`>` or `>>`) is appended to, as the shell
+                // opened it: reopening it through /proc would start at offset 0.
+                let file = OpenOptions::new().append(metadata.is_file()).write(true).open(path)?;
                 Ok(Output { target: Target::InPlace(BufWriter::new(file)) })
             }
-            Ok(metadata) => Output::replacing(destination, Some(metadata.permissions())),
+            Ok(metadata) => {
+                Output::replacing(fs::canonicalize(path)?, Some(metadata.permissions()))
+            }
+            // Nothing there yet, or a dangling symlink: create what the link names.
             Err(error) if error.kind() == io::ErrorKind::NotFound => {
-                Output::replacing(destination, None)
+                Output::replacing(follow_symlinks(path)?, None)
             }
             Err(error) => Err(error),
         }
@@ -141,8 +147,14 @@ impl Drop for Output {
     }
 }
 
+/// Whether `path` names a file of the system (`/dev/stdout`, `/proc/self/fd/1`): written in
+/// place, never replaced, whatever it leads to.
+fn is_system_path(path: &Path) -> bool {
+    path.starts_with("/dev") || path.starts_with("/proc")
+}
+
 /// `path` with every symlink on its last component followed: the file that writing through
-/// `path` reaches (which may not exist yet, for a dangling link).
+/// `path` creates, when nothing exists there yet (a new file, or a dangling link).
 fn follow_symlinks(path: &Path) -> io::Result<PathBuf> {
     let mut current = path.to_path_buf();
     for _ in 0..MAX_SYMLINK_HOPS {
