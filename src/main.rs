@@ -217,7 +217,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Export { traces, chrome, dot } => {
             drop(out);
-            let progress = progress::Progress::start(&traces);
+            let to_terminal = [&chrome, &dot].into_iter().flatten().any(|path| path == "-")
+                && io::stdout().is_terminal();
+            let progress = if to_terminal {
+                progress::Progress::none()
+            } else {
+                progress::Progress::start(&traces)
+            };
             let replay = hindsight_analyzer::replay::Replay::open(&traces)?;
             let (written, path) = match (chrome, dot) {
                 (Some(path), _) => {

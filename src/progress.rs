@@ -31,11 +31,16 @@ impl Progress {
     /// Starts showing how much of `traces` has been read, if stderr is a terminal.
     pub fn start(traces: &[PathBuf]) -> Progress {
         if !std::io::stderr().is_terminal() {
-            return Progress { stop: None, drawer: None };
+            return Progress::none();
         }
         let total: u64 =
             traces.iter().filter_map(|path| std::fs::metadata(path).ok()).map(|m| m.len()).sum();
         Progress::drawing(total, DELAY, ProgressDrawTarget::stderr)
+    }
+
+    /// No progress display: for output that goes to the terminal the bar would be drawn on.
+    pub fn none() -> Progress {
+        Progress { stop: None, drawer: None }
     }
 
     /// Starts a thread that shows the bytes read from now on, out of `total`, on the target
