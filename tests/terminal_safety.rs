@@ -121,3 +121,14 @@ fn convert_of_a_binary_file_prints_no_raw_bytes() {
     assert!(stderr.contains(r"malformed STD line `\u{1b}[2J\u{7}\u{0}\u{1}"), "{stderr}");
     assert!(!out.exists());
 }
+
+#[test]
+fn std_thread_and_lock_names_are_escaped_too() {
+    let path = std::env::temp_dir()
+        .join(format!("hindsight-terminal-safety-{}-names.std", std::process::id()));
+    std::fs::write(&path, "T\u{1b}[31m0|acq(L\u{1b}[1m)|1\n").expect("written");
+    let output = hindsight(&["analyze", path.to_str().expect("a UTF-8 temp path")]);
+    assert_no_raw_control_characters(&output);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains(r"lock `L\u{1b}[1m` was still held by thread `T\u{1b}[31m0`"), "{text}");
+}
