@@ -175,13 +175,11 @@ impl TraceInfo {
         for line in self.render_text().lines() {
             // A label starts each line that is not indented; the rest has no escape codes of
             // ours, and the trace's were escaped by render_text.
-            match line.split_once(' ') {
-                Some((label, rest)) if !label.is_empty() => {
-                    let _ = writeln!(out, "{}{label}{} {rest}", bold.render(), bold.render_reset());
-                }
-                _ => {
-                    let _ = writeln!(out, "{line}");
-                }
+            let (label, rest) = line.split_at(line.find(' ').unwrap_or(line.len()));
+            if label.is_empty() {
+                let _ = writeln!(out, "{line}");
+            } else {
+                let _ = writeln!(out, "{}{label}{}{rest}", bold.render(), bold.render_reset());
             }
         }
         out
