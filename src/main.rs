@@ -237,12 +237,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 (None, None) => anyhow::bail!("give --chrome OUT.json or --dot OUT.dot"),
             };
             progress.finish();
-            eprintln!("wrote {written} to {}", path.display());
+            eprintln!("wrote {written} to {}", terminal_safe(&path.display().to_string()));
             return Ok(ExitCode::SUCCESS);
         }
         Command::Convert { input, output } => {
             let events = hindsight_analyzer::rapid::convert_to_trace(&input, &output)?;
-            let message = format!("wrote {events} events to {}", output.display());
+            let message = format!(
+                "wrote {events} events to {}",
+                terminal_safe(&output.display().to_string())
+            );
             if output.as_os_str() == "-" {
                 // Standard output holds the trace itself.
                 eprintln!("{message}");
