@@ -1,9 +1,12 @@
 //! `hindsight`: the command line. Argument parsing and glue only; the libraries do the work.
 
+mod progress;
+
 use anyhow::Result;
-use clap::{ArgGroup, Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, ColorChoice, Parser, Subcommand, ValueEnum};
 use hindsight_analyzer::export;
-use std::io::{self, Write};
+use hindsight_analyzer::report::text::terminal_safe;
+use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -25,6 +28,10 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = InfoFormat::Text)]
         format: InfoFormat,
+        /// Colour the text: `auto` (when stdout is a terminal and `NO_COLOR` is not set),
+        /// `always` or `never`.
+        #[arg(long, value_name = "WHEN", default_value_t = ColorChoice::Auto)]
+        color: ColorChoice,
     },
     /// Analyse traces (several are one incident seen from several processes) and report
     /// deadlocks, lock-order cycles, stale locks, data races, guards held across `.await`,
@@ -37,6 +44,10 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = AnalyzeFormat::Text)]
         format: AnalyzeFormat,
+        /// Colour the text report: `auto` (when stdout is a terminal and `NO_COLOR` is not
+        /// set), `always` or `never`.
+        #[arg(long, value_name = "WHEN", default_value_t = ColorChoice::Auto)]
+        color: ColorChoice,
         /// Exit with 1 if a finding of this severity or worse is reported.
         #[arg(long, default_value = "error", value_parser = parse_severity)]
         fail_on: hindsight_analyzer::Severity,
@@ -66,12 +77,12 @@ enum Command {
         /// The trace files.
         #[arg(required = true)]
         traces: Vec<PathBuf>,
-        /// Write the timeline here: a lane per thread and per task, with lock holds, lock
-        /// waits, polls, marks and the findings of the analysis.
+        /// Write the timeline here (`-` for standard output): a lane per thread and per task,
+        /// with lock holds, lock waits, polls, marks and the findings of the analysis.
         #[arg(long, value_name = "OUT.json")]
         chrome: Option<PathBuf>,
-        /// Write the lock-order graph here: lock classes, and an edge A -> B for each B taken
-        /// while holding A; edges of lock-order-cycle errors red.
+        /// Write the lock-order graph here (`-` for standard output): lock classes, and an
+        /// edge A -> B for each B taken while holding A; edges of lock-order-cycle errors red.
         #[arg(long, value_name = "OUT.dot")]
         dot: Option<PathBuf>,
     },
@@ -79,7 +90,7 @@ enum Command {
     Convert {
         /// The STD trace to read.
         input: PathBuf,
-        /// The hindsight trace to write.
+        /// The hindsight trace to write (`-` for standard output).
         output: PathBuf,
     },
 }
@@ -139,8 +150,9 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            // Our errors already name their cause; the alternate form would repeat it.
-            eprintln!("hindsight: {e}");
+            // Our errors already name their cause; the alternate form would repeat it. They
+            // may quote a trace (names, a malformed line), so they are made terminal-safe.
+            eprintln!("hindsight: {}", terminal_safe(&e.to_string()));
             ExitCode::from(EXIT_UNREADABLE)
         }
     }
@@ -149,24 +161,42 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode> {
     let mut out = io::stdout().lock();
     match cli.command {
-        Command::Info { trace, format } => {
+        Command::Info { trace, format, color } => {
+            let progress = progress::Progress::start(std::slice::from_ref(&trace));
             let info = hindsight_analyzer::info::TraceInfo::read(&trace)?;
+            progress.finish();
             match format {
+                InfoFormat::Text if use_colour(color) => {
+                    write!(out, "{}", info.render_text_coloured())?
+                }
                 InfoFormat::Text => write!(out, "{}", info.render_text())?,
                 InfoFormat::Json => {
                     writeln!(out, "{}", serde_json::to_string_pretty(&info.to_json())?)?
                 }
             }
         }
-        Command::Analyze { traces, format, fail_on, only, poll_threshold, wait_threshold } => {
+        Command::Analyze {
+            traces,
+            format,
+            color,
+            fail_on,
+            only,
+            poll_threshold,
+            wait_threshold,
+        } => {
             let options = hindsight_analyzer::AnalyzeOptions {
                 fail_on,
                 only,
                 poll_threshold_ns: poll_threshold,
                 wait_threshold_ns: wait_threshold,
             };
+            let progress = progress::Progress::start(&traces);
             let report = hindsight_analyzer::analyze_paths(&traces, &options)?;
+            progress.finish();
             match format {
+                AnalyzeFormat::Text if use_colour(color) => {
+                    write!(out, "{}", hindsight_analyzer::report::text::render_coloured(&report))?
+                }
                 AnalyzeFormat::Text => {
                     write!(out, "{}", hindsight_analyzer::report::text::render(&report))?
                 }
@@ -187,6 +217,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Export { traces, chrome, dot } => {
             drop(out);
+            let to_terminal = [&chrome, &dot].into_iter().flatten().any(|path| path == "-")
+                && io::stdout().is_terminal();
+            let progress = if to_terminal {
+                progress::Progress::none()
+            } else {
+                progress::Progress::start(&traces)
+            };
             let replay = hindsight_analyzer::replay::Replay::open(&traces)?;
             let (damage, written, path) = match (chrome, dot) {
                 (Some(path), _) => {
@@ -199,21 +236,48 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
                 (None, None) => anyhow::bail!("give --chrome OUT.json or --dot OUT.dot"),
             };
+            progress.finish();
             if let Some(damage) = damage {
-                eprintln!("{damage}");
+                eprintln!("{}", terminal_safe(&damage));
             }
-            eprintln!("wrote {written} to {}", path.display());
+            eprintln!("wrote {written} to {}", terminal_safe(&path.display().to_string()));
             return Ok(ExitCode::SUCCESS);
         }
         Command::Convert { input, output } => {
             let events = hindsight_analyzer::rapid::convert_to_trace(&input, &output)?;
-            writeln!(out, "wrote {events} events to {}", output.display())?;
+            let message = format!(
+                "wrote {events} events to {}",
+                terminal_safe(&output.display().to_string())
+            );
+            if output.as_os_str() == "-" {
+                // Standard output holds the trace itself.
+                eprintln!("{message}");
+            } else {
+                writeln!(out, "{message}")?;
+            }
         }
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 
+/// Whether text on stdout is coloured: as `choice` says, and for `auto` when stdout is a
+/// terminal and `NO_COLOR` is unset or empty (no-color.org).
+fn use_colour(choice: ColorChoice) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
+        }
+    }
+}
+
+/// Whether `error` comes from a reader of our output going away (`hindsight ... | head`),
+/// which is not an error.
 fn is_broken_pipe(error: &anyhow::Error) -> bool {
-    error.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    error.chain().any(|cause| {
+        cause.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    })
 }

@@ -194,8 +194,27 @@ impl TraceInfo {
         })
     }
 
-    /// The summary as text for people.
+    /// [`render_text`](Self::render_text) with its labels in bold, for a terminal.
+    pub fn render_text_coloured(&self) -> String {
+        let bold = anstyle::Style::new().bold();
+        let mut out = String::new();
+        for line in self.render_text().lines() {
+            // A label starts each line that is not indented; the rest has no escape codes of
+            // ours, and the trace's were escaped by render_text.
+            let (label, rest) = line.split_at(line.find(' ').unwrap_or(line.len()));
+            if label.is_empty() {
+                let _ = writeln!(out, "{line}");
+            } else {
+                let _ = writeln!(out, "{}{label}{}{rest}", bold.render(), bold.render_reset());
+            }
+        }
+        out
+    }
+
+    /// The summary as text for people, with the trace's strings made
+    /// [`terminal_safe`](crate::report::text::terminal_safe).
     pub fn render_text(&self) -> String {
+        let safe = crate::report::text::terminal_safe;
         let mut out = String::new();
         if !self.damage.is_empty() {
             let bytes: u64 = self.damage.iter().map(|d| d.bytes).sum();
@@ -225,9 +244,11 @@ impl TraceInfo {
             0 => "RAPID STD text".to_owned(),
             version => format!("format v{version}"),
         };
-        let _ = writeln!(out, "trace      {} ({format})", self.path);
-        let _ = writeln!(out, "program    {} (pid {}) on {}", h.program, h.pid, h.host);
-        let _ = writeln!(out, "recorded   by {}, clock {}", h.recorder_version, h.clock);
+        let _ = writeln!(out, "trace      {} ({format})", safe(&self.path));
+        let _ =
+            writeln!(out, "program    {} (pid {}) on {}", safe(&h.program), h.pid, safe(&h.host));
+        let _ =
+            writeln!(out, "recorded   by {}, clock {}", safe(&h.recorder_version), safe(&h.clock));
         let _ = writeln!(out, "started    {} ns since the Unix epoch", h.start_unix_ns);
         let _ = writeln!(out, "duration   {}", format_ns(self.duration_ns));
         let _ = writeln!(
@@ -248,8 +269,12 @@ impl TraceInfo {
             writeln!(out, "dropped    {} events (recorder buffer overflow)", self.dropped_events);
         match &self.corruption {
             Some(reason) => {
-                let _ =
-                    writeln!(out, "unreadable {} bytes: corrupt {reason}", self.truncated_bytes);
+                let _ = writeln!(
+                    out,
+                    "unreadable {} bytes: corrupt {}",
+                    self.truncated_bytes,
+                    safe(reason)
+                );
             }
             None if self.truncated_bytes > 0 => {
                 let _ = writeln!(
@@ -263,7 +288,7 @@ impl TraceInfo {
         if !self.marks.is_empty() {
             let _ = writeln!(out, "marks");
             for (time, label) in &self.marks {
-                let _ = writeln!(out, "  {:>12}  {label}", format_ns(*time));
+                let _ = writeln!(out, "  {:>12}  {}", format_ns(*time), safe(label));
             }
         }
         out

@@ -596,6 +596,12 @@ pub enum ConvertError {
     /// The STD input could not be read.
     #[error(transparent)]
     Read(#[from] StdError),
+    /// The STD input holds no line to convert.
+    #[error("{path}: empty file, not an STD trace")]
+    Empty {
+        /// The input file.
+        path: String,
+    },
     /// The output could not be written.
     #[error("{path}: {source}")]
     Write {
@@ -606,48 +612,40 @@ pub enum ConvertError {
     },
 }
 
-/// Converts the STD trace `input` into a hindsight trace at `output`, written to a temporary
-/// file first and renamed into place, so a failed conversion leaves no half-written trace.
-/// Returns the number of events written.
+/// Converts the STD trace `input` into a hindsight trace at `output` (an
+/// [`Output`](crate::output::Output): `-` is standard output, a regular file is replaced only
+/// once the whole trace is written). Returns the number of events written.
 pub fn convert_to_trace(input: &Path, output: &Path) -> Result<u64, ConvertError> {
     let write_error = |source| ConvertError::Write { path: output.display().to_string(), source };
     let mut reader = StdReader::open(input)?;
-    let temporary = output.with_extension("trace.tmp");
-    let file = File::create(&temporary).map_err(write_error)?;
-    let result = (|| {
-        let mut writer = TraceWriter::new(io::BufWriter::new(file), &reader.header().clone())
-            .map_err(write_error)?;
-        let (mut written, mut events) = (0, Vec::new());
-        while let Some(unit) = reader.next_into(&mut events) {
-            match unit? {
-                Unit::Definitions(definitions) => {
-                    writer.write_definitions(&definitions).map_err(write_error)?
-                }
-                Unit::Events => {
-                    written += events.len() as u64;
-                    writer.write_events(&events).map_err(write_error)?;
-                    events.clear();
-                }
-                Unit::Watermark { time_ns } => {
-                    writer.write_watermark(time_ns).map_err(write_error)?
-                }
-                // (Losses are found in binary traces only.)
-                Unit::Lost { .. } => {}
+    let header = reader.header().clone();
+    let mut events = Vec::new();
+    let Some(first) = reader.next_into(&mut events) else {
+        return Err(ConvertError::Empty { path: input.display().to_string() });
+    };
+    let out = crate::output::Output::create(output).map_err(write_error)?;
+    let mut writer = TraceWriter::new(out, &header).map_err(write_error)?;
+    let mut written = 0;
+    let mut unit = Some(first);
+    while let Some(read) = unit {
+        match read? {
+            Unit::Definitions(definitions) => {
+                writer.write_definitions(&definitions).map_err(write_error)?
             }
+            Unit::Events => {
+                written += events.len() as u64;
+                writer.write_events(&events).map_err(write_error)?;
+                events.clear();
+            }
+            Unit::Watermark { time_ns } => writer.write_watermark(time_ns).map_err(write_error)?,
+            // (Losses are found in binary traces only.)
+            Unit::Lost { .. } => {}
         }
-        writer.flush().map_err(write_error)?;
-        Ok(written)
-    })();
-    match result {
-        Ok(events) => {
-            std::fs::rename(&temporary, output).map_err(write_error)?;
-            Ok(events)
-        }
-        Err(error) => {
-            let _ = std::fs::remove_file(&temporary);
-            Err(error)
-        }
+        unit = reader.next_into(&mut events);
     }
+    writer.flush().map_err(write_error)?;
+    writer.into_inner().commit().map_err(write_error)?;
+    Ok(written)
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Opening a trace file of either format: a hindsight binary trace, or a RAPID STD text trace
 //! (told apart by content, not by name). Both yield the same [`Unit`]s.
 
+use crate::progress::CountedFile;
 use crate::rapid::{looks_like_std, StdError, StdReader};
 use hindsight_recorder::format::{
     Damage, Event, Header, ReadError, Tail, TraceReader, Unit, MAGIC,
@@ -24,13 +25,27 @@ pub enum SourceError {
     Std(#[from] StdError),
 }
 
+/// Whether `start`, the first [`SNIFF_LEN`] bytes of a file, is the beginning of one STD
+/// line too long to sniff (`THREAD|OP(` and no line end): the STD reader then says the line
+/// is too long, which is more use than "wrong magic number".
+fn starts_a_long_line(start: &[u8]) -> bool {
+    if start.len() < SNIFF_LEN || start.contains(&b'\n') {
+        return false;
+    }
+    let Some(bar) = start.iter().position(|&b| b == b'|') else { return false };
+    let (thread, rest) = start.split_at(bar);
+    !thread.is_empty()
+        && thread.iter().all(|b| b.is_ascii_graphic())
+        && rest.iter().take(16).any(|&b| b == b'(')
+}
+
 /// The items of one trace file, whatever its format.
 #[derive(Debug)]
 pub enum TraceSource {
     /// A hindsight binary trace.
-    Binary(Box<TraceReader<BufReader<File>>>),
+    Binary(Box<TraceReader<BufReader<CountedFile>>>),
     /// A RAPID STD text trace.
-    Std(Box<StdReader<BufReader<File>>>),
+    Std(Box<StdReader<BufReader<CountedFile>>>),
 }
 
 impl TraceSource {
@@ -42,8 +57,8 @@ impl TraceSource {
         let mut start = Vec::with_capacity(SNIFF_LEN);
         (&mut file).take(SNIFF_LEN as u64).read_to_end(&mut start).map_err(io_error)?;
         file.seek(SeekFrom::Start(0)).map_err(io_error)?;
-        let input = BufReader::with_capacity(1 << 16, file);
-        if !start.starts_with(&MAGIC) && looks_like_std(&start) {
+        let input = BufReader::with_capacity(1 << 16, CountedFile::new(file));
+        if !start.starts_with(&MAGIC) && (looks_like_std(&start) || starts_a_long_line(&start)) {
             return Ok(TraceSource::Std(Box::new(StdReader::new(input, name))));
         }
         Ok(TraceSource::Binary(Box::new(TraceReader::from_reader(input, name)?)))

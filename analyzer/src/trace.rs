@@ -20,8 +20,8 @@
 //! here.
 
 use hindsight_recorder::format::{
-    ChannelId, Damage, Definition, Event, EventKind, Header, LockId, LockImplementation,
-    LockKind, SiteId, StringId, Tail, TaskId, ThreadId, VarId,
+    ChannelId, Damage, Definition, Event, EventKind, Header, LockId, LockImplementation, LockKind,
+    SiteId, StringId, Tail, TaskId, ThreadId, VarId,
 };
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};

@@ -4,15 +4,16 @@
 //!
 //! Each exporter reads a [`Replay`](crate::replay::Replay) to its end and streams what it
 //! writes, so its memory grows with the threads, tasks and locks of the trace, never with its
-//! length. [`to_file`] gives an exporter a buffered file and removes what it wrote if it fails.
+//! length. [`to_file`] gives an exporter an [`Output`] (a file, a device, a FIFO or standard
+//! output) and leaves nothing half-written if it fails.
 
 pub mod chrome;
 pub mod dot;
 mod slices;
 
 use crate::error::AnalyzeError;
-use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use crate::output::Output;
+use std::io;
 use std::path::Path;
 
 /// Why an export failed. Each displays as one line that names the file at fault.
@@ -35,25 +36,20 @@ pub enum ExportError {
     },
 }
 
-/// Runs `export` on a buffered writer to a new file at `path` (replacing any file there) and
-/// flushes it. If the export fails, the partial file is removed, and a write error names
-/// `path`.
+/// Runs `export` on the [`Output`] at `path` (`-` is standard output; see
+/// [`output`](crate::output) for how symlinks, devices and files are written) and commits it.
+/// If the export fails, nothing it wrote replaces a file, and a write error names `path`.
 pub fn to_file<T>(
     path: &Path,
-    export: impl FnOnce(&mut BufWriter<File>) -> Result<T, ExportError>,
+    export: impl FnOnce(&mut Output) -> Result<T, ExportError>,
 ) -> Result<T, ExportError> {
     let name = || path.display().to_string();
-    let file = File::create(path).map_err(|source| ExportError::Output { path: name(), source })?;
-    let mut out = BufWriter::new(file);
+    let mut out =
+        Output::create(path).map_err(|source| ExportError::Output { path: name(), source })?;
     let result = export(&mut out).and_then(|value| {
-        out.flush()?;
+        out.commit()?;
         Ok(value)
     });
-    if result.is_err() {
-        drop(out);
-        // Best effort: the error being reported matters more than a leftover file.
-        let _ = std::fs::remove_file(path);
-    }
     result.map_err(|error| match error {
         ExportError::Io(source) => ExportError::Output { path: name(), source },
         other => other,

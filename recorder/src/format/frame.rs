@@ -66,6 +66,23 @@ pub(crate) fn bincode_config() -> impl bincode::config::Config {
     bincode::config::standard().with_limit::<DECODE_LIMIT>()
 }
 
+/// What went wrong decoding a payload, in words for people: bincode's own messages are its
+/// enum variants' debug forms (`LimitExceeded`, `UnexpectedVariant { .. }`).
+pub(crate) fn describe_decode_error(error: &bincode::error::DecodeError) -> String {
+    use bincode::error::DecodeError as E;
+    match error {
+        E::UnexpectedEnd { .. } => "a record runs past the end of its chunk".into(),
+        E::LimitExceeded | E::OutsideUsizeRange(_) => {
+            "a length in the chunk is larger than any real trace's".into()
+        }
+        E::UnexpectedVariant { found, .. } => format!("unknown record type {found}"),
+        E::Utf8 { .. } | E::InvalidCharEncoding(_) => "a name is not valid UTF-8".into(),
+        E::OtherString(message) => message.clone(),
+        E::Other(message) => (*message).into(),
+        _ => "a value in the chunk is out of range".into(),
+    }
+}
+
 /// The checksum of a chunk: CRC-32 over its length field and body.
 pub(crate) fn chunk_crc(len_bytes: [u8; 4], body: &[u8]) -> u32 {
     let mut hasher = crc32fast::Hasher::new();
@@ -125,5 +142,25 @@ impl ChunkKind {
             }
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_error(bytes: &[u8]) -> String {
+        let error = bincode::serde::decode_from_slice::<(u8, String), _>(bytes, bincode_config())
+            .expect_err("undecodable");
+        describe_decode_error(&error)
+    }
+
+    #[test]
+    fn decode_errors_are_worded_for_people_not_named_by_variant() {
+        // A string length of 2^40 bytes: past the decoder's limit.
+        let huge = [&[7u8, 0xFD][..], &(1u64 << 40).to_le_bytes()].concat();
+        assert_eq!(decode_error(&huge), "a length in the chunk is larger than any real trace's");
+        assert_eq!(decode_error(&[7, 5, b'a']), "a record runs past the end of its chunk");
+        assert_eq!(decode_error(&[7, 1, 0xFF]), "a name is not valid UTF-8");
     }
 }

@@ -20,7 +20,7 @@ use super::defs::{
     ThreadDef, VarDef,
 };
 use super::event::{Event, EventKind, LockMode};
-use super::frame::bincode_config;
+use super::frame::{bincode_config, describe_decode_error};
 use super::ids::{ChannelId, LockId, SiteId, StringId, TaskId, ThreadId, VarId};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
@@ -112,7 +112,7 @@ pub(crate) fn decode_payload(
             Payload::Watermark { time_ns } => Decoded::Watermark { time_ns },
         }),
         Ok(_) => Err("chunk has trailing bytes".into()),
-        Err(e) => Err(format!("undecodable chunk: {e}")),
+        Err(e) => Err(format!("undecodable chunk: {}", describe_decode_error(&e))),
     }
 }
 

@@ -33,7 +33,7 @@
 
 use super::defs::{Definition, Header};
 use super::event::{Event, EventKind, LockMode};
-use super::frame::bincode_config;
+use super::frame::{bincode_config, describe_decode_error};
 use super::ids::{ChannelId, LockId, SiteId, StringId, TaskId, ThreadId, VarId};
 use super::payload::Payload;
 use rustc_hash::FxHashMap;
@@ -154,7 +154,7 @@ pub(crate) fn decode_payload(bytes: &[u8]) -> Result<Payload, String> {
         match bincode::serde::decode_from_slice::<T, _>(bytes, bincode_config()) {
             Ok((value, used)) if used == bytes.len() => Ok(value),
             Ok(_) => Err("chunk has trailing bytes".into()),
-            Err(e) => Err(format!("undecodable chunk: {e}")),
+            Err(e) => Err(format!("undecodable chunk: {}", describe_decode_error(&e))),
         }
     }
     match bytes.split_first() {
