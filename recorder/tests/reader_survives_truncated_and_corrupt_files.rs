@@ -4,7 +4,9 @@
 
 mod support;
 
-use hindsight_recorder::format::{ReadError, Tail, FORMAT_VERSION, MAGIC, SYNC};
+use hindsight_recorder::format::{
+    ReadError, Tail, TraceBuilder, TraceReader, Unit, FORMAT_VERSION, MAGIC, SYNC,
+};
 use support::{chunk_ends, chunk_is_copy, push_chunk, read_all, sample_trace};
 
 #[test]
@@ -179,4 +181,43 @@ fn wrong_magic_future_version_and_empty_files_are_named_errors() {
     let mut no_header = MAGIC.to_vec();
     no_header.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
     assert!(matches!(read_all(&no_header).unwrap_err(), ReadError::BadHeader { .. }));
+}
+
+/// ```text
+/// main:   lock(db) ─ unlock(db)  │  lock(db) ─ unlock(db)
+/// worker:                        │                        lock(db) ─ unlock(db)
+///         └ batch 0 of main, damaged
+/// ```
+#[test]
+fn a_hole_in_a_threads_batch_numbers_names_the_thread_that_lost_events() {
+    let mut b = TraceBuilder::new("holes");
+    let main = b.thread("main");
+    let worker = b.thread("worker");
+    let db = b.mutex("db");
+    let site = b.site("src/main.rs", 1, 1);
+    b.on(main).acquire(db, site).release(db);
+    b.on(worker).acquire(db, site).release(db);
+    b.on(main).acquire(db, site).release(db);
+    let mut bytes = b.build();
+    // The first event batch is main's batch 0: flip a byte of its payload.
+    let ends = chunk_ends(&bytes);
+    let first_batch =
+        (1..ends.len()).find(|i| bytes[ends[*i - 1] + 12] == 1).expect("an event batch");
+    bytes[ends[first_batch] - 1] ^= 0x01;
+
+    let mut reader = TraceReader::from_reader(&bytes[..], "holes.trace").unwrap();
+    let mut events = Vec::new();
+    let mut units = Vec::new();
+    while let Some(unit) = reader.next_into(&mut events) {
+        units.push(unit);
+    }
+    let lost: Vec<&Unit> = units.iter().filter(|u| matches!(u, Unit::Lost { .. })).collect();
+    assert_eq!(lost, vec![&Unit::Lost { thread: main, batches: 1 }]);
+    assert_eq!(units.iter().filter(|u| **u == Unit::Events).count(), 2);
+    assert_eq!(events.len(), 4, "the worker's and main's second batch");
+    let damage = reader.damage();
+    assert_eq!(damage.len(), 1);
+    assert_eq!(damage[0].threads, vec![main]);
+    // An estimate: the region's bytes at the file's bytes per event (the batches are alike).
+    assert!((1..=3).contains(&damage[0].events), "one batch of two events: {damage:?}");
 }
