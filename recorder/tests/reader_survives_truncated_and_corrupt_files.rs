@@ -5,7 +5,8 @@
 mod support;
 
 use hindsight_recorder::format::{
-    ReadError, Tail, TraceBuilder, TraceReader, Unit, FORMAT_VERSION, MAGIC, SYNC,
+    Header, ReadError, Tail, TraceBuilder, TraceReader, TraceWriter, Unit, FORMAT_VERSION, MAGIC,
+    SYNC,
 };
 use support::{chunk_ends, chunk_is_copy, push_chunk, read_all, sample_trace};
 
@@ -220,4 +221,40 @@ fn a_hole_in_a_threads_batch_numbers_names_the_thread_that_lost_events() {
     assert_eq!(damage[0].threads, vec![main]);
     // An estimate: the region's bytes at the file's bytes per event (the batches are alike).
     assert!((1..=3).contains(&damage[0].events), "one batch of two events: {damage:?}");
+}
+
+/// ```text
+/// main:   lock(db) ─ unlock(db)                          │ watermark: main's last batch is 0,
+/// worker:                        lock(db) ─ unlock(db)   │ worker's is 0
+///         └ main's only batch, damaged
+/// ```
+/// No later batch of `main` shows the hole: the watermark's list of last batches does.
+#[test]
+fn a_threads_lost_last_batch_is_named_by_the_next_watermark() {
+    let mut b = TraceBuilder::new("last");
+    let main = b.thread("main");
+    let worker = b.thread("worker");
+    let db = b.mutex("db");
+    let site = b.site("src/main.rs", 1, 1);
+    b.on(main).acquire(db, site).release(db);
+    b.on(worker).acquire(db, site).release(db);
+    let mut writer = TraceWriter::new(Vec::new(), &Header::default()).unwrap();
+    writer.write_definitions(b.definitions()).unwrap();
+    writer.write_events(b.events()).unwrap();
+    writer.write_watermark(b.now()).unwrap();
+    let mut bytes = writer.into_inner();
+    let ends = chunk_ends(&bytes);
+    let main_batch = (1..ends.len()).find(|i| bytes[ends[*i - 1] + 12] == 1).unwrap();
+    bytes[ends[main_batch] - 1] ^= 0x01;
+
+    let mut reader = TraceReader::from_reader(&bytes[..], "last.trace").unwrap();
+    let (mut events, mut units) = (Vec::new(), Vec::new());
+    while let Some(unit) = reader.next_into(&mut events) {
+        units.push(unit);
+    }
+    assert_eq!(events.len(), 2, "the worker's batch");
+    let lost: Vec<&Unit> = units.iter().filter(|u| matches!(u, Unit::Lost { .. })).collect();
+    assert_eq!(lost, vec![&Unit::Lost { thread: main, batches: 1 }]);
+    assert!(matches!(units.last(), Some(Unit::Watermark { .. })), "{units:?}");
+    assert_eq!(reader.damage()[0].threads, vec![main]);
 }

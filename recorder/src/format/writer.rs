@@ -5,8 +5,8 @@ use super::current::{Batch, Payload};
 use super::defs::{Definition, Header};
 use super::event::Event;
 use super::frame::{
-    bincode_config, chunk_crc, ChunkKind, CHUNK_HEADER_LEN, FORMAT_VERSION, MAGIC, MAX_CHUNK_LEN,
-    SYNC,
+    bincode_config, chunk_crc, encode_round, ChunkKind, CHUNK_HEADER_LEN, FORMAT_VERSION, MAGIC,
+    MAX_CHUNK_LEN, SYNC,
 };
 use super::ids::ThreadId;
 use rustc_hash::FxHashMap;
@@ -37,6 +37,8 @@ pub struct TraceWriter<W: Write> {
     bytes_written: u64,
     /// Each thread's next batch number.
     batches: FxHashMap<ThreadId, u32>,
+    /// The last batch number of each thread written since the previous watermark.
+    since_watermark: FxHashMap<ThreadId, u32>,
 }
 
 impl<W: Write> TraceWriter<W> {
@@ -49,6 +51,7 @@ impl<W: Write> TraceWriter<W> {
             scratch: Vec::new(),
             bytes_written: 8,
             batches: FxHashMap::default(),
+            since_watermark: FxHashMap::default(),
         };
         writer.write_twice(&Payload::Header(header.clone()))?;
         Ok(writer)
@@ -86,6 +89,7 @@ impl<W: Write> TraceWriter<W> {
                 }
                 let next = self.batches.entry(thread).or_insert(0);
                 let kind = ChunkKind::Batch { thread: thread.0, batch: *next };
+                self.since_watermark.insert(thread, *next);
                 *next = next.wrapping_add(1);
                 self.write_payload(kind, &Payload::Events(Batch::encode(thread, part)))?;
             }
@@ -96,7 +100,14 @@ impl<W: Write> TraceWriter<W> {
     /// Declares that every event recorded before `time_ns` has now been written, which lets a
     /// streaming replay order events without reading ahead to the end of the file.
     pub fn write_watermark(&mut self, time_ns: u64) -> io::Result<()> {
-        self.write_payload(ChunkKind::Plain, &Payload::Watermark { time_ns })
+        let mut last: Vec<(u32, u32)> =
+            self.since_watermark.drain().map(|(thread, batch)| (thread.0, batch)).collect();
+        last.sort_unstable();
+        self.scratch.clear();
+        self.scratch.extend_from_slice(&SYNC);
+        self.scratch.extend_from_slice(&[0; CHUNK_HEADER_LEN - SYNC.len()]);
+        encode_round(&last, &mut self.scratch);
+        self.encode_and_seal(&Payload::Watermark { time_ns })
     }
 
     /// Flushes the underlying writer.
@@ -132,12 +143,17 @@ impl<W: Write> TraceWriter<W> {
     }
 
     fn write_payload(&mut self, kind: ChunkKind, payload: &Payload) -> io::Result<()> {
-        // The frame is built in one buffer and written with one call, so that a process killed
-        // mid-write leaves at most one partial chunk at the tail.
         self.scratch.clear();
         self.scratch.extend_from_slice(&SYNC);
         self.scratch.extend_from_slice(&[0; CHUNK_HEADER_LEN - SYNC.len()]);
         kind.encode(&mut self.scratch);
+        self.encode_and_seal(payload)
+    }
+
+    /// Appends `payload` to the frame begun in `scratch` and writes the frame.
+    fn encode_and_seal(&mut self, payload: &Payload) -> io::Result<()> {
+        // The frame is built in one buffer and written with one call, so that a process killed
+        // mid-write leaves at most one partial chunk at the tail.
         bincode::serde::encode_into_std_write(payload, &mut self.scratch, bincode_config())
             .map_err(|e| io::Error::other(format!("encoding a trace chunk failed: {e}")))?;
         self.seal_and_write()
