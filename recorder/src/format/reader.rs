@@ -399,7 +399,8 @@ impl<R: Read> TraceReader<R> {
                         for i in 0..count as usize {
                             let (thread, last) = round_entry(&self.buf[frame.body..], i);
                             // Every batch up to `last` should have been read.
-                            if let Some(batches) = self.hole(thread, last.wrapping_add(1), last) {
+                            let next = last.wrapping_add(1);
+                            if let Some(batches) = self.hole(thread, next, next) {
                                 self.losses.push((thread, batches));
                             }
                         }
