@@ -5,8 +5,8 @@
 mod support;
 
 use hindsight_recorder::format::{
-    Header, ReadError, Tail, TraceBuilder, TraceReader, TraceWriter, Unit, FORMAT_VERSION, MAGIC,
-    SYNC,
+    Damage, Header, ReadError, Tail, ThreadId, TraceBuilder, TraceReader, TraceWriter, Unit,
+    FORMAT_VERSION, MAGIC, SYNC,
 };
 use support::{chunk_ends, chunk_is_copy, push_chunk, read_all, sample_trace};
 
@@ -184,13 +184,9 @@ fn wrong_magic_future_version_and_empty_files_are_named_errors() {
     assert!(matches!(read_all(&no_header).unwrap_err(), ReadError::BadHeader { .. }));
 }
 
-/// ```text
-/// main:   lock(db) ─ unlock(db)  │  lock(db) ─ unlock(db)
-/// worker:                        │                        lock(db) ─ unlock(db)
-///         └ batch 0 of main, damaged
-/// ```
-#[test]
-fn a_hole_in_a_threads_batch_numbers_names_the_thread_that_lost_events() {
+/// A builder where `main` and then `worker` take and release `db` (then `main` again, if
+/// `main_again`); and `main`.
+fn two_threads_taking_db(main_again: bool) -> (TraceBuilder, ThreadId) {
     let mut b = TraceBuilder::new("holes");
     let main = b.thread("main");
     let worker = b.thread("worker");
@@ -198,25 +194,42 @@ fn a_hole_in_a_threads_batch_numbers_names_the_thread_that_lost_events() {
     let site = b.site("src/main.rs", 1, 1);
     b.on(main).acquire(db, site).release(db);
     b.on(worker).acquire(db, site).release(db);
-    b.on(main).acquire(db, site).release(db);
-    let mut bytes = b.build();
-    // The first event batch is main's batch 0: flip a byte of its payload.
-    let ends = chunk_ends(&bytes);
-    let first_batch =
-        (1..ends.len()).find(|i| bytes[ends[*i - 1] + 12] == 1).expect("an event batch");
-    bytes[ends[first_batch] - 1] ^= 0x01;
+    if main_again {
+        b.on(main).acquire(db, site).release(db);
+    }
+    (b, main)
+}
 
+/// Flips a byte in the payload of the first event batch; reads the trace: its units, the
+/// events read, and the damage.
+fn read_with_first_batch_damaged(mut bytes: Vec<u8>) -> (Vec<Unit>, usize, Vec<Damage>) {
+    let ends = chunk_ends(&bytes);
+    let first_batch = (1..ends.len()).find(|i| bytes[ends[*i - 1] + 12] == 1).unwrap();
+    bytes[ends[first_batch] - 1] ^= 0x01;
     let mut reader = TraceReader::from_reader(&bytes[..], "holes.trace").unwrap();
-    let mut events = Vec::new();
-    let mut units = Vec::new();
+    let (mut events, mut units) = (Vec::new(), Vec::new());
     while let Some(unit) = reader.next_into(&mut events) {
         units.push(unit);
     }
-    let lost: Vec<&Unit> = units.iter().filter(|u| matches!(u, Unit::Lost { .. })).collect();
-    assert_eq!(lost, vec![&Unit::Lost { thread: main, batches: 1 }]);
+    (units, events.len(), reader.damage().to_vec())
+}
+
+fn losses(units: &[Unit]) -> Vec<&Unit> {
+    units.iter().filter(|u| matches!(u, Unit::Lost { .. })).collect()
+}
+
+/// ```text
+/// main:   lock(db) ─ unlock(db)  │  lock(db) ─ unlock(db)
+/// worker:                        │                        lock(db) ─ unlock(db)
+///         └ batch 0 of main, damaged
+/// ```
+#[test]
+fn a_hole_in_a_threads_batch_numbers_names_the_thread_that_lost_events() {
+    let (b, main) = two_threads_taking_db(true);
+    let (units, events, damage) = read_with_first_batch_damaged(b.build());
+    assert_eq!(losses(&units), vec![&Unit::Lost { thread: main, batches: 1 }]);
     assert_eq!(units.iter().filter(|u| **u == Unit::Events).count(), 2);
-    assert_eq!(events.len(), 4, "the worker's and main's second batch");
-    let damage = reader.damage();
+    assert_eq!(events, 4, "the worker's and main's second batch");
     assert_eq!(damage.len(), 1);
     assert_eq!(damage[0].threads, vec![main]);
     // An estimate: the region's bytes at the file's bytes per event (the batches are alike).
@@ -231,30 +244,14 @@ fn a_hole_in_a_threads_batch_numbers_names_the_thread_that_lost_events() {
 /// No later batch of `main` shows the hole: the watermark's list of last batches does.
 #[test]
 fn a_threads_lost_last_batch_is_named_by_the_next_watermark() {
-    let mut b = TraceBuilder::new("last");
-    let main = b.thread("main");
-    let worker = b.thread("worker");
-    let db = b.mutex("db");
-    let site = b.site("src/main.rs", 1, 1);
-    b.on(main).acquire(db, site).release(db);
-    b.on(worker).acquire(db, site).release(db);
+    let (b, main) = two_threads_taking_db(false);
     let mut writer = TraceWriter::new(Vec::new(), &Header::default()).unwrap();
     writer.write_definitions(b.definitions()).unwrap();
     writer.write_events(b.events()).unwrap();
     writer.write_watermark(b.now()).unwrap();
-    let mut bytes = writer.into_inner();
-    let ends = chunk_ends(&bytes);
-    let main_batch = (1..ends.len()).find(|i| bytes[ends[*i - 1] + 12] == 1).unwrap();
-    bytes[ends[main_batch] - 1] ^= 0x01;
-
-    let mut reader = TraceReader::from_reader(&bytes[..], "last.trace").unwrap();
-    let (mut events, mut units) = (Vec::new(), Vec::new());
-    while let Some(unit) = reader.next_into(&mut events) {
-        units.push(unit);
-    }
-    assert_eq!(events.len(), 2, "the worker's batch");
-    let lost: Vec<&Unit> = units.iter().filter(|u| matches!(u, Unit::Lost { .. })).collect();
-    assert_eq!(lost, vec![&Unit::Lost { thread: main, batches: 1 }]);
+    let (units, events, damage) = read_with_first_batch_damaged(writer.into_inner());
+    assert_eq!(events, 2, "the worker's batch");
+    assert_eq!(losses(&units), vec![&Unit::Lost { thread: main, batches: 1 }]);
     assert!(matches!(units.last(), Some(Unit::Watermark { .. })), "{units:?}");
-    assert_eq!(reader.damage()[0].threads, vec![main]);
+    assert_eq!(damage[0].threads, vec![main]);
 }
