@@ -18,17 +18,25 @@ fn trace(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
+/// Events a reader gets from `bytes` (0 if the trace cannot be opened), and the losses it
+/// says.
+fn read(bytes: &[u8]) -> (u64, usize) {
+    let Ok(mut reader) = TraceReader::from_reader(bytes, "flipped.trace") else { return (0, 0) };
+    let (mut events, mut total, mut losses) = (Vec::new(), 0, 0);
+    while let Some(unit) = reader.next_into(&mut events) {
+        match unit {
+            Unit::Events => total += events.len() as u64,
+            Unit::Lost { .. } => losses += 1,
+            _ => {}
+        }
+        events.clear();
+    }
+    (total, losses)
+}
+
 /// Events a reader gets from `bytes` (0 if the trace cannot be opened).
 fn events_read(bytes: &[u8]) -> u64 {
-    let Ok(mut reader) = TraceReader::from_reader(bytes, "flipped.trace") else { return 0 };
-    let (mut events, mut total) = (Vec::new(), 0);
-    while let Some(unit) = reader.next_into(&mut events) {
-        if unit == Unit::Events {
-            total += events.len() as u64;
-            events.clear();
-        }
-    }
-    total
+    read(bytes).0
 }
 
 /// `bytes` in the current format: as they are, or (a committed trace not yet re-recorded)
@@ -69,7 +77,8 @@ fn twenty_random_flips_of_a_large_trace_keep_99_percent_of_its_events() {
     let committed = trace("traces/ordered_hierarchy.trace");
     let committed_len = committed.len();
     let bytes = in_current_format(committed);
-    let intact = events_read(&bytes);
+    let (intact, losses) = read(&bytes);
+    assert_eq!(losses, 0, "an intact trace has no hole in any thread's batch numbers");
     eprintln!("{committed_len} bytes as committed, {} in the current format", bytes.len());
     assert!(intact > 100_000, "{intact}");
     let mut rng = Rng(0x05ee_d0ff_11b5);

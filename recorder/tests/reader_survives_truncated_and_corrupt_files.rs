@@ -4,7 +4,10 @@
 
 mod support;
 
-use hindsight_recorder::format::{ReadError, Tail, FORMAT_VERSION, MAGIC, SYNC};
+use hindsight_recorder::format::{
+    Damage, Header, ReadError, Tail, ThreadId, TraceBuilder, TraceReader, TraceWriter, Unit,
+    FORMAT_VERSION, MAGIC, SYNC,
+};
 use support::{chunk_ends, chunk_is_copy, push_chunk, read_all, sample_trace};
 
 #[test]
@@ -179,4 +182,76 @@ fn wrong_magic_future_version_and_empty_files_are_named_errors() {
     let mut no_header = MAGIC.to_vec();
     no_header.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
     assert!(matches!(read_all(&no_header).unwrap_err(), ReadError::BadHeader { .. }));
+}
+
+/// A builder where `main` and then `worker` take and release `db` (then `main` again, if
+/// `main_again`); and `main`.
+fn two_threads_taking_db(main_again: bool) -> (TraceBuilder, ThreadId) {
+    let mut b = TraceBuilder::new("holes");
+    let main = b.thread("main");
+    let worker = b.thread("worker");
+    let db = b.mutex("db");
+    let site = b.site("src/main.rs", 1, 1);
+    b.on(main).acquire(db, site).release(db);
+    b.on(worker).acquire(db, site).release(db);
+    if main_again {
+        b.on(main).acquire(db, site).release(db);
+    }
+    (b, main)
+}
+
+/// Flips a byte in the payload of the first event batch; reads the trace: its units, the
+/// events read, and the damage.
+fn read_with_first_batch_damaged(mut bytes: Vec<u8>) -> (Vec<Unit>, usize, Vec<Damage>) {
+    let ends = chunk_ends(&bytes);
+    let first_batch = (1..ends.len()).find(|i| bytes[ends[*i - 1] + 12] == 1).unwrap();
+    bytes[ends[first_batch] - 1] ^= 0x01;
+    let mut reader = TraceReader::from_reader(&bytes[..], "holes.trace").unwrap();
+    let (mut events, mut units) = (Vec::new(), Vec::new());
+    while let Some(unit) = reader.next_into(&mut events) {
+        units.push(unit);
+    }
+    (units, events.len(), reader.damage().to_vec())
+}
+
+fn losses(units: &[Unit]) -> Vec<&Unit> {
+    units.iter().filter(|u| matches!(u, Unit::Lost { .. })).collect()
+}
+
+/// ```text
+/// main:   lock(db) ─ unlock(db)  │  lock(db) ─ unlock(db)
+/// worker:                        │                        lock(db) ─ unlock(db)
+///         └ batch 0 of main, damaged
+/// ```
+#[test]
+fn a_hole_in_a_threads_batch_numbers_names_the_thread_that_lost_events() {
+    let (b, main) = two_threads_taking_db(true);
+    let (units, events, damage) = read_with_first_batch_damaged(b.build());
+    assert_eq!(losses(&units), vec![&Unit::Lost { thread: main, batches: 1 }]);
+    assert_eq!(units.iter().filter(|u| **u == Unit::Events).count(), 2);
+    assert_eq!(events, 4, "the worker's and main's second batch");
+    assert_eq!(damage.len(), 1);
+    assert_eq!(damage[0].threads, vec![main]);
+    // An estimate: the region's bytes at the file's bytes per event (the batches are alike).
+    assert!((1..=3).contains(&damage[0].events), "one batch of two events: {damage:?}");
+}
+
+/// ```text
+/// main:   lock(db) ─ unlock(db)                          │ watermark: main's last batch is 0,
+/// worker:                        lock(db) ─ unlock(db)   │ worker's is 0
+///         └ main's only batch, damaged
+/// ```
+/// No later batch of `main` shows the hole: the watermark's list of last batches does.
+#[test]
+fn a_threads_lost_last_batch_is_named_by_the_next_watermark() {
+    let (b, main) = two_threads_taking_db(false);
+    let mut writer = TraceWriter::new(Vec::new(), &Header::default()).unwrap();
+    writer.write_definitions(b.definitions()).unwrap();
+    writer.write_events(b.events()).unwrap();
+    writer.write_watermark(b.now()).unwrap();
+    let (units, events, damage) = read_with_first_batch_damaged(writer.into_inner());
+    assert_eq!(events, 2, "the worker's batch");
+    assert_eq!(losses(&units), vec![&Unit::Lost { thread: main, batches: 1 }]);
+    assert!(matches!(units.last(), Some(Unit::Watermark { .. })), "{units:?}");
+    assert_eq!(damage[0].threads, vec![main]);
 }

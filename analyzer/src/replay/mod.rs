@@ -20,10 +20,11 @@
 //!
 //! A held-back event whose predecessor never arrives (the recorder dropped it, or the file was
 //! cut) is released once the watermarks have moved [`REORDER_SLACK_NS`] past it, or at the
-//! end of input; [`ReplayStats::forced`] counts those. Once a file has lost a chunk (its
-//! reader says which thread lost batches, [`Unit::Lost`]), a hole in a lock's numbers is
-//! taken as that loss: a held-back event is released as soon as the watermarks pass it, with
-//! no slack, and the thread is noted as uncertain ([`Process::lost_threads`]).
+//! end of input; [`ReplayStats::forced`] counts those. Once a damaged region of a file has
+//! been skipped, a hole in a lock's numbers is taken as that loss: a held-back event is
+//! released as soon as the watermarks pass it, with no slack; and the threads whose batches
+//! the region held (the reader names them, [`Unit::Lost`]) are noted as uncertain
+//! ([`Process::lost_threads`]).
 //!
 //! [`Process::lost_threads`]: crate::trace::Process::lost_threads
 //!
@@ -96,10 +97,10 @@ impl Input {
         }
     }
 
-    fn damage(&self) -> Vec<Damage> {
+    fn damage(&self) -> &[Damage] {
         match self {
-            Input::File(source) => source.damage().to_vec(),
-            Input::Reader(reader) => reader.damage().to_vec(),
+            Input::File(source) => source.damage(),
+            Input::Reader(reader) => reader.damage(),
         }
     }
 }
@@ -111,7 +112,7 @@ struct Source {
     /// Every event of this file before this (merged) time has been read.
     watermark: u64,
     eof: bool,
-    /// A damaged chunk of this file lost events.
+    /// A damaged region of this file was skipped: holes in its locks' numbers are losses.
     lossy: bool,
 }
 
@@ -574,11 +575,15 @@ impl Replay {
             None => {
                 let source = &mut self.sources[s];
                 source.eof = true;
-                let (tail, damage) = (source.input.tail(), source.input.damage());
+                let (tail, damage) = (source.input.tail(), source.input.damage().to_vec());
                 self.trace.set_tail(process, tail, damage);
             }
         }
         self.batch = batch;
+        // A skipped region makes a hole in a lock's numbers a loss, even where no thread's
+        // batch numbers named the thread that lost it (its last batch).
+        let source = &mut self.sources[s];
+        source.lossy |= !source.input.damage().is_empty();
         self.safe =
             self.sources.iter().filter(|s| !s.eof).map(|s| s.watermark).min().unwrap_or(u64::MAX);
         true

@@ -12,7 +12,7 @@
 use super::defs::{Definition, Header};
 use super::event::Event;
 use super::frame::{
-    chunk_crc, ChunkKind, CHUNK_HEADER_LEN, FORMAT_VERSION, MAGIC, MAX_CHUNK_LEN,
+    chunk_crc, round_entry, ChunkKind, CHUNK_HEADER_LEN, FORMAT_VERSION, MAGIC, MAX_CHUNK_LEN,
     OLDEST_READABLE_VERSION, SYNC, V1_CHUNK_HEADER_LEN,
 };
 use super::ids::ThreadId;
@@ -188,6 +188,8 @@ pub struct Damage {
 #[derive(Debug, Clone)]
 struct Frame {
     kind: ChunkKind,
+    /// Where its body (kind prefix and payload) starts in the reader's buffer.
+    body: usize,
     /// Its payload, within the reader's buffer.
     payload: Range<usize>,
     /// Its bytes in the file, header included.
@@ -236,8 +238,10 @@ pub struct TraceReader<R> {
     damage: Vec<Damage>,
     /// Each thread's next batch number.
     batches: FxHashMap<u32, u32>,
-    /// A batch chunk held back while its loss is said.
+    /// A chunk held back while the losses it showed are said.
     pending: Option<Frame>,
+    /// Losses found and not yet said: (thread, batches).
+    losses: Vec<(u32, u64)>,
     /// Where the last chunk that is written twice (header, definitions) ended, if it was read
     /// from its original, and its bytes: damage starting there held its copy, a loss of
     /// nothing.
@@ -299,6 +303,7 @@ impl<R: Read> TraceReader<R> {
             damage: Vec::new(),
             batches: FxHashMap::default(),
             pending: None,
+            losses: Vec::new(),
             copy_due: None,
             events_read: 0,
             event_bytes: 0,
@@ -372,21 +377,40 @@ impl<R: Read> TraceReader<R> {
     /// found; `None` at the end.
     pub fn next_into(&mut self, events: &mut Vec<Event>) -> Option<Unit> {
         loop {
-            let (frame, loss_said) = match self.pending.take() {
+            if let Some((thread, batches)) = self.losses.pop() {
+                return Some(Unit::Lost { thread: ThreadId(thread), batches });
+            }
+            let (frame, checked) = match self.pending.take() {
                 Some(frame) => (frame, true),
                 None => (self.next_frame()?, false),
             };
-            match frame.kind {
-                // The copy of a chunk that was read: nothing new.
-                ChunkKind::Copy if !frame.after_damage => continue,
-                ChunkKind::Copy => self.recovered(frame.bytes),
-                ChunkKind::Batch { thread, batch } if !loss_said => {
-                    if let Some(batches) = self.hole(thread, batch) {
-                        self.pending = Some(frame);
-                        return Some(Unit::Lost { thread: ThreadId(thread), batches });
+            if !checked {
+                match frame.kind {
+                    // The copy of a chunk that was read: nothing new.
+                    ChunkKind::Copy if !frame.after_damage => continue,
+                    ChunkKind::Copy => self.recovered(frame.bytes),
+                    ChunkKind::Batch { thread, batch } => {
+                        let next = batch.wrapping_add(1);
+                        if let Some(batches) = self.hole(thread, batch, next) {
+                            self.losses.push((thread, batches));
+                        }
                     }
+                    ChunkKind::Round { count } => {
+                        for i in 0..count as usize {
+                            let (thread, last) = round_entry(&self.buf[frame.body..], i);
+                            // Every batch up to `last` should have been read.
+                            let next = last.wrapping_add(1);
+                            if let Some(batches) = self.hole(thread, next, next) {
+                                self.losses.push((thread, batches));
+                            }
+                        }
+                    }
+                    ChunkKind::Plain => {}
                 }
-                _ => {}
+                if !self.losses.is_empty() {
+                    self.pending = Some(frame);
+                    continue;
+                }
             }
             let before = events.len();
             let payload = self.decode_payload(&frame, events);
@@ -410,20 +434,21 @@ impl<R: Read> TraceReader<R> {
 
     // === loss attribution ===
 
-    /// Notes batch `batch` of `thread`; if batches of it are missing before this one, how
-    /// many, and the damaged region before it names the thread.
-    fn hole(&mut self, thread: u32, batch: u32) -> Option<u64> {
-        let expected = self.batches.insert(thread, batch.wrapping_add(1));
+    /// Notes that `thread`'s batches before number `upto` have been written and that its next
+    /// one to read is `next`; if some of those were not read, how many (and the damaged
+    /// region before names the thread).
+    fn hole(&mut self, thread: u32, upto: u32, next: u32) -> Option<u64> {
+        let expected = self.batches.insert(thread, next);
         let missing = match expected {
             // Batch numbers wrap: a number "before" the expected one is no hole.
             Some(expected) => {
-                let gap = batch.wrapping_sub(expected);
+                let gap = upto.wrapping_sub(expected);
                 (gap != 0 && gap < u32::MAX / 2).then_some(u64::from(gap))?
             }
             // A thread first seen after damage, not at its first batch, lost its first
             // batches there. (A flight-recorder dump starts in the middle of every thread's
             // batches: without damage that is no loss.)
-            None if batch > 0 && !self.damage.is_empty() => 1,
+            None if upto > 0 && !self.damage.is_empty() => 1,
             None => return None,
         };
         if let Some(region) = self.damage.last_mut() {
@@ -554,6 +579,7 @@ impl<R: Read> TraceReader<R> {
         };
         Ok(Check::Good(Frame {
             kind,
+            body: body.start,
             payload: body.start + prefix..body.end,
             bytes: total as u64,
             after_damage: false,

@@ -5,7 +5,8 @@ use super::current::{encode_events, encode_payload};
 use super::defs::{Definition, Header};
 use super::event::Event;
 use super::frame::{
-    chunk_crc, ChunkKind, CHUNK_HEADER_LEN, FORMAT_VERSION, MAGIC, MAX_CHUNK_LEN, SYNC,
+    chunk_crc, encode_round, ChunkKind, CHUNK_HEADER_LEN, FORMAT_VERSION, MAGIC, MAX_CHUNK_LEN,
+    SYNC,
 };
 use super::ids::ThreadId;
 use super::payload::Payload;
@@ -37,6 +38,8 @@ pub struct TraceWriter<W: Write> {
     bytes_written: u64,
     /// Each thread's next batch number.
     batches: FxHashMap<ThreadId, u32>,
+    /// The last batch number of each thread written since the previous watermark.
+    since_watermark: FxHashMap<ThreadId, u32>,
 }
 
 impl<W: Write> TraceWriter<W> {
@@ -49,6 +52,7 @@ impl<W: Write> TraceWriter<W> {
             scratch: Vec::new(),
             bytes_written: 8,
             batches: FxHashMap::default(),
+            since_watermark: FxHashMap::default(),
         };
         writer.write_twice(&Payload::Header(header.clone()))?;
         Ok(writer)
@@ -86,6 +90,7 @@ impl<W: Write> TraceWriter<W> {
                 }
                 let next = self.batches.entry(thread).or_insert(0);
                 let kind = ChunkKind::Batch { thread: thread.0, batch: *next };
+                self.since_watermark.insert(thread, *next);
                 *next = next.wrapping_add(1);
                 self.write_chunk(kind, |out| {
                     encode_events(thread, part, out);
@@ -99,7 +104,12 @@ impl<W: Write> TraceWriter<W> {
     /// Declares that every event recorded before `time_ns` has now been written, which lets a
     /// streaming replay order events without reading ahead to the end of the file.
     pub fn write_watermark(&mut self, time_ns: u64) -> io::Result<()> {
-        self.write_payload(ChunkKind::Plain, &Payload::Watermark { time_ns })
+        let mut last: Vec<(u32, u32)> =
+            self.since_watermark.drain().map(|(thread, batch)| (thread.0, batch)).collect();
+        last.sort_unstable();
+        self.begin_frame();
+        encode_round(&last, &mut self.scratch);
+        self.finish_frame(|out| encode_payload(&Payload::Watermark { time_ns }, out))
     }
 
     /// Flushes the underlying writer.
@@ -144,12 +154,25 @@ impl<W: Write> TraceWriter<W> {
         kind: ChunkKind,
         encode: impl FnOnce(&mut Vec<u8>) -> Result<(), String>,
     ) -> io::Result<()> {
-        // The frame is built in one buffer and written with one call, so that a process killed
-        // mid-write leaves at most one partial chunk at the tail.
+        self.begin_frame();
+        kind.encode(&mut self.scratch);
+        self.finish_frame(encode)
+    }
+
+    /// Starts a frame in `scratch`: the marker, and room for the length and checksum. The
+    /// frame is built in one buffer and written with one call, so that a process killed
+    /// mid-write leaves at most one partial chunk at the tail.
+    fn begin_frame(&mut self) {
         self.scratch.clear();
         self.scratch.extend_from_slice(&SYNC);
         self.scratch.extend_from_slice(&[0; CHUNK_HEADER_LEN - SYNC.len()]);
-        kind.encode(&mut self.scratch);
+    }
+
+    /// Appends the payload that `encode` writes to the frame begun, and writes the frame.
+    fn finish_frame(
+        &mut self,
+        encode: impl FnOnce(&mut Vec<u8>) -> Result<(), String>,
+    ) -> io::Result<()> {
         encode(&mut self.scratch)
             .map_err(|e| io::Error::other(format!("encoding a trace chunk failed: {e}")))?;
         self.seal_and_write()

@@ -72,12 +72,17 @@ pub fn chunk_is_copy(bytes: &[u8]) -> Vec<bool> {
 }
 
 /// The payloads of a trace's chunks, header first (after the kind byte and, for event
-/// batches, the thread and batch number).
+/// batches, the thread and batch number; for watermarks, the threads' last batch numbers).
 pub fn payloads(bytes: &[u8]) -> Vec<Vec<u8>> {
     chunk_body_ranges(bytes)
         .into_iter()
         .map(|(start, end)| {
-            let prefix = if bytes[start] == 1 { 9 } else { 1 };
+            let word = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+            let prefix = match bytes[start] {
+                1 => 9,
+                3 => 5 + 8 * word(start + 1) as usize,
+                _ => 1,
+            };
             bytes[start + prefix..end].to_vec()
         })
         .collect()
