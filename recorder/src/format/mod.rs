@@ -68,6 +68,7 @@ mod defs;
 mod event;
 mod frame;
 mod ids;
+mod in_place;
 mod payload;
 mod reader;
 mod v1;

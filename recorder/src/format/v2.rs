@@ -35,9 +35,9 @@ use super::defs::{Definition, Header};
 use super::event::{Event, EventKind, LockMode};
 use super::frame::bincode_config;
 use super::ids::{ChannelId, LockId, SiteId, StringId, TaskId, ThreadId, VarId};
+use super::in_place::{decode_records, DecodeRecord, Slots, WINDOW};
 use super::payload::Payload;
 use rustc_hash::FxHashMap;
-use std::mem::MaybeUninit;
 use std::num::NonZeroU64;
 
 /// Payload kinds: the first byte of every payload.
@@ -514,10 +514,10 @@ impl LockMemoryOut {
     }
 }
 
-/// Bytes a record is decoded from: more than the longest record (a tag, a 10-byte time, an
-/// ext op, and three 10-byte integers, as a hostile writer may pad any LEB128 to 10 bytes:
-/// 42 bytes), and a power of two, so that an index into it is masked rather than checked.
-const WINDOW: usize = 64;
+// The longest record (a tag, a 10-byte time, an ext op, and three 10-byte integers, as a
+// hostile writer may pad any LEB128 to 10 bytes) fits in a window; as the window's length is a
+// power of two, an index into it is masked rather than checked.
+const _: () = assert!(1 + 10 + 1 + 3 * 10 <= WINDOW && WINDOW.is_power_of_two());
 
 /// LEB128 reading from the start of a fixed window of bytes, which holds at least one whole
 /// record, so that no read looks past its end. Every method returns `None` on bytes no writer
@@ -629,31 +629,13 @@ pub(crate) fn decode_events(
     let mut c = Window { bytes: &head, at: 0 };
     let thread = ThreadId(c.u32()?);
     let time = c.leb()?;
-    let mut left = c.leb()?;
-    let mut rest = body.get(c.at..)?;
+    let left = c.leb()?;
+    let rest = body.get(c.at..)?;
     // Every event takes at least a byte: reserve no more than the payload can hold.
-    out.reserve((left.min(rest.len() as u64)) as usize);
+    let reserve = left.min(rest.len() as u64) as usize;
     scratch.start_batch();
-    // Events are written in place into the spare capacity, and `out`'s length set once all
-    // the batch is decoded: a failure leaves `out` as it was.
-    let spare = out.spare_capacity_mut();
-    let capacity = spare.len();
-    let mut records = Records { thread, time, task: None, scratch, slots: spare.iter_mut() };
-    rest = rest.get(records.run(rest, &mut left)?..)?;
-    if left > 0 {
-        // The last records, from a copy padded with zeros to whole windows: records that
-        // read the padding, or run out of it, mean a truncated payload.
-        let mut padded = [0; 2 * WINDOW];
-        padded.get_mut(..rest.len())?.copy_from_slice(rest);
-        rest = rest.get(records.run(&padded, &mut left)?..)?;
-    }
-    if left > 0 || !rest.is_empty() {
-        return None;
-    }
-    let filled = capacity - records.slots.len();
-    // SAFETY: `records.slots` handed out the first `filled` slots of `out`'s spare capacity,
-    // in order, and `put!` initialized each one it took; `out` has not changed since.
-    unsafe { out.set_len(out.len() + filled) };
+    let mut records = Records { thread, time, task: None, scratch };
+    decode_records(rest, left, reserve, out, &mut records)?;
     Some(thread)
 }
 
@@ -665,29 +647,27 @@ struct Records<'a> {
     /// The current task.
     task: Option<TaskId>,
     scratch: &'a mut Scratch,
-    /// Where the events go: the unwritten part of `out`'s spare capacity.
-    slots: std::slice::IterMut<'a, MaybeUninit<Event>>,
+}
+
+impl DecodeRecord for Records<'_> {
+    /// A batch counts its events.
+    #[inline(always)]
+    fn decode_record(
+        &mut self,
+        window: &[u8; WINDOW],
+        slots: &mut Slots<'_>,
+    ) -> Option<(usize, u64)> {
+        let mut c = Window { bytes: window, at: 0 };
+        let event = self.decode(&mut c, slots)?;
+        Some((c.at, u64::from(event)))
+    }
 }
 
 impl Records<'_> {
-    /// Decodes records from the start of `bytes` while `left` counts events and a whole
-    /// window remains, counting events off; returns the bytes they take.
-    #[inline(never)]
-    fn run(&mut self, bytes: &[u8], left: &mut u64) -> Option<usize> {
-        let mut rest = bytes;
-        while *left > 0 {
-            let Some(window) = rest.first_chunk() else { break };
-            let mut c = Window { bytes: window, at: 0 };
-            *left -= u64::from(self.decode(&mut c)?);
-            rest = rest.get(c.at..)?;
-        }
-        Some(bytes.len() - rest.len())
-    }
-
     /// Decodes the record at the start of `c`, writing its event if it has one; says whether
     /// it had.
     #[inline(always)]
-    fn decode(&mut self, c: &mut Window) -> Option<bool> {
+    fn decode(&mut self, c: &mut Window, slots: &mut Slots<'_>) -> Option<bool> {
         use EventKind as K;
         use LockMode::{Exclusive, Shared};
         let (tag, dt) = c.tag_and_dt()?;
@@ -708,7 +688,7 @@ impl Records<'_> {
             ($kind:expr) => {{
                 let kind = $kind;
                 // There is a slot for every event: `left` counts at most the reserved number.
-                let slot = self.slots.next()?;
+                let slot = slots.next()?;
                 slot.write(Event {
                     time_ns: self.time,
                     thread: self.thread,
@@ -758,14 +738,14 @@ impl Records<'_> {
             OP_TASK_FINISHED => put!(K::TaskFinished { cancelled: false }),
             OP_READ => put!(K::Read { var: VarId(c.u32()?), site: c.site()? }),
             OP_WRITE => put!(K::Write { var: VarId(c.u32()?), site: c.site()? }),
-            _ => self.decode_ext(c)?,
+            _ => self.decode_ext(c, slots)?,
         }
         Some(true)
     }
 
     /// Decodes the rest of an [`OP_EXT`] record.
     #[inline(never)]
-    fn decode_ext(&mut self, c: &mut Window) -> Option<()> {
+    fn decode_ext(&mut self, c: &mut Window, slots: &mut Slots<'_>) -> Option<()> {
         use EventKind as K;
         let op = c.byte()?;
         let mode =
@@ -838,7 +818,7 @@ impl Records<'_> {
             op if op == Ext::Gap as u8 => K::Gap { dropped: c.leb()? },
             _ => return None,
         };
-        let slot = self.slots.next()?;
+        let slot = slots.next()?;
         slot.write(Event { time_ns: self.time, thread: self.thread, task: self.task, kind });
         Some(())
     }
