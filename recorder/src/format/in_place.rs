@@ -8,6 +8,7 @@
 //! decoded leaves it as it was when the batch is damaged.
 
 use super::event::Event;
+use super::ids::{TaskId, ThreadId};
 use std::mem::MaybeUninit;
 
 /// Bytes a record is decoded from: at least the longest record of every version (and any
@@ -16,6 +17,19 @@ pub(crate) const WINDOW: usize = 64;
 
 /// Where decoded events go: the unwritten part of the output's spare capacity.
 pub(crate) type Slots<'a> = std::slice::IterMut<'a, MaybeUninit<Event>>;
+
+/// The context of a batch's records while they are decoded, with a version's per-lock state
+/// `S`.
+pub(crate) struct Records<'a, S> {
+    /// The batch's thread.
+    pub(crate) thread: ThreadId,
+    /// The previous record's time.
+    pub(crate) time: u64,
+    /// The current task.
+    pub(crate) task: Option<TaskId>,
+    /// What the version remembers of each lock within the batch.
+    pub(crate) locks: &'a mut S,
+}
 
 /// A version's decoder of one record, with the batch's context (thread, time, task, lock
 /// state).

@@ -22,7 +22,7 @@ use super::defs::{
 use super::event::{Event, EventKind, LockMode};
 use super::frame::bincode_config;
 use super::ids::{ChannelId, LockId, SiteId, StringId, TaskId, ThreadId, VarId};
-use super::in_place::{decode_records, DecodeRecord, Slots, WINDOW};
+use super::in_place::{decode_records, DecodeRecord, Records, Slots, WINDOW};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use std::num::NonZeroU64;
@@ -476,23 +476,13 @@ pub(crate) fn decode_events(
     // Every record takes at least two bytes: reserve no more than the payload can hold.
     let reserve = left.min(rest.len() as u64 / 2) as usize;
     seqs.start_batch();
-    let mut records = Records { thread, time, task: None, seqs };
+    let mut records = Records { thread, time, task: None, locks: seqs };
     // Like bincode's caller, this refuses trailing bytes.
     decode_records(rest, left, reserve, out, &mut records)?;
     Some(thread)
 }
 
-/// The context of a batch's records while they are decoded.
-struct Records<'a> {
-    thread: ThreadId,
-    /// The previous record's time.
-    time: u64,
-    /// The current task, set by `SetTask` records.
-    task: Option<TaskId>,
-    seqs: &'a mut SeqScratch,
-}
-
-impl DecodeRecord for Records<'_> {
+impl DecodeRecord for Records<'_, SeqScratch> {
     /// A batch counts its records.
     #[inline(always)]
     fn decode_record(
@@ -506,7 +496,7 @@ impl DecodeRecord for Records<'_> {
     }
 }
 
-impl Records<'_> {
+impl Records<'_, SeqScratch> {
     /// Decodes the record at the start of `c`, pushing its event if it has one.
     #[inline(always)]
     fn decode(&mut self, c: &mut Window, slots: &mut Slots<'_>) -> Option<()> {
@@ -535,7 +525,7 @@ impl Records<'_> {
             2 => put!(K::LockRequested { lock: c.lock()?, mode: Shared, site: c.site()? }),
             variant @ 3..=6 => put!({
                 let (lock, site, delta) = (c.lock()?, c.site()?, c.u64()?);
-                let seq = self.seqs.decode(lock, delta);
+                let seq = self.locks.decode(lock, delta);
                 let mode = if variant % 2 == 0 { Shared } else { Exclusive };
                 K::LockAcquired { lock, mode, site, seq, via_try: variant >= 5 }
             }),
@@ -549,13 +539,13 @@ impl Records<'_> {
             8 => put!(K::LockTryFailed { lock: c.lock()?, mode: c.mode()?, site: c.site()? }),
             variant @ (9 | 10) => put!({
                 let (lock, delta) = (c.lock()?, c.u64()?);
-                let seq = self.seqs.decode(lock, delta);
+                let seq = self.locks.decode(lock, delta);
                 let mode = if variant == 9 { Exclusive } else { Shared };
                 K::LockReleased { lock, mode, seq, poisoned: false }
             }),
             11 => put!({
                 let (lock, mode) = (c.lock()?, c.mode()?);
-                let seq = if c.some()? { self.seqs.decode(lock, c.u64()?) } else { None };
+                let seq = if c.some()? { self.locks.decode(lock, c.u64()?) } else { None };
                 K::LockReleased { lock, mode, seq, poisoned: c.bool()? }
             }),
             12 => put!(K::TaskSpawned { task: TaskId(c.u32()?), site: c.opt_site()? }),

@@ -35,7 +35,7 @@ use super::defs::{Definition, Header};
 use super::event::{Event, EventKind, LockMode};
 use super::frame::bincode_config;
 use super::ids::{ChannelId, LockId, SiteId, StringId, TaskId, ThreadId, VarId};
-use super::in_place::{decode_records, DecodeRecord, Slots, WINDOW};
+use super::in_place::{decode_records, DecodeRecord, Records, Slots, WINDOW};
 use super::payload::Payload;
 use rustc_hash::FxHashMap;
 use std::num::NonZeroU64;
@@ -634,22 +634,12 @@ pub(crate) fn decode_events(
     // Every event takes at least a byte: reserve no more than the payload can hold.
     let reserve = left.min(rest.len() as u64) as usize;
     scratch.start_batch();
-    let mut records = Records { thread, time, task: None, scratch };
+    let mut records = Records { thread, time, task: None, locks: scratch };
     decode_records(rest, left, reserve, out, &mut records)?;
     Some(thread)
 }
 
-/// The context of a batch's records while they are decoded.
-struct Records<'a> {
-    thread: ThreadId,
-    /// The previous event's time.
-    time: u64,
-    /// The current task.
-    task: Option<TaskId>,
-    scratch: &'a mut Scratch,
-}
-
-impl DecodeRecord for Records<'_> {
+impl DecodeRecord for Records<'_, Scratch> {
     /// A batch counts its events.
     #[inline(always)]
     fn decode_record(
@@ -663,7 +653,7 @@ impl DecodeRecord for Records<'_> {
     }
 }
 
-impl Records<'_> {
+impl Records<'_, Scratch> {
     /// Decodes the record at the start of `c`, writing its event if it has one; says whether
     /// it had.
     #[inline(always)]
@@ -702,7 +692,7 @@ impl Records<'_> {
             OP_ACQUIRED | 2 => {
                 let operand = c.leb()?;
                 let lock = LockId(u32::try_from(operand >> 2).ok()?);
-                let memory = self.scratch.lock(lock);
+                let memory = self.locks.lock(lock);
                 let site = memory.site(operand & SITE_SAME != 0, c)?;
                 let seq = memory.seq(operand & SEQ_NEXT != 0, c)?;
                 put!(K::LockAcquired { lock, mode: mode(op == 2), site, seq, via_try: false })
@@ -710,13 +700,13 @@ impl Records<'_> {
             OP_RELEASED | 4 => {
                 let operand = c.leb()?;
                 let lock = LockId(u32::try_from(operand >> 1).ok()?);
-                let seq = self.scratch.lock(lock).seq(operand & SEQ_NEXT != 0, c)?;
+                let seq = self.locks.lock(lock).seq(operand & SEQ_NEXT != 0, c)?;
                 put!(K::LockReleased { lock, mode: mode(op == 4), seq, poisoned: false })
             }
             OP_REQUESTED | 6 => {
                 let operand = c.leb()?;
                 let lock = LockId(u32::try_from(operand >> 1).ok()?);
-                let site = self.scratch.lock(lock).site(operand & (SITE_SAME >> 1) != 0, c)?;
+                let site = self.locks.lock(lock).site(operand & (SITE_SAME >> 1) != 0, c)?;
                 put!(K::LockRequested { lock, mode: mode(op == 6), site })
             }
             OP_POLL_STARTED => {
@@ -753,7 +743,7 @@ impl Records<'_> {
         let kind = match op {
             op if op == Ext::Acquired as u8 => {
                 let (lock, flags) = (LockId(c.u32()?), c.flags(SHARED | VIA_TRY | HAS_SEQ)?);
-                let memory = self.scratch.lock(lock);
+                let memory = self.locks.lock(lock);
                 let site = memory.site(false, c)?;
                 let seq = match flags & HAS_SEQ {
                     0 => None,
@@ -769,14 +759,14 @@ impl Records<'_> {
             }
             op if op == Ext::TryFailed as u8 => {
                 let (lock, flags) = (LockId(c.u32()?), c.flags(SHARED)?);
-                let site = self.scratch.lock(lock).site(false, c)?;
+                let site = self.locks.lock(lock).site(false, c)?;
                 K::LockTryFailed { lock, mode: mode(flags), site }
             }
             op if op == Ext::Released as u8 => {
                 let (lock, flags) = (LockId(c.u32()?), c.flags(SHARED | POISONED | HAS_SEQ)?);
                 let seq = match flags & HAS_SEQ {
                     0 => None,
-                    _ => self.scratch.lock(lock).seq(false, c)?,
+                    _ => self.locks.lock(lock).seq(false, c)?,
                 };
                 K::LockReleased { lock, mode: mode(flags), seq, poisoned: flags & POISONED != 0 }
             }
