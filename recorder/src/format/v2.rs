@@ -546,18 +546,23 @@ impl Window<'_> {
         if first < 0x80 {
             return Some(u64::from(first));
         }
-        self.leb_rest(first)
+        let (value, at) = Self::leb_rest(self.bytes, self.at, first)?;
+        self.at = at;
+        Some(value)
     }
 
-    /// The rest of an LEB128 that starts with `first`, which has its high bit set.
+    /// The rest of an LEB128 that starts with `first`, which has its high bit set, from
+    /// `at`: its value and where it ends. (A function of values rather than of the window,
+    /// so that the window's position stays in a register in the hot loop.)
     #[inline(never)]
-    fn leb_rest(&mut self, first: u8) -> Option<u64> {
+    fn leb_rest(bytes: &[u8; WINDOW], mut at: usize, first: u8) -> Option<(u64, usize)> {
         let mut value = u64::from(first & 0x7f);
         for shift in (7..64).step_by(7) {
-            let byte = self.byte()?;
+            let byte = bytes[at % WINDOW];
+            at += 1;
             value |= u64::from(byte & 0x7f) << shift;
             if byte < 0x80 {
-                return Some(value);
+                return Some((value, at));
             }
         }
         None
@@ -594,22 +599,23 @@ impl Window<'_> {
         Some(self.byte()?).filter(|flags| flags & !allowed == 0)
     }
 
-    /// The record's tag and time delta, which start every record but `SetTask` (the caller
-    /// reads no other field first).
+    /// The record's tag and time delta, which start every record (the caller reads no other
+    /// field first). A `SetTask` record's tag, 0, reads as a delta of 0.
     #[inline(always)]
     fn tag_and_dt(&mut self) -> Option<(u8, u64)> {
+        /// The bits of the two bytes after the tag that a delta of each length takes.
+        const MASKS: [u64; 4] = [0, 0xff, 0xffff, 0];
         let tag = self.bytes[0];
-        let length = tag >> 6;
+        let length = usize::from(tag >> 6);
         // Without a branch for the usual lengths (0, 1 or 2 bytes): which one comes next is
         // not predictable.
         let word = u64::from(u16::from_le_bytes([self.bytes[1], self.bytes[2]]));
-        let high = if length < 3 {
-            self.at = 1 + usize::from(length);
-            word & ((1 << (8 * length)) - 1)
-        } else {
+        self.at = 1 + length;
+        let mut high = word & MASKS[length];
+        if length == 3 {
             self.at = 1;
-            self.leb()?
-        };
+            high = self.leb()?;
+        }
         Some((tag, high << 2 | u64::from(tag >> 4 & 3)))
     }
 }
@@ -662,15 +668,6 @@ impl Records<'_, Scratch> {
         use LockMode::{Exclusive, Shared};
         let (tag, dt) = c.tag_and_dt()?;
         let op = tag & 15;
-        if op == OP_SET_TASK {
-            // The high nibble is unused: anything there is damage.
-            if tag != OP_SET_TASK {
-                return None;
-            }
-            c.at = 1;
-            self.task = c.opt()?.map(TaskId);
-            return Some(false);
-        }
         self.time = self.time.wrapping_add(dt);
         // Writes the event of the kind `$kind` into the next slot: each arm writes the whole
         // event, as building the kind first and the event after costs a copy of it.
@@ -689,6 +686,14 @@ impl Records<'_, Scratch> {
         }
         let mode = |shared: bool| if shared { Shared } else { Exclusive };
         match op {
+            OP_SET_TASK => {
+                // Its high nibble is unused (so its time delta is 0): anything there is damage.
+                if tag != OP_SET_TASK {
+                    return None;
+                }
+                self.task = c.opt()?.map(TaskId);
+                return Some(false);
+            }
             OP_ACQUIRED | 2 => {
                 let operand = c.leb()?;
                 let lock = LockId(u32::try_from(operand >> 2).ok()?);
@@ -728,14 +733,17 @@ impl Records<'_, Scratch> {
             OP_TASK_FINISHED => put!(K::TaskFinished { cancelled: false }),
             OP_READ => put!(K::Read { var: VarId(c.u32()?), site: c.site()? }),
             OP_WRITE => put!(K::Write { var: VarId(c.u32()?), site: c.site()? }),
-            _ => self.decode_ext(c, slots)?,
+            _ => c.at = self.decode_ext(Window { ..*c }, slots)?,
         }
         Some(true)
     }
 
     /// Decodes the rest of an [`OP_EXT`] record.
     #[inline(never)]
-    fn decode_ext(&mut self, c: &mut Window, slots: &mut Slots<'_>) -> Option<()> {
+    /// Returns where the record ends. (It takes the window by value, so that the window's
+    /// position stays in a register in the hot loop.)
+    fn decode_ext(&mut self, mut window: Window, slots: &mut Slots<'_>) -> Option<usize> {
+        let c = &mut window;
         use EventKind as K;
         let op = c.byte()?;
         let mode =
@@ -810,7 +818,7 @@ impl Records<'_, Scratch> {
         };
         let slot = slots.next()?;
         slot.write(Event { time_ns: self.time, thread: self.thread, task: self.task, kind });
-        Some(())
+        Some(window.at)
     }
 }
 
