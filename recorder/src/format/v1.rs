@@ -882,6 +882,34 @@ pub(super) mod tests {
     }
 
     #[test]
+    fn lock_definitions_read_with_an_inferred_implementation_and_no_capacity() {
+        let lock = |id, kind, blocking| {
+            DefinitionV1::Lock(LockDefV1 { id: LockId(id), kind, blocking, name: None, site: None })
+        };
+        let payload = Payload::Definitions(vec![
+            lock(0, LockKind::Mutex, true),
+            lock(1, LockKind::RwLock, false),
+            lock(2, LockKind::Semaphore, false),
+            lock(3, LockKind::Custom, true),
+        ]);
+        let bytes = bincode::serde::encode_to_vec(&payload, bincode_config()).expect("encodes");
+        let decoded = decode_payload(&bytes, &mut SeqScratch::default(), &mut Vec::new());
+        let Ok(super::super::payload::Payload::Definitions(definitions)) = decoded else {
+            panic!("definitions expected, got {decoded:?}");
+        };
+        let read: Vec<_> = definitions
+            .iter()
+            .map(|d| match d {
+                Definition::Lock(lock) => (lock.implementation, lock.capacity),
+                other => panic!("a lock expected, got {other:?}"),
+            })
+            .collect();
+        use LockImplementation as I;
+        let expected = [I::HindsightStd, I::Tokio, I::Tokio, I::UserDefined].map(|i| (i, None));
+        assert_eq!(read, expected);
+    }
+
+    #[test]
     fn other_payloads_are_left_to_bincode() {
         let watermark = Payload::Watermark { time_ns: 5 };
         let bytes = bincode::serde::encode_to_vec(&watermark, bincode_config()).expect("encodes");
