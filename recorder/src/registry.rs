@@ -613,6 +613,30 @@ mod tests {
         registry.all().iter().any(wanted)
     }
 
+    #[test]
+    fn a_capacity_amends_an_unwritten_lock_and_redefines_a_written_one() {
+        let mut registry = Registry::default();
+        let capacity_of = |definitions: &[Definition], id: LockId| -> Vec<Option<u32>> {
+            let locks = definitions.iter().filter_map(|d| match d {
+                Definition::Lock(lock) if lock.id == id => Some(lock.capacity),
+                _ => None,
+            });
+            locks.collect()
+        };
+        let semaphore = |registry: &mut Registry| {
+            registry.lock(LockKind::Semaphore, LockImplementation::Tokio, false, None, None)
+        };
+        let early = semaphore(&mut registry);
+        registry.set_lock_capacity(early, 3);
+        assert_eq!(capacity_of(&registry.take_unwritten(), early), [Some(3)]);
+
+        let late = semaphore(&mut registry);
+        assert_eq!(capacity_of(&registry.take_unwritten(), late), [None]);
+        registry.set_lock_capacity(late, 5);
+        registry.set_lock_capacity(late, 5);
+        assert_eq!(capacity_of(&registry.take_unwritten(), late), [Some(5)]);
+    }
+
     fn defines_text(registry: &Registry, text: &str) -> bool {
         defines(registry, |d| matches!(d, Definition::String { text: t, .. } if t == text))
     }

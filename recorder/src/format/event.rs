@@ -1,8 +1,8 @@
 //! The event vocabulary: what happened, when, on which thread and in which task.
 //!
 //! This is the in-memory form readers hand out and writers take. Its encoding on disk is the
-//! private concern of the version module (`v1`); changing a variant here means changing the
-//! encoding there and bumping [`FORMAT_VERSION`](super::FORMAT_VERSION).
+//! private concern of the version module (`v2`, and `v1` for older files); changing a variant
+//! here means changing the encoding there and bumping [`FORMAT_VERSION`](super::FORMAT_VERSION).
 
 use super::ids::{ChannelId, LockId, SiteId, StringId, TaskId, ThreadId, VarId};
 use serde::{Deserialize, Serialize};

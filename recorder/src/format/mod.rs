@@ -60,8 +60,9 @@
 //! # Compatibility
 //!
 //! [`FORMAT_VERSION`] is bumped whenever any serialized type changes; each version keeps its
-//! decoder module (`v1`, ...), and `current` names the newest. A reader meeting a newer or older
-//! version says so in one line that names the file.
+//! decoder module (`v1`, `v2`, ...; `payload` picks one by the file's version), and `current`
+//! names the newest. A reader meeting a newer or older version says so in one line that names
+//! the file.
 
 #[cfg(feature = "arbitrary")]
 pub mod arbitrary;
@@ -70,6 +71,7 @@ mod defs;
 mod event;
 mod frame;
 mod ids;
+mod in_place;
 mod payload;
 mod reader;
 mod v1;

@@ -22,9 +22,9 @@ use super::defs::{
 use super::event::{Event, EventKind, LockMode};
 use super::frame::{bincode_config, describe_decode_error};
 use super::ids::{ChannelId, LockId, SiteId, StringId, TaskId, ThreadId, VarId};
+use super::in_place::{decode_records, DecodeRecord, Records, Slots, WINDOW};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
-use std::mem::MaybeUninit;
 use std::num::NonZeroU64;
 
 /// The payload of one chunk.
@@ -301,9 +301,8 @@ impl SeqScratch {
 /// 9 + 1). The batch header is shorter (5 + 5 + 9 + 9).
 const LONGEST_RECORD: usize = 35;
 
-/// Bytes a record is decoded from: the longest record, and room for the 8-byte read that a
-/// wide integer starting in it does.
-const WINDOW: usize = 64;
+// A record is decoded from a window of `WINDOW` bytes: the longest record fits, with room for
+// the 8-byte read that a wide integer starting in it does.
 const _: () = assert!(LONGEST_RECORD + 8 <= WINDOW);
 
 /// Why a read stays in its window (the compiler proves it: the checks cost nothing).
@@ -472,67 +471,35 @@ pub(crate) fn decode_events(
     }
     let thread = ThreadId(c.u32()?);
     let time = c.u64()?;
-    let mut left = c.u64()?;
-    let mut rest = payload.get(c.at..)?;
+    let left = c.u64()?;
+    let rest = payload.get(c.at..)?;
     // Every record takes at least two bytes: reserve no more than the payload can hold.
-    out.reserve((left.min(rest.len() as u64 / 2)) as usize);
+    let reserve = left.min(rest.len() as u64 / 2) as usize;
     seqs.start_batch();
-    // Events are written in place into the spare capacity, and `out`'s length set once all
-    // the batch is decoded: a failure leaves `out` as it was.
-    let spare = out.spare_capacity_mut();
-    let capacity = spare.len();
-    let mut records = Records { thread, time, task: None, seqs, slots: spare.iter_mut() };
-    rest = rest.get(records.run(rest, &mut left)?..)?;
-    if left > 0 {
-        // The last records, from a copy padded with zeros to whole windows: records that
-        // read the padding, or run out of it, mean a truncated payload.
-        let mut padded = [0; 2 * WINDOW];
-        padded[..rest.len()].copy_from_slice(rest);
-        rest = rest.get(records.run(&padded, &mut left)?..)?;
-    }
-    // Like bincode's caller, refuse trailing bytes.
-    if !rest.is_empty() {
-        return None;
-    }
-    let filled = capacity - records.slots.len();
-    // SAFETY: `records.slots` handed out the first `filled` slots of `out`'s spare capacity,
-    // in order, and `put!` initialized each one it took; `out` has not changed since.
-    // (Writing in place instead of `push`ing saves a tenth of the decoding instructions.)
-    unsafe { out.set_len(out.len() + filled) };
+    let mut records = Records { thread, time, task: None, locks: seqs };
+    // Like bincode's caller, this refuses trailing bytes.
+    decode_records(rest, left, reserve, out, &mut records)?;
     Some(thread)
 }
 
-/// The context of a batch's records while they are decoded.
-struct Records<'a> {
-    thread: ThreadId,
-    /// The previous record's time.
-    time: u64,
-    /// The current task, set by `SetTask` records.
-    task: Option<TaskId>,
-    seqs: &'a mut SeqScratch,
-    /// Where the events go: the unwritten part of `out`'s spare capacity.
-    slots: std::slice::IterMut<'a, MaybeUninit<Event>>,
+impl DecodeRecord for Records<'_, SeqScratch> {
+    /// A batch counts its records.
+    #[inline(always)]
+    fn decode_record(
+        &mut self,
+        window: &[u8; WINDOW],
+        slots: &mut Slots<'_>,
+    ) -> Option<(usize, u64)> {
+        let mut c = Window { bytes: window, at: 0 };
+        self.decode(&mut c, slots)?;
+        Some((c.at, 1))
+    }
 }
 
-impl Records<'_> {
-    /// Decodes records from the start of `bytes` while `left` counts some and a whole window
-    /// remains, counting them off; returns the bytes they take.
-    #[inline(never)]
-    fn run(&mut self, bytes: &[u8], left: &mut u64) -> Option<usize> {
-        let mut rest = bytes;
-        while *left > 0 {
-            let Some(window) = rest.first_chunk() else { break };
-            let mut c = Window { bytes: window, at: 0 };
-            self.decode(&mut c)?;
-            rest = rest.get(c.at..)?;
-            *left -= 1;
-        }
-        Some(bytes.len() - rest.len())
-    }
-
+impl Records<'_, SeqScratch> {
     /// Decodes the record at the start of `c`, pushing its event if it has one.
     #[inline(always)]
-    fn decode(&mut self, c: &mut Window) -> Option<()> {
+    fn decode(&mut self, c: &mut Window, slots: &mut Slots<'_>) -> Option<()> {
         use EventKind as K;
         use LockMode::{Exclusive, Shared};
         // Pushes an event of the kind built by `$kind` after reading the record's time: each
@@ -543,7 +510,7 @@ impl Records<'_> {
                 self.time = self.time.wrapping_add(c.u64()?);
                 // There is a slot for every event (see the reservation); if there were not,
                 // the caller would decode the batch the general way.
-                let slot = self.slots.next()?;
+                let slot = slots.next()?;
                 slot.write(Event {
                     time_ns: self.time,
                     thread: self.thread,
@@ -558,7 +525,7 @@ impl Records<'_> {
             2 => put!(K::LockRequested { lock: c.lock()?, mode: Shared, site: c.site()? }),
             variant @ 3..=6 => put!({
                 let (lock, site, delta) = (c.lock()?, c.site()?, c.u64()?);
-                let seq = self.seqs.decode(lock, delta);
+                let seq = self.locks.decode(lock, delta);
                 let mode = if variant % 2 == 0 { Shared } else { Exclusive };
                 K::LockAcquired { lock, mode, site, seq, via_try: variant >= 5 }
             }),
@@ -572,13 +539,13 @@ impl Records<'_> {
             8 => put!(K::LockTryFailed { lock: c.lock()?, mode: c.mode()?, site: c.site()? }),
             variant @ (9 | 10) => put!({
                 let (lock, delta) = (c.lock()?, c.u64()?);
-                let seq = self.seqs.decode(lock, delta);
+                let seq = self.locks.decode(lock, delta);
                 let mode = if variant == 9 { Exclusive } else { Shared };
                 K::LockReleased { lock, mode, seq, poisoned: false }
             }),
             11 => put!({
                 let (lock, mode) = (c.lock()?, c.mode()?);
-                let seq = if c.some()? { self.seqs.decode(lock, c.u64()?) } else { None };
+                let seq = if c.some()? { self.locks.decode(lock, c.u64()?) } else { None };
                 K::LockReleased { lock, mode, seq, poisoned: c.bool()? }
             }),
             12 => put!(K::TaskSpawned { task: TaskId(c.u32()?), site: c.opt_site()? }),
@@ -912,6 +879,34 @@ pub(super) mod tests {
             let bytes = acquired(seq);
             assert_eq!(direct(&bytes, &mut SeqScratch::default()), general(&bytes));
         }
+    }
+
+    #[test]
+    fn lock_definitions_read_with_an_inferred_implementation_and_no_capacity() {
+        let lock = |id, kind, blocking| {
+            DefinitionV1::Lock(LockDefV1 { id: LockId(id), kind, blocking, name: None, site: None })
+        };
+        let payload = Payload::Definitions(vec![
+            lock(0, LockKind::Mutex, true),
+            lock(1, LockKind::RwLock, false),
+            lock(2, LockKind::Semaphore, false),
+            lock(3, LockKind::Custom, true),
+        ]);
+        let bytes = bincode::serde::encode_to_vec(&payload, bincode_config()).expect("encodes");
+        let decoded = decode_payload(&bytes, &mut SeqScratch::default(), &mut Vec::new());
+        let Ok(super::super::payload::Payload::Definitions(definitions)) = decoded else {
+            panic!("definitions expected, got {decoded:?}");
+        };
+        let read: Vec<_> = definitions
+            .iter()
+            .map(|d| match d {
+                Definition::Lock(lock) => (lock.implementation, lock.capacity),
+                other => panic!("a lock expected, got {other:?}"),
+            })
+            .collect();
+        use LockImplementation as I;
+        let expected = [I::HindsightStd, I::Tokio, I::Tokio, I::UserDefined].map(|i| (i, None));
+        assert_eq!(read, expected);
     }
 
     #[test]

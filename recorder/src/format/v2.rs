@@ -35,9 +35,9 @@ use super::defs::{Definition, Header};
 use super::event::{Event, EventKind, LockMode};
 use super::frame::{bincode_config, describe_decode_error};
 use super::ids::{ChannelId, LockId, SiteId, StringId, TaskId, ThreadId, VarId};
+use super::in_place::{decode_records, DecodeRecord, Records, Slots, WINDOW};
 use super::payload::Payload;
 use rustc_hash::FxHashMap;
-use std::mem::MaybeUninit;
 use std::num::NonZeroU64;
 
 /// Payload kinds: the first byte of every payload.
@@ -514,10 +514,10 @@ impl LockMemoryOut {
     }
 }
 
-/// Bytes a record is decoded from: more than the longest record (a tag, a 10-byte time, an
-/// ext op, and three 10-byte integers, as a hostile writer may pad any LEB128 to 10 bytes:
-/// 42 bytes), and a power of two, so that an index into it is masked rather than checked.
-const WINDOW: usize = 64;
+// The longest record (a tag, a 10-byte time, an ext op, and three 10-byte integers, as a
+// hostile writer may pad any LEB128 to 10 bytes) fits in a window; as the window's length is a
+// power of two, an index into it is masked rather than checked.
+const _: () = assert!(1 + 10 + 1 + 3 * 10 <= WINDOW && WINDOW.is_power_of_two());
 
 /// LEB128 reading from the start of a fixed window of bytes, which holds at least one whole
 /// record, so that no read looks past its end. Every method returns `None` on bytes no writer
@@ -546,18 +546,23 @@ impl Window<'_> {
         if first < 0x80 {
             return Some(u64::from(first));
         }
-        self.leb_rest(first)
+        let (value, at) = Self::leb_rest(self.bytes, self.at, first)?;
+        self.at = at;
+        Some(value)
     }
 
-    /// The rest of an LEB128 that starts with `first`, which has its high bit set.
+    /// The rest of an LEB128 that starts with `first`, which has its high bit set, from
+    /// `at`: its value and where it ends. (A function of values rather than of the window,
+    /// so that the window's position stays in a register in the hot loop.)
     #[inline(never)]
-    fn leb_rest(&mut self, first: u8) -> Option<u64> {
+    fn leb_rest(bytes: &[u8; WINDOW], mut at: usize, first: u8) -> Option<(u64, usize)> {
         let mut value = u64::from(first & 0x7f);
         for shift in (7..64).step_by(7) {
-            let byte = self.byte()?;
+            let byte = bytes[at % WINDOW];
+            at += 1;
             value |= u64::from(byte & 0x7f) << shift;
             if byte < 0x80 {
-                return Some(value);
+                return Some((value, at));
             }
         }
         None
@@ -594,22 +599,23 @@ impl Window<'_> {
         Some(self.byte()?).filter(|flags| flags & !allowed == 0)
     }
 
-    /// The record's tag and time delta, which start every record but `SetTask` (the caller
-    /// reads no other field first).
+    /// The record's tag and time delta, which start every record (the caller reads no other
+    /// field first). A `SetTask` record's tag, 0, reads as a delta of 0.
     #[inline(always)]
     fn tag_and_dt(&mut self) -> Option<(u8, u64)> {
+        /// The bits of the two bytes after the tag that a delta of each length takes.
+        const MASKS: [u64; 4] = [0, 0xff, 0xffff, 0];
         let tag = self.bytes[0];
-        let length = tag >> 6;
+        let length = usize::from(tag >> 6);
         // Without a branch for the usual lengths (0, 1 or 2 bytes): which one comes next is
         // not predictable.
         let word = u64::from(u16::from_le_bytes([self.bytes[1], self.bytes[2]]));
-        let high = if length < 3 {
-            self.at = 1 + usize::from(length);
-            word & ((1 << (8 * length)) - 1)
-        } else {
+        self.at = 1 + length;
+        let mut high = word & MASKS[length];
+        if length == 3 {
             self.at = 1;
-            self.leb()?
-        };
+            high = self.leb()?;
+        }
         Some((tag, high << 2 | u64::from(tag >> 4 & 3)))
     }
 }
@@ -629,78 +635,39 @@ pub(crate) fn decode_events(
     let mut c = Window { bytes: &head, at: 0 };
     let thread = ThreadId(c.u32()?);
     let time = c.leb()?;
-    let mut left = c.leb()?;
-    let mut rest = body.get(c.at..)?;
+    let left = c.leb()?;
+    let rest = body.get(c.at..)?;
     // Every event takes at least a byte: reserve no more than the payload can hold.
-    out.reserve((left.min(rest.len() as u64)) as usize);
+    let reserve = left.min(rest.len() as u64) as usize;
     scratch.start_batch();
-    // Events are written in place into the spare capacity, and `out`'s length set once all
-    // the batch is decoded: a failure leaves `out` as it was.
-    let spare = out.spare_capacity_mut();
-    let capacity = spare.len();
-    let mut records = Records { thread, time, task: None, scratch, slots: spare.iter_mut() };
-    rest = rest.get(records.run(rest, &mut left)?..)?;
-    if left > 0 {
-        // The last records, from a copy padded with zeros to whole windows: records that
-        // read the padding, or run out of it, mean a truncated payload.
-        let mut padded = [0; 2 * WINDOW];
-        padded.get_mut(..rest.len())?.copy_from_slice(rest);
-        rest = rest.get(records.run(&padded, &mut left)?..)?;
-    }
-    if left > 0 || !rest.is_empty() {
-        return None;
-    }
-    let filled = capacity - records.slots.len();
-    // SAFETY: `records.slots` handed out the first `filled` slots of `out`'s spare capacity,
-    // in order, and `put!` initialized each one it took; `out` has not changed since.
-    unsafe { out.set_len(out.len() + filled) };
+    let mut records = Records { thread, time, task: None, locks: scratch };
+    decode_records(rest, left, reserve, out, &mut records)?;
     Some(thread)
 }
 
-/// The context of a batch's records while they are decoded.
-struct Records<'a> {
-    thread: ThreadId,
-    /// The previous event's time.
-    time: u64,
-    /// The current task.
-    task: Option<TaskId>,
-    scratch: &'a mut Scratch,
-    /// Where the events go: the unwritten part of `out`'s spare capacity.
-    slots: std::slice::IterMut<'a, MaybeUninit<Event>>,
+impl DecodeRecord for Records<'_, Scratch> {
+    /// A batch counts its events.
+    #[inline(always)]
+    fn decode_record(
+        &mut self,
+        window: &[u8; WINDOW],
+        slots: &mut Slots<'_>,
+    ) -> Option<(usize, u64)> {
+        let mut c = Window { bytes: window, at: 0 };
+        let event = self.decode(&mut c, slots)?;
+        Some((c.at, u64::from(event)))
+    }
 }
 
-impl Records<'_> {
-    /// Decodes records from the start of `bytes` while `left` counts events and a whole
-    /// window remains, counting events off; returns the bytes they take.
-    #[inline(never)]
-    fn run(&mut self, bytes: &[u8], left: &mut u64) -> Option<usize> {
-        let mut rest = bytes;
-        while *left > 0 {
-            let Some(window) = rest.first_chunk() else { break };
-            let mut c = Window { bytes: window, at: 0 };
-            *left -= u64::from(self.decode(&mut c)?);
-            rest = rest.get(c.at..)?;
-        }
-        Some(bytes.len() - rest.len())
-    }
-
+impl Records<'_, Scratch> {
     /// Decodes the record at the start of `c`, writing its event if it has one; says whether
     /// it had.
     #[inline(always)]
-    fn decode(&mut self, c: &mut Window) -> Option<bool> {
+    fn decode(&mut self, c: &mut Window, slots: &mut Slots<'_>) -> Option<bool> {
         use EventKind as K;
         use LockMode::{Exclusive, Shared};
         let (tag, dt) = c.tag_and_dt()?;
         let op = tag & 15;
-        if op == OP_SET_TASK {
-            // The high nibble is unused: anything there is damage.
-            if tag != OP_SET_TASK {
-                return None;
-            }
-            c.at = 1;
-            self.task = c.opt()?.map(TaskId);
-            return Some(false);
-        }
         self.time = self.time.wrapping_add(dt);
         // Writes the event of the kind `$kind` into the next slot: each arm writes the whole
         // event, as building the kind first and the event after costs a copy of it.
@@ -708,7 +675,7 @@ impl Records<'_> {
             ($kind:expr) => {{
                 let kind = $kind;
                 // There is a slot for every event: `left` counts at most the reserved number.
-                let slot = self.slots.next()?;
+                let slot = slots.next()?;
                 slot.write(Event {
                     time_ns: self.time,
                     thread: self.thread,
@@ -719,10 +686,18 @@ impl Records<'_> {
         }
         let mode = |shared: bool| if shared { Shared } else { Exclusive };
         match op {
+            OP_SET_TASK => {
+                // Its high nibble is unused (so its time delta is 0): anything there is damage.
+                if tag != OP_SET_TASK {
+                    return None;
+                }
+                self.task = c.opt()?.map(TaskId);
+                return Some(false);
+            }
             OP_ACQUIRED | 2 => {
                 let operand = c.leb()?;
                 let lock = LockId(u32::try_from(operand >> 2).ok()?);
-                let memory = self.scratch.lock(lock);
+                let memory = self.locks.lock(lock);
                 let site = memory.site(operand & SITE_SAME != 0, c)?;
                 let seq = memory.seq(operand & SEQ_NEXT != 0, c)?;
                 put!(K::LockAcquired { lock, mode: mode(op == 2), site, seq, via_try: false })
@@ -730,13 +705,13 @@ impl Records<'_> {
             OP_RELEASED | 4 => {
                 let operand = c.leb()?;
                 let lock = LockId(u32::try_from(operand >> 1).ok()?);
-                let seq = self.scratch.lock(lock).seq(operand & SEQ_NEXT != 0, c)?;
+                let seq = self.locks.lock(lock).seq(operand & SEQ_NEXT != 0, c)?;
                 put!(K::LockReleased { lock, mode: mode(op == 4), seq, poisoned: false })
             }
             OP_REQUESTED | 6 => {
                 let operand = c.leb()?;
                 let lock = LockId(u32::try_from(operand >> 1).ok()?);
-                let site = self.scratch.lock(lock).site(operand & (SITE_SAME >> 1) != 0, c)?;
+                let site = self.locks.lock(lock).site(operand & (SITE_SAME >> 1) != 0, c)?;
                 put!(K::LockRequested { lock, mode: mode(op == 6), site })
             }
             OP_POLL_STARTED => {
@@ -758,14 +733,17 @@ impl Records<'_> {
             OP_TASK_FINISHED => put!(K::TaskFinished { cancelled: false }),
             OP_READ => put!(K::Read { var: VarId(c.u32()?), site: c.site()? }),
             OP_WRITE => put!(K::Write { var: VarId(c.u32()?), site: c.site()? }),
-            _ => self.decode_ext(c)?,
+            _ => c.at = self.decode_ext(Window { ..*c }, slots)?,
         }
         Some(true)
     }
 
     /// Decodes the rest of an [`OP_EXT`] record.
     #[inline(never)]
-    fn decode_ext(&mut self, c: &mut Window) -> Option<()> {
+    /// Returns where the record ends. (It takes the window by value, so that the window's
+    /// position stays in a register in the hot loop.)
+    fn decode_ext(&mut self, mut window: Window, slots: &mut Slots<'_>) -> Option<usize> {
+        let c = &mut window;
         use EventKind as K;
         let op = c.byte()?;
         let mode =
@@ -773,7 +751,7 @@ impl Records<'_> {
         let kind = match op {
             op if op == Ext::Acquired as u8 => {
                 let (lock, flags) = (LockId(c.u32()?), c.flags(SHARED | VIA_TRY | HAS_SEQ)?);
-                let memory = self.scratch.lock(lock);
+                let memory = self.locks.lock(lock);
                 let site = memory.site(false, c)?;
                 let seq = match flags & HAS_SEQ {
                     0 => None,
@@ -789,14 +767,14 @@ impl Records<'_> {
             }
             op if op == Ext::TryFailed as u8 => {
                 let (lock, flags) = (LockId(c.u32()?), c.flags(SHARED)?);
-                let site = self.scratch.lock(lock).site(false, c)?;
+                let site = self.locks.lock(lock).site(false, c)?;
                 K::LockTryFailed { lock, mode: mode(flags), site }
             }
             op if op == Ext::Released as u8 => {
                 let (lock, flags) = (LockId(c.u32()?), c.flags(SHARED | POISONED | HAS_SEQ)?);
                 let seq = match flags & HAS_SEQ {
                     0 => None,
-                    _ => self.scratch.lock(lock).seq(false, c)?,
+                    _ => self.locks.lock(lock).seq(false, c)?,
                 };
                 K::LockReleased { lock, mode: mode(flags), seq, poisoned: flags & POISONED != 0 }
             }
@@ -838,9 +816,9 @@ impl Records<'_> {
             op if op == Ext::Gap as u8 => K::Gap { dropped: c.leb()? },
             _ => return None,
         };
-        let slot = self.slots.next()?;
+        let slot = slots.next()?;
         slot.write(Event { time_ns: self.time, thread: self.thread, task: self.task, kind });
-        Some(())
+        Some(window.at)
     }
 }
 
