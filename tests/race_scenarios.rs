@@ -34,6 +34,22 @@ fn race(
     }
 }
 
+/// Each race's (earlier, later) accesses (`read`/`write`), sorted.
+fn ordered_accesses(report: &Value) -> Vec<(&str, &str)> {
+    let mut pairs: Vec<(&str, &str)> = report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .map(|finding| {
+            let detail = &finding["detail"];
+            let access = |which: &str| detail[which]["access"].as_str().expect("an access");
+            (access("first"), access("second"))
+        })
+        .collect();
+    pairs.sort_unstable();
+    pairs
+}
+
 /// The event counts of `hindsight info --format json`.
 fn event_counts(trace: &str) -> Value {
     let out = hindsight(&["info", trace, "--format", "json"]);
@@ -47,17 +63,19 @@ fn double_checked_session_is_one_race_between_the_unlocked_read_and_the_locked_w
     let (status, report) = analyze_json(&["traces/double_checked_session.trace"]);
     assert_eq!(status, 1);
     let s = |marker, token, role| site("double_checked_session", marker, token, role);
-    assert_eq!(
-        seen_unnumbered(&report),
-        vec![race(
-            "sessions",
-            &["sessions_lock"],
-            &["request-N", "request-N"],
-            &[],
-            s("unlocked-read", "read()", "read"),
-            s("locked-write", "write()", "write"),
-        )]
+    let unlocked_read = s("unlocked-read", "read()", "read");
+    let locked_write = s("locked-write", "write()", "write");
+    let one = race(
+        "sessions",
+        &["sessions_lock"],
+        &["request-N", "request-N"],
+        &[],
+        unlocked_read,
+        locked_write,
     );
+    // Requests checked before the write and after it: one finding per order of the pair.
+    assert_eq!(seen_unnumbered(&report), vec![one.clone(), one]);
+    assert_eq!(ordered_accesses(&report), [("read", "write"), ("write", "read")]);
     // Two different request threads; the write held the lock, the read did not.
     let detail = &report["findings"][0]["detail"];
     assert_ne!(detail["first"]["thread"], detail["second"]["thread"]);
@@ -96,12 +114,18 @@ fn worker_stats_race_is_read_against_write_and_write_against_write() {
     let read = s("stats-read", "read(", "read");
     let write = s("stats-write", "write(", "write");
     let workers = ["worker-N", "worker-N"];
+    let read_write = race("worker_stats", &[], &workers, &[], read, write.clone());
     let mut expected = vec![
-        race("worker_stats", &[], &workers, &[], read, write.clone()),
+        read_write.clone(),
+        read_write,
         race("worker_stats", &[], &workers, &[], write.clone(), write),
     ];
     expected.sort();
     assert_eq!(seen_unnumbered(&report), expected);
+    assert_eq!(
+        ordered_accesses(&report),
+        [("read", "write"), ("write", "read"), ("write", "write")]
+    );
     for finding in report["findings"].as_array().expect("findings") {
         let detail = &finding["detail"];
         assert_ne!(detail["first"]["thread"], detail["second"]["thread"]);

@@ -4,12 +4,32 @@
 mod common;
 
 use common::{analyze, analyze_grouped, of_kind, sites, strings};
-use hindsight_analyzer::report::{Detail, Severity};
-use hindsight_analyzer::FindingKind;
+use hindsight_analyzer::causality::Relation;
+use hindsight_analyzer::report::{Detail, Finding, Severity};
+use hindsight_analyzer::{analyze_bytes, AnalyzeOptions, FindingKind};
 use hindsight_recorder::format::{SiteId, TraceBuilder};
 
-fn races(b: &TraceBuilder) -> Vec<hindsight_analyzer::report::Finding> {
+fn races(b: &TraceBuilder) -> Vec<Finding> {
     of_kind(&analyze(b), FindingKind::DataRace).into_iter().cloned().collect()
+}
+
+/// The races `relation` finds.
+fn races_in(b: &TraceBuilder, relation: Relation) -> Vec<Finding> {
+    let options = AnalyzeOptions { races: relation, ..AnalyzeOptions::default() };
+    let report = analyze_bytes(vec![("test.trace".to_owned(), b.build())], &options)
+        .expect("a built trace is readable");
+    of_kind(&report, FindingKind::DataRace).into_iter().cloned().collect()
+}
+
+/// Each race as (earlier site, later site, count).
+fn pairs(found: &[Finding]) -> Vec<(String, String, u64)> {
+    found
+        .iter()
+        .map(|f| {
+            let Detail::DataRace(detail) = &f.detail else { panic!("{:?}", f.detail) };
+            (detail.first.site.clone(), detail.second.site.clone(), detail.count)
+        })
+        .collect()
 }
 
 /// ```text
@@ -128,11 +148,20 @@ fn tasks_interleaved_on_one_thread_race() {
     b.in_task(worker, t2).poll_start().write(x, w).poll_end(true);
     b.in_task(worker, t1).poll_start().read(x, r).poll_end(true);
     let found = races(&b);
-    assert_eq!(found.len(), 1, "one finding per pair of sites: {found:#?}");
-    assert_eq!(found[0].tasks, strings(&["reader", "writer"]));
-    assert_eq!(found[0].threads, strings(&["worker"]));
-    let Detail::DataRace(detail) = &found[0].detail else { panic!() };
-    assert_eq!(detail.count, 2, "the read before and the read after the write");
+    // The read before the write and the read after it: two ordered pairs of sites.
+    assert_eq!(
+        pairs(&found),
+        vec![
+            ("src/cache.rs:8:9".to_owned(), "src/cache.rs:14:9".to_owned(), 1),
+            ("src/cache.rs:14:9".to_owned(), "src/cache.rs:8:9".to_owned(), 1),
+        ]
+    );
+    for race in &found {
+        let mut tasks = race.tasks.clone();
+        tasks.sort();
+        assert_eq!(tasks, strings(&["reader", "writer"]));
+        assert_eq!(race.threads, strings(&["worker"]));
+    }
 }
 
 #[test]
@@ -187,8 +216,13 @@ fn every_pair_of_racing_sites_is_one_finding_with_a_count() {
         }
     }
     // t0's first read comes before any write; each later read races the write of the thread
-    // before it, and each later write the previous write: 11 times each, two pairs of sites.
-    let found = races(&b);
+    // before it, and (in HB) each later write the previous write: 11 times each, two pairs of
+    // sites. In SHB a read orders the write it saw before its thread's next write: only the
+    // reads race.
+    let found = races_in(&b, Relation::Shb);
+    let at = "src/executor.rs:77:13".to_owned();
+    assert_eq!(pairs(&found), vec![(at.clone(), at.clone(), 11)]);
+    let found = races_in(&b, Relation::Hb);
     let summary: Vec<(Vec<(String, String)>, u64)> = found
         .iter()
         .map(|f| {
@@ -196,7 +230,6 @@ fn every_pair_of_racing_sites_is_one_finding_with_a_count() {
             (sites(f), detail.count)
         })
         .collect();
-    let at = "src/executor.rs:77:13".to_owned();
     assert_eq!(
         summary,
         vec![
@@ -228,4 +261,61 @@ fn a_block_on_future_is_ordered_before_the_thread_that_waited_for_it() {
     };
     assert!(races(&trace("block_on")).is_empty());
     assert_eq!(races(&trace("task")).len(), 1);
+}
+
+/// Issue 20's minimal case: a race must not hide a later one on the same variable.
+///
+/// ```text
+/// T0: fork(T1) fork(T2) ................... join(T2) read(x)@30
+/// T1:                   write(x)@10
+/// T2:                            write(x)@20
+/// ```
+/// T0's read is ordered after T2's write by the join, but nothing orders T1's write before it.
+#[test]
+fn a_race_does_not_hide_a_later_race_on_the_same_variable_in_any_relation() {
+    let mut b = TraceBuilder::new("std-minimal");
+    let (t0, t1, t2) = (b.thread("T0"), b.thread("T1"), b.thread("T2"));
+    let x = b.variable("x");
+    let (s10, s20, s30) = (b.site("std", 10, 0), b.site("std", 20, 0), b.site("std", 30, 0));
+    b.on(t0).spawn_thread(t1, None).spawn_thread(t2, None);
+    b.on(t1).start().write(x, s10).finish();
+    b.on(t2).start().write(x, s20).finish();
+    b.on(t0).join_thread(t2, None).read(x, s30);
+    for relation in Relation::ALL {
+        assert_eq!(
+            pairs(&races_in(&b, relation)),
+            vec![
+                ("std:10:0".to_owned(), "std:20:0".to_owned(), 1),
+                ("std:10:0".to_owned(), "std:30:0".to_owned(), 1),
+            ],
+            "{relation}"
+        );
+    }
+}
+
+/// A read racing a write after an earlier racy read is still found when reads were
+/// concurrent, and a write after racy reads races each of them (HB pairs every one).
+#[test]
+fn a_write_races_every_concurrent_read_before_it() {
+    let mut b = TraceBuilder::new("reads");
+    let (t1, t2, t3) = (b.thread("t1"), b.thread("t2"), b.thread("t3"));
+    let x = b.variable("x");
+    let (r1, r2, w) = (b.site("a", 1, 0), b.site("a", 2, 0), b.site("a", 3, 0));
+    b.on(t1).read(x, r1);
+    b.on(t2).read(x, r2);
+    b.on(t3).write(x, w);
+    assert_eq!(
+        pairs(&races_in(&b, Relation::Hb)),
+        vec![
+            ("a:1:0".to_owned(), "a:3:0".to_owned(), 1),
+            ("a:2:0".to_owned(), "a:3:0".to_owned(), 1)
+        ]
+    );
+    // SHB and WCP name the latest one, which their theorems speak of.
+    for relation in [Relation::Shb, Relation::Wcp] {
+        assert_eq!(
+            pairs(&races_in(&b, relation)),
+            vec![("a:2:0".to_owned(), "a:3:0".to_owned(), 1)]
+        );
+    }
 }
