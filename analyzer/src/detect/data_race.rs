@@ -14,9 +14,9 @@
 //! is lost (the minimal case of issue 20 reports both its races).
 //!
 //! Races are reported per ordered pair of sites (earlier, later), with an occurrence count, so
-//! that every racy access's site appears as the later site of a pair. In HB every unordered
-//! earlier access is paired with the racy one; in SHB and WCP only the latest (the one their
-//! soundness theorems speak of). HB and SHB races are errors; in WCP only the first race is
+//! that every racy access's site appears as the later site of a pair. In HB the racy access is
+//! paired with every remembered earlier access it is unordered with (the latest always among
+//! them); in SHB and WCP only with the latest (the one their soundness theorems speak of). HB and SHB races are errors; in WCP only the first race is
 //! sure to be real, later ones are warnings, "predicted, unverified".
 //!
 //! Clocks are kept from the first access or join on (see the causality engine's docs), so that
