@@ -295,7 +295,7 @@ pub fn build(program: &Program) -> TraceBuilder {
             Op::SyncAcquire => actor.event(EventKind::SyncAcquire { var: sync_object, site }),
         };
         if tasks[a].is_some() && step.op != Op::Finish {
-            drop(actor.poll_end(false));
+            let _ = actor.poll_end(false);
         }
     }
     b
