@@ -319,3 +319,37 @@ fn a_write_races_every_concurrent_read_before_it() {
         );
     }
 }
+
+/// WCP's first example: happens-before orders the write before the read only because `t1`
+/// happened to take `m` first; the critical sections touch nothing in common, so another
+/// schedule runs `t2`'s first and the accesses race.
+///
+/// ```text
+/// t1: write(x)@1 lock(m) write(y) unlock(m)
+/// t2:                                       lock(m) read(z) unlock(m) read(x)@2
+/// ```
+#[test]
+fn wcp_predicts_a_race_that_lock_order_hid() {
+    let mut b = TraceBuilder::new("wcp");
+    let (t1, t2) = (b.thread("t1"), b.thread("t2"));
+    let (m, x, y, z) = (b.mutex("m"), b.variable("x"), b.variable("y"), b.variable("z"));
+    let (w, r, s) = (b.site("a", 1, 0), b.site("a", 2, 0), b.site("a", 3, 0));
+    b.on(t1).write(x, w).acquire(m, s).write(y, s).release(m);
+    b.on(t2).acquire(m, s).read(z, s).release(m).read(x, r);
+    assert!(races_in(&b, Relation::Hb).is_empty());
+    assert!(races_in(&b, Relation::Shb).is_empty());
+    let found = races_in(&b, Relation::Wcp);
+    assert_eq!(pairs(&found), vec![("a:1:0".to_owned(), "a:2:0".to_owned(), 1)]);
+    assert_eq!(found[0].severity, Severity::Error, "the first WCP race is sure");
+    assert!(found[0].title.starts_with("predicted data race"), "{}", found[0].title);
+    assert!(found[0].evidence[2].contains("do not conflict"), "{:?}", found[0].evidence);
+
+    // When the sections conflict (both touch `y`, one writing), they cannot swap: no race.
+    let mut b = TraceBuilder::new("wcp-conflict");
+    let (t1, t2) = (b.thread("t1"), b.thread("t2"));
+    let (m, x, y) = (b.mutex("m"), b.variable("x"), b.variable("y"));
+    let (w, r, s) = (b.site("a", 1, 0), b.site("a", 2, 0), b.site("a", 3, 0));
+    b.on(t1).write(x, w).acquire(m, s).write(y, s).release(m);
+    b.on(t2).acquire(m, s).read(y, s).release(m).read(x, r);
+    assert!(races_in(&b, Relation::Wcp).is_empty());
+}

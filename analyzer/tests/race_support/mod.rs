@@ -135,6 +135,23 @@ pub fn generate(seed: u64, len: usize, features: Features) -> Program {
             break;
         }
         let actor = live[rng.below(live.len())];
+        if locks > 0 && rng.below(4) == 0 {
+            // A critical section around one access, as programs write them.
+            let lock = rng.below(locks as usize) as u32;
+            let held = state[actor].holds.iter().any(|&(l, _)| l == lock);
+            let var = rng.below(features.vars as usize) as u32;
+            let write = rng.below(2) == 0;
+            let is_shared = lock >= features.mutexes && !write && rng.below(2) == 0;
+            let free =
+                exclusive[lock as usize].is_none() && (is_shared || shared[lock as usize] == 0);
+            if !held && free && steps.len() + 3 <= len {
+                let access = if write { Op::Write(var) } else { Op::Read(var) };
+                for op in [Op::Acquire(lock, is_shared), access, Op::Release(lock, is_shared)] {
+                    steps.push(Step { actor, op });
+                }
+            }
+            continue;
+        }
         let op = match rng.below(12) {
             0..=3 => {
                 let var = rng.below(features.vars as usize) as u32;
