@@ -1,6 +1,7 @@
 //! `hindsight analyze` on the committed traces of the data-race scenarios
 //! (`double_checked_session`, `double_checked_session_fixed`, `worker_stats_race`,
-//! `channel_handoff`, `task_race_same_thread`): exact findings — kind, severity, variable,
+//! `channel_handoff`, `task_race_same_thread`, `reload_flag_race`, `ready_flag_publish`), under
+//! the default `--races shb` and, where they differ, `hb` and `wcp`: exact findings — kind, severity, variable,
 //! locks held, threads, tasks, the two sites of each racy pair — and nothing else.
 //!
 //! Expected sites are found in the scenario sources by their `// site: NAME` comments; if you
@@ -168,4 +169,66 @@ fn task_race_same_thread_is_two_races_between_tasks_on_main() {
         assert_eq!(detail["second"]["thread"], "main");
         assert_ne!(detail["first"]["task"], detail["second"]["task"]);
     }
+}
+
+/// The races of `trace` with `--races relation`: exit status and findings.
+fn races_with(trace: &str, relation: &str) -> (i32, Value) {
+    analyze_json(&[trace, "--races", relation])
+}
+
+#[test]
+fn reload_flag_race_is_predicted_by_wcp_only() {
+    let trace = "traces/reload_flag_race.trace";
+    for relation in ["hb", "shb"] {
+        let (status, report) = races_with(trace, relation);
+        assert_eq!((status, seen(&report)), (0, vec![]), "--races {relation}");
+    }
+    let (status, report) = races_with(trace, "wcp");
+    assert_eq!(status, 1);
+    let s = |marker, token, role| site("reload_flag_race", marker, token, role);
+    let write = s("flag-write", "write(", "write");
+    let read = s("flag-read", "read(", "read");
+    let threads = ["handler", "reloader"];
+    assert_eq!(seen(&report), vec![race("reload_pending", &[], &threads, &[], write, read)]);
+    let finding = &report["findings"][0];
+    assert!(finding["title"].as_str().expect("a title").starts_with("predicted data race"));
+    assert_eq!(finding["detail"]["relation"], "wcp");
+    assert_eq!(
+        finding["detail"]["reason"],
+        "this run ordered them only through critical sections on `stats` that do not conflict: \
+         another schedule may run those sections the other way round"
+    );
+    assert_eq!(ordered_accesses(&report), [("write", "read")]);
+}
+
+#[test]
+fn ready_flag_publish_has_a_second_race_in_hb_that_shb_rules_out() {
+    let trace = "traces/ready_flag_publish.trace";
+    let s = |marker, token, role| site("ready_flag_publish", marker, token, role);
+    let ready = race(
+        "ready",
+        &[],
+        &["publisher", "reader"],
+        &[],
+        s("ready-write", "write(", "write"),
+        s("ready-read", "read(", "read"),
+    );
+    let config = race(
+        "config",
+        &[],
+        &["publisher", "reader"],
+        &[],
+        s("config-write", "write(", "write"),
+        s("config-read", "read(", "read"),
+    );
+    let (status, report) = races_with(trace, "hb");
+    assert_eq!(status, 1);
+    let mut both = vec![ready.clone(), config];
+    both.sort();
+    assert_eq!(seen(&report), both);
+    assert_eq!(ordered_accesses(&report), [("write", "read"), ("write", "read")]);
+    // The default is SHB: the reader read `config` because it saw `ready` set after it.
+    let (status, report) = analyze_json(&[trace]);
+    assert_eq!((status, seen(&report)), (1, vec![ready]));
+    assert_eq!(report["findings"][0]["detail"]["relation"], "shb");
 }

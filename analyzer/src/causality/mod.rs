@@ -470,6 +470,22 @@ impl Causality {
         }
     }
 
+    /// The locks (at most `limit`, lowest ids first) whose releases have published the event
+    /// of `epoch`: the critical sections through which happens-before may order it before a
+    /// later event, for a finding to name.
+    pub fn locks_knowing(&self, epoch: Epoch, limit: usize) -> Vec<LockId> {
+        self.locks
+            .iter()
+            .enumerate()
+            .filter(|(_, clocks)| {
+                clocks.write.get(epoch.slot) >= epoch.clock
+                    || clocks.read.get(epoch.slot) >= epoch.clock
+            })
+            .map(|(index, _)| LockId(index as u32))
+            .take(limit)
+            .collect()
+    }
+
     /// What WCP's bounds cost in precision so far (none in other relations).
     pub fn losses(&self) -> wcp::Losses {
         self.wcp.as_ref().map(wcp::Wcp::losses).unwrap_or_default()

@@ -110,6 +110,8 @@ struct RaceRecord {
     later: Access,
     /// Whether happens-before orders the pair (only in WCP, which does not).
     hb_ordered: bool,
+    /// If so, the locks whose critical sections happens-before orders it through.
+    via_locks: Vec<LockId>,
     count: u64,
 }
 
@@ -273,12 +275,16 @@ impl DataRace {
                 earlier: (earlier.info.site, earlier.write),
                 later: (later.info.site, later.write),
             };
-            self.races.entry(key).and_modify(|record| record.count += 1).or_insert(RaceRecord {
-                earlier,
-                later,
-                hb_ordered,
-                count: 1,
-            });
+            if let Some(record) = self.races.get_mut(&key) {
+                record.count += 1;
+                continue;
+            }
+            let via_locks = if hb_ordered {
+                self.causality.locks_knowing(earlier.epoch, HELD_LOCKS_KEPT)
+            } else {
+                Vec::new()
+            };
+            self.races.insert(key, RaceRecord { earlier, later, hb_ordered, via_locks, count: 1 });
         }
     }
 
@@ -419,14 +425,8 @@ fn describe_access(cx: &Context<'_>, access: &Access, detail: &AccessDetail, var
 
 /// Why the two accesses of `record` can run back to back, in `relation`.
 fn adjacency_reason(cx: &Context<'_>, record: &RaceRecord, relation: Relation) -> String {
-    let held: Vec<String> = record
-        .earlier
-        .info
-        .locks
-        .iter()
-        .take_while(|&&lock| lock != NO_LOCK)
-        .map(|&lock| format!("`{}`", cx.trace.lock_name(LockId(lock))))
-        .collect();
+    let via: Vec<String> =
+        record.via_locks.iter().map(|&lock| format!("`{}`", cx.trace.lock_name(lock))).collect();
     let common = record
         .earlier
         .info
@@ -442,10 +442,10 @@ fn adjacency_reason(cx: &Context<'_>, record: &RaceRecord, relation: Relation) -
         Relation::Hb => format!("{locks}, and no spawn, join, channel message or wake orders them"),
         Relation::Shb => format!("{locks}, and no spawn, join, channel message, wake or write that a read saw orders them: a schedule that keeps what every read saw can run them back to back"),
         Relation::Wcp if !record.hb_ordered => "nothing orders them, not even the order in which locks were taken in this run".to_owned(),
-        Relation::Wcp if held.is_empty() => "this run ordered them only through critical sections that do not conflict, which another schedule may run the other way round".to_owned(),
+        Relation::Wcp if via.is_empty() => "this run ordered them only through critical sections that do not conflict, which another schedule may run the other way round".to_owned(),
         Relation::Wcp => format!(
-            "this run ordered them only through critical sections that do not conflict (the earlier access held {}): another schedule may run those sections the other way round",
-            held.join(", ")
+            "this run ordered them only through critical sections on {} that do not conflict: another schedule may run those sections the other way round",
+            via.join(", ")
         ),
     }
 }
