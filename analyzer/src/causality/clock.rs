@@ -43,6 +43,11 @@ impl Clock {
         self.0.extend_from_slice(&other.0);
     }
 
+    /// The entries, by slot.
+    pub fn entries(&self) -> &[u32] {
+        &self.0
+    }
+
     /// Whether no entry is set.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()

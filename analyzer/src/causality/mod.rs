@@ -255,11 +255,19 @@ impl Causality {
         if let Some(last) = &mut self.shb {
             let clock = &mut self.clocks[slot as usize];
             if write {
-                last.wrote(var, clock);
+                last.wrote(var, slot, clock);
                 clock.tick(slot);
             } else {
                 last.read(var, clock);
             }
+        }
+    }
+
+    /// Fetches what an access of `var` will touch in the engine (a look-ahead hint).
+    #[inline]
+    pub fn prefetch_access(&self, var: VarId) {
+        if let Some(last) = &self.shb {
+            last.prefetch(var);
         }
     }
 

@@ -62,8 +62,10 @@ struct Section {
     /// The acquiring slot's own clock entry at the acquisition.
     acquired: u32,
     exclusive: bool,
-    /// `H` at the release, once released.
-    released: Option<Clock>,
+    /// Whether it was released.
+    done: bool,
+    /// `H` at the release, once [`done`](Self::done).
+    released: Clock,
 }
 
 /// WCP's state of one lock.
@@ -108,7 +110,14 @@ pub struct Wcp {
     locks: Vec<LockState>,
     releases: FxHashMap<(LockId, VarId), Releases>,
     losses: Losses,
+    /// Access lists of closed sections, kept for the next sections to reuse.
+    spare_accesses: Vec<Vec<(VarId, bool)>>,
+    /// Clocks of sections dropped from histories, kept for the next sections to reuse.
+    spare_clocks: Vec<Clock>,
 }
+
+/// Spare lists and clocks kept for reuse, at most.
+const SPARES: usize = 64;
 
 impl Wcp {
     /// Makes room for a new slot.
@@ -156,9 +165,14 @@ impl Wcp {
         let state = &mut self.locks[lock.index()];
         std::mem::swap(&mut state.write, &mut released);
         state.read = read;
-        state.history.push_back(Section { slot, acquired: own, exclusive, released: None });
+        let released = self.spare_clocks.pop().unwrap_or_default();
+        state.history.push_back(Section { slot, acquired: own, exclusive, done: false, released });
         if state.history.len() > HISTORY {
-            drop(state.history.pop_front());
+            if let Some(dropped) = state.history.pop_front() {
+                if self.spare_clocks.len() < SPARES {
+                    self.spare_clocks.push(dropped.released);
+                }
+            }
             state.base += 1;
             let base = state.base;
             for (_, cursor) in &mut state.cursors {
@@ -169,7 +183,8 @@ impl Wcp {
             }
         }
         let position = state.base + state.history.len() as u64 - 1;
-        self.open[slot as usize].push(Open { lock, position, accesses: Vec::new() });
+        let accesses = self.spare_accesses.pop().unwrap_or_default();
+        self.open[slot as usize].push(Open { lock, position, accesses });
     }
 
     /// `slot` accesses `var` (a write if `write`): rule (a) orders it after the releases of
@@ -184,7 +199,10 @@ impl Wcp {
             let Some(releases) = self.releases.get(&(section.lock, var)) else { continue };
             let reads: &[(u32, Clock)] = if write { &releases.read } else { &[] };
             for (releaser, clock) in releases.write.iter().chain(reads) {
-                if *releaser != slot {
+                // A clock that knows a slot's event at least as late as the release knows
+                // all the release knew (only ticking events hand clocks on), so a release
+                // already known adds nothing.
+                if *releaser != slot && clock.get(*releaser) > pred.get(*releaser) {
                     pred.join(clock);
                 }
             }
@@ -211,7 +229,7 @@ impl Wcp {
         else {
             return; // A release of what replay never saw acquired: nothing to order.
         };
-        let section = self.open[slot as usize].remove(index);
+        let mut section = self.open[slot as usize].remove(index);
         self.rule_b(slot, lock, exclusive, section.position);
         // Rule (a): what this section accessed, its release publishes.
         for &(var, write) in &section.accesses {
@@ -226,6 +244,10 @@ impl Wcp {
         if let Some(outer) = self.open[slot as usize].last_mut() {
             outer.accesses.extend_from_slice(&section.accesses);
         }
+        if self.spare_accesses.len() < SPARES {
+            section.accesses.clear();
+            self.spare_accesses.push(section.accesses);
+        }
         let pred = &self.preds[slot as usize];
         let state = &mut self.locks[lock.index()];
         if exclusive {
@@ -235,7 +257,8 @@ impl Wcp {
         }
         if let Some(position) = section.position.checked_sub(state.base) {
             if let Some(entry) = state.history.get_mut(position as usize) {
-                entry.released = Some(h.clone());
+                entry.released.assign(h);
+                entry.done = true;
             }
         }
     }
@@ -260,11 +283,10 @@ impl Wcp {
                 if !exclusive && !entry.exclusive {
                     break; // Two read sections can overlap: no order between them.
                 }
-                let Some(released) = &entry.released else { break };
-                if entry.acquired > pred.get(entry.slot) {
+                if !entry.done || entry.acquired > pred.get(entry.slot) {
                     break;
                 }
-                pred.join(released);
+                pred.join(&entry.released);
             }
             position += 1;
         }

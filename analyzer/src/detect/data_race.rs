@@ -347,6 +347,7 @@ impl Detector for DataRace {
         if let EventKind::Read { var, .. } | EventKind::Write { var, .. } = event.kind {
             prefetch_entry(&self.shadows, var.index());
             prefetch_entry(&self.details, var.index());
+            self.causality.prefetch_access(var);
         }
     }
 
