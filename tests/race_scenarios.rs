@@ -232,3 +232,41 @@ fn ready_flag_publish_has_a_second_race_in_hb_that_shb_rules_out() {
     assert_eq!((status, seen(&report)), (1, vec![ready]));
     assert_eq!(report["findings"][0]["detail"]["relation"], "shb");
 }
+
+/// Issue 20's minimal STD case, read by `hindsight analyze` as a user gives it: both races,
+/// 10 → 20 and 10 → 30, in every relation.
+#[test]
+fn the_minimal_std_case_reports_both_races_in_every_relation() {
+    let path = std::env::temp_dir().join(format!("hindsight-race-{}.std", std::process::id()));
+    let text = "T0|fork(T1)|1\nT0|fork(T2)|2\nT1|w(x)|10\nT2|w(x)|20\nT0|join(T2)|3\nT0|r(x)|30\n";
+    std::fs::write(&path, text).expect("a temporary file");
+    let trace = path.to_str().expect("a UTF-8 temporary path");
+    for relation in ["hb", "shb", "wcp"] {
+        let (status, report) = races_with(trace, relation);
+        assert_eq!(status, 1, "--races {relation}");
+        let lines: Vec<Vec<(String, u64)>> = report["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .map(|finding| {
+                assert_eq!(finding["kind"], "data-race");
+                finding["sites"]
+                    .as_array()
+                    .expect("sites")
+                    .iter()
+                    .map(|site| {
+                        let role = site["role"].as_str().expect("a role").to_owned();
+                        (role, site["line"].as_u64().expect("a line"))
+                    })
+                    .collect()
+            })
+            .collect();
+        let (write, read) = ("write".to_owned(), "read".to_owned());
+        assert_eq!(
+            lines,
+            vec![vec![(write.clone(), 10), (write.clone(), 20)], vec![(write, 10), (read, 30)]],
+            "--races {relation}"
+        );
+    }
+    std::fs::remove_file(&path).expect("the temporary file is removed");
+}

@@ -7,7 +7,7 @@ use common::{analyze, analyze_grouped, of_kind, sites, strings};
 use hindsight_analyzer::causality::Relation;
 use hindsight_analyzer::report::{Detail, Finding, Severity};
 use hindsight_analyzer::{analyze_bytes, AnalyzeOptions, FindingKind};
-use hindsight_recorder::format::{SiteId, TraceBuilder};
+use hindsight_recorder::format::{LockKind, SiteId, TraceBuilder};
 
 fn races(b: &TraceBuilder) -> Vec<Finding> {
     of_kind(&analyze(b), FindingKind::DataRace).into_iter().cloned().collect()
@@ -352,4 +352,44 @@ fn wcp_predicts_a_race_that_lock_order_hid() {
     b.on(t1).write(x, w).acquire(m, s).write(y, s).release(m);
     b.on(t2).acquire(m, s).read(y, s).release(m).read(x, r);
     assert!(races_in(&b, Relation::Wcp).is_empty());
+}
+
+/// A semaphore's sections can overlap, so WCP cannot swap them as it swaps a mutex's: a
+/// permit handed on orders the giver before the taker in every relation.
+///
+/// ```text
+/// t1: write(x) acquire(permits) release(permits)
+/// t2:                                            acquire(permits) release(permits) read(x)
+/// ```
+#[test]
+fn a_semaphore_permit_orders_in_every_relation() {
+    let mut b = TraceBuilder::new("semaphore");
+    let (t1, t2) = (b.thread("t1"), b.thread("t2"));
+    let permits = b.lock(LockKind::Semaphore, false, Some("permits"), None);
+    let x = b.variable("x");
+    let s = b.site("a", 1, 0);
+    b.on(t1).write(x, s).acquire(permits, s).release(permits);
+    b.on(t2).acquire(permits, s).release(permits).read(x, s);
+    for relation in Relation::ALL {
+        assert!(races_in(&b, relation).is_empty(), "{relation}");
+    }
+}
+
+/// Read sections of a read-write lock never order each other, in WCP as in HB; a write
+/// section after them is ordered after each.
+#[test]
+fn read_sections_order_nothing_in_wcp() {
+    let mut b = TraceBuilder::new("rw-wcp");
+    let (t1, t2) = (b.thread("t1"), b.thread("t2"));
+    let (rw, x, y) = (b.rwlock("config"), b.variable("x"), b.variable("y"));
+    let (w, r, s) = (b.site("a", 1, 0), b.site("a", 2, 0), b.site("a", 3, 0));
+    b.on(t1).write(x, w).acquire_shared(rw, s).read(y, s).release_shared(rw);
+    b.on(t2).acquire_shared(rw, s).read(y, s).release_shared(rw).read(x, r);
+    for relation in Relation::ALL {
+        assert_eq!(
+            pairs(&races_in(&b, relation)),
+            vec![("a:1:0".to_owned(), "a:2:0".to_owned(), 1)],
+            "{relation}"
+        );
+    }
 }
