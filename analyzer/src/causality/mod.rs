@@ -269,6 +269,9 @@ impl Causality {
         if let Some(last) = &self.shb {
             last.prefetch(var);
         }
+        if let Some(wcp) = &self.wcp {
+            wcp.prefetch(var);
+        }
     }
 
     /// Remembers the caller (`slot`) of a `block_on` future's `task`, which it waits for.

@@ -93,11 +93,28 @@ struct Open {
     accesses: Vec<(VarId, bool)>,
 }
 
+/// The last release by one slot of a critical section that accessed a variable.
+#[derive(Debug)]
+struct Released {
+    slot: u32,
+    /// The slot's own entry of [`clock`](Self::clock), kept beside it so that a release
+    /// already known is skipped without reading the clock.
+    own: u32,
+    clock: Clock,
+}
+
 /// The last releases of critical sections on a lock that accessed a variable, one per slot.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Releases {
-    read: Vec<(u32, Clock)>,
-    write: Vec<(u32, Clock)>,
+    lock: LockId,
+    read: Vec<Released>,
+    write: Vec<Released>,
+}
+
+impl Releases {
+    fn new(lock: LockId) -> Self {
+        Releases { lock, read: Vec::new(), write: Vec::new() }
+    }
 }
 
 /// WCP's clocks and lock rules; see the module docs.
@@ -108,7 +125,10 @@ pub struct Wcp {
     /// Per slot, the critical sections it is inside, innermost last.
     open: Vec<Vec<Open>>,
     locks: Vec<LockState>,
-    releases: FxHashMap<(LockId, VarId), Releases>,
+    /// Per variable, the releases of the first lock seen guarding it (most variables have
+    /// one), indexed so that no hashing is needed; other locks' in `other_releases`.
+    releases: Vec<Option<Releases>>,
+    other_releases: FxHashMap<(LockId, VarId), Releases>,
     losses: Losses,
     /// Access lists of closed sections, kept for the next sections to reuse.
     spare_accesses: Vec<Vec<(VarId, bool)>>,
@@ -140,6 +160,38 @@ impl Wcp {
     /// A hard edge into `into` from an event whose `H` was `source`.
     pub(super) fn hard_edge(&mut self, into: u32, source: &Clock) {
         self.preds[into as usize].join(source);
+    }
+
+    /// The releases of sections on `lock` that accessed `var`, if any.
+    #[inline]
+    fn releases(&self, lock: LockId, var: VarId) -> Option<&Releases> {
+        match self.releases.get(var.index()) {
+            Some(Some(releases)) if releases.lock == lock => Some(releases),
+            Some(Some(_)) => self.other_releases.get(&(lock, var)),
+            _ => None,
+        }
+    }
+
+    /// [`releases`](Self::releases), made if missing.
+    fn releases_mut(&mut self, lock: LockId, var: VarId) -> &mut Releases {
+        if self.releases.len() <= var.index() {
+            self.releases.resize_with(var.index() + 1, || None);
+        }
+        let primary = self.releases[var.index()].get_or_insert_with(|| Releases::new(lock));
+        if primary.lock == lock {
+            return primary;
+        }
+        self.other_releases.entry((lock, var)).or_insert_with(|| Releases::new(lock))
+    }
+
+    /// Fetches what an access of `var` will touch (a look-ahead hint).
+    #[inline]
+    pub(super) fn prefetch(&self, var: VarId) {
+        if let Some(Some(releases)) = self.releases.get(var.index()) {
+            crate::prefetch::prefetch(releases.write.as_slice());
+        } else {
+            crate::prefetch::prefetch_entry(&self.releases, var.index());
+        }
     }
 
     fn lock(&mut self, lock: LockId) -> &mut LockState {
@@ -190,23 +242,24 @@ impl Wcp {
     /// `slot` accesses `var` (a write if `write`): rule (a) orders it after the releases of
     /// earlier sections on the locks it holds that made a conflicting access.
     pub(super) fn on_access(&mut self, slot: u32, var: VarId, write: bool) {
-        let open = &mut self.open[slot as usize];
-        if open.is_empty() {
+        if self.open[slot as usize].is_empty() {
             return;
         }
-        let pred = &mut self.preds[slot as usize];
-        for section in open.iter() {
-            let Some(releases) = self.releases.get(&(section.lock, var)) else { continue };
-            let reads: &[(u32, Clock)] = if write { &releases.read } else { &[] };
-            for (releaser, clock) in releases.write.iter().chain(reads) {
+        let mut pred = std::mem::take(&mut self.preds[slot as usize]);
+        for section in self.open[slot as usize].iter() {
+            let Some(releases) = self.releases(section.lock, var) else { continue };
+            let reads: &[Released] = if write { &releases.read } else { &[] };
+            for released in releases.write.iter().chain(reads) {
                 // A clock that knows a slot's event at least as late as the release knows
                 // all the release knew (only ticking events hand clocks on), so a release
                 // already known adds nothing.
-                if *releaser != slot && clock.get(*releaser) > pred.get(*releaser) {
-                    pred.join(clock);
+                if released.slot != slot && released.own > pred.get(released.slot) {
+                    pred.join(&released.clock);
                 }
             }
         }
+        self.preds[slot as usize] = pred;
+        let open = &mut self.open[slot as usize];
         let innermost = open.last_mut().expect("checked non-empty above; this is a bug");
         if innermost.accesses.last() != Some(&(var, write)) {
             innermost.accesses.push((var, write));
@@ -232,12 +285,16 @@ impl Wcp {
         let mut section = self.open[slot as usize].remove(index);
         self.rule_b(slot, lock, exclusive, section.position);
         // Rule (a): what this section accessed, its release publishes.
+        let own = h.get(slot);
         for &(var, write) in &section.accesses {
-            let releases = self.releases.entry((lock, var)).or_default();
+            let releases = self.releases_mut(lock, var);
             let list = if write { &mut releases.write } else { &mut releases.read };
-            match list.iter_mut().find(|(releaser, _)| *releaser == slot) {
-                Some((_, clock)) => clock.assign(h),
-                None => list.push((slot, h.clone())),
+            match list.iter_mut().find(|released| released.slot == slot) {
+                Some(released) => {
+                    released.own = own;
+                    released.clock.assign(h);
+                }
+                None => list.push(Released { slot, own, clock: h.clone() }),
             }
         }
         // The enclosing section (if any) made these accesses too.
