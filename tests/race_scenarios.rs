@@ -270,3 +270,28 @@ fn the_minimal_std_case_reports_both_races_in_every_relation() {
     }
     std::fs::remove_file(&path).expect("the temporary file is removed");
 }
+
+/// `export` takes `--races` too: the Chrome timeline carries the findings of that relation.
+#[test]
+fn export_chrome_shows_the_races_of_the_chosen_relation() {
+    let dir = std::env::temp_dir();
+    let exported = |relation: &str| {
+        let out = dir.join(format!("hindsight-races-{relation}-{}.json", std::process::id()));
+        let path = out.to_str().expect("a UTF-8 temporary path").to_owned();
+        let run = hindsight(&[
+            "export",
+            "traces/reload_flag_race.trace",
+            "--races",
+            relation,
+            "--chrome",
+            &path,
+        ]);
+        assert_eq!(run.status.code(), Some(0), "--races {relation}");
+        let json = std::fs::read_to_string(&out).expect("the export was written");
+        std::fs::remove_file(&out).expect("the export is removed");
+        json
+    };
+    let predicted = "predicted data race on `reload_pending`";
+    assert!(exported("wcp").contains(predicted));
+    assert!(!exported("shb").contains(predicted));
+}
