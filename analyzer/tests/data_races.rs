@@ -393,3 +393,24 @@ fn read_sections_order_nothing_in_wcp() {
         );
     }
 }
+
+/// WCP keeps a bounded history of critical sections per lock; what it drops before every
+/// thread looked at it is said in the findings, since orders may have been lost with it.
+#[test]
+fn wcp_says_when_its_bounds_forgot_critical_sections() {
+    let mut b = TraceBuilder::new("wcp-bound");
+    let (t1, t2) = (b.thread("t1"), b.thread("t2"));
+    let (m, x) = (b.mutex("m"), b.variable("x"));
+    let (w, r, s) = (b.site("a", 1, 0), b.site("a", 2, 0), b.site("a", 3, 0));
+    b.on(t2).acquire(m, s).release(m);
+    b.on(t1).write(x, w);
+    for _ in 0..300 {
+        b.on(t1).acquire(m, s).release(m);
+    }
+    b.on(t2).read(x, r);
+    // 301 sections, 256 kept: 45 dropped before `t2` (and `t1`) passed them.
+    let found = races_in(&b, Relation::Wcp);
+    assert_eq!(pairs(&found), vec![("a:1:0".to_owned(), "a:2:0".to_owned(), 1)]);
+    let said = found[0].evidence.iter().any(|line| line.contains("forgot 45 critical sections"));
+    assert!(said, "{:?}", found[0].evidence);
+}

@@ -227,12 +227,14 @@ impl Wcp {
             }
             state.base += 1;
             let base = state.base;
+            let mut unseen = false;
             for (_, cursor) in &mut state.cursors {
                 if *cursor < base {
                     *cursor = base;
-                    self.losses.sections += 1;
+                    unseen = true;
                 }
             }
+            self.losses.sections += u64::from(unseen);
         }
         let position = state.base + state.history.len() as u64 - 1;
         let accesses = self.spare_accesses.pop().unwrap_or_default();
