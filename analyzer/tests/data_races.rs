@@ -414,3 +414,29 @@ fn wcp_says_when_its_bounds_forgot_critical_sections() {
     let said = found[0].evidence.iter().any(|line| line.contains("forgot 45 critical sections"));
     assert!(said, "{:?}", found[0].evidence);
 }
+
+/// SHB with many logical threads (its last-write clocks leave their flat table past 16):
+/// a read that saw a flag set is ordered after what was written before the flag.
+#[test]
+fn shb_orders_a_read_after_the_write_it_saw_with_many_threads() {
+    let mut b = TraceBuilder::new("publish");
+    let main = b.thread("main");
+    let idle: Vec<_> = (0..20).map(|i| b.thread(&format!("idle-{i}"))).collect();
+    let (publisher, reader) = (b.thread("publisher"), b.thread("reader"));
+    let (config, ready) = (b.variable("config"), b.variable("ready"));
+    let sites: Vec<SiteId> = (1..=4).map(|line| b.site("a", line, 0)).collect();
+    for &thread in &idle {
+        b.on(main).spawn_thread(thread, None);
+        b.on(thread).start().write(config, sites[0]).finish();
+        b.on(main).join_thread(thread, None);
+    }
+    b.on(main).spawn_thread(publisher, None).spawn_thread(reader, None);
+    b.on(publisher).start().write(config, sites[0]).write(ready, sites[1]);
+    b.on(reader).start().read(ready, sites[2]).read(config, sites[3]);
+    let ready_race = ("a:2:0".to_owned(), "a:3:0".to_owned(), 1);
+    assert_eq!(
+        pairs(&races_in(&b, Relation::Hb)),
+        vec![ready_race.clone(), ("a:1:0".to_owned(), "a:4:0".to_owned(), 1)]
+    );
+    assert_eq!(pairs(&races_in(&b, Relation::Shb)), vec![ready_race]);
+}
