@@ -4,6 +4,7 @@ mod progress;
 
 use anyhow::Result;
 use clap::{ArgGroup, ColorChoice, Parser, Subcommand, ValueEnum};
+use hindsight_analyzer::causality::Relation;
 use hindsight_analyzer::export;
 use hindsight_analyzer::report::text::terminal_safe;
 use std::io::{self, IsTerminal, Write};
@@ -60,6 +61,8 @@ enum Command {
         /// A lock wait this long or longer makes a `contention-hotspot`.
         #[arg(long, default_value = "100ms", value_parser = parse_duration_ns)]
         wait_threshold: u64,
+        #[command(flatten)]
+        races: RacesArg,
     },
     /// Browse the analysis of traces in a terminal UI: findings, locks, tasks and threads, a
     /// timeline and the lock-order graph (press `?` in it for the keys).
@@ -67,6 +70,8 @@ enum Command {
         /// The trace files (several are one incident, as for `analyze`).
         #[arg(required = true)]
         traces: Vec<PathBuf>,
+        #[command(flatten)]
+        races: RacesArg,
     },
     /// Export traces (several are one incident, as for `analyze`) for other tools: the
     /// timeline as Chrome trace-event JSON (Perfetto, chrome://tracing, speedscope), or the
@@ -85,6 +90,8 @@ enum Command {
         /// edge A -> B for each B taken while holding A; edges of lock-order-cycle errors red.
         #[arg(long, value_name = "OUT.dot")]
         dot: Option<PathBuf>,
+        #[command(flatten)]
+        races: RacesArg,
     },
     /// Convert a RAPID STD text trace (THREAD|OP(ARG)|LOC) into a hindsight trace.
     Convert {
@@ -93,6 +100,29 @@ enum Command {
         /// The hindsight trace to write (`-` for standard output).
         output: PathBuf,
     },
+}
+
+/// `--races`, shared by the commands that analyse.
+#[derive(Debug, Clone, Copy, clap::Args)]
+struct RacesArg {
+    /// Which accesses race: `hb` (happens-before, as observed), `shb` (every race reported is
+    /// real) or `wcp` (also races that another schedule would expose).
+    #[arg(long = "races", default_value = "shb", value_parser = parse_relation)]
+    relation: Relation,
+}
+
+impl RacesArg {
+    /// The analysis options with this relation and every other option at its default.
+    fn options(self) -> hindsight_analyzer::AnalyzeOptions {
+        hindsight_analyzer::AnalyzeOptions {
+            races: self.relation,
+            ..hindsight_analyzer::AnalyzeOptions::default()
+        }
+    }
+}
+
+fn parse_relation(s: &str) -> Result<Relation, String> {
+    s.parse().map_err(|e: hindsight_analyzer::causality::UnknownRelation| e.to_string())
 }
 
 /// Output formats of `info`.
@@ -183,12 +213,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             only,
             poll_threshold,
             wait_threshold,
+            races,
         } => {
             let options = hindsight_analyzer::AnalyzeOptions {
                 fail_on,
                 only,
                 poll_threshold_ns: poll_threshold,
                 wait_threshold_ns: wait_threshold,
+                ..races.options()
             };
             let progress = progress::Progress::start(&traces);
             let report = hindsight_analyzer::analyze_paths(&traces, &options)?;
@@ -210,12 +242,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             out.flush()?;
             return Ok(ExitCode::from(options.exit_code(&report)));
         }
-        Command::Tui { traces } => {
+        Command::Tui { traces, races } => {
             drop(out);
-            hindsight_tui::run(&traces)?;
+            hindsight_tui::run(&traces, &races.options())?;
             return Ok(ExitCode::SUCCESS);
         }
-        Command::Export { traces, chrome, dot } => {
+        Command::Export { traces, chrome, dot, races } => {
             drop(out);
             let to_terminal = [&chrome, &dot].into_iter().flatten().any(|path| path == "-")
                 && io::stdout().is_terminal();
@@ -224,10 +256,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 progress::Progress::start(&traces)
             };
+            let options = races.options();
             let replay = hindsight_analyzer::replay::Replay::open(&traces)?;
             let (damage, written, path) = match (chrome, dot) {
                 (Some(path), _) => {
-                    let summary = export::to_file(&path, |out| export::chrome::write(replay, out))?;
+                    let summary =
+                        export::to_file(&path, |out| export::chrome::write(replay, &options, out))?;
                     (summary.damage.clone(), summary.to_string(), path)
                 }
                 (None, Some(path)) => {

@@ -1,6 +1,7 @@
 //! `hindsight analyze` on the committed traces of the data-race scenarios
 //! (`double_checked_session`, `double_checked_session_fixed`, `worker_stats_race`,
-//! `channel_handoff`, `task_race_same_thread`): exact findings — kind, severity, variable,
+//! `channel_handoff`, `task_race_same_thread`, `reload_flag_race`, `ready_flag_publish`), under
+//! the default `--races shb` and, where they differ, `hb` and `wcp`: exact findings — kind, severity, variable,
 //! locks held, threads, tasks, the two sites of each racy pair — and nothing else.
 //!
 //! Expected sites are found in the scenario sources by their `// site: NAME` comments; if you
@@ -34,6 +35,22 @@ fn race(
     }
 }
 
+/// Each race's (earlier, later) accesses (`read`/`write`), sorted.
+fn ordered_accesses(report: &Value) -> Vec<(&str, &str)> {
+    let mut pairs: Vec<(&str, &str)> = report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .map(|finding| {
+            let detail = &finding["detail"];
+            let access = |which: &str| detail[which]["access"].as_str().expect("an access");
+            (access("first"), access("second"))
+        })
+        .collect();
+    pairs.sort_unstable();
+    pairs
+}
+
 /// The event counts of `hindsight info --format json`.
 fn event_counts(trace: &str) -> Value {
     let out = hindsight(&["info", trace, "--format", "json"]);
@@ -47,17 +64,19 @@ fn double_checked_session_is_one_race_between_the_unlocked_read_and_the_locked_w
     let (status, report) = analyze_json(&["traces/double_checked_session.trace"]);
     assert_eq!(status, 1);
     let s = |marker, token, role| site("double_checked_session", marker, token, role);
-    assert_eq!(
-        seen_unnumbered(&report),
-        vec![race(
-            "sessions",
-            &["sessions_lock"],
-            &["request-N", "request-N"],
-            &[],
-            s("unlocked-read", "read()", "read"),
-            s("locked-write", "write()", "write"),
-        )]
+    let unlocked_read = s("unlocked-read", "read()", "read");
+    let locked_write = s("locked-write", "write()", "write");
+    let one = race(
+        "sessions",
+        &["sessions_lock"],
+        &["request-N", "request-N"],
+        &[],
+        unlocked_read,
+        locked_write,
     );
+    // Requests checked before the write and after it: one finding per order of the pair.
+    assert_eq!(seen_unnumbered(&report), vec![one.clone(), one]);
+    assert_eq!(ordered_accesses(&report), [("read", "write"), ("write", "read")]);
     // Two different request threads; the write held the lock, the read did not.
     let detail = &report["findings"][0]["detail"];
     assert_ne!(detail["first"]["thread"], detail["second"]["thread"]);
@@ -96,12 +115,18 @@ fn worker_stats_race_is_read_against_write_and_write_against_write() {
     let read = s("stats-read", "read(", "read");
     let write = s("stats-write", "write(", "write");
     let workers = ["worker-N", "worker-N"];
+    let read_write = race("worker_stats", &[], &workers, &[], read, write.clone());
     let mut expected = vec![
-        race("worker_stats", &[], &workers, &[], read, write.clone()),
+        read_write.clone(),
+        read_write,
         race("worker_stats", &[], &workers, &[], write.clone(), write),
     ];
     expected.sort();
     assert_eq!(seen_unnumbered(&report), expected);
+    assert_eq!(
+        ordered_accesses(&report),
+        [("read", "write"), ("write", "read"), ("write", "write")]
+    );
     for finding in report["findings"].as_array().expect("findings") {
         let detail = &finding["detail"];
         assert_ne!(detail["first"]["thread"], detail["second"]["thread"]);
@@ -144,4 +169,129 @@ fn task_race_same_thread_is_two_races_between_tasks_on_main() {
         assert_eq!(detail["second"]["thread"], "main");
         assert_ne!(detail["first"]["task"], detail["second"]["task"]);
     }
+}
+
+/// The races of `trace` with `--races relation`: exit status and findings.
+fn races_with(trace: &str, relation: &str) -> (i32, Value) {
+    analyze_json(&[trace, "--races", relation])
+}
+
+#[test]
+fn reload_flag_race_is_predicted_by_wcp_only() {
+    let trace = "traces/reload_flag_race.trace";
+    for relation in ["hb", "shb"] {
+        let (status, report) = races_with(trace, relation);
+        assert_eq!((status, seen(&report)), (0, vec![]), "--races {relation}");
+    }
+    let (status, report) = races_with(trace, "wcp");
+    assert_eq!(status, 1);
+    let s = |marker, token, role| site("reload_flag_race", marker, token, role);
+    let write = s("flag-write", "write(", "write");
+    let read = s("flag-read", "read(", "read");
+    let threads = ["handler", "reloader"];
+    assert_eq!(seen(&report), vec![race("reload_pending", &[], &threads, &[], write, read)]);
+    let finding = &report["findings"][0];
+    assert!(finding["title"].as_str().expect("a title").starts_with("predicted data race"));
+    assert_eq!(finding["detail"]["relation"], "wcp");
+    assert_eq!(
+        finding["detail"]["reason"],
+        "this run ordered them only through critical sections on `stats` that do not conflict: \
+         another schedule may run those sections the other way round"
+    );
+    assert_eq!(ordered_accesses(&report), [("write", "read")]);
+}
+
+#[test]
+fn ready_flag_publish_has_a_second_race_in_hb_that_shb_rules_out() {
+    let trace = "traces/ready_flag_publish.trace";
+    let s = |marker, token, role| site("ready_flag_publish", marker, token, role);
+    let ready = race(
+        "ready",
+        &[],
+        &["publisher", "reader"],
+        &[],
+        s("ready-write", "write(", "write"),
+        s("ready-read", "read(", "read"),
+    );
+    let config = race(
+        "config",
+        &[],
+        &["publisher", "reader"],
+        &[],
+        s("config-write", "write(", "write"),
+        s("config-read", "read(", "read"),
+    );
+    let (status, report) = races_with(trace, "hb");
+    assert_eq!(status, 1);
+    let mut both = vec![ready.clone(), config];
+    both.sort();
+    assert_eq!(seen(&report), both);
+    assert_eq!(ordered_accesses(&report), [("write", "read"), ("write", "read")]);
+    // The default is SHB: the reader read `config` because it saw `ready` set after it.
+    let (status, report) = analyze_json(&[trace]);
+    assert_eq!((status, seen(&report)), (1, vec![ready]));
+    assert_eq!(report["findings"][0]["detail"]["relation"], "shb");
+}
+
+/// Issue 20's minimal STD case, read by `hindsight analyze` as a user gives it: both races,
+/// 10 → 20 and 10 → 30, in every relation.
+#[test]
+fn the_minimal_std_case_reports_both_races_in_every_relation() {
+    let path = std::env::temp_dir().join(format!("hindsight-race-{}.std", std::process::id()));
+    let text = "T0|fork(T1)|1\nT0|fork(T2)|2\nT1|w(x)|10\nT2|w(x)|20\nT0|join(T2)|3\nT0|r(x)|30\n";
+    std::fs::write(&path, text).expect("a temporary file");
+    let trace = path.to_str().expect("a UTF-8 temporary path");
+    for relation in ["hb", "shb", "wcp"] {
+        let (status, report) = races_with(trace, relation);
+        assert_eq!(status, 1, "--races {relation}");
+        let lines: Vec<Vec<(String, u64)>> = report["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .map(|finding| {
+                assert_eq!(finding["kind"], "data-race");
+                finding["sites"]
+                    .as_array()
+                    .expect("sites")
+                    .iter()
+                    .map(|site| {
+                        let role = site["role"].as_str().expect("a role").to_owned();
+                        (role, site["line"].as_u64().expect("a line"))
+                    })
+                    .collect()
+            })
+            .collect();
+        let (write, read) = ("write".to_owned(), "read".to_owned());
+        assert_eq!(
+            lines,
+            vec![vec![(write.clone(), 10), (write.clone(), 20)], vec![(write, 10), (read, 30)]],
+            "--races {relation}"
+        );
+    }
+    std::fs::remove_file(&path).expect("the temporary file is removed");
+}
+
+/// `export` takes `--races` too: the Chrome timeline carries the findings of that relation.
+#[test]
+fn export_chrome_shows_the_races_of_the_chosen_relation() {
+    let dir = std::env::temp_dir();
+    let exported = |relation: &str| {
+        let out = dir.join(format!("hindsight-races-{relation}-{}.json", std::process::id()));
+        let path = out.to_str().expect("a UTF-8 temporary path").to_owned();
+        let run = hindsight(&[
+            "export",
+            "traces/reload_flag_race.trace",
+            "--races",
+            relation,
+            "--chrome",
+            &path,
+        ]);
+        assert_eq!(run.status.code(), Some(0), "--races {relation}");
+        let json = std::fs::read_to_string(&out).expect("the export was written");
+        std::fs::remove_file(&out).expect("the export is removed");
+        json
+    };
+    let predicted = "predicted data race on `reload_pending`";
+    assert!(exported("wcp").contains(predicted));
+    assert!(!exported("shb").contains(predicted));
 }

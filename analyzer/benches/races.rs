@@ -1,7 +1,7 @@
 //! Race detection throughput and peak memory on an access-heavy trace.
 //!
 //! Generates N events (default 20 million; `cargo bench -p hindsight-analyzer --bench races --
-//! 40000000` for more) from 8 threads over 100,032 annotated variables and 64 locks, written
+//! 40000000` for more; add `hb`, `shb` or `wcp` to pick the relation, `hb` by default) from 8 threads over 100,032 annotated variables and 64 locks, written
 //! the way the recorder writes (see `support`). Variable `v` is guarded by lock `v % 64`: each
 //! operation takes the lock, reads and writes two of its variables, releases it, then reads and
 //! writes a variable private to its thread — three quarters of the events are accesses, and
@@ -10,6 +10,7 @@
 
 mod support;
 
+use hindsight_analyzer::causality::Relation;
 use hindsight_analyzer::detect::{Context, DataRace, Detector};
 use hindsight_analyzer::replay::Replay;
 use hindsight_recorder::format::{
@@ -100,6 +101,8 @@ fn generate(path: &Path, events: u64) -> std::io::Result<u64> {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let events: u64 =
         std::env::args().skip(1).find_map(|arg| arg.parse().ok()).unwrap_or(20_000_000);
+    let relation: Relation =
+        std::env::args().skip(1).find_map(|arg| arg.parse().ok()).unwrap_or(Relation::Hb);
     let path = std::env::temp_dir().join(format!("hindsight-races-{}.trace", std::process::id()));
     let (written, wall, _) = timed(|| generate(&path, events));
     let written = written?;
@@ -111,7 +114,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let (findings, wall, cpu) = timed(|| -> Result<usize, Box<dyn std::error::Error>> {
         let mut replay = Replay::open(&[&path])?;
-        let mut races = DataRace::new();
+        let mut races = DataRace::with_relation(relation);
         replay.visit(&mut races);
         let mut findings = Vec::new();
         let cx = Context { trace: replay.trace(), state: replay.state() };
@@ -120,7 +123,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok(findings.len())
     });
     assert_eq!(findings?, 0, "every shared access is under its lock: no race");
-    println!("replay + data-race:   {}", rate(written, wall, cpu));
+    println!("replay + data-race ({relation}): {}", rate(written, wall, cpu));
     println!("peak RSS {} KiB", peak_rss_kib().unwrap_or(0));
     std::fs::remove_file(&path)?;
     Ok(())

@@ -1,6 +1,7 @@
 //! One analysis from files to report: open and merge the traces, replay them through the
 //! detectors, build the [`Report`], and decide the exit status.
 
+use crate::causality::Relation;
 use crate::detect::blocking_in_async::DEFAULT_POLL_THRESHOLD_NS;
 use crate::detect::contention::DEFAULT_WAIT_THRESHOLD_NS;
 use crate::detect::{Context, LockOrder, Suite};
@@ -25,6 +26,8 @@ pub struct AnalyzeOptions {
     pub poll_threshold_ns: u64,
     /// Lock waits at least this long make a `contention-hotspot` (`--wait-threshold`).
     pub wait_threshold_ns: u64,
+    /// The order that decides which accesses race (`--races`).
+    pub races: Relation,
 }
 
 impl Default for AnalyzeOptions {
@@ -34,6 +37,7 @@ impl Default for AnalyzeOptions {
             only: Vec::new(),
             poll_threshold_ns: DEFAULT_POLL_THRESHOLD_NS,
             wait_threshold_ns: DEFAULT_WAIT_THRESHOLD_NS,
+            races: Relation::default(),
         }
     }
 }

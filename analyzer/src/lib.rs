@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 
 pub mod analyze;
+pub mod causality;
 pub mod detect;
 pub mod error;
 pub mod export;

@@ -23,7 +23,11 @@ proptest! {
         prop_assert!(report.trace.events <= 200);
         let _ = (text::render(&report), json::render(&report), sarif::render(&report));
         Timeline::from_bytes(traces.clone()).expect("a well-framed trace has a timeline");
-        let chrome = export::chrome::write(Replay::from_bytes(traces.clone())?, Vec::new());
+        let chrome = export::chrome::write(
+            Replay::from_bytes(traces.clone())?,
+            &AnalyzeOptions::default(),
+            Vec::new(),
+        );
         prop_assert!(chrome.is_ok(), "{chrome:?}");
         let dot = export::dot::write(Replay::from_bytes(traces)?, Vec::new());
         prop_assert!(dot.is_ok(), "{dot:?}");

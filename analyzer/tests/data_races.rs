@@ -4,12 +4,32 @@
 mod common;
 
 use common::{analyze, analyze_grouped, of_kind, sites, strings};
-use hindsight_analyzer::report::{Detail, Severity};
-use hindsight_analyzer::FindingKind;
-use hindsight_recorder::format::{SiteId, TraceBuilder};
+use hindsight_analyzer::causality::Relation;
+use hindsight_analyzer::report::{Detail, Finding, Severity};
+use hindsight_analyzer::{analyze_bytes, AnalyzeOptions, FindingKind};
+use hindsight_recorder::format::{LockKind, SiteId, TraceBuilder};
 
-fn races(b: &TraceBuilder) -> Vec<hindsight_analyzer::report::Finding> {
+fn races(b: &TraceBuilder) -> Vec<Finding> {
     of_kind(&analyze(b), FindingKind::DataRace).into_iter().cloned().collect()
+}
+
+/// The races `relation` finds.
+fn races_in(b: &TraceBuilder, relation: Relation) -> Vec<Finding> {
+    let options = AnalyzeOptions { races: relation, ..AnalyzeOptions::default() };
+    let report = analyze_bytes(vec![("test.trace".to_owned(), b.build())], &options)
+        .expect("a built trace is readable");
+    of_kind(&report, FindingKind::DataRace).into_iter().cloned().collect()
+}
+
+/// Each race as (earlier site, later site, count).
+fn pairs(found: &[Finding]) -> Vec<(String, String, u64)> {
+    found
+        .iter()
+        .map(|f| {
+            let Detail::DataRace(detail) = &f.detail else { panic!("{:?}", f.detail) };
+            (detail.first.site.clone(), detail.second.site.clone(), detail.count)
+        })
+        .collect()
 }
 
 /// ```text
@@ -128,11 +148,20 @@ fn tasks_interleaved_on_one_thread_race() {
     b.in_task(worker, t2).poll_start().write(x, w).poll_end(true);
     b.in_task(worker, t1).poll_start().read(x, r).poll_end(true);
     let found = races(&b);
-    assert_eq!(found.len(), 1, "one finding per pair of sites: {found:#?}");
-    assert_eq!(found[0].tasks, strings(&["reader", "writer"]));
-    assert_eq!(found[0].threads, strings(&["worker"]));
-    let Detail::DataRace(detail) = &found[0].detail else { panic!() };
-    assert_eq!(detail.count, 2, "the read before and the read after the write");
+    // The read before the write and the read after it: two ordered pairs of sites.
+    assert_eq!(
+        pairs(&found),
+        vec![
+            ("src/cache.rs:8:9".to_owned(), "src/cache.rs:14:9".to_owned(), 1),
+            ("src/cache.rs:14:9".to_owned(), "src/cache.rs:8:9".to_owned(), 1),
+        ]
+    );
+    for race in &found {
+        let mut tasks = race.tasks.clone();
+        tasks.sort();
+        assert_eq!(tasks, strings(&["reader", "writer"]));
+        assert_eq!(race.threads, strings(&["worker"]));
+    }
 }
 
 #[test]
@@ -187,8 +216,13 @@ fn every_pair_of_racing_sites_is_one_finding_with_a_count() {
         }
     }
     // t0's first read comes before any write; each later read races the write of the thread
-    // before it, and each later write the previous write: 11 times each, two pairs of sites.
-    let found = races(&b);
+    // before it, and (in HB) each later write the previous write: 11 times each, two pairs of
+    // sites. In SHB a read orders the write it saw before its thread's next write: only the
+    // reads race.
+    let found = races_in(&b, Relation::Shb);
+    let at = "src/executor.rs:77:13".to_owned();
+    assert_eq!(pairs(&found), vec![(at.clone(), at.clone(), 11)]);
+    let found = races_in(&b, Relation::Hb);
     let summary: Vec<(Vec<(String, String)>, u64)> = found
         .iter()
         .map(|f| {
@@ -196,7 +230,6 @@ fn every_pair_of_racing_sites_is_one_finding_with_a_count() {
             (sites(f), detail.count)
         })
         .collect();
-    let at = "src/executor.rs:77:13".to_owned();
     assert_eq!(
         summary,
         vec![
@@ -228,4 +261,182 @@ fn a_block_on_future_is_ordered_before_the_thread_that_waited_for_it() {
     };
     assert!(races(&trace("block_on")).is_empty());
     assert_eq!(races(&trace("task")).len(), 1);
+}
+
+/// Issue 20's minimal case: a race must not hide a later one on the same variable.
+///
+/// ```text
+/// T0: fork(T1) fork(T2) ................... join(T2) read(x)@30
+/// T1:                   write(x)@10
+/// T2:                            write(x)@20
+/// ```
+/// T0's read is ordered after T2's write by the join, but nothing orders T1's write before it.
+#[test]
+fn a_race_does_not_hide_a_later_race_on_the_same_variable_in_any_relation() {
+    let mut b = TraceBuilder::new("std-minimal");
+    let (t0, t1, t2) = (b.thread("T0"), b.thread("T1"), b.thread("T2"));
+    let x = b.variable("x");
+    let (s10, s20, s30) = (b.site("std", 10, 0), b.site("std", 20, 0), b.site("std", 30, 0));
+    b.on(t0).spawn_thread(t1, None).spawn_thread(t2, None);
+    b.on(t1).start().write(x, s10).finish();
+    b.on(t2).start().write(x, s20).finish();
+    b.on(t0).join_thread(t2, None).read(x, s30);
+    for relation in Relation::ALL {
+        assert_eq!(
+            pairs(&races_in(&b, relation)),
+            vec![
+                ("std:10:0".to_owned(), "std:20:0".to_owned(), 1),
+                ("std:10:0".to_owned(), "std:30:0".to_owned(), 1),
+            ],
+            "{relation}"
+        );
+    }
+}
+
+/// A read racing a write after an earlier racy read is still found when reads were
+/// concurrent, and a write after racy reads races each of them (HB pairs every one).
+#[test]
+fn a_write_races_every_concurrent_read_before_it() {
+    let mut b = TraceBuilder::new("reads");
+    let (t1, t2, t3) = (b.thread("t1"), b.thread("t2"), b.thread("t3"));
+    let x = b.variable("x");
+    let (r1, r2, w) = (b.site("a", 1, 0), b.site("a", 2, 0), b.site("a", 3, 0));
+    b.on(t1).read(x, r1);
+    b.on(t2).read(x, r2);
+    b.on(t3).write(x, w);
+    assert_eq!(
+        pairs(&races_in(&b, Relation::Hb)),
+        vec![
+            ("a:1:0".to_owned(), "a:3:0".to_owned(), 1),
+            ("a:2:0".to_owned(), "a:3:0".to_owned(), 1)
+        ]
+    );
+    // SHB and WCP name the latest one, which their theorems speak of.
+    for relation in [Relation::Shb, Relation::Wcp] {
+        assert_eq!(
+            pairs(&races_in(&b, relation)),
+            vec![("a:2:0".to_owned(), "a:3:0".to_owned(), 1)]
+        );
+    }
+}
+
+/// WCP's first example: happens-before orders the write before the read only because `t1`
+/// happened to take `m` first; the critical sections touch nothing in common, so another
+/// schedule runs `t2`'s first and the accesses race.
+///
+/// ```text
+/// t1: write(x)@1 lock(m) write(y) unlock(m)
+/// t2:                                       lock(m) read(z) unlock(m) read(x)@2
+/// ```
+#[test]
+fn wcp_predicts_a_race_that_lock_order_hid() {
+    let mut b = TraceBuilder::new("wcp");
+    let (t1, t2) = (b.thread("t1"), b.thread("t2"));
+    let (m, x, y, z) = (b.mutex("m"), b.variable("x"), b.variable("y"), b.variable("z"));
+    let (w, r, s) = (b.site("a", 1, 0), b.site("a", 2, 0), b.site("a", 3, 0));
+    b.on(t1).write(x, w).acquire(m, s).write(y, s).release(m);
+    b.on(t2).acquire(m, s).read(z, s).release(m).read(x, r);
+    assert!(races_in(&b, Relation::Hb).is_empty());
+    assert!(races_in(&b, Relation::Shb).is_empty());
+    let found = races_in(&b, Relation::Wcp);
+    assert_eq!(pairs(&found), vec![("a:1:0".to_owned(), "a:2:0".to_owned(), 1)]);
+    assert_eq!(found[0].severity, Severity::Error, "the first WCP race is sure");
+    assert!(found[0].title.starts_with("predicted data race"), "{}", found[0].title);
+    assert!(found[0].evidence[2].contains("do not conflict"), "{:?}", found[0].evidence);
+
+    // When the sections conflict (both touch `y`, one writing), they cannot swap: no race.
+    let mut b = TraceBuilder::new("wcp-conflict");
+    let (t1, t2) = (b.thread("t1"), b.thread("t2"));
+    let (m, x, y) = (b.mutex("m"), b.variable("x"), b.variable("y"));
+    let (w, r, s) = (b.site("a", 1, 0), b.site("a", 2, 0), b.site("a", 3, 0));
+    b.on(t1).write(x, w).acquire(m, s).write(y, s).release(m);
+    b.on(t2).acquire(m, s).read(y, s).release(m).read(x, r);
+    assert!(races_in(&b, Relation::Wcp).is_empty());
+}
+
+/// A semaphore's sections can overlap, so WCP cannot swap them as it swaps a mutex's: a
+/// permit handed on orders the giver before the taker in every relation.
+///
+/// ```text
+/// t1: write(x) acquire(permits) release(permits)
+/// t2:                                            acquire(permits) release(permits) read(x)
+/// ```
+#[test]
+fn a_semaphore_permit_orders_in_every_relation() {
+    let mut b = TraceBuilder::new("semaphore");
+    let (t1, t2) = (b.thread("t1"), b.thread("t2"));
+    let permits = b.lock(LockKind::Semaphore, false, Some("permits"), None);
+    let x = b.variable("x");
+    let s = b.site("a", 1, 0);
+    b.on(t1).write(x, s).acquire(permits, s).release(permits);
+    b.on(t2).acquire(permits, s).release(permits).read(x, s);
+    for relation in Relation::ALL {
+        assert!(races_in(&b, relation).is_empty(), "{relation}");
+    }
+}
+
+/// Read sections of a read-write lock never order each other, in WCP as in HB; a write
+/// section after them is ordered after each.
+#[test]
+fn read_sections_order_nothing_in_wcp() {
+    let mut b = TraceBuilder::new("rw-wcp");
+    let (t1, t2) = (b.thread("t1"), b.thread("t2"));
+    let (rw, x, y) = (b.rwlock("config"), b.variable("x"), b.variable("y"));
+    let (w, r, s) = (b.site("a", 1, 0), b.site("a", 2, 0), b.site("a", 3, 0));
+    b.on(t1).write(x, w).acquire_shared(rw, s).read(y, s).release_shared(rw);
+    b.on(t2).acquire_shared(rw, s).read(y, s).release_shared(rw).read(x, r);
+    for relation in Relation::ALL {
+        assert_eq!(
+            pairs(&races_in(&b, relation)),
+            vec![("a:1:0".to_owned(), "a:2:0".to_owned(), 1)],
+            "{relation}"
+        );
+    }
+}
+
+/// WCP keeps a bounded history of critical sections per lock; what it drops before every
+/// thread looked at it is said in the findings, since orders may have been lost with it.
+#[test]
+fn wcp_says_when_its_bounds_forgot_critical_sections() {
+    let mut b = TraceBuilder::new("wcp-bound");
+    let (t1, t2) = (b.thread("t1"), b.thread("t2"));
+    let (m, x) = (b.mutex("m"), b.variable("x"));
+    let (w, r, s) = (b.site("a", 1, 0), b.site("a", 2, 0), b.site("a", 3, 0));
+    b.on(t2).acquire(m, s).release(m);
+    b.on(t1).write(x, w);
+    for _ in 0..300 {
+        b.on(t1).acquire(m, s).release(m);
+    }
+    b.on(t2).read(x, r);
+    // 301 sections, 256 kept: 45 dropped before `t2` (and `t1`) passed them.
+    let found = races_in(&b, Relation::Wcp);
+    assert_eq!(pairs(&found), vec![("a:1:0".to_owned(), "a:2:0".to_owned(), 1)]);
+    let said = found[0].evidence.iter().any(|line| line.contains("forgot 45 critical sections"));
+    assert!(said, "{:?}", found[0].evidence);
+}
+
+/// SHB with many logical threads (its last-write clocks leave their flat table past 16):
+/// a read that saw a flag set is ordered after what was written before the flag.
+#[test]
+fn shb_orders_a_read_after_the_write_it_saw_with_many_threads() {
+    let mut b = TraceBuilder::new("publish");
+    let main = b.thread("main");
+    let idle: Vec<_> = (0..20).map(|i| b.thread(&format!("idle-{i}"))).collect();
+    let (publisher, reader) = (b.thread("publisher"), b.thread("reader"));
+    let (config, ready) = (b.variable("config"), b.variable("ready"));
+    let sites: Vec<SiteId> = (1..=4).map(|line| b.site("a", line, 0)).collect();
+    for &thread in &idle {
+        b.on(main).spawn_thread(thread, None);
+        b.on(thread).start().write(config, sites[0]).finish();
+        b.on(main).join_thread(thread, None);
+    }
+    b.on(main).spawn_thread(publisher, None).spawn_thread(reader, None);
+    b.on(publisher).start().write(config, sites[0]).write(ready, sites[1]);
+    b.on(reader).start().read(ready, sites[2]).read(config, sites[3]);
+    let ready_race = ("a:2:0".to_owned(), "a:3:0".to_owned(), 1);
+    assert_eq!(
+        pairs(&races_in(&b, Relation::Hb)),
+        vec![ready_race.clone(), ("a:1:0".to_owned(), "a:4:0".to_owned(), 1)]
+    );
+    assert_eq!(pairs(&races_in(&b, Relation::Shb)), vec![ready_race]);
 }

@@ -219,7 +219,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("generated {events} events ({bytes} bytes) in {:.2?}", started.elapsed());
 
     let started = Instant::now();
-    let data = Data::load(&[&path])?;
+    let data = Data::load(&[&path], &hindsight_analyzer::AnalyzeOptions::default())?;
     let loaded = started.elapsed();
     let mut app = App::new(data);
     let mut terminal = Terminal::new(TestBackend::new(120, 40))?;

@@ -45,12 +45,12 @@ pub struct Data {
 }
 
 impl Data {
-    /// Analyses the files at `paths` and builds their timeline, on two threads.
-    pub fn load<P: AsRef<Path>>(paths: &[P]) -> Result<Data, Error> {
+    /// Analyses the files at `paths` with `options` and builds their timeline, on two threads.
+    pub fn load<P: AsRef<Path>>(paths: &[P], options: &AnalyzeOptions) -> Result<Data, Error> {
         let paths: Vec<PathBuf> = paths.iter().map(|p| p.as_ref().to_path_buf()).collect();
         let (report, timeline) = std::thread::scope(|scope| {
             let timeline = scope.spawn(|| Timeline::from_paths(&paths));
-            let report = hindsight_analyzer::analyze_paths(&paths, &AnalyzeOptions::default());
+            let report = hindsight_analyzer::analyze_paths(&paths, options);
             (report, timeline.join())
         });
         let report = report?;

@@ -24,12 +24,13 @@ pub mod view;
 pub use app::{Action, App, Key, Tab};
 pub use data::{Data, Error};
 
+use hindsight_analyzer::AnalyzeOptions;
 use std::path::Path;
 
 /// Analyses the traces at `paths` (several are one incident, as for `hindsight analyze`) and
-/// runs the terminal UI over them until the user quits.
-pub fn run<P: AsRef<Path>>(paths: &[P]) -> Result<(), Error> {
-    let data = Data::load(paths)?;
+/// runs the terminal UI over them, with the analysis run with `options`, until the user quits.
+pub fn run<P: AsRef<Path>>(paths: &[P], options: &AnalyzeOptions) -> Result<(), Error> {
+    let data = Data::load(paths, options)?;
     let mut app = App::new(data);
     let mut terminal = terminal::TerminalGuard::enter()?;
     loop {

@@ -18,7 +18,10 @@ fn trace(name: &str) -> PathBuf {
 }
 
 fn app(name: &str) -> App {
-    App::new(Data::load(&[trace(name)]).expect("a committed trace loads"))
+    App::new(
+        Data::load(&[trace(name)], &hindsight_analyzer::AnalyzeOptions::default())
+            .expect("a committed trace loads"),
+    )
 }
 
 /// The frame `app` draws on a 120×40 terminal.

@@ -58,7 +58,7 @@ impl Suite {
             stale_lock: StaleLock::new(),
             guard_across_await: GuardAcrossAwait::new(),
             blocking_in_async: BlockingInAsync::new(options.poll_threshold_ns),
-            data_race: DataRace::new(),
+            data_race: DataRace::with_relation(options.races),
             lock_order: LockOrder::new(),
             contention: Contention::new(options.wait_threshold_ns),
             options: options.clone(),

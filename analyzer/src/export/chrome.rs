@@ -73,11 +73,14 @@ impl fmt::Display for ChromeSummary {
 }
 
 /// Replays `replay` to its end and writes its timeline to `out` as Chrome trace-event JSON,
-/// with the findings of the analysis; see the module docs. A file that stops being readable
-/// part-way as a whole (a malformed STD line) is an error, as in the analysis.
-pub fn write<W: Write>(mut replay: Replay, out: W) -> Result<ChromeSummary, ExportError> {
-    let options = AnalyzeOptions::default();
-    let mut suite = Suite::new(&options);
+/// with the findings of the analysis run with `options`; see the module docs. A file that stops
+/// being readable part-way as a whole (a malformed STD line) is an error, as in the analysis.
+pub fn write<W: Write>(
+    mut replay: Replay,
+    options: &AnalyzeOptions,
+    out: W,
+) -> Result<ChromeSummary, ExportError> {
+    let mut suite = Suite::new(options);
     let mut timeline = Timeline::new(out);
     timeline.begin(replay.trace())?;
     while let Some(event) = replay.next_event() {
@@ -635,7 +638,8 @@ mod tests {
         let replay = Replay::from_bytes(vec![("built".to_owned(), builder.build())])
             .expect("a built trace opens");
         let mut out = Vec::new();
-        let summary = write(replay, &mut out).expect("exporting to memory works");
+        let summary =
+            write(replay, &AnalyzeOptions::default(), &mut out).expect("exporting to memory works");
         (summary, serde_json::from_slice(&out).expect("the export is JSON"))
     }
 

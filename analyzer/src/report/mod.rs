@@ -710,6 +710,13 @@ pub struct RaceDetail {
     pub second: AccessDetail,
     /// How often this pair of sites raced.
     pub count: u64,
+    /// The relation that found it (`hb`, `shb` or `wcp`, as `--races` names them).
+    #[serde(default)]
+    pub relation: String,
+    /// Why the two accesses can run back to back (for WCP, the critical sections that may be
+    /// reordered).
+    #[serde(default)]
+    pub reason: String,
 }
 
 /// One access of a data race.
