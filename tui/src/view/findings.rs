@@ -9,7 +9,7 @@ use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Color, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Cell, Row, Widget};
+use ratatui::widgets::{Cell, Widget};
 use std::cmp::Ordering;
 use std::rc::Rc;
 
@@ -98,21 +98,21 @@ impl Widget for &FindingsView {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let findings = &self.data.report.findings;
         let [top, bottom] = self.nav.split(area, area.height / 2);
-        let rows: Vec<Row<'_>> = self
+        let rows: Vec<Vec<_>> = self
             .nav
             .rows
             .iter()
             .map(|&i| {
                 let f = &findings[i];
                 let (label, style) = severity_label(f.severity);
-                Row::new(vec![
+                vec![
                     Cell::from(Span::styled(label, style)),
                     Cell::from(f.kind.name()),
                     Cell::from(f.title.clone()),
                     Cell::from(f.locks.join(", ")),
                     Cell::from(actors(f)),
                     Cell::from(format_ns(f.time_ns)),
-                ])
+                ]
             })
             .collect();
         let (errors, warnings, infos) = self.data.report.counts();

@@ -10,7 +10,7 @@ use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Paragraph, Row, Widget, Wrap};
+use ratatui::widgets::{Paragraph, Widget, Wrap};
 use std::rc::Rc;
 
 const HEADER: [&str; 3] = ["Sev", "Cycle", "Edges"];
@@ -151,7 +151,7 @@ impl Widget for &LockGraphView {
             Layout::horizontal([Constraint::Percentage(40), Constraint::Percentage(60)])
                 .areas(area);
         let findings = &self.data.report.findings;
-        let rows: Vec<Row<'_>> = self
+        let rows: Vec<Vec<_>> = self
             .nav
             .rows
             .iter()
@@ -159,11 +159,11 @@ impl Widget for &LockGraphView {
                 let finding = &findings[i];
                 let cycle = cycle_of(finding)?;
                 let (label, style) = severity_label(finding.severity);
-                Some(Row::new(vec![
+                Some(vec![
                     Span::styled(label, style),
                     Span::raw(path(cycle)),
                     Span::raw(cycle.edges.len().to_string()),
-                ]))
+                ])
             })
             .collect();
         let widths = [Constraint::Length(5), Constraint::Fill(1), Constraint::Length(5)];

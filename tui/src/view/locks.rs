@@ -10,7 +10,7 @@ use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Paragraph, Row, Sparkline, Widget};
+use ratatui::widgets::{Block, Paragraph, Sparkline, Widget};
 use std::cmp::Ordering;
 use std::rc::Rc;
 
@@ -92,13 +92,13 @@ impl Widget for &LocksView {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let [top, bottom] = self.nav.split(area, area.height / 2);
         let locks = &self.data.report.locks;
-        let rows: Vec<Row<'_>> = self
+        let rows: Vec<Vec<_>> = self
             .nav
             .rows
             .iter()
             .map(|&i| {
                 let l = &locks[i];
-                Row::new(vec![
+                vec![
                     Span::styled(l.name.clone(), Style::new().fg(lock_color(i))),
                     Span::raw(l.kind.clone()),
                     Span::raw(l.acquisitions.to_string()),
@@ -109,7 +109,7 @@ impl Widget for &LocksView {
                     Span::raw(ns_or_dash(l.hold.p99_ns)),
                     Span::raw(ns_or_dash(l.hold.max_ns)),
                     Span::raw(l.owner_changes.to_string()),
-                ])
+                ]
             })
             .collect();
         let widths = [

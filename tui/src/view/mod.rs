@@ -12,13 +12,14 @@ pub mod timeline;
 
 use crate::app::{App, Key, Tab};
 use crate::data::Moment;
-use crate::help::HelpOverlay;
 use hindsight_analyzer::report::{format_ns, Severity};
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Paragraph, Row, StatefulWidget, Table, TableState, Widget, Wrap};
+use ratatui::widgets::{
+    Block, Cell as TableCell, Paragraph, Row, StatefulWidget, Table, TableState, Widget, Wrap,
+};
 use std::cell::Cell;
 
 /// What a view did with a key.
@@ -171,10 +172,10 @@ impl TableNav {
         self.filter = filter.to_lowercase();
     }
 
-    /// Splits `area` into the table (its rows, at most `limit` lines high) and the detail pane
-    /// under it.
-    pub fn split(&self, area: Rect, limit: u16) -> [Rect; 2] {
-        let height = table_height(self.rows.len(), limit);
+    /// Splits `area` into the table (its rows, about `share` lines high) and the detail pane
+    /// under it. On a short screen the table keeps a few rows and the detail pane gives way.
+    pub fn split(&self, area: Rect, share: u16) -> [Rect; 2] {
+        let height = table_height(self.rows.len(), share, area.height);
         Layout::vertical([Constraint::Length(height), Constraint::Min(0)]).areas(area)
     }
 
@@ -189,17 +190,20 @@ impl TableNav {
     }
 
     /// Draws `rows` under `header` with the selection highlighted and the sort column marked,
-    /// scrolled so that the selection shows.
-    pub fn render(
+    /// scrolled so that the selection shows. Columns that do not fit are dropped from the
+    /// right, so the first (what names the row) always shows.
+    pub fn render<'a, C: Into<TableCell<'a>>>(
         &self,
         area: Rect,
         buf: &mut Buffer,
         block: Block<'_>,
         header: &[&str],
         widths: &[Constraint],
-        rows: Vec<Row<'_>>,
+        rows: Vec<Vec<C>>,
     ) {
-        let header = Row::new(header.iter().enumerate().map(|(i, title)| {
+        let room = block.inner(area).width.saturating_sub(HIGHLIGHT_SYMBOL_WIDTH);
+        let shown = columns_that_fit(widths, room, COLUMN_SPACING);
+        let header = Row::new(header.iter().take(shown).enumerate().map(|(i, title)| {
             if self.columns > 0 && i == self.sort {
                 let arrow = if self.descending { "▼" } else { "▲" };
                 format!("{title}{arrow}")
@@ -208,12 +212,13 @@ impl TableNav {
             }
         }))
         .style(Style::new().add_modifier(Modifier::BOLD));
-        let table = Table::new(rows, widths.to_vec())
+        let rows = rows.into_iter().map(|cells| Row::new(cells.into_iter().take(shown)));
+        let table = Table::new(rows, widths[..shown].to_vec())
             .header(header)
             .block(block)
-            .column_spacing(1)
+            .column_spacing(COLUMN_SPACING)
             .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
-            .highlight_symbol("▶ ");
+            .highlight_symbol(HIGHLIGHT_SYMBOL);
         let mut state = TableState::default()
             .with_offset(self.offset.get())
             .with_selected((!self.rows.is_empty()).then_some(self.selected));
@@ -221,6 +226,13 @@ impl TableNav {
         self.offset.set(state.offset());
     }
 }
+
+/// Marks the selected row of a table.
+const HIGHLIGHT_SYMBOL: &str = "▶ ";
+/// The width of [`HIGHLIGHT_SYMBOL`], which the table keeps free left of its columns.
+const HIGHLIGHT_SYMBOL_WIDTH: u16 = 2;
+/// Cells between the columns of a table.
+const COLUMN_SPACING: u16 = 1;
 
 // === shared looks ===
 
@@ -259,10 +271,52 @@ pub(crate) fn ns_or_dash(ns: u64) -> String {
     }
 }
 
-/// The height of a table of `rows` rows (with its borders and header), at most `limit`.
-fn table_height(rows: usize, limit: u16) -> u16 {
-    let wanted = u16::try_from(rows).unwrap_or(u16::MAX).saturating_add(3);
-    wanted.min(limit).max(4.min(limit))
+/// Lines a table needs besides its rows: two borders and the header.
+const TABLE_CHROME: u16 = 3;
+
+/// Rows a table keeps on a short screen before its detail pane gets any line.
+const MIN_TABLE_ROWS: u16 = 3;
+
+/// Lines under which a detail pane (two borders and a line) shows nothing.
+const MIN_DETAIL_HEIGHT: u16 = 3;
+
+/// The height of a table of `rows` rows (with its borders and header) over an area `height`
+/// lines high, of which it is offered `share`: all its rows if they fit in `share`, else
+/// `share`, but never fewer than [`MIN_TABLE_ROWS`] rows while the area has them, and the
+/// whole area when what would be left is too small for a detail pane to show a line.
+fn table_height(rows: usize, share: u16, height: u16) -> u16 {
+    let wanted = u16::try_from(rows).unwrap_or(u16::MAX).saturating_add(TABLE_CHROME);
+    let least = wanted.min(TABLE_CHROME + MIN_TABLE_ROWS);
+    let table = wanted.min(share).max(least).min(height);
+    if height - table < MIN_DETAIL_HEIGHT {
+        height
+    } else {
+        table
+    }
+}
+
+/// Cells of free width a `Fill` column keeps before the columns right of it are dropped.
+const MIN_FILL_WIDTH: u16 = 12;
+
+/// How many of the columns of `widths`, from the left, fit side by side in `width` cells with
+/// `spacing` between them (at least the first: it names the row).
+fn columns_that_fit(widths: &[Constraint], width: u16, spacing: u16) -> usize {
+    let mut used = 0u16;
+    let mut fit = 0;
+    for (i, constraint) in widths.iter().enumerate() {
+        let least = match *constraint {
+            Constraint::Length(n) | Constraint::Min(n) | Constraint::Max(n) => n,
+            Constraint::Fill(_) => MIN_FILL_WIDTH,
+            Constraint::Percentage(_) | Constraint::Ratio(..) => 1,
+        };
+        let needed = used.saturating_add(least).saturating_add(if i > 0 { spacing } else { 0 });
+        if i > 0 && needed > width {
+            break;
+        }
+        used = needed;
+        fit += 1;
+    }
+    fit.max(1).min(widths.len())
 }
 
 /// `1 error`, `2 errors`.
@@ -276,6 +330,15 @@ pub(crate) fn short_site(site: &str) -> String {
     match (parts.next(), parts.next(), parts.next()) {
         (Some(file), Some(dir), Some(_)) => format!("…/{dir}/{file}"),
         _ => site.to_owned(),
+    }
+}
+
+/// Writes `text` on the first row of `area` from column `x`, clipped to `area`: nothing
+/// outside it is touched, however small it is.
+pub(crate) fn put(buf: &mut Buffer, area: Rect, x: u16, text: impl AsRef<str>, style: Style) {
+    let area = area.intersection(buf.area);
+    if area.height > 0 && x >= area.x && x < area.right() {
+        buf.set_stringn(x, area.y, text, usize::from(area.right() - x), style);
     }
 }
 
@@ -319,7 +382,7 @@ impl Widget for &App {
         }
         render_footer(self, footer, buf);
         if self.help_shown() {
-            HelpOverlay.render(area, buf);
+            self.help.render(area, buf);
         }
     }
 }

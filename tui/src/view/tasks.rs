@@ -9,7 +9,7 @@ use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Paragraph, Row, Widget};
+use ratatui::widgets::{Paragraph, Widget};
 use std::cmp::Ordering;
 use std::rc::Rc;
 
@@ -87,13 +87,13 @@ impl Widget for &TasksView {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let lanes = self.data.timeline.lanes();
         let [top, bottom] = self.nav.split(area, area.height * 3 / 5);
-        let rows: Vec<Row<'_>> = self
+        let rows: Vec<Vec<_>> = self
             .nav
             .rows
             .iter()
             .map(|&i| {
                 let lane = &lanes[i];
-                Row::new(vec![
+                vec![
                     lane.name.clone(),
                     lane.kind.name().to_owned(),
                     lane.spawn_site.as_deref().map_or_else(|| "-".to_owned(), short_site),
@@ -106,7 +106,7 @@ impl Widget for &TasksView {
                         lane.held_at_end.join(", ")
                     },
                     lane.state_at_end.clone(),
-                ])
+                ]
             })
             .collect();
         let widths = [
