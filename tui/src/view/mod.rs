@@ -11,7 +11,7 @@ pub mod tasks;
 pub mod timeline;
 
 use crate::app::{App, Key, Tab};
-use crate::data::Moment;
+use crate::data::{sanitize, Moment};
 use hindsight_analyzer::report::{format_ns, Severity};
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -20,6 +20,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{
     Block, Cell as TableCell, Paragraph, Row, StatefulWidget, Table, TableState, Widget, Wrap,
 };
+use std::borrow::Cow;
 use std::cell::Cell;
 
 /// What a view did with a key.
@@ -192,14 +193,14 @@ impl TableNav {
     /// Draws `rows` under `header` with the selection highlighted and the sort column marked,
     /// scrolled so that the selection shows. Columns that do not fit are dropped from the
     /// right, so the first (what names the row) always shows.
-    pub fn render<'a, C: Into<TableCell<'a>>>(
+    pub fn render<'a>(
         &self,
         area: Rect,
         buf: &mut Buffer,
         block: Block<'_>,
         header: &[&str],
         widths: &[Constraint],
-        rows: Vec<Vec<C>>,
+        rows: Vec<Vec<Span<'a>>>,
     ) {
         let room = block.inner(area).width.saturating_sub(HIGHLIGHT_SYMBOL_WIDTH);
         let shown = columns_that_fit(widths, room, COLUMN_SPACING);
@@ -212,7 +213,9 @@ impl TableNav {
             }
         }))
         .style(Style::new().add_modifier(Modifier::BOLD));
-        let rows = rows.into_iter().map(|cells| Row::new(cells.into_iter().take(shown)));
+        let rows = rows
+            .into_iter()
+            .map(|cells| Row::new(cells.into_iter().take(shown).map(TableCell::from)));
         let table = Table::new(rows, widths[..shown].to_vec())
             .header(header)
             .block(block)
@@ -333,30 +336,52 @@ pub(crate) fn short_site(site: &str) -> String {
     }
 }
 
-/// Writes `text` on the first row of `area` from column `x`, clipped to `area`: nothing
-/// outside it is touched, however small it is.
+/// Writes `text` ([`sanitize`]d) on the first row of `area` from column `x`, clipped to
+/// `area`: nothing outside it is touched, however small it is.
 pub(crate) fn put(buf: &mut Buffer, area: Rect, x: u16, text: impl AsRef<str>, style: Style) {
     let area = area.intersection(buf.area);
     if area.height > 0 && x >= area.x && x < area.right() {
+        let text = sanitize(text.as_ref());
         buf.set_stringn(x, area.y, text, usize::from(area.right() - x), style);
     }
 }
 
+/// A span of `text` in `style`, with what must not reach a terminal escaped
+/// ([`sanitize`]): every string from a trace becomes a span through here.
+pub(crate) fn styled<'a>(text: impl Into<Cow<'a, str>>, style: Style) -> Span<'a> {
+    let text = text.into();
+    let escaped = match sanitize(&text) {
+        Cow::Owned(escaped) => Some(escaped),
+        Cow::Borrowed(_) => None,
+    };
+    Span::styled(escaped.map_or(text, Cow::Owned), style)
+}
+
+/// A span of `text` in the default style; see [`styled`].
+pub(crate) fn raw<'a>(text: impl Into<Cow<'a, str>>) -> Span<'a> {
+    styled(text, Style::new())
+}
+
+/// A line of `text` in the default style; see [`styled`].
+pub(crate) fn line<'a>(text: impl Into<Cow<'a, str>>) -> Line<'a> {
+    Line::from(raw(text))
+}
+
 /// A bordered block with a title.
 pub(crate) fn block(title: String) -> Block<'static> {
-    Block::bordered().title(title)
+    Block::bordered().title(raw(title))
 }
 
 /// A heading line in a detail pane.
 pub(crate) fn heading(text: &str) -> Line<'static> {
-    Line::from(Span::styled(text.to_owned(), Style::new().add_modifier(Modifier::BOLD)))
+    Line::from(styled(text.to_owned(), Style::new().add_modifier(Modifier::BOLD)))
 }
 
 /// A `label: value` line in a detail pane.
 pub(crate) fn field(label: &str, value: String) -> Line<'static> {
     Line::from(vec![
         Span::styled(format!("{label:<10} "), Style::new().fg(Color::DarkGray)),
-        Span::raw(value),
+        raw(value),
     ])
 }
 
@@ -393,7 +418,7 @@ fn render_title(app: &App, area: Rect, buf: &mut Buffer) {
     let trace = &report.trace;
     let mut spans = vec![
         Span::styled(" hindsight ", Style::new().add_modifier(Modifier::BOLD | Modifier::REVERSED)),
-        Span::raw(format!(
+        raw(format!(
             " {} │ {} events over {} │ ",
             app.data().files.join(", "),
             trace.events,
@@ -439,12 +464,12 @@ fn render_footer(app: &App, area: Rect, buf: &mut Buffer) {
     let line = match app.search_input() {
         Some(input) => Line::from(vec![
             Span::styled("/", Style::new().add_modifier(Modifier::BOLD)),
-            Span::raw(input.to_owned()),
+            raw(input.to_owned()),
             Span::styled("█", dim),
             Span::styled("  Enter keep the filter · Esc clear it", dim),
         ]),
         None if !app.filter().is_empty() => Line::from(vec![
-            Span::styled(format!("filter: {} ", app.filter()), Style::new().fg(Color::Yellow)),
+            styled(format!("filter: {} ", app.filter()), Style::new().fg(Color::Yellow)),
             Span::styled(" / change · Esc clear · ? help · q quit", dim),
         ]),
         None => Line::from(Span::styled(footer_hint(app.tab()), dim)),

@@ -8,7 +8,7 @@
 //!
 //! [`Timeline::columns`]: hindsight_analyzer::timeline::Timeline::columns
 
-use super::{block, lock_color, put, Outcome, View};
+use super::{block, lock_color, put, raw, styled, Outcome, View};
 use crate::app::Key;
 use crate::data::{moment_of, Data, Moment};
 use hindsight_analyzer::report::{format_ns, Severity};
@@ -16,7 +16,7 @@ use hindsight_analyzer::timeline::{Column, LaneKind};
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
-use ratatui::text::{Line, Span};
+use ratatui::text::Line;
 use ratatui::widgets::{Paragraph, Widget};
 use std::cell::Cell;
 use std::rc::Rc;
@@ -351,11 +351,11 @@ impl Widget for &TimelineView {
             .and_then(|l| timeline.lanes().get(l))
             .map_or_else(String::new, |l| format!(" │ lane: {} `{}`", l.kind.name(), l.name));
         Paragraph::new(Line::from(vec![
-            Span::styled(
+            styled(
                 format!("cursor {}", format_ns(self.cursor_ns)),
                 Style::new().add_modifier(Modifier::BOLD),
             ),
-            Span::raw(format!(
+            raw(format!(
                 " │ view {} … {} │ column {}{lane_name}",
                 format_ns(self.from_ns),
                 format_ns(self.to_ns),
@@ -449,11 +449,10 @@ impl Widget for &TimelineView {
 
         // Legend: the glyphs, then the locks drawn, in their colours.
         seen_locks.sort_unstable();
-        let mut spans =
-            vec![Span::styled("█ held  ▄ held part  ░ waiting  ▒ polling  ─ idle │ ", dim)];
+        let mut spans = vec![styled("█ held  ▄ held part  ░ waiting  ▒ polling  ─ idle │ ", dim)];
         for lock in seen_locks {
             if let Some(stats) = timeline.locks().get(lock as usize) {
-                spans.push(Span::styled(
+                spans.push(styled(
                     format!("■ {} ", stats.name),
                     Style::new().fg(lock_color(lock as usize)),
                 ));
@@ -476,7 +475,7 @@ impl Widget for &TimelineView {
                 } else {
                     Style::new()
                 };
-                Line::from(Span::styled(
+                Line::from(styled(
                     format!(
                         "{} {:>10}  {:<28} {}",
                         if at_cursor { "▶" } else { " " },
