@@ -3,6 +3,7 @@
 //! [`view`](crate::view)) reads the state.
 
 use crate::data::Data;
+use crate::help::Help;
 use crate::view::findings::FindingsView;
 use crate::view::lock_graph::LockGraphView;
 use crate::view::locks::LocksView;
@@ -111,7 +112,8 @@ pub struct App {
     pub timeline: TimelineView,
     /// The Lock graph view.
     pub graph: LockGraphView,
-    help: bool,
+    /// The help overlay.
+    pub help: Help,
     search: Option<String>,
 }
 
@@ -127,7 +129,7 @@ impl App {
             graph: LockGraphView::new(Rc::clone(&data)),
             data,
             tab: Tab::Findings,
-            help: false,
+            help: Help::default(),
             search: None,
         }
     }
@@ -144,7 +146,7 @@ impl App {
 
     /// Whether the help overlay is shown.
     pub fn help_shown(&self) -> bool {
-        self.help
+        self.help.shown()
     }
 
     /// The search text being typed, while `/` is active.
@@ -199,17 +201,19 @@ impl App {
             }
             return Action::Continue;
         }
-        if self.help {
+        if self.help.shown() {
             match key {
                 Key::Char('q') => return Action::Quit,
-                Key::Char('?') | Key::Esc | Key::Enter => self.help = false,
-                _ => {}
+                Key::Char('?') | Key::Esc | Key::Enter => self.help.close(),
+                _ => {
+                    self.help.handle_key(key);
+                }
             }
             return Action::Continue;
         }
         match key {
             Key::Char('q') => return Action::Quit,
-            Key::Char('?') => self.help = true,
+            Key::Char('?') => self.help.open(),
             Key::Tab => self.tab = self.tab.offset(1),
             Key::BackTab => self.tab = self.tab.offset(-1),
             Key::Char(c @ '1'..='5') => {
@@ -281,6 +285,7 @@ mod tests {
         app.handle_key(Key::Char('?'));
         assert!(app.help_shown());
         app.handle_key(Key::Char('j'));
+        app.handle_key(Key::Char('x'));
         assert!(app.help_shown(), "keys other than ?, Esc, Enter, q leave the help open");
         app.handle_key(Key::Esc);
         assert!(!app.help_shown());

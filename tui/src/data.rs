@@ -7,6 +7,7 @@
 use hindsight_analyzer::report::{Detail, Finding, FindingKind, Report};
 use hindsight_analyzer::timeline::{LaneKind, Timeline};
 use hindsight_analyzer::{AnalyzeError, AnalyzeOptions};
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 /// Why the UI could not start or went wrong. One line, naming the file where there is one.
@@ -123,6 +124,33 @@ pub fn is_cycle(finding: &Finding) -> bool {
         && matches!(&finding.detail, Detail::LockOrderCycle(c) if !c.edges.is_empty())
 }
 
+/// `text` as it may reach a terminal: every control character (ESC, CR, BEL, the C1
+/// controls, ...) and every invisible bidirectional formatting character written as a Rust
+/// escape (`\u{1b}`), so that a name from a trace can neither drive the terminal nor reorder
+/// what is shown; anything else as it is. Every string from a trace goes through this before
+/// it becomes a span (see `view::styled`).
+pub fn sanitize(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(is_unsafe) {
+        return Cow::Borrowed(text);
+    }
+    let mut clean = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if is_unsafe(c) {
+            clean.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            clean.push(c);
+        }
+    }
+    Cow::Owned(clean)
+}
+
+/// Whether `c` must not reach a terminal as it is: a control character, or a bidirectional
+/// embedding, override, isolate or mark.
+fn is_unsafe(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
 fn file_name(path: &Path) -> String {
     path.file_name()
         .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
@@ -165,6 +193,14 @@ mod tests {
             data.timeline.events_near(moment.time_ns, 1)[0].text,
             "acquired `sqlite` at src/index.rs:10:5"
         );
+    }
+
+    #[test]
+    fn sanitize_escapes_controls_and_bidi_and_keeps_the_rest() {
+        assert!(matches!(sanitize("plain `lock` µs → ok"), Cow::Borrowed(_)));
+        assert_eq!(sanitize("a\u{1b}[31mb\r\n\u{7}"), "a\\u{1b}[31mb\\u{d}\\u{a}\\u{7}");
+        assert_eq!(sanitize("\u{9b}2J"), "\\u{9b}2J", "a C1 CSI");
+        assert_eq!(sanitize("abc\u{202e}fed"), "abc\\u{202e}fed", "a right-to-left override");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 use hindsight_analyzer::report::{Detail, FindingKind};
 use hindsight_tui::help::keys_markdown;
+use hindsight_tui::view::TableView;
 use hindsight_tui::{App, Data, Key, Tab};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
@@ -26,7 +27,12 @@ fn app(name: &str) -> App {
 
 /// The frame `app` draws on a 120×40 terminal.
 fn frame(app: &App) -> String {
-    let mut terminal = Terminal::new(TestBackend::new(120, 40)).expect("a test backend");
+    frame_of_size(app, 120, 40)
+}
+
+/// The frame `app` draws on a terminal `width`×`height`.
+fn frame_of_size(app: &App, width: u16, height: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("a test backend");
     terminal.draw(|f| f.render_widget(app, f.area())).expect("a test backend draws");
     terminal.backend().to_string()
 }
@@ -172,6 +178,56 @@ fn help_lists_every_key() {
     insta::assert_snapshot!(frame);
     app.handle_key(Key::Esc);
     assert!(!app.help_shown());
+}
+
+#[test]
+fn a_small_terminal_shows_rows_of_the_findings_and_locks() {
+    let mut app = app("incident_hang.trace");
+    let findings = frame_of_size(&app, 40, 10);
+    let rows = findings.lines().filter(|l| l.starts_with("\"│") && l.contains("error ")).count();
+    assert_eq!(rows, 2, "both findings show:\n{findings}");
+    insta::assert_snapshot!("findings_40x10", findings);
+    app.handle_key(Key::Char('2'));
+    let locks = frame_of_size(&app, 40, 10);
+    let first = &app.data().report.locks[app.locks.nav().selected_item().expect("a lock")].name;
+    assert!(locks.contains(&format!("▶ {first}")), "the first lock's row shows:\n{locks}");
+    insta::assert_snapshot!("locks_40x10", locks);
+}
+
+#[test]
+fn eighty_columns_keep_the_lock_names_and_drop_columns_from_the_right() {
+    let mut app = app("gate_lock.trace");
+    app.handle_key(Key::Char('2'));
+    let frame = frame_of_size(&app, 80, 24);
+    let header = frame.lines().find(|l| l.contains("Kind")).expect("the header");
+    assert!(header.contains("Lock "), "{header}");
+    assert!(!header.contains("Owner"), "the last column gives way: {header}");
+    for lock in &app.data().report.locks {
+        assert!(frame.contains(lock.name.as_str()), "`{}` shows:\n{frame}", lock.name);
+    }
+    insta::assert_snapshot!("locks_80x24", frame);
+}
+
+#[test]
+fn the_help_scrolls_to_its_last_key() {
+    let mut app = app("lock_order_inversion.trace");
+    app.handle_key(Key::Char('?'));
+    let (_, _, last) = hindsight_tui::help::KEYS.last().expect("keys");
+    let first_page = frame_of_size(&app, 80, 24);
+    assert!(!first_page.contains(last), "the help is longer than 24 lines:\n{first_page}");
+    app.handle_key(Key::End);
+    let end = frame_of_size(&app, 80, 24);
+    assert!(end.contains(last), "{end}");
+    insta::assert_snapshot!("help_scrolled_to_its_end", end);
+    app.handle_key(Key::Char('k'));
+    assert_eq!(app.help.scroll() + 1, {
+        app.handle_key(Key::Char('j'));
+        app.help.scroll()
+    });
+    // Tall enough, the whole help shows at once, its last row too.
+    app.handle_key(Key::Home);
+    let tall = frame_of_size(&app, 200, 70);
+    assert!(tall.contains(last), "{tall}");
 }
 
 #[test]

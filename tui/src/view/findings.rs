@@ -2,14 +2,16 @@
 //! kind, title, locks, actors or time; a detail pane with the whole evidence; Enter shows the
 //! finding's moment in the timeline.
 
-use super::{block, count, field, heading, severity_label, Outcome, TableNav, TableView};
+use super::{
+    block, count, field, heading, line, raw, severity_label, styled, Outcome, TableNav, TableView,
+};
 use crate::data::{moment_of, Data};
 use hindsight_analyzer::report::{format_ns, Detail, Finding};
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Color, Style};
-use ratatui::text::{Line, Span};
-use ratatui::widgets::{Cell, Row, Widget};
+use ratatui::text::Line;
+use ratatui::widgets::Widget;
 use std::cmp::Ordering;
 use std::rc::Rc;
 
@@ -98,21 +100,21 @@ impl Widget for &FindingsView {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let findings = &self.data.report.findings;
         let [top, bottom] = self.nav.split(area, area.height / 2);
-        let rows: Vec<Row<'_>> = self
+        let rows: Vec<Vec<_>> = self
             .nav
             .rows
             .iter()
             .map(|&i| {
                 let f = &findings[i];
                 let (label, style) = severity_label(f.severity);
-                Row::new(vec![
-                    Cell::from(Span::styled(label, style)),
-                    Cell::from(f.kind.name()),
-                    Cell::from(f.title.clone()),
-                    Cell::from(f.locks.join(", ")),
-                    Cell::from(actors(f)),
-                    Cell::from(format_ns(f.time_ns)),
-                ])
+                vec![
+                    styled(label, style),
+                    raw(f.kind.name()),
+                    raw(f.title.clone()),
+                    raw(f.locks.join(", ")),
+                    raw(actors(f)),
+                    raw(format_ns(f.time_ns)),
+                ]
             })
             .collect();
         let (errors, warnings, infos) = self.data.report.counts();
@@ -145,8 +147,8 @@ impl Widget for &FindingsView {
 fn detail(f: &Finding) -> Vec<Line<'static>> {
     let (label, style) = severity_label(f.severity);
     let mut lines = vec![Line::from(vec![
-        Span::styled(format!("{label}[{}]", f.kind), style),
-        Span::raw(format!(" {}", f.title)),
+        styled(format!("{label}[{}]", f.kind), style),
+        raw(format!(" {}", f.title)),
     ])];
     lines.push(field("time", format_ns(f.time_ns)));
     let list = |items: &[String]| if items.is_empty() { "-".to_owned() } else { items.join(", ") };
@@ -161,7 +163,7 @@ fn detail(f: &Finding) -> Vec<Line<'static>> {
     if !f.sites.is_empty() {
         lines.push(heading("sites"));
         for site in &f.sites {
-            lines.push(Line::from(format!("  {:<9} {site}", site.role)));
+            lines.push(line(format!("  {:<9} {site}", site.role)));
         }
     }
     match &f.detail {
@@ -172,18 +174,18 @@ fn detail(f: &Finding) -> Vec<Line<'static>> {
                     Some(task) => format!("task `{task}` on thread `{}`", edge.thread),
                     None => format!("thread `{}`", edge.thread),
                 };
-                lines.push(Line::from(format!(
+                lines.push(line(format!(
                     "  {} → {}  by {who}, seen {}×",
                     edge.from, edge.to, edge.count
                 )));
-                lines.push(Line::from(format!(
+                lines.push(line(format!(
                     "    held `{}` ({}) since {}, acquired at {}",
                     edge.from_lock,
                     edge.held_mode,
                     format_ns(edge.held_since_ns),
                     edge.held_at
                 )));
-                lines.push(Line::from(format!(
+                lines.push(line(format!(
                     "    took `{}` ({}) at {}, t={}",
                     edge.to_lock,
                     edge.mode,
@@ -199,16 +201,16 @@ fn detail(f: &Finding) -> Vec<Line<'static>> {
                     Some(task) => format!("task `{task}` on thread `{}`", actor.thread),
                     None => format!("thread `{}`", actor.thread),
                 };
-                lines.push(Line::from(format!("  {who}")));
+                lines.push(line(format!("  {who}")));
                 if let Some(held) = &actor.holds {
-                    lines.push(Line::from(format!(
+                    lines.push(line(format!(
                         "    holds `{}` since {}, acquired at {}",
                         held.lock,
                         format_ns(held.since_ns),
                         held.site
                     )));
                 }
-                lines.push(Line::from(format!(
+                lines.push(line(format!(
                     "    waits for {} `{}` since {}{}",
                     actor.wait_kind,
                     actor.waits_for,
@@ -232,14 +234,14 @@ fn detail(f: &Finding) -> Vec<Line<'static>> {
     }
     if !f.evidence.is_empty() {
         lines.push(heading("evidence"));
-        for line in &f.evidence {
-            lines.push(Line::from(format!("  - {line}")));
+        for evidence in &f.evidence {
+            lines.push(line(format!("  - {evidence}")));
         }
     }
     if let Some(help) = &f.help {
         lines.push(Line::from(vec![
-            Span::styled("help: ", Style::new().fg(Color::Green)),
-            Span::raw(help.clone()),
+            styled("help: ", Style::new().fg(Color::Green)),
+            raw(help.clone()),
         ]));
     }
     lines

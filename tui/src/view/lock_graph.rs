@@ -3,14 +3,14 @@
 //! cycle's first acquisition in the timeline. Below them, every order in which lock classes
 //! were taken: the whole lock-order graph, cycles or not.
 
-use super::{block, heading, severity_label, Outcome, TableNav, TableView};
+use super::{block, heading, line, raw, severity_label, styled, Outcome, TableNav, TableView};
 use crate::data::{is_cycle, moment_of, Data};
 use hindsight_analyzer::report::{format_ns, CycleDetail, Detail, Finding, LockOrderEdge};
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Style};
-use ratatui::text::{Line, Span};
-use ratatui::widgets::{Paragraph, Row, Widget, Wrap};
+use ratatui::text::Line;
+use ratatui::widgets::{Paragraph, Widget, Wrap};
 use std::rc::Rc;
 
 const HEADER: [&str; 3] = ["Sev", "Cycle", "Edges"];
@@ -115,7 +115,7 @@ fn render_orders(orders: &[LockOrderEdge], area: Rect, buf: &mut Buffer) {
     let mut lines: Vec<Line<'_>> = orders[..shown]
         .iter()
         .map(|order| {
-            Line::from(format!(
+            line(format!(
                 "{:>9}×  {} → {}   at {} (holding {} from {})",
                 order.count,
                 order.from,
@@ -127,7 +127,7 @@ fn render_orders(orders: &[LockOrderEdge], area: Rect, buf: &mut Buffer) {
         })
         .collect();
     if shown < orders.len() {
-        lines.push(Line::from(format!("  … and {} more", orders.len() - shown)));
+        lines.push(line(format!("  … and {} more", orders.len() - shown)));
     }
     let title =
         format!(" Lock orders: {} (A → B: B taken while holding A; first sites) ", orders.len());
@@ -151,7 +151,7 @@ impl Widget for &LockGraphView {
             Layout::horizontal([Constraint::Percentage(40), Constraint::Percentage(60)])
                 .areas(area);
         let findings = &self.data.report.findings;
-        let rows: Vec<Row<'_>> = self
+        let rows: Vec<Vec<_>> = self
             .nav
             .rows
             .iter()
@@ -159,11 +159,11 @@ impl Widget for &LockGraphView {
                 let finding = &findings[i];
                 let cycle = cycle_of(finding)?;
                 let (label, style) = severity_label(finding.severity);
-                Some(Row::new(vec![
-                    Span::styled(label, style),
-                    Span::raw(path(cycle)),
-                    Span::raw(cycle.edges.len().to_string()),
-                ]))
+                Some(vec![
+                    styled(label, style),
+                    raw(path(cycle)),
+                    raw(cycle.edges.len().to_string()),
+                ])
             })
             .collect();
         let widths = [Constraint::Length(5), Constraint::Fill(1), Constraint::Length(5)];
@@ -183,12 +183,10 @@ impl Widget for &LockGraphView {
             return;
         };
         let (label, style) = severity_label(finding.severity);
-        let mut lines = vec![Line::from(vec![
-            Span::styled(format!("{label} "), style),
-            Span::raw(finding.title.clone()),
-        ])];
+        let mut lines =
+            vec![Line::from(vec![styled(format!("{label} "), style), raw(finding.title.clone())])];
         if let Some(reason) = &cycle.reason {
-            lines.push(Line::from(Span::styled(
+            lines.push(Line::from(styled(
                 format!("not an error: {reason}"),
                 Style::new().fg(Color::Blue),
             )));
@@ -200,15 +198,15 @@ impl Widget for &LockGraphView {
                 Some(task) => format!("task `{task}` on thread `{}`", edge.thread),
                 None => format!("thread `{}`", edge.thread),
             };
-            lines.push(Line::from(format!("  {who}")));
-            lines.push(Line::from(format!(
+            lines.push(line(format!("  {who}")));
+            lines.push(line(format!(
                 "  held `{}` ({}) since {} at {}",
                 edge.from_lock,
                 edge.held_mode,
                 format_ns(edge.held_since_ns),
                 edge.held_at
             )));
-            lines.push(Line::from(format!(
+            lines.push(line(format!(
                 "  took `{}` ({}) at {} at {}",
                 edge.to_lock,
                 edge.mode,

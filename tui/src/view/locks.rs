@@ -3,14 +3,16 @@
 //! that wait for it and hold it most, and a sparkline of the time spent waiting for it over
 //! the trace (from the timeline).
 
-use super::{block, field, heading, lock_color, ns_or_dash, TableNav, TableView};
+use super::{
+    block, field, heading, line, lock_color, ns_or_dash, raw, styled, TableNav, TableView,
+};
 use crate::data::Data;
 use hindsight_analyzer::report::{format_ns, DurationStats, LockEntry, SiteTime};
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
-use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Paragraph, Row, Sparkline, Widget};
+use ratatui::text::Line;
+use ratatui::widgets::{Block, Paragraph, Sparkline, Widget};
 use std::cmp::Ordering;
 use std::rc::Rc;
 
@@ -92,24 +94,24 @@ impl Widget for &LocksView {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let [top, bottom] = self.nav.split(area, area.height / 2);
         let locks = &self.data.report.locks;
-        let rows: Vec<Row<'_>> = self
+        let rows: Vec<Vec<_>> = self
             .nav
             .rows
             .iter()
             .map(|&i| {
                 let l = &locks[i];
-                Row::new(vec![
-                    Span::styled(l.name.clone(), Style::new().fg(lock_color(i))),
-                    Span::raw(l.kind.clone()),
-                    Span::raw(l.acquisitions.to_string()),
-                    Span::raw(l.contended.to_string()),
-                    Span::raw(ns_or_dash(l.wait.p50_ns)),
-                    Span::raw(ns_or_dash(l.wait.p99_ns)),
-                    Span::raw(ns_or_dash(l.wait.max_ns)),
-                    Span::raw(ns_or_dash(l.hold.p99_ns)),
-                    Span::raw(ns_or_dash(l.hold.max_ns)),
-                    Span::raw(l.owner_changes.to_string()),
-                ])
+                vec![
+                    styled(l.name.clone(), Style::new().fg(lock_color(i))),
+                    raw(l.kind.clone()),
+                    raw(l.acquisitions.to_string()),
+                    raw(l.contended.to_string()),
+                    raw(ns_or_dash(l.wait.p50_ns)),
+                    raw(ns_or_dash(l.wait.p99_ns)),
+                    raw(ns_or_dash(l.wait.max_ns)),
+                    raw(ns_or_dash(l.hold.p99_ns)),
+                    raw(ns_or_dash(l.hold.max_ns)),
+                    raw(l.owner_changes.to_string()),
+                ]
             })
             .collect();
         let widths = [
@@ -148,7 +150,7 @@ impl Widget for &LocksView {
             )
         };
         let mut lines = vec![
-            Line::from(Span::styled(entry.name.clone(), Style::new().fg(lock_color(i)))),
+            Line::from(styled(entry.name.clone(), Style::new().fg(lock_color(i)))),
             field(
                 "kind",
                 format!(
@@ -216,7 +218,7 @@ fn sites(lines: &mut Vec<Line<'static>>, title: &str, sites: &[SiteTime], verb: 
         lines.push(Line::from("  -"));
     }
     for site in sites.iter().take(TOP_SITES) {
-        lines.push(Line::from(format!(
+        lines.push(line(format!(
             "  {:<40} {verb} {} in {} times",
             site.site,
             format_ns(site.total_ns),

@@ -11,14 +11,16 @@ pub mod tasks;
 pub mod timeline;
 
 use crate::app::{App, Key, Tab};
-use crate::data::Moment;
-use crate::help::HelpOverlay;
+use crate::data::{sanitize, Moment};
 use hindsight_analyzer::report::{format_ns, Severity};
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Paragraph, Row, StatefulWidget, Table, TableState, Widget, Wrap};
+use ratatui::widgets::{
+    Block, Cell as TableCell, Paragraph, Row, StatefulWidget, Table, TableState, Widget, Wrap,
+};
+use std::borrow::Cow;
 use std::cell::Cell;
 
 /// What a view did with a key.
@@ -171,10 +173,10 @@ impl TableNav {
         self.filter = filter.to_lowercase();
     }
 
-    /// Splits `area` into the table (its rows, at most `limit` lines high) and the detail pane
-    /// under it.
-    pub fn split(&self, area: Rect, limit: u16) -> [Rect; 2] {
-        let height = table_height(self.rows.len(), limit);
+    /// Splits `area` into the table (its rows, about `share` lines high) and the detail pane
+    /// under it. On a short screen the table keeps a few rows and the detail pane gives way.
+    pub fn split(&self, area: Rect, share: u16) -> [Rect; 2] {
+        let height = table_height(self.rows.len(), share, area.height);
         Layout::vertical([Constraint::Length(height), Constraint::Min(0)]).areas(area)
     }
 
@@ -189,17 +191,20 @@ impl TableNav {
     }
 
     /// Draws `rows` under `header` with the selection highlighted and the sort column marked,
-    /// scrolled so that the selection shows.
-    pub fn render(
+    /// scrolled so that the selection shows. Columns that do not fit are dropped from the
+    /// right, so the first (what names the row) always shows.
+    pub fn render<'a>(
         &self,
         area: Rect,
         buf: &mut Buffer,
         block: Block<'_>,
         header: &[&str],
         widths: &[Constraint],
-        rows: Vec<Row<'_>>,
+        rows: Vec<Vec<Span<'a>>>,
     ) {
-        let header = Row::new(header.iter().enumerate().map(|(i, title)| {
+        let room = block.inner(area).width.saturating_sub(HIGHLIGHT_SYMBOL_WIDTH);
+        let shown = columns_that_fit(widths, room, COLUMN_SPACING);
+        let header = Row::new(header.iter().take(shown).enumerate().map(|(i, title)| {
             if self.columns > 0 && i == self.sort {
                 let arrow = if self.descending { "▼" } else { "▲" };
                 format!("{title}{arrow}")
@@ -208,12 +213,15 @@ impl TableNav {
             }
         }))
         .style(Style::new().add_modifier(Modifier::BOLD));
-        let table = Table::new(rows, widths.to_vec())
+        let rows = rows
+            .into_iter()
+            .map(|cells| Row::new(cells.into_iter().take(shown).map(TableCell::from)));
+        let table = Table::new(rows, widths[..shown].to_vec())
             .header(header)
             .block(block)
-            .column_spacing(1)
+            .column_spacing(COLUMN_SPACING)
             .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
-            .highlight_symbol("▶ ");
+            .highlight_symbol(HIGHLIGHT_SYMBOL);
         let mut state = TableState::default()
             .with_offset(self.offset.get())
             .with_selected((!self.rows.is_empty()).then_some(self.selected));
@@ -221,6 +229,13 @@ impl TableNav {
         self.offset.set(state.offset());
     }
 }
+
+/// Marks the selected row of a table.
+const HIGHLIGHT_SYMBOL: &str = "▶ ";
+/// The width of [`HIGHLIGHT_SYMBOL`], which the table keeps free left of its columns.
+const HIGHLIGHT_SYMBOL_WIDTH: u16 = 2;
+/// Cells between the columns of a table.
+const COLUMN_SPACING: u16 = 1;
 
 // === shared looks ===
 
@@ -259,10 +274,52 @@ pub(crate) fn ns_or_dash(ns: u64) -> String {
     }
 }
 
-/// The height of a table of `rows` rows (with its borders and header), at most `limit`.
-fn table_height(rows: usize, limit: u16) -> u16 {
-    let wanted = u16::try_from(rows).unwrap_or(u16::MAX).saturating_add(3);
-    wanted.min(limit).max(4.min(limit))
+/// Lines a table needs besides its rows: two borders and the header.
+const TABLE_CHROME: u16 = 3;
+
+/// Rows a table keeps on a short screen before its detail pane gets any line.
+const MIN_TABLE_ROWS: u16 = 3;
+
+/// Lines under which a detail pane (two borders and a line) shows nothing.
+const MIN_DETAIL_HEIGHT: u16 = 3;
+
+/// The height of a table of `rows` rows (with its borders and header) over an area `height`
+/// lines high, of which it is offered `share`: all its rows if they fit in `share`, else
+/// `share`, but never fewer than [`MIN_TABLE_ROWS`] rows while the area has them, and the
+/// whole area when what would be left is too small for a detail pane to show a line.
+fn table_height(rows: usize, share: u16, height: u16) -> u16 {
+    let wanted = u16::try_from(rows).unwrap_or(u16::MAX).saturating_add(TABLE_CHROME);
+    let least = wanted.min(TABLE_CHROME + MIN_TABLE_ROWS);
+    let table = wanted.min(share).max(least).min(height);
+    if height - table < MIN_DETAIL_HEIGHT {
+        height
+    } else {
+        table
+    }
+}
+
+/// Cells of free width a `Fill` column keeps before the columns right of it are dropped.
+const MIN_FILL_WIDTH: u16 = 12;
+
+/// How many of the columns of `widths`, from the left, fit side by side in `width` cells with
+/// `spacing` between them (at least the first: it names the row).
+fn columns_that_fit(widths: &[Constraint], width: u16, spacing: u16) -> usize {
+    let mut used = 0u16;
+    let mut fit = 0;
+    for (i, constraint) in widths.iter().enumerate() {
+        let least = match *constraint {
+            Constraint::Length(n) | Constraint::Min(n) | Constraint::Max(n) => n,
+            Constraint::Fill(_) => MIN_FILL_WIDTH,
+            Constraint::Percentage(_) | Constraint::Ratio(..) => 1,
+        };
+        let needed = used.saturating_add(least).saturating_add(if i > 0 { spacing } else { 0 });
+        if i > 0 && needed > width {
+            break;
+        }
+        used = needed;
+        fit += 1;
+    }
+    fit.max(1).min(widths.len())
 }
 
 /// `1 error`, `2 errors`.
@@ -279,21 +336,52 @@ pub(crate) fn short_site(site: &str) -> String {
     }
 }
 
+/// Writes `text` ([`sanitize`]d) on the first row of `area` from column `x`, clipped to
+/// `area`: nothing outside it is touched, however small it is.
+pub(crate) fn put(buf: &mut Buffer, area: Rect, x: u16, text: impl AsRef<str>, style: Style) {
+    let area = area.intersection(buf.area);
+    if area.height > 0 && x >= area.x && x < area.right() {
+        let text = sanitize(text.as_ref());
+        buf.set_stringn(x, area.y, text, usize::from(area.right() - x), style);
+    }
+}
+
+/// A span of `text` in `style`, with what must not reach a terminal escaped
+/// ([`sanitize`]): every string from a trace becomes a span through here.
+pub(crate) fn styled<'a>(text: impl Into<Cow<'a, str>>, style: Style) -> Span<'a> {
+    let text = text.into();
+    let escaped = match sanitize(&text) {
+        Cow::Owned(escaped) => Some(escaped),
+        Cow::Borrowed(_) => None,
+    };
+    Span::styled(escaped.map_or(text, Cow::Owned), style)
+}
+
+/// A span of `text` in the default style; see [`styled`].
+pub(crate) fn raw<'a>(text: impl Into<Cow<'a, str>>) -> Span<'a> {
+    styled(text, Style::new())
+}
+
+/// A line of `text` in the default style; see [`styled`].
+pub(crate) fn line<'a>(text: impl Into<Cow<'a, str>>) -> Line<'a> {
+    Line::from(raw(text))
+}
+
 /// A bordered block with a title.
 pub(crate) fn block(title: String) -> Block<'static> {
-    Block::bordered().title(title)
+    Block::bordered().title(raw(title))
 }
 
 /// A heading line in a detail pane.
 pub(crate) fn heading(text: &str) -> Line<'static> {
-    Line::from(Span::styled(text.to_owned(), Style::new().add_modifier(Modifier::BOLD)))
+    Line::from(styled(text.to_owned(), Style::new().add_modifier(Modifier::BOLD)))
 }
 
 /// A `label: value` line in a detail pane.
 pub(crate) fn field(label: &str, value: String) -> Line<'static> {
     Line::from(vec![
         Span::styled(format!("{label:<10} "), Style::new().fg(Color::DarkGray)),
-        Span::raw(value),
+        raw(value),
     ])
 }
 
@@ -319,7 +407,7 @@ impl Widget for &App {
         }
         render_footer(self, footer, buf);
         if self.help_shown() {
-            HelpOverlay.render(area, buf);
+            self.help.render(area, buf);
         }
     }
 }
@@ -338,7 +426,7 @@ fn render_title(app: &App, area: Rect, buf: &mut Buffer) {
     }
     spans.extend([
         Span::styled(" hindsight ", Style::new().add_modifier(Modifier::BOLD | Modifier::REVERSED)),
-        Span::raw(format!(
+        raw(format!(
             " {} │ {} events over {} │ ",
             app.data().files.join(", "),
             trace.events,
@@ -384,12 +472,12 @@ fn render_footer(app: &App, area: Rect, buf: &mut Buffer) {
     let line = match app.search_input() {
         Some(input) => Line::from(vec![
             Span::styled("/", Style::new().add_modifier(Modifier::BOLD)),
-            Span::raw(input.to_owned()),
+            raw(input.to_owned()),
             Span::styled("█", dim),
             Span::styled("  Enter keep the filter · Esc clear it", dim),
         ]),
         None if !app.filter().is_empty() => Line::from(vec![
-            Span::styled(format!("filter: {} ", app.filter()), Style::new().fg(Color::Yellow)),
+            styled(format!("filter: {} ", app.filter()), Style::new().fg(Color::Yellow)),
             Span::styled(" / change · Esc clear · ? help · q quit", dim),
         ]),
         None => Line::from(Span::styled(footer_hint(app.tab()), dim)),

@@ -1,15 +1,17 @@
 //! Tasks & threads: every thread and task with its spawn site, polls, busy time, longest poll,
 //! the locks it held at the end and its state at the end; a detail pane with the locks it took.
 
-use super::{block, field, heading, ns_or_dash, short_site, TableNav, TableView};
+use super::{
+    block, field, heading, line, ns_or_dash, raw, short_site, styled, TableNav, TableView,
+};
 use crate::data::Data;
 use hindsight_analyzer::report::format_ns;
 use hindsight_analyzer::timeline::Lane;
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Modifier, Style};
-use ratatui::text::{Line, Span};
-use ratatui::widgets::{Paragraph, Row, Widget};
+use ratatui::text::Line;
+use ratatui::widgets::{Paragraph, Widget};
 use std::cmp::Ordering;
 use std::rc::Rc;
 
@@ -87,13 +89,13 @@ impl Widget for &TasksView {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let lanes = self.data.timeline.lanes();
         let [top, bottom] = self.nav.split(area, area.height * 3 / 5);
-        let rows: Vec<Row<'_>> = self
+        let rows: Vec<Vec<_>> = self
             .nav
             .rows
             .iter()
             .map(|&i| {
                 let lane = &lanes[i];
-                Row::new(vec![
+                vec![
                     lane.name.clone(),
                     lane.kind.name().to_owned(),
                     lane.spawn_site.as_deref().map_or_else(|| "-".to_owned(), short_site),
@@ -106,7 +108,10 @@ impl Widget for &TasksView {
                         lane.held_at_end.join(", ")
                     },
                     lane.state_at_end.clone(),
-                ])
+                ]
+                .into_iter()
+                .map(raw)
+                .collect()
             })
             .collect();
         let widths = [
@@ -137,7 +142,7 @@ impl Widget for &TasksView {
             return;
         };
         let mut lines = vec![
-            Line::from(Span::styled(
+            Line::from(styled(
                 format!("{} `{}`", lane.kind.name(), lane.name),
                 Style::new().add_modifier(Modifier::BOLD),
             )),
@@ -169,7 +174,7 @@ impl Widget for &TasksView {
             lines.push(Line::from("  -"));
         }
         for lock in lane.locks_taken.iter().take(TOP_LOCKS) {
-            lines.push(Line::from(format!(
+            lines.push(line(format!(
                 "  {:<32} {} times, held {} in all",
                 lock.lock,
                 lock.count,

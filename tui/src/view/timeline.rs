@@ -8,7 +8,7 @@
 //!
 //! [`Timeline::columns`]: hindsight_analyzer::timeline::Timeline::columns
 
-use super::{block, lock_color, Outcome, View};
+use super::{block, lock_color, put, raw, styled, Outcome, View};
 use crate::app::Key;
 use crate::data::{moment_of, Data, Moment};
 use hindsight_analyzer::report::{format_ns, Severity};
@@ -16,7 +16,7 @@ use hindsight_analyzer::timeline::{Column, LaneKind};
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
-use ratatui::text::{Line, Span};
+use ratatui::text::Line;
 use ratatui::widgets::{Paragraph, Widget};
 use std::cell::Cell;
 use std::rc::Rc;
@@ -29,6 +29,9 @@ const DEFAULT_PLOT_WIDTH: u16 = 80;
 
 /// Lines of the "events near the cursor" pane, borders included.
 const EVENTS_HEIGHT: u16 = 9;
+
+/// Lanes kept on screen before the events pane is shown.
+const MIN_LANES: u16 = 3;
 
 /// The Timeline view; see the module docs.
 #[derive(Debug)]
@@ -316,17 +319,21 @@ impl Widget for &TimelineView {
         ));
         let inner = outer.inner(area);
         outer.render(area, buf);
+        // The events pane goes first when the screen is short: the lanes are the view.
+        let events_height =
+            if inner.height >= 3 + MIN_LANES + 1 + EVENTS_HEIGHT { EVENTS_HEIGHT } else { 0 };
         let [info, axis, marks, lanes_area, legend, events] = Layout::vertical([
             Constraint::Length(1),
             Constraint::Length(1),
             Constraint::Length(1),
             Constraint::Min(1),
             Constraint::Length(1),
-            Constraint::Length(EVENTS_HEIGHT),
+            Constraint::Length(events_height),
         ])
         .areas(inner);
-        let plot_x = inner.x + NAME_WIDTH + 1;
-        let plot_w = inner.width.saturating_sub(NAME_WIDTH + 1);
+        let name_w = NAME_WIDTH.min(inner.width);
+        let plot_x = inner.x.saturating_add(name_w + 1);
+        let plot_w = inner.width.saturating_sub(name_w + 1);
         self.plot_width.set(plot_w.max(1));
         let timeline = &self.data.timeline;
         let span = (self.to_ns - self.from_ns).max(1);
@@ -344,11 +351,11 @@ impl Widget for &TimelineView {
             .and_then(|l| timeline.lanes().get(l))
             .map_or_else(String::new, |l| format!(" │ lane: {} `{}`", l.kind.name(), l.name));
         Paragraph::new(Line::from(vec![
-            Span::styled(
+            styled(
                 format!("cursor {}", format_ns(self.cursor_ns)),
                 Style::new().add_modifier(Modifier::BOLD),
             ),
-            Span::raw(format!(
+            raw(format!(
                 " │ view {} … {} │ column {}{lane_name}",
                 format_ns(self.from_ns),
                 format_ns(self.to_ns),
@@ -359,7 +366,7 @@ impl Widget for &TimelineView {
 
         // The axis: the view's bounds and the cursor.
         let dim = Style::new().fg(Color::DarkGray);
-        buf.set_string(axis.x, axis.y, fit("time", NAME_WIDTH as usize), dim);
+        put(buf, axis, axis.x, fit("time", name_w.into()), dim);
         let left = format_ns(self.from_ns);
         let right = format_ns(self.to_ns);
         let (left_len, right_len) = (left.chars().count() as u16, right.chars().count() as u16);
@@ -369,15 +376,15 @@ impl Widget for &TimelineView {
             _ => 0,
         };
         if plot_w > left_x + left_len + right_len + 2 {
-            buf.set_string(plot_x + left_x, axis.y, &left, dim);
-            buf.set_string(plot_x + plot_w - right_len, axis.y, &right, dim);
+            put(buf, axis, plot_x + left_x, &left, dim);
+            put(buf, axis, plot_x + plot_w - right_len, &right, dim);
         }
         if let Some(x) = cursor_x {
-            buf.set_string(plot_x + x, axis.y, "▼", Style::new().fg(Color::Yellow));
+            put(buf, axis, plot_x + x, "▼", Style::new().fg(Color::Yellow));
         }
 
         // Finding markers.
-        buf.set_string(marks.x, marks.y, fit("findings", NAME_WIDTH as usize), dim);
+        put(buf, marks, marks.x, fit("findings", name_w.into()), dim);
         let mut best: Vec<Option<Severity>> = vec![None; plot_w as usize];
         let first = self.marks.partition_point(|&(t, _)| t < self.from_ns);
         for &(t, severity) in self.marks[first..].iter().take_while(|&&(t, _)| t < self.to_ns) {
@@ -388,7 +395,7 @@ impl Widget for &TimelineView {
         for (x, severity) in best.iter().enumerate() {
             if let Some(severity) = severity {
                 let (c, style) = marker(*severity);
-                buf.set_string(plot_x + x as u16, marks.y, c.to_string(), style);
+                put(buf, marks, plot_x + x as u16, c.to_string(), style);
             }
         }
 
@@ -404,6 +411,7 @@ impl Widget for &TimelineView {
         let mut seen_locks: Vec<u32> = Vec::new();
         for (row, &lane_ix) in self.rows.iter().enumerate().skip(offset).take(height) {
             let y = lanes_area.y + (row - offset) as u16;
+            let line = Rect { y, height: 1, ..lanes_area };
             let lane = &timeline.lanes()[lane_ix];
             let name = match lane.kind {
                 LaneKind::Thread => lane.name.clone(),
@@ -414,8 +422,8 @@ impl Widget for &TimelineView {
             } else {
                 Style::new()
             };
-            buf.set_string(lanes_area.x, y, fit(&name, NAME_WIDTH as usize), style);
-            buf.set_string(lanes_area.x + NAME_WIDTH, y, "│", dim);
+            put(buf, line, line.x, fit(&name, name_w.into()), style);
+            put(buf, line, line.x + name_w, "│", dim);
             let columns = timeline.columns(lane_ix, self.from_ns, self.to_ns, plot_w as usize);
             for (x, column) in columns.iter().enumerate() {
                 let (mut c, mut style) = glyph(column);
@@ -432,20 +440,19 @@ impl Widget for &TimelineView {
                         style = style.add_modifier(Modifier::REVERSED);
                     }
                 }
-                buf.set_string(plot_x + x as u16, y, c.to_string(), style);
+                put(buf, line, plot_x + x as u16, c.to_string(), style);
             }
         }
         if self.rows.is_empty() {
-            buf.set_string(lanes_area.x, lanes_area.y, "No lane matches the filter.", Style::new());
+            put(buf, lanes_area, lanes_area.x, "No lane matches the filter.", Style::new());
         }
 
         // Legend: the glyphs, then the locks drawn, in their colours.
         seen_locks.sort_unstable();
-        let mut spans =
-            vec![Span::styled("█ held  ▄ held part  ░ waiting  ▒ polling  ─ idle │ ", dim)];
+        let mut spans = vec![styled("█ held  ▄ held part  ░ waiting  ▒ polling  ─ idle │ ", dim)];
         for lock in seen_locks {
             if let Some(stats) = timeline.locks().get(lock as usize) {
-                spans.push(Span::styled(
+                spans.push(styled(
                     format!("■ {} ", stats.name),
                     Style::new().fg(lock_color(lock as usize)),
                 ));
@@ -468,7 +475,7 @@ impl Widget for &TimelineView {
                 } else {
                     Style::new()
                 };
-                Line::from(Span::styled(
+                Line::from(styled(
                     format!(
                         "{} {:>10}  {:<28} {}",
                         if at_cursor { "▶" } else { " " },
