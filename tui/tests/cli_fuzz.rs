@@ -316,7 +316,7 @@ fn run_commands(rng: &mut Rng, input: &Path, converted: &Path, tui: bool, accept
     if !tui {
         return;
     }
-    if let Ok(data) = Data::load(&[input]) {
+    if let Ok(data) = Data::load(&[input], &options) {
         accepted.tui += 1;
         let mut app = App::new(data);
         for _ in 0..rng.below(5) {

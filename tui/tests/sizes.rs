@@ -9,6 +9,7 @@
 //! `HINDSIGHT_TUI_SIZES=all` draws every state at every size from 1×1 to 300×100 (a release
 //! build takes minutes: `cargo test --release -p hindsight-tui --test sizes`).
 
+use hindsight_analyzer::AnalyzeOptions;
 use hindsight_tui::{App, Data, Key};
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -61,7 +62,8 @@ fn states() -> Vec<App> {
     let mut states = Vec::new();
     for name in TRACES {
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../traces").join(name);
-        let data = Data::load(&[path]).expect("a committed trace loads");
+        let data =
+            Data::load(&[path], &AnalyzeOptions::default()).expect("a committed trace loads");
         for keys in SEQUENCES {
             let mut app = App::new(data.clone());
             for &key in keys {
