@@ -1,7 +1,7 @@
-//! One incident, one finding: findings of one kind and severity, at the same sites, on locks
-//! of the same classes, are the same bug met again (250 workers leaking a guard made at one
-//! line, say). They become one finding that says how often, names every actor involved and
-//! lists its instances, instead of a wall of identical entries.
+//! One incident, one finding: findings of one kind and severity, at the same sites (in the
+//! same order), on locks of the same classes, are the same bug met again (250 workers leaking
+//! a guard made at one line, say). They become one finding that says how often, names every
+//! actor involved and lists its instances, instead of a wall of identical entries.
 
 use super::{push_unique, FindingInstance, Report};
 use std::collections::HashMap;
@@ -20,9 +20,9 @@ impl Report {
         let mut first_of = HashMap::new();
         let mut grouped: Vec<super::Finding> = Vec::with_capacity(findings.len());
         for finding in findings {
-            let mut sites: Vec<String> =
+            // Sites in their order: a race's earlier and later access are not interchangeable.
+            let sites: Vec<String> =
                 finding.sites.iter().map(|s| format!("{} {s}", s.role)).collect();
-            sites.sort_unstable();
             let mut classes: Vec<String> = finding
                 .locks
                 .iter()
