@@ -130,22 +130,28 @@ fn a_dash_is_standard_output_for_export_and_convert() {
     assert_eq!(entries(&dir), ["two_events.std"]);
 }
 
-#[test]
-fn a_reader_that_goes_away_is_not_an_error() {
+/// Runs `hindsight export` of the large `ordered_hierarchy.trace` to `--chrome OUT` with stdout
+/// a pipe whose reader reads `read` bytes and goes away, as `| head -c N` does; asserts that
+/// hindsight exits 0 and prints nothing on stderr.
+fn export_to_a_pipe_closed_after(out: &str, read: usize) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_hindsight"))
-        .args(["export", "traces/ordered_hierarchy.trace", "--chrome", "-"])
+        .args(["export", "traces/ordered_hierarchy.trace", "--chrome", out])
         .current_dir(scenario_support::root())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("hindsight runs");
-    // Read a little, then close the pipe as `| head -c 10` does.
-    let mut first = [0u8; 10];
+    let mut first = vec![0u8; read];
     std::io::Read::read_exact(child.stdout.as_mut().expect("piped"), &mut first).expect("output");
     drop(child.stdout.take());
     let output = child.wait_with_output().expect("hindsight ends");
     assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
     assert!(output.stderr.is_empty(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+#[test]
+fn a_reader_that_goes_away_is_not_an_error() {
+    export_to_a_pipe_closed_after("-", 10);
 }
 
 #[cfg(target_os = "linux")]
@@ -155,16 +161,7 @@ fn export_to_dev_stdout_writes_into_the_pipe_and_a_closed_one_is_no_error() {
     assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
     assert!(String::from_utf8_lossy(&output.stdout).starts_with("digraph"));
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hindsight"))
-        .args(["export", "traces/ordered_hierarchy.trace", "--chrome", "/dev/stdout"])
-        .current_dir(scenario_support::root())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("hindsight runs");
-    drop(child.stdout.take());
-    let output = child.wait_with_output().expect("hindsight ends");
-    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    export_to_a_pipe_closed_after("/dev/stdout", 10);
     assert!(fs::symlink_metadata("/dev/stdout").expect("still there").file_type().is_symlink());
 }
 
