@@ -7,7 +7,6 @@
 use hindsight_analyzer::report::{Detail, Finding, FindingKind, Report};
 use hindsight_analyzer::timeline::{LaneKind, Timeline};
 use hindsight_analyzer::{AnalyzeError, AnalyzeOptions};
-use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 /// Why the UI could not start or went wrong. One line, naming the file where there is one.
@@ -124,32 +123,10 @@ pub fn is_cycle(finding: &Finding) -> bool {
         && matches!(&finding.detail, Detail::LockOrderCycle(c) if !c.edges.is_empty())
 }
 
-/// `text` as it may reach a terminal: every control character (ESC, CR, BEL, the C1
-/// controls, ...) and every invisible bidirectional formatting character written as a Rust
-/// escape (`\u{1b}`), so that a name from a trace can neither drive the terminal nor reorder
-/// what is shown; anything else as it is. Every string from a trace goes through this before
-/// it becomes a span (see `view::styled`).
-pub fn sanitize(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(is_unsafe) {
-        return Cow::Borrowed(text);
-    }
-    let mut clean = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        if is_unsafe(c) {
-            clean.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
-        } else {
-            clean.push(c);
-        }
-    }
-    Cow::Owned(clean)
-}
-
-/// Whether `c` must not reach a terminal as it is: a control character, or a bidirectional
-/// embedding, override, isolate or mark.
-fn is_unsafe(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-}
+/// `text` as it may reach a terminal, control and bidirectional formatting characters escaped
+/// (the text report's function: one definition of what is safe to print). Every string from a
+/// trace goes through this before it becomes a span (see `view::styled`).
+pub use hindsight_analyzer::report::text::terminal_safe as sanitize;
 
 fn file_name(path: &Path) -> String {
     path.file_name()

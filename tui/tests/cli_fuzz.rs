@@ -50,8 +50,22 @@ const LARGE_TRACE: (&str, usize) = ("ordered_hierarchy.trace", 16 * 1024);
 /// The preamble before the first chunk: magic and version.
 const PREAMBLE: usize = 8;
 
-/// A chunk's length and checksum fields.
-const CHUNK_HEADER: usize = 8;
+/// Where a chunk's length and checksum fields are, and where its body starts, in a trace of
+/// the version its preamble names: version 1 `len crc body`, version 2 `SYNC len crc body`.
+struct ChunkLayout {
+    len_at: usize,
+    crc_at: usize,
+    header: usize,
+}
+
+impl ChunkLayout {
+    fn of(bytes: &[u8]) -> ChunkLayout {
+        match bytes.get(4..8).map(|v| u32::from_le_bytes(v.try_into().expect("4 bytes"))) {
+            Some(1) => ChunkLayout { len_at: 0, crc_at: 4, header: 8 },
+            _ => ChunkLayout { len_at: 4, crc_at: 8, header: 12 },
+        }
+    }
+}
 
 /// Keys pressed in the TUI before its frame is drawn, a few picked per input.
 const KEYS: [Key; 16] = [
@@ -102,11 +116,13 @@ impl Rng {
 /// The chunks of a binary trace as `(start, end)` byte ranges (header included), as far as
 /// their length fields hold together.
 fn chunks(bytes: &[u8]) -> Vec<(usize, usize)> {
+    let layout = ChunkLayout::of(bytes);
     let mut chunks = Vec::new();
     let mut at = PREAMBLE;
-    while at + CHUNK_HEADER <= bytes.len() {
-        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
-        let end = at + CHUNK_HEADER + len;
+    while at + layout.header <= bytes.len() {
+        let len_at = at + layout.len_at;
+        let len = u32::from_le_bytes(bytes[len_at..len_at + 4].try_into().expect("4 bytes"));
+        let end = at + layout.header + len as usize;
         if end > bytes.len() {
             break;
         }
@@ -117,13 +133,15 @@ fn chunks(bytes: &[u8]) -> Vec<(usize, usize)> {
 }
 
 /// Makes the checksum of every well-delimited chunk hold again (CRC-32 of the length field and
-/// the payload), so that a mutated payload reaches the decoder.
+/// the body), so that a mutated payload reaches the decoder.
 fn fix_checksums(bytes: &mut [u8]) {
+    let layout = ChunkLayout::of(bytes);
     for (start, end) in chunks(bytes) {
+        let (len_at, crc_at) = (start + layout.len_at, start + layout.crc_at);
         let mut hasher = crc32fast::Hasher::new();
-        hasher.update(&bytes[start..start + 4]);
-        hasher.update(&bytes[start + CHUNK_HEADER..end]);
-        bytes[start + 4..start + CHUNK_HEADER].copy_from_slice(&hasher.finalize().to_le_bytes());
+        hasher.update(&bytes[len_at..len_at + 4]);
+        hasher.update(&bytes[start + layout.header..end]);
+        bytes[crc_at..crc_at + 4].copy_from_slice(&hasher.finalize().to_le_bytes());
     }
 }
 
@@ -176,7 +194,9 @@ fn mutate(rng: &mut Rng, bytes: &mut Vec<u8>, binary: bool) {
             let value = INTERESTING[rng.below(INTERESTING.len())];
             let whole = chunks(bytes);
             let at = match whole.get(rng.below(whole.len())) {
-                Some(&(start, _)) if binary && rng.chance(2) => start,
+                Some(&(start, _)) if binary && rng.chance(2) => {
+                    start + ChunkLayout::of(bytes).len_at
+                }
                 _ => rng.below(len),
             };
             let width = [1, 2, 4, 8][rng.below(4)];
