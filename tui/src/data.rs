@@ -173,14 +173,6 @@ mod tests {
     }
 
     #[test]
-    fn sanitize_escapes_controls_and_bidi_and_keeps_the_rest() {
-        assert!(matches!(sanitize("plain `lock` µs → ok"), Cow::Borrowed(_)));
-        assert_eq!(sanitize("a\u{1b}[31mb\r\n\u{7}"), "a\\u{1b}[31mb\\u{d}\\u{a}\\u{7}");
-        assert_eq!(sanitize("\u{9b}2J"), "\\u{9b}2J", "a C1 CSI");
-        assert_eq!(sanitize("abc\u{202e}fed"), "abc\\u{202e}fed", "a right-to-left override");
-    }
-
-    #[test]
     fn the_timeline_names_lanes_and_locks_as_the_report_does() {
         let data = inversion();
         let names: Vec<&str> = data.report.locks.iter().map(|l| l.name.as_str()).collect();
