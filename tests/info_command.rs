@@ -50,7 +50,9 @@ fn info_json_has_the_designed_fields() {
     }
     assert!(info["events"].as_u64().unwrap() > 0);
     assert_eq!(info["truncated_bytes"], 0);
-    assert_eq!(info["format_version"], 1);
+    assert_eq!(info["format_version"], 2);
+    let frozen = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/v1/incident_hang.trace");
+    assert_eq!(info_json(&frozen)["format_version"], 1, "the frozen version 1 trace still reads");
 }
 
 #[test]
