@@ -11,7 +11,7 @@
 //! 100 ms by default), or when it accounts for most of the trace's lock wait time and its
 //! waits are long enough to matter: a p99 wait of at least a tenth of the threshold. (Many
 //! tasks briefly queueing on one lock add up to a large total without anyone being slowed.)
-//! Either way it takes a few contended acquisitions ([`MIN_CONTENDED`]), not one long wait.
+//! Either way it takes a few contended acquisitions (five), not one long wait.
 //! Semaphores get statistics but no finding: waiting for a permit is the admission control
 //! they exist for.
 
