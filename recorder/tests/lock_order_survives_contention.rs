@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{check_lock_order, serial, trace_path, Trace};
+use common::{check_lock_order, contend_a_tokio_mutex, serial, trace_path, Trace};
 use hindsight_recorder::{OverflowPolicy, Recorder};
 use std::sync::Arc;
 use tracing_subscriber::prelude::*;
@@ -64,29 +64,7 @@ fn tasks_contending_a_tokio_mutex_never_overlap_in_replay() {
     let (_layer, guard) =
         Recorder::builder().path(&path).overflow(OverflowPolicy::Block).build().unwrap();
     let rounds = ROUNDS;
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
-    let total = runtime.block_on(async {
-        let counter = Arc::new(tokio::sync::Mutex::new(0u64));
-        let tasks: Vec<_> = (0..THREADS)
-            .map(|_| {
-                let counter = counter.clone();
-                tokio::spawn(async move {
-                    for i in 0..rounds {
-                        *counter.lock().await += 1;
-                        if i % 16 == 0 {
-                            tokio::task::yield_now().await;
-                        }
-                    }
-                })
-            })
-            .collect();
-        for task in tasks {
-            task.await.unwrap();
-        }
-        let total = *counter.lock().await;
-        total
-    });
-    drop(runtime);
+    let total = contend_a_tokio_mutex(THREADS, rounds, 16);
     assert_eq!(total, THREADS * rounds);
     let summary = guard.finish().unwrap();
     assert_eq!(summary.dropped, 0);

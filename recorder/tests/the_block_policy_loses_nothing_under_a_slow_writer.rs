@@ -6,11 +6,11 @@
 #![cfg(all(feature = "record", unix))]
 
 mod child;
+mod common;
 
 use hindsight_recorder::format::{EventKind, Item, TraceReader};
 use hindsight_recorder::{OverflowPolicy, Recorder};
 use std::io::Read;
-use std::sync::Arc;
 use std::time::Duration;
 use tracing_subscriber::prelude::*;
 
@@ -37,29 +37,7 @@ fn child_recording_tasks_into_a_slow_pipe() {
         .overflow(policy)
         .build()
         .unwrap();
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
-    let total = runtime.block_on(async {
-        let counter = Arc::new(tokio::sync::Mutex::new(0u64));
-        let tasks: Vec<_> = (0..TASKS)
-            .map(|_| {
-                let counter = counter.clone();
-                tokio::spawn(async move {
-                    for i in 0..ROUNDS {
-                        *counter.lock().await += 1;
-                        if i % 32 == 0 {
-                            tokio::task::yield_now().await;
-                        }
-                    }
-                })
-            })
-            .collect();
-        for task in tasks {
-            task.await.unwrap();
-        }
-        let total = *counter.lock().await;
-        total
-    });
-    drop(runtime);
+    let total = common::contend_a_tokio_mutex(TASKS, ROUNDS, 32);
     let summary = guard.finish().unwrap();
     println!("total={total} dropped={}", summary.dropped);
 }

@@ -232,3 +232,33 @@ pub fn flight(
         .unwrap();
     guard
 }
+
+/// Runs `tasks` tokio tasks on a runtime of two workers, each locking one shared tokio `Mutex`
+/// `rounds` times and yielding every `yield_every` rounds; returns the final count, read under
+/// the lock once more.
+pub fn contend_a_tokio_mutex(tasks: u64, rounds: u64, yield_every: u64) -> u64 {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+    let total = runtime.block_on(async {
+        let counter = std::sync::Arc::new(tokio::sync::Mutex::new(0u64));
+        let handles: Vec<_> = (0..tasks)
+            .map(|_| {
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    for i in 0..rounds {
+                        *counter.lock().await += 1;
+                        if i % yield_every == 0 {
+                            tokio::task::yield_now().await;
+                        }
+                    }
+                })
+            })
+            .collect();
+        for handle in handles {
+            handle.await.unwrap();
+        }
+        let total = *counter.lock().await;
+        total
+    });
+    drop(runtime);
+    total
+}
