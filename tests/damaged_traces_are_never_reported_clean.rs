@@ -262,3 +262,48 @@ fn only_the_thread_whose_batch_was_lost_is_uncertain() {
     assert!(main_finding.evidence.iter().any(|e| e.contains("lost in a damaged part")));
     assert_eq!(options.exit_code(&report), 1);
 }
+
+/// ```text
+/// worker-2: poll(handler) lock(pool) end │                         │ poll(handler) finish
+/// main:     lock(config)                 │                   finish (config held) │
+/// worker-1:                              │ poll(handler) end │       poll(ticker) end
+///           └ worker-1's first batch is damaged: what `handler` did there is unknown
+/// ```
+/// A thread that polled tasks lost events, so a task's finding (the pool `handler` leaked) is
+/// uncertain too, though it names only `worker-2`, which lost nothing; `main`'s stays an error.
+#[test]
+fn a_lost_batch_of_a_worker_makes_every_task_finding_uncertain() {
+    let mut b = hindsight_recorder::format::TraceBuilder::new("lost-worker");
+    let (w1, w2, main) = (b.thread("worker-1"), b.thread("worker-2"), b.thread("main"));
+    let (handler, ticker) = (b.task("handler", None), b.task("ticker", None));
+    let (pool, config) = (b.async_mutex("pool"), b.mutex("config"));
+    let site = b.site("src/server.rs", 7, 9);
+    b.in_task(w2, handler).poll_start().acquire(pool, site).poll_end(false);
+    b.on(main).start().acquire(config, site);
+    b.in_task(w1, handler).poll_start().advance(1_000).poll_end(false);
+    b.on(main).finish();
+    b.in_task(w1, ticker).poll_start().poll_end(false);
+    b.in_task(w2, handler).poll_start().finish_task();
+    let mut bytes = b.build();
+    let lost = batch_chunk(&bytes, w1.0, 0).expect("worker-1's first batch");
+    bytes[lost + 20] ^= 0x40;
+
+    let report =
+        analyze_bytes(vec![("lost.trace".into(), bytes)], &AnalyzeOptions::default()).unwrap();
+    assert_eq!(report.trace.files[0].damaged_regions[0].threads, vec!["worker-1".to_owned()]);
+    let stale: Vec<(Severity, Vec<String>)> = report
+        .findings
+        .iter()
+        .filter(|f| f.kind == FindingKind::StaleLock)
+        .map(|f| (f.severity, f.locks.clone()))
+        .collect();
+    let names = |n: &str| vec![n.to_owned()];
+    assert_eq!(stale, vec![(Severity::Error, names("config")), (Severity::Info, names("pool"))]);
+    let pool_finding = report.findings.iter().find(|f| f.locks == names("pool")).unwrap();
+    assert_eq!(pool_finding.threads, names("worker-2"));
+    assert!(
+        pool_finding.evidence.iter().any(|e| e.contains("which polled tasks, were lost")),
+        "{:?}",
+        pool_finding.evidence
+    );
+}

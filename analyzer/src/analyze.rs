@@ -6,7 +6,7 @@ use crate::detect::blocking_in_async::DEFAULT_POLL_THRESHOLD_NS;
 use crate::detect::contention::DEFAULT_WAIT_THRESHOLD_NS;
 use crate::detect::{Context, LockOrder, Suite};
 use crate::error::AnalyzeError;
-use crate::replay::{Actor, Replay};
+use crate::replay::{Actor, Replay, State};
 use crate::report::{
     ClassTotals, DamagedRegion, FileSummary, Finding, FindingKind, LockEntry, LockOrderEdge,
     LockStatistics, Report, Severity, TaskEntry, ThreadEntry, TraceSummary,
@@ -90,7 +90,7 @@ pub fn analyze(mut replay: Replay, options: &AnalyzeOptions) -> Result<Report, A
     let mut findings: Vec<Finding> = Vec::new();
     let cx = Context { trace: replay.trace(), state: replay.state() };
     suite.finish(&cx, &mut findings);
-    demote_uncertain(replay.trace(), &mut findings);
+    demote_uncertain(replay.trace(), replay.state(), &mut findings);
     let (lock_statistics, class_statistics) = suite.contention_mut().statistics(&cx);
     let mut report = Report {
         trace: summary(&replay),
@@ -106,16 +106,26 @@ pub fn analyze(mut replay: Replay, options: &AnalyzeOptions) -> Result<Report, A
 
 /// Makes `info` every finding about a thread whose events were partly lost in a damaged
 /// region, and names the loss: what replay believes about that thread is uncertain, and a
-/// loss never produces an error (see "Lost events" in DESIGN.md).
-fn demote_uncertain(trace: &Trace, findings: &mut [Finding]) {
+/// loss never produces an error (see "Lost events" in DESIGN.md). A thread that polled tasks
+/// may have lost any of their events too (which tasks it polled in the lost part is unknown),
+/// so then every finding about a task is uncertain as well.
+fn demote_uncertain(trace: &Trace, state: &State, findings: &mut [Finding]) {
     for process in trace.processes() {
         for &thread in &process.lost_threads {
             let name = trace.thread_name(thread);
-            for finding in findings.iter_mut().filter(|f| f.threads.contains(&name)) {
+            let polled_tasks = state.threads().get(thread.index()).is_some_and(|t| t.polled_tasks);
+            for finding in findings.iter_mut() {
+                let why = if finding.threads.contains(&name) {
+                    format!("events of thread `{name}`")
+                } else if polled_tasks && !finding.tasks.is_empty() {
+                    format!("events of thread `{name}`, which polled tasks,")
+                } else {
+                    continue;
+                };
                 finding.severity = Severity::Info;
                 finding.evidence.push(format!(
-                    "uncertain: events of thread `{name}` were lost in a damaged part of {}; \
-                     this finding may rest on what was lost",
+                    "uncertain: {why} were lost in a damaged part of {}; this finding may rest \
+                     on what was lost",
                     process.path
                 ));
             }

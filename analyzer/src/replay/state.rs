@@ -112,6 +112,8 @@ pub struct ThreadState {
     pub actor: ActorState,
     /// The task being polled on it now.
     pub current_task: Option<TaskId>,
+    /// It has polled tasks (a worker, or a thread in `block_on`).
+    pub polled_tasks: bool,
 }
 
 /// Extra state of a task.
@@ -467,7 +469,9 @@ impl State {
                 grow(&mut self.tasks, task.index()).spawned = Some((now, actor));
             }
             K::PollStarted => {
-                grow(&mut self.threads, event.thread.index()).current_task = event.task;
+                let thread = grow(&mut self.threads, event.thread.index());
+                thread.current_task = event.task;
+                thread.polled_tasks = true;
                 if let Some(task) = event.task {
                     let task = grow(&mut self.tasks, task.index());
                     task.polls += 1;
