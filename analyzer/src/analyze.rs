@@ -106,7 +106,7 @@ pub fn analyze(mut replay: Replay, options: &AnalyzeOptions) -> Result<Report, A
 
 /// Makes `info` every finding about a thread whose events were partly lost in a damaged
 /// region, and names the loss: what replay believes about that thread is uncertain, and a
-/// loss never produces an error (see "Lost events" in DESIGN.md). A thread that polled tasks
+/// loss never produces an error (see "Lost events" in ARCHITECTURE.md). A thread that polled tasks
 /// may have lost any of their events too (which tasks it polled in the lost part is unknown),
 /// so then every finding about a task is uncertain as well.
 fn demote_uncertain(trace: &Trace, state: &State, findings: &mut [Finding]) {

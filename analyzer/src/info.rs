@@ -157,7 +157,7 @@ impl TraceInfo {
         }
     }
 
-    /// The summary as the JSON object of DESIGN.md (field names are a contract).
+    /// The summary as `info --format json`'s object (field names are a contract).
     pub fn to_json(&self) -> Value {
         json!({
             "path": self.path,

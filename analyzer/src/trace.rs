@@ -550,7 +550,7 @@ impl Trace {
     }
 
     /// One line saying which files were damaged and what was lost, if any was; for outputs
-    /// that must say so before anything else (see DESIGN.md, "The command line").
+    /// that must say so before anything else (see README.md, "Commands").
     pub fn damage_note(&self) -> Option<String> {
         let damaged: Vec<String> = self
             .processes

@@ -80,7 +80,7 @@ fn json_reads_back_into_the_same_report() {
     let mut report = report(&AnalyzeOptions::default());
     let back: hindsight_analyzer::Report =
         serde_json::from_str(&json::render(&report)).expect("json");
-    // All but the lock-order graph, which the JSON report leaves out (DESIGN.md's shape).
+    // All but the lock-order graph, which the JSON report leaves out (its contracted shape).
     assert_eq!(report.lock_orders.len(), 2);
     report.lock_orders.clear();
     assert_eq!(back, report);

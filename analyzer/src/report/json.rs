@@ -1,5 +1,5 @@
 //! The JSON form of a report: one object, `{"trace", "findings", "locks", "tasks"}` (see
-//! DESIGN.md). Scripts and CI read it; its names change only on purpose.
+//! README.md). Scripts and CI read it; its names change only on purpose.
 
 use super::Report;
 

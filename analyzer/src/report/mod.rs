@@ -5,7 +5,7 @@
 //! lock's explicit name or creation site, a thread's name), sites are `file:line:col` with a
 //! role, times are nanoseconds on the merged trace's time axis.
 //!
-//! The JSON form is a contract (see DESIGN.md): `{"trace", "findings", "locks", "tasks"}`, and
+//! The JSON form is a contract (see README.md): `{"trace", "findings", "locks", "tasks"}`, and
 //! each finding's `kind`, `severity`, `title`, `locks`, `threads`, `tasks`, `variables`,
 //! `sites`, `time_ns`. Change those names only on purpose.
 
@@ -60,7 +60,7 @@ impl FromStr for Severity {
     }
 }
 
-/// The stable kinds of findings (DESIGN.md). Not every kind has a detector yet.
+/// The stable kinds of findings (README.md). Not every kind has a detector yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
@@ -575,7 +575,7 @@ pub struct Report {
     pub tasks: Vec<TaskEntry>,
     /// Every order in which two lock classes were taken (the lock-order graph), most frequent
     /// first; empty when lock-order cycles were not asked for. For the terminal UI: the JSON
-    /// report keeps the shape DESIGN.md gives it, and `hindsight export --dot` draws the graph.
+    /// report keeps its contracted shape, and `hindsight export --dot` draws the graph.
     #[serde(skip)]
     pub lock_orders: Vec<LockOrderEdge>,
 }
