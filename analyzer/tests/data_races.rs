@@ -62,6 +62,8 @@ fn unlocked_writes_from_two_threads_race() {
         "data race on `counter`: write at src/stats.rs:10:9 and write at src/stats.rs:20:9 are not ordered"
     );
     assert!(race.evidence[2].contains("no lock is held by both"), "{:?}", race.evidence);
+    let help = race.help.as_deref().unwrap();
+    assert!(help.contains("annotate::release") && help.contains("Condvar"), "{help}");
 }
 
 /// ```text

@@ -499,7 +499,10 @@ fn race_finding(
         finding.evidence.push(format!("this pair of sites raced {} times", record.count));
     }
     finding.help = Some(format!(
-        "guard every access to `{name}` with one lock, or hand it over through a channel or a join"
+        "guard every access to `{name}` with one lock, or hand it over through a channel or a \
+         join; if something hindsight cannot see orders them (a Condvar, a Barrier, an atomic \
+         flag), record that order with `hindsight_recorder::annotate::release` after the first \
+         access and `annotate::acquire` before the second, on one synchronisation variable"
     ));
     finding.detail = Detail::DataRace(RaceDetail {
         variable: name,
