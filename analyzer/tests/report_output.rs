@@ -102,6 +102,11 @@ fn text_groups_findings_by_severity_with_evidence_and_help() {
     assert!(out.contains("\n  help: take these locks in one global order everywhere (for example always `sqlite` before `git`), or take them only while holding one common outer lock\n"), "{out}");
     assert!(out.contains("\nerror[stale-lock]: lock `leak` is still held by thread `janitor`, which finished without releasing it\n"), "{out}");
     assert!(out.ends_with("\n2 errors, 0 warnings, 0 info\n"), "{out}");
+    // The locks that made their users wait longest, before the count.
+    assert!(out.contains("\nLocks (by total wait):\n  lock "), "{out}");
+    for lock in ["`sqlite`", "`git`", "`leak`"] {
+        assert!(out.lines().any(|l| l.starts_with(&format!("  {lock} "))), "{lock} in {out}");
+    }
 }
 
 #[test]

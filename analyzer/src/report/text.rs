@@ -6,7 +6,7 @@
 //! a trace may hold anything, escape sequences included. [`render_coloured`] adds colour to
 //! severities, lock names and sites after that, so only our own escape codes are printed.
 
-use super::{counted, format_ns, Finding, Report, Severity, TaskEntry};
+use super::{counted, format_ns, Finding, LockEntry, Report, Severity, TaskEntry};
 use anstyle::{AnsiColor, Style};
 use std::borrow::Cow;
 use std::fmt::Write;
@@ -85,6 +85,7 @@ fn render_text(report: &Report, colour: bool) -> String {
             finding_text(&mut out, finding, &report.tasks);
         }
     }
+    lock_table(&mut out, report);
     let (errors, warnings, infos) = report.counts();
     out.blank();
     out.line(&format!(
@@ -93,6 +94,53 @@ fn render_text(report: &Report, colour: bool) -> String {
         counted(warnings as u64, "warning", "warnings"),
     ));
     out.text
+}
+
+/// Locks listed in the text report's table, at most.
+const TABLE_LOCKS: usize = 5;
+
+/// The locks that made their users wait longest, as a small table (every lock's full
+/// statistics are in the JSON report and the TUI's Locks view).
+fn lock_table(out: &mut Lines, report: &Report) {
+    let mut locks: Vec<&LockEntry> = report.locks.iter().filter(|l| l.acquisitions > 0).collect();
+    if locks.is_empty() {
+        return;
+    }
+    locks.sort_by(|a, b| {
+        (b.wait.total_ns, b.acquisitions)
+            .cmp(&(a.wait.total_ns, a.acquisitions))
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    locks.truncate(TABLE_LOCKS);
+    let names: Vec<String> = locks.iter().map(|l| format!("`{}`", l.name)).collect();
+    let width = names.iter().map(|n| n.chars().count()).max().unwrap_or(0).max(4);
+    out.blank();
+    let shown = if locks.len() < report.locks.len() {
+        format!("the {} of {} that waited longest", locks.len(), report.locks.len())
+    } else {
+        "by total wait".to_owned()
+    };
+    out.line(&format!("Locks ({shown}):"));
+    out.line(&format!(
+        "  {:<width$}  {:>8}  {:>9}  {:>10}  {:>10}  {:>10}  {:>10}",
+        "lock", "acquired", "contended", "wait total", "wait p99", "wait max", "hold max"
+    ));
+    for (lock, name) in locks.iter().zip(&names) {
+        let padding = width - name.chars().count();
+        out.styled_line(
+            &format!(
+                "  {name}{:padding$}  {:>8}  {:>9}  {:>10}  {:>10}  {:>10}  {:>10}",
+                "",
+                lock.acquisitions,
+                lock.contended,
+                format_ns(lock.wait.total_ns),
+                format_ns(lock.wait.p99_ns),
+                format_ns(lock.wait.max_ns),
+                format_ns(lock.hold.max_ns),
+            ),
+            &[(name.as_str(), LOCK_STYLE)],
+        );
+    }
 }
 
 /// The text being rendered, a line at a time, each made [`terminal_safe`].
