@@ -12,7 +12,6 @@ mod child;
 use hindsight_recorder::format::{EventKind, Item, TraceReader};
 use hindsight_recorder::sync::Mutex;
 use hindsight_recorder::Recorder;
-use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -81,31 +80,14 @@ fn sixteen_threads_and_a_slow_writer_stay_within_the_memory_bound() {
     let dir = std::env::temp_dir()
         .join("hindsight-recorder-tests")
         .join(format!("slow-writer-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let fifo = dir.join("slow.fifo");
-    let name = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-    // SAFETY: a valid C string; creates a FIFO in the test's own directory.
-    assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
-    let process = child::command("child_hammering_into_a_slow_pipe", "hammer")
-        .env(hindsight_recorder::TRACE_VAR, &fifo)
-        .spawn()
-        .unwrap();
     // Read the trace slowly: 64 KiB every 50 ms.
-    let mut pipe = std::fs::File::open(&fifo).unwrap();
-    let mut trace = Vec::new();
-    let mut chunk = vec![0u8; 64 << 10];
-    loop {
-        let n = pipe.read(&mut chunk).unwrap();
-        if n == 0 {
-            break;
-        }
-        trace.extend_from_slice(&chunk[..n]);
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let output = process.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let (trace, stdout) = child::record_through_a_slow_pipe(
+        &dir,
+        "child_hammering_into_a_slow_pipe",
+        "hammer",
+        64 << 10,
+        Duration::from_millis(50),
+    );
     let field = |key| child::field(&stdout, key).unwrap_or_else(|| panic!("{key} in {stdout}"));
     let (baseline, hwm, dropped) = (field("baseline_kib"), field("hwm_kib"), field("dropped"));
 
@@ -140,5 +122,4 @@ fn sixteen_threads_and_a_slow_writer_stay_within_the_memory_bound() {
     );
     assert!(dropped > 0, "a slow writer makes the buffers overflow");
     assert_eq!(in_gaps, dropped, "every dropped event is in a gap");
-    let _ = std::fs::remove_dir_all(&dir);
 }

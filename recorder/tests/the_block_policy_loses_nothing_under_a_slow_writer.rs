@@ -10,7 +10,6 @@ mod common;
 
 use hindsight_recorder::format::{EventKind, Item, TraceReader};
 use hindsight_recorder::{OverflowPolicy, Recorder};
-use std::io::Read;
 use std::time::Duration;
 use tracing_subscriber::prelude::*;
 
@@ -57,30 +56,13 @@ fn record_through_a_slow_pipe(role: &str) -> Recorded {
     let dir = std::env::temp_dir()
         .join("hindsight-recorder-tests")
         .join(format!("block-policy-{role}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let fifo = dir.join("slow.fifo");
-    let name = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-    // SAFETY: a valid C string; creates a FIFO in the test's own directory.
-    assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
-    let process = child::command("child_recording_tasks_into_a_slow_pipe", role)
-        .env(hindsight_recorder::TRACE_VAR, &fifo)
-        .spawn()
-        .unwrap();
-    let mut pipe = std::fs::File::open(&fifo).unwrap();
-    let mut trace = Vec::new();
-    let mut chunk = vec![0u8; 16 << 10];
-    loop {
-        let n = pipe.read(&mut chunk).unwrap();
-        if n == 0 {
-            break;
-        }
-        trace.extend_from_slice(&chunk[..n]);
-        std::thread::sleep(Duration::from_millis(15));
-    }
-    let output = process.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let (trace, stdout) = child::record_through_a_slow_pipe(
+        &dir,
+        "child_recording_tasks_into_a_slow_pipe",
+        role,
+        16 << 10,
+        Duration::from_millis(15),
+    );
     let field = |key| child::field(&stdout, key).unwrap_or_else(|| panic!("{key} in {stdout}"));
     assert_eq!(field("total"), TASKS * ROUNDS, "the program itself ran to its end");
 
@@ -101,7 +83,6 @@ fn record_through_a_slow_pipe(role: &str) -> Recorded {
         }
     }
     assert_eq!(reader.tail(), Some(&hindsight_recorder::format::Tail::Complete));
-    let _ = std::fs::remove_dir_all(&dir);
     Recorded {
         dropped: field("dropped"),
         gaps,

@@ -78,3 +78,40 @@ impl Rng {
         range.start + self.0 % (range.end - range.start).max(1)
     }
 }
+
+/// Runs the test `entry` of this binary as a child playing `role` that records into a FIFO in
+/// `dir` (named by `HINDSIGHT_TRACE`), which this process reads slowly: `block` bytes at a time,
+/// with a `pause` after each. Returns the trace read and the child's standard output, once the
+/// child has exited successfully.
+#[cfg(unix)]
+pub fn record_through_a_slow_pipe(
+    dir: &std::path::Path,
+    entry: &str,
+    role: &str,
+    block: usize,
+    pause: std::time::Duration,
+) -> (Vec<u8>, String) {
+    use std::io::Read;
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).unwrap();
+    let fifo = dir.join("slow.fifo");
+    let name = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid C string; creates a FIFO in the test's own directory.
+    assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+    let process = command(entry, role).env(hindsight_recorder::TRACE_VAR, &fifo).spawn().unwrap();
+    let mut pipe = std::fs::File::open(&fifo).unwrap();
+    let (mut trace, mut chunk) = (Vec::new(), vec![0u8; block]);
+    loop {
+        let n = pipe.read(&mut chunk).unwrap();
+        if n == 0 {
+            break;
+        }
+        trace.extend_from_slice(&chunk[..n]);
+        std::thread::sleep(pause);
+    }
+    let output = process.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let _ = std::fs::remove_dir_all(dir);
+    (trace, stdout)
+}
