@@ -265,7 +265,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     (summary.damage.clone(), summary.to_string(), path)
                 }
                 (None, Some(path)) => {
-                    let summary = export::to_file(&path, |out| export::dot::write(replay, out))?;
+                    let again = hindsight_analyzer::replay::Replay::open(&traces)?;
+                    let summary =
+                        export::to_file(&path, |out| export::dot::write(replay, Some(again), out))?;
                     (summary.damage.clone(), summary.to_string(), path)
                 }
                 (None, None) => anyhow::bail!("give --chrome OUT.json or --dot OUT.dot"),

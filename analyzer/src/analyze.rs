@@ -6,6 +6,7 @@ use crate::detect::blocking_in_async::DEFAULT_POLL_THRESHOLD_NS;
 use crate::detect::contention::DEFAULT_WAIT_THRESHOLD_NS;
 use crate::detect::{Context, LockOrder, Suite};
 use crate::error::AnalyzeError;
+use crate::predict;
 use crate::replay::{Actor, Replay, State};
 use crate::report::{
     ClassTotals, DamagedRegion, FileSummary, Finding, FindingKind, LockEntry, LockOrderEdge,
@@ -66,7 +67,8 @@ pub fn analyze_paths<P: AsRef<Path>>(
     paths: &[P],
     options: &AnalyzeOptions,
 ) -> Result<Report, AnalyzeError> {
-    analyze(Replay::open(paths)?, options)
+    let reopen = || Replay::open(paths);
+    analyze_predicting(Replay::open(paths)?, Some(&reopen), options)
 }
 
 /// Analyses traces held in memory, as `(name, bytes)` pairs.
@@ -74,18 +76,38 @@ pub fn analyze_bytes(
     traces: Vec<(String, Vec<u8>)>,
     options: &AnalyzeOptions,
 ) -> Result<Report, AnalyzeError> {
-    analyze(Replay::from_bytes(traces)?, options)
+    let copies = traces.clone();
+    let reopen = move || Replay::from_bytes(copies.clone());
+    analyze_predicting(Replay::from_bytes(traces)?, Some(&reopen), options)
 }
 
 /// Replays `replay` to its end through the wanted detectors and builds the report. A file
 /// that stops being readable part-way as a whole (a malformed STD line) is an error; a binary
 /// trace with a truncated or corrupt tail is analysed as far as it reads, and the report says
-/// how much was lost.
-pub fn analyze(mut replay: Replay, options: &AnalyzeOptions) -> Result<Report, AnalyzeError> {
+/// how much was lost. Lock-order cycles are not checked for witnesses (that reads the trace
+/// again): [`analyze_paths`] and [`analyze_bytes`] do.
+pub fn analyze(replay: Replay, options: &AnalyzeOptions) -> Result<Report, AnalyzeError> {
+    analyze_predicting(replay, None, options)
+}
+
+/// A way to read the same traces again from the start.
+type Reopen<'a> = &'a dyn Fn() -> Result<Replay, AnalyzeError>;
+
+/// [`analyze`], and then, if the lock-order graph has cycles and `reopen` is given, the
+/// second reading of the trace that checks them for witnesses ([`predict`]).
+fn analyze_predicting(
+    mut replay: Replay,
+    reopen: Option<Reopen<'_>>,
+    options: &AnalyzeOptions,
+) -> Result<Report, AnalyzeError> {
     let mut suite = Suite::new(options);
     replay.visit(&mut suite);
     if let Some(error) = replay.take_error() {
         return Err(error.into());
+    }
+    if let (Some(reopen), Some(targets)) = (reopen, suite.lock_order().and_then(|o| o.targets())) {
+        let predictions = predict::predict(reopen()?, &targets);
+        suite.lock_order_mut().set_predictions(predictions);
     }
     let mut findings: Vec<Finding> = Vec::new();
     let cx = Context { trace: replay.trace(), state: replay.state() };

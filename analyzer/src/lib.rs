@@ -10,6 +10,7 @@ pub mod export;
 pub mod info;
 pub mod lock_semantics;
 pub mod output;
+pub mod predict;
 mod prefetch;
 pub mod progress;
 pub mod rapid;

@@ -20,13 +20,16 @@
 
 use super::cycles::{elementary_cycles, Bounds};
 use super::{mode_name, Context, Detector, Interest};
+use crate::predict::{self, Outcome, Prediction, Predictions, Targets, Wanted};
 use crate::prefetch::prefetch_entry;
 use crate::replay::{Actor, Hold};
 use crate::report::{format_ns, CycleDetail, CycleEdge, Detail, Finding, FindingKind, Severity};
 use crate::trace::{ClassId, Trace};
 use hindsight_recorder::format::{Event, EventKind, LockId, LockMode, SiteId, ThreadId};
+use petgraph::algo::tarjan_scc;
 use petgraph::graph::DiGraph;
-use std::collections::HashMap;
+use petgraph::Direction;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 
 /// Witnesses kept per edge.
@@ -191,6 +194,13 @@ pub struct LockOrder {
     edges: Vec<Edge>,
     /// Per edge, by index as [`edges`](Self::edges).
     hot: Vec<EdgeHot>,
+    /// Per class (by id), whether one of its locks was taken while holding another of it.
+    nested: Vec<bool>,
+    /// Per class (by id), whether one of its locks was held while waiting for a thread or
+    /// task to finish.
+    held_at_join: Vec<bool>,
+    /// What the second reading of the trace found, once it has run.
+    predictions: Option<Predictions>,
 }
 
 impl LockOrder {
@@ -234,8 +244,13 @@ impl LockOrder {
             let (gates_before, held_on) = holds.split_at(position);
             let held = &held_on[0];
             let from = trace.lock_class(held.lock);
-            // Nested locks of one class (per-object locks) are not ordered.
-            if held.lock == lock || from == class {
+            // Nested locks of one class (per-object locks) are no edge of the class graph;
+            // prediction looks at their instances.
+            if held.lock == lock {
+                continue;
+            }
+            if from == class {
+                mark(&mut self.nested, class);
                 continue;
             }
             let Some(outgoing) = self.outgoing.get_mut(from.index()) else {
@@ -346,6 +361,65 @@ impl LockOrder {
         }
     }
 
+    /// Notes a wait for another actor to finish: the locks its actor holds meanwhile are
+    /// part of deadlock patterns.
+    #[cold]
+    fn on_join(&mut self, cx: &Context<'_>, event: &Event) {
+        for held in cx.state.holds(Actor::of(event)) {
+            mark(&mut self.held_at_join, cx.trace.lock_class(held.lock));
+        }
+    }
+
+    /// The lock classes whose instances prediction must look at: those on a cycle of the
+    /// class graph, those with locks nested in another of their own class, and those held
+    /// at a join together with every class that leads to one. `None` when there are none.
+    pub fn targets(&self) -> Option<Targets> {
+        let classes = self.edges.iter().flat_map(|e| [e.from.index(), e.to.index()]);
+        let len = classes.chain([self.nested.len(), self.held_at_join.len()]).max().unwrap_or(0);
+        let len = len.max(self.nested.len()).max(self.held_at_join.len()) + 1;
+        let mut targets = Targets { classes: vec![false; len] };
+        let mut graph: DiGraph<usize, ()> = DiGraph::new();
+        let nodes: Vec<_> = (0..len).map(|c| graph.add_node(c)).collect();
+        for edge in &self.edges {
+            graph.add_edge(nodes[edge.from.index()], nodes[edge.to.index()], ());
+        }
+        for scc in tarjan_scc(&graph) {
+            if scc.len() > 1 {
+                for n in scc {
+                    targets.classes[graph[n]] = true;
+                }
+            }
+        }
+        for (class, &nested) in self.nested.iter().enumerate() {
+            targets.classes[class] |= nested;
+        }
+        // Classes that lead (through the class graph) to one held at a join.
+        let mut stack: Vec<usize> =
+            (0..self.held_at_join.len()).filter(|&c| self.held_at_join[c]).collect();
+        let mut seen: HashSet<usize> = stack.iter().copied().collect();
+        while let Some(class) = stack.pop() {
+            targets.classes[class] = true;
+            for n in graph.neighbors_directed(nodes[class], Direction::Incoming) {
+                if seen.insert(graph[n]) {
+                    stack.push(graph[n]);
+                }
+            }
+        }
+        (!targets.is_empty()).then_some(targets)
+    }
+
+    /// Takes what the second reading of the trace found (see [`predict`]): lock-order
+    /// cycles are then errors only where a pattern was witnessed.
+    pub fn set_predictions(&mut self, predictions: Predictions) {
+        self.predictions = Some(predictions);
+    }
+
+    /// The prediction of the class cycle of `edge_ixs`, if the second reading checked one.
+    fn prediction_of(&self, edge_ixs: &[usize]) -> Option<&Prediction> {
+        let key = predict::normalize(edge_ixs.iter().map(|&e| Some(self.edges[e].from)).collect());
+        self.predictions.as_ref()?.cycles.get(&key)
+    }
+
     /// Chooses one witness per edge of `cycle`: from pairwise different actors and, if
     /// `modes` is set, with conflicting modes at every lock. `None` if there is no such
     /// choice (within a bounded search).
@@ -405,20 +479,57 @@ impl LockOrder {
                         )),
                         witnesses,
                     ),
-                    None => (Severity::Error, None, witnesses),
+                    // Different actors took the orders, but never on the same locks: the
+                    // second reading found no pattern over instances.
+                    None if self.predictions.is_some() => (
+                        Severity::Warning,
+                        Some(
+                            "the cycle is only between lock classes: the orders were taken on \
+                             different locks of these classes, never closing a cycle over the \
+                             same locks; code that takes one pair both ways can deadlock"
+                                .to_owned(),
+                        ),
+                        witnesses,
+                    ),
+                    None => (
+                        Severity::Warning,
+                        Some(
+                            "not witnessed: the trace was not read again to build a schedule"
+                                .to_owned(),
+                        ),
+                        witnesses,
+                    ),
                 }
             }
             None => {
                 let first: Vec<Witness> =
                     cycle.iter().map(|&e| self.edges[e].witnesses[0]).collect();
-                let reason = if self.assign(cycle, false).is_none() {
-                    "its orders were all taken by one thread or task, which cannot wait for \
-                     itself (another thread doing the same would deadlock)"
-                } else {
+                let reason = if self.assign(cycle, false).is_some() {
                     "its locks are held and requested in shared (read) mode only where the \
                      orders meet, and readers do not block each other"
+                        .to_owned()
+                } else {
+                    let mut actors: Vec<Actor> = cycle
+                        .iter()
+                        .flat_map(|&e| self.edges[e].witnesses.iter().map(|w| w.actor))
+                        .collect();
+                    actors.sort();
+                    actors.dedup();
+                    if actors.len() <= 1 {
+                        "its orders were all taken by one thread or task, which cannot wait for \
+                         itself (another thread doing the same would deadlock)"
+                            .to_owned()
+                    } else {
+                        format!(
+                            "only {} threads or tasks take its orders, and closing a cycle of {} \
+                             locks needs {} different ones",
+                            actors.len(),
+                            cycle.len(),
+                            cycle.len()
+                        )
+                    }
                 };
-                (Severity::Info, Some(reason.to_owned()), first)
+                (Severity::Info, Some(reason), first)
             }
         };
         // Tell the story from the earliest edge on.
@@ -433,6 +544,12 @@ impl LockOrder {
         let title = match (cycle.len(), severity) {
             (2, Severity::Error) => format!("locks {names} are taken in opposite orders"),
             (_, Severity::Error) => format!("locks {names} are taken in a cyclic order"),
+            (2, Severity::Warning) => {
+                format!("locks {names} are taken in opposite orders (not proved to deadlock)")
+            }
+            (_, Severity::Warning) => {
+                format!("locks {names} are taken in a cyclic order (not proved to deadlock)")
+            }
             (2, _) => format!("locks {names} are taken in opposite orders, but cannot deadlock"),
             _ => format!("locks {names} are taken in a cyclic order, but cannot deadlock"),
         };
@@ -498,7 +615,7 @@ impl LockOrder {
                 ));
             }
         }
-        finding.detail = Detail::LockOrderCycle(CycleDetail { edges, reason });
+        finding.detail = Detail::LockOrderCycle(CycleDetail { edges, reason, witness: Vec::new() });
         finding
     }
 
@@ -520,11 +637,18 @@ impl Detector for LockOrder {
     /// The kinds its `on_event` handles: keep the two in step.
     fn interest(&self) -> Interest {
         Interest::LOCK_ACQUIRED
+            | Interest::THREAD_JOIN_REQUESTED
+            | Interest::TASK_JOIN_REQUESTED
+            | Interest::THREAD_JOINED
+            | Interest::TASK_JOINED
     }
 
     #[inline]
     fn on_event(&mut self, cx: &Context<'_>, event: &Event) {
         let EventKind::LockAcquired { lock, via_try: false, .. } = event.kind else {
+            if !matches!(event.kind, EventKind::LockAcquired { .. }) {
+                self.on_join(cx, event);
+            }
             return;
         };
         // A lock just taken is often held while the actor takes another one, a few events
@@ -560,11 +684,45 @@ impl Detector for LockOrder {
             by_pair.insert((a, b), e);
         }
         let (cycles, cut) = elementary_cycles(&graph, BOUNDS);
+        let mut predicted: HashSet<predict::CycleKey> = HashSet::new();
         for cycle in &cycles {
             let edge_ixs: Vec<usize> = (0..cycle.len())
                 .map(|i| by_pair[&(cycle[i], cycle[(i + 1) % cycle.len()])])
                 .collect();
-            findings.push(self.finding(cx, &edge_ixs));
+            match self.prediction_of(&edge_ixs) {
+                Some(prediction) => {
+                    findings.push(predicted_finding(cx, prediction));
+                    let key = edge_ixs.iter().map(|&e| Some(self.edges[e].from)).collect();
+                    predicted.insert(predict::normalize(key));
+                }
+                None => findings.push(self.finding(cx, &edge_ixs)),
+            }
+        }
+        if let Some(predictions) = &self.predictions {
+            // Cycles over instances that the class graph does not show: between locks of
+            // one class, or through a join.
+            let mut rest: Vec<_> =
+                predictions.cycles.iter().filter(|(key, _)| !predicted.contains(*key)).collect();
+            rest.sort_by(|a, b| a.0.cmp(b.0));
+            for (_, prediction) in rest {
+                findings.push(predicted_finding(cx, prediction));
+            }
+            if predictions.unchecked > 0 {
+                let mut note = Finding::new(
+                    FindingKind::LockOrderCycle,
+                    Severity::Info,
+                    format!(
+                        "{} deadlock patterns were left unchecked ({} checked)",
+                        predictions.unchecked, predictions.patterns
+                    ),
+                );
+                note.evidence.push(
+                    "prediction bounds its work per window of the trace; the patterns beyond \
+                     the bound may hide deadlocks"
+                        .to_owned(),
+                );
+                findings.push(note);
+            }
         }
         if cut {
             let mut note = Finding::new(
@@ -579,6 +737,240 @@ impl Detector for LockOrder {
             findings.push(note);
         }
     }
+}
+
+/// Sets `flags[class]`, growing `flags` as needed.
+fn mark(flags: &mut Vec<bool>, class: ClassId) {
+    if flags.len() <= class.index() {
+        flags.resize(class.index() + 1, false);
+    }
+    flags[class.index()] = true;
+}
+
+/// The finding for a cycle that prediction checked: an error with its witness, or lower with
+/// the reason it gives.
+fn predicted_finding(cx: &Context<'_>, prediction: &Prediction) -> Finding {
+    let verdict = &prediction.best;
+    let trace = cx.trace;
+    let k = verdict.nodes.len();
+    // Two locks of one name (made at one line) are told apart by their ids.
+    let lock_name = |lock: LockId| {
+        let name = trace.lock_name(lock);
+        let twin = verdict.nodes.iter().flatten().any(|&l| l != lock && trace.lock_name(l) == name);
+        if twin {
+            format!("{name} #{}", lock.0)
+        } else {
+            name
+        }
+    };
+    let node_name = |i: usize| match verdict.nodes[i] {
+        Some(lock) => lock_name(lock),
+        None => format!("end of {}", verdict.items[i].actor.describe(trace)),
+    };
+    let (severity, reason) = match &verdict.outcome {
+        Outcome::Witnessed(_) => (Severity::Error, None),
+        Outcome::NotWitnessed => (
+            Severity::Warning,
+            Some(
+                "not witnessed: no reordering that keeps every lock's critical sections in \
+                 their recorded order deadlocks, and none of them is ruled out either"
+                    .to_owned(),
+            ),
+        ),
+        Outcome::Ordered(by) => (
+            Severity::Warning,
+            Some(format!(
+                "ordered by {by}: in this run the orders cannot overlap, but they still \
+                 conflict, and code that orders them differently can deadlock"
+            )),
+        ),
+        Outcome::CommonLock { held, actors } => {
+            let lock = lock_name(held[0].lock);
+            let inside = held
+                .iter()
+                .zip(actors)
+                .find_map(|(h, &i)| Some((h.inherited_from?, &verdict.items[i])));
+            (
+                Severity::Info,
+                Some(match inside {
+                    Some((parent, item)) => format!(
+                        "{} runs only inside its parent {}'s hold of `{lock}` (spawned and \
+                         joined while holding it), so the two cannot overlap",
+                        item.actor.describe(trace),
+                        parent.describe(trace)
+                    ),
+                    None => format!("both hold `{lock}` when they ask, so the two cannot overlap"),
+                }),
+            )
+        }
+        Outcome::SharedOnly { lock, fair } => (
+            Severity::Info,
+            Some(if *fair {
+                format!(
+                    "read locks, and no writer queued on them: `{}` is held and requested in \
+                     shared (read) mode where the orders meet, and readers do not block each \
+                     other",
+                    trace.lock_name(*lock)
+                )
+            } else {
+                format!(
+                    "read locks: `{}` is held and requested in shared (read) mode where the \
+                     orders meet, readers do not block each other, and its implementation is \
+                     not known to queue readers behind a waiting writer",
+                    trace.lock_name(*lock)
+                )
+            }),
+        ),
+    };
+    let names: Vec<String> = (0..k).map(node_name).collect();
+    let quoted = quote_list(&names);
+    let opposite = k == 2 && verdict.nodes.iter().all(Option::is_some);
+    let title = match (opposite, severity) {
+        (true, Severity::Error) => format!("locks {quoted} are taken in opposite orders"),
+        (false, Severity::Error) => format!("locks {quoted} are taken in a cyclic order"),
+        (true, Severity::Warning) => {
+            format!("locks {quoted} are taken in opposite orders (not proved to deadlock)")
+        }
+        (false, Severity::Warning) => {
+            format!("{quoted} are waited for in a cyclic order (not proved to deadlock)")
+        }
+        (true, _) => format!("locks {quoted} are taken in opposite orders, but cannot deadlock"),
+        (false, _) => format!("{quoted} are waited for in a cyclic order, but cannot deadlock"),
+    };
+    let mut finding = Finding::new(FindingKind::LockOrderCycle, severity, title);
+    finding.locks = verdict
+        .nodes
+        .iter()
+        .flatten()
+        .map(|&l| trace.class_name(trace.lock_class(l)).to_owned())
+        .collect();
+    let mut edges = Vec::with_capacity(k);
+    for (i, item) in verdict.items.iter().enumerate() {
+        cx.add_actor(&mut finding, item.actor, item.thread);
+        finding.time_ns = finding.time_ns.max(item.time_ns);
+        let asked_at =
+            item.site.map_or_else(|| "an unknown site".to_owned(), |s| trace.site_text(s));
+        let asks = match item.want {
+            Wanted::Lock(lock, mode) => format!(
+                "takes `{}`{} at {asked_at}",
+                lock_name(lock),
+                if mode == LockMode::Shared { " to read" } else { "" }
+            ),
+            Wanted::End(actor) => {
+                format!("waits for {} to finish at {asked_at}", actor.describe(trace))
+            }
+        };
+        let held = (i < k)
+            .then(|| verdict.nodes[i])
+            .flatten()
+            .and_then(|lock| item.held.iter().find(|h| h.lock == lock));
+        let holds = match held {
+            Some(h) => {
+                let at =
+                    h.site.map_or_else(|| "an unknown site".to_owned(), |s| trace.site_text(s));
+                if let Some(site) = h.site {
+                    finding.sites.push(cx.site_ref(site, "held"));
+                }
+                match h.inherited_from {
+                    Some(parent) => format!(
+                        "runs inside its parent {}'s hold of `{}` (acquired at {at}; the \
+                         parent joins it before releasing) and ",
+                        parent.describe(trace),
+                        lock_name(h.lock)
+                    ),
+                    None => format!("holds `{}` (acquired at {at}) and ", lock_name(h.lock)),
+                }
+            }
+            None if i >= k => "(a writer) ".to_owned(),
+            None => String::new(),
+        };
+        if let Some(site) = item.site {
+            finding.sites.push(cx.site_ref(site, "acquired"));
+        }
+        let times =
+            if item.instances > 1 { format!(" ({} times)", item.instances) } else { String::new() };
+        finding.evidence.push(format!(
+            "{} {holds}{asks}{times}, t={}",
+            item.actor.describe(trace),
+            format_ns(item.time_ns)
+        ));
+        if i >= k {
+            continue;
+        }
+        let (to, to_lock, mode) = match item.want {
+            Wanted::Lock(lock, mode) => {
+                (trace.class_name(trace.lock_class(lock)).to_owned(), lock_name(lock), mode)
+            }
+            Wanted::End(actor) => {
+                let name = format!("end of {}", actor.describe(trace));
+                (name.clone(), name, LockMode::Exclusive)
+            }
+        };
+        let (from, from_lock) = match held {
+            Some(h) => (trace.class_name(trace.lock_class(h.lock)).to_owned(), lock_name(h.lock)),
+            None => (node_name(i), node_name(i)),
+        };
+        edges.push(CycleEdge {
+            from,
+            to,
+            from_lock,
+            to_lock,
+            thread: trace.thread_name(item.thread),
+            task: match item.actor {
+                Actor::Task(t) => Some(trace.task_name(t)),
+                Actor::Thread(_) => None,
+            },
+            held_at: held.and_then(|h| h.site).map_or_else(String::new, |s| trace.site_text(s)),
+            acquired_at: asked_at,
+            held_mode: mode_name(held.map_or(LockMode::Exclusive, |h| h.mode)).to_owned(),
+            mode: mode_name(mode).to_owned(),
+            held_since_ns: held.map_or(0, |h| h.time_ns),
+            time_ns: item.time_ns,
+            count: item.instances as u64,
+        });
+    }
+    let witness = match &verdict.outcome {
+        Outcome::Witnessed(steps) => steps.clone(),
+        _ => Vec::new(),
+    };
+    if !witness.is_empty() {
+        finding.evidence.push("a schedule that deadlocks (each actor's deciding step):".to_owned());
+        for (n, step) in witness.iter().enumerate() {
+            let at = step.site.as_deref().map_or_else(String::new, |s| format!(" at {s}"));
+            finding.evidence.push(format!("  {}. {} {}{at}", n + 1, step.actor, step.event));
+        }
+    }
+    if prediction.patterns > 1 {
+        finding.evidence.push(format!(
+            "{} patterns over these locks were checked, {} witnessed",
+            prediction.patterns, prediction.witnessed
+        ));
+    }
+    match &reason {
+        Some(reason) if severity == Severity::Info => {
+            finding.evidence.push(format!("not an error: {reason}"));
+        }
+        Some(reason) => finding.evidence.push(format!("not proved: {reason}")),
+        None => {}
+    }
+    if severity != Severity::Info {
+        let order = names.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(" before ");
+        let joins = verdict.nodes.iter().any(Option::is_none)
+            || verdict.items.iter().any(|i| i.held.iter().any(|h| h.inherited_from.is_some()));
+        finding.help = Some(if joins {
+            format!(
+                "do not wait for a thread or task to finish while holding a lock it needs: \
+                 release it before the join, or take the locks in one order ({order})"
+            )
+        } else {
+            format!(
+                "take these locks in one global order everywhere (for example always \
+                 {order}), or take them only while holding one common outer lock"
+            )
+        });
+    }
+    finding.detail = Detail::LockOrderCycle(CycleDetail { edges, reason, witness });
+    finding
 }
 
 /// ``" (instance `x`)"`` when a lock's instance name tells more than its class name.

@@ -8,7 +8,7 @@
 
 pub mod blocking_in_async;
 pub mod contention;
-mod cycles;
+pub(crate) mod cycles;
 pub mod data_race;
 pub mod deadlock;
 pub mod guard_across_await;

@@ -85,6 +85,11 @@ impl Suite {
         self.options.wants(FindingKind::LockOrderCycle).then_some(&self.lock_order)
     }
 
+    /// The lock-order detector, to hand it what prediction found.
+    pub fn lock_order_mut(&mut self) -> &mut LockOrder {
+        &mut self.lock_order
+    }
+
     /// The lock statistics collector.
     pub fn contention_mut(&mut self) -> &mut Contention {
         &mut self.contention

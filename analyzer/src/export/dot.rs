@@ -13,6 +13,7 @@
 
 use super::ExportError;
 use crate::detect::{Context, Detector, LockOrder};
+use crate::predict;
 use crate::replay::Replay;
 use crate::report::{Detail, Finding, Severity};
 use crate::trace::ClassId;
@@ -50,12 +51,20 @@ impl fmt::Display for DotSummary {
 }
 
 /// Replays `replay` to its end through the lock-order detector and writes its graph to `out`;
-/// see the module docs.
-pub fn write<W: Write>(mut replay: Replay, mut out: W) -> Result<DotSummary, ExportError> {
+/// see the module docs. `again`, the same traces opened once more, lets the detector check
+/// its cycles for witnesses (without it, no cycle is an error).
+pub fn write<W: Write>(
+    mut replay: Replay,
+    again: Option<Replay>,
+    mut out: W,
+) -> Result<DotSummary, ExportError> {
     let mut lock_order = LockOrder::new();
     replay.visit(&mut lock_order);
     if let Some(error) = replay.take_error() {
         return Err(ExportError::Trace(error.into()));
+    }
+    if let (Some(again), Some(targets)) = (again, lock_order.targets()) {
+        lock_order.set_predictions(predict::predict(again, &targets));
     }
     let trace = replay.trace();
     let mut findings = Vec::new();
@@ -147,10 +156,12 @@ mod tests {
 
     /// The DOT of a built trace, without its header lines (up to the node defaults).
     fn export(builder: &TraceBuilder) -> (DotSummary, Vec<String>) {
-        let replay = Replay::from_bytes(vec![("built".to_owned(), builder.build())])
-            .expect("a built trace opens");
+        let open = || {
+            Replay::from_bytes(vec![("built".to_owned(), builder.build())])
+                .expect("a built trace opens")
+        };
         let mut out = Vec::new();
-        let summary = write(replay, &mut out).expect("exporting to memory works");
+        let summary = write(open(), Some(open()), &mut out).expect("exporting to memory works");
         let text = String::from_utf8(out).expect("DOT is UTF-8");
         let lines = text.lines().skip_while(|l| !l.starts_with("  edge [")).skip(1);
         (summary, lines.map(str::to_owned).collect())

@@ -13,6 +13,9 @@ pub mod json;
 mod repeats;
 pub mod sarif;
 pub mod text;
+mod witness;
+
+pub use witness::WitnessStep;
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -279,6 +282,10 @@ pub struct CycleDetail {
     /// Why the cycle cannot deadlock, when it was lowered below `error`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// For an `error`, a schedule that deadlocks: the deciding steps of a reordering of the
+    /// recorded events that ends with every actor of the cycle blocked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub witness: Vec<WitnessStep>,
 }
 
 /// One edge of a lock-order cycle: `thread` held `from` and took `to`.

@@ -1,0 +1,528 @@
+//! Deadlock patterns of one window and their verdicts.
+//!
+//! An *abstract acquisition* is every time one actor asked for one thing (a lock in a mode,
+//! or another actor's end) while holding one set of locks. A *pattern* is a cycle of them
+//! over lock instances, from pairwise different actors: each asks for what the next one holds
+//! (or, for a join, for the next one's end), and no lock is held by two of them in
+//! conflicting modes. Its concrete instances are checked in program order against the
+//! sync-preserving closure of their predecessors ([`Closure`]); one whose closure contains
+//! none of them is a witness: run the closure in trace order, then every actor of the
+//! pattern asks and none can go on.
+
+use super::closure::{Closure, Pull, BEYOND};
+use super::log::{Held, Log, Step, NONE};
+use super::simulate::simulate;
+use super::{Item, Outcome, Verdict, WitnessStep};
+use crate::detect::cycles::{elementary_cycles, Bounds};
+use crate::lock_semantics::LockSemantics;
+use crate::trace::Trace;
+use hindsight_recorder::format::{LockId, LockMode};
+use petgraph::graph::{DiGraph, NodeIndex};
+use std::collections::HashMap;
+use std::collections::HashSet;
+
+/// What an actor asks for at a step where it may block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Want {
+    /// A lock, in a mode.
+    Lock(LockId, LockMode),
+    /// The end of another actor (by log index).
+    End(u32),
+}
+
+/// Every instance of one actor asking for one thing while holding one set of locks.
+#[derive(Debug, Clone)]
+pub(crate) struct Abstract {
+    /// The actor (log index).
+    pub actor: u32,
+    /// What it asks for.
+    pub want: Want,
+    /// What it holds meanwhile, sorted by lock.
+    pub held: Vec<Held>,
+    /// The instances' places in the actor's events, in program order.
+    pub instances: Vec<u32>,
+}
+
+/// A node of the instance graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Node {
+    Lock(LockId),
+    End(u32),
+}
+
+/// Bounds of the work per window.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Budget {
+    /// Cycles of the instance graph enumerated at most.
+    pub cycles: usize,
+    /// Patterns (choices of abstract acquisitions along a cycle) checked at most.
+    pub patterns: usize,
+    /// Closure steps at most, over all patterns.
+    pub steps: u64,
+}
+
+/// What one window's check found: a verdict per pattern checked, and what was left.
+#[derive(Debug, Default)]
+pub(crate) struct WindowResult {
+    /// Per pattern checked.
+    pub verdicts: Vec<Verdict>,
+    /// Patterns not checked for want of budget.
+    pub unchecked: usize,
+}
+
+/// Finds and checks the patterns among `abstracts` of `log`.
+pub(crate) fn check(
+    trace: &Trace,
+    log: &Log,
+    abstracts: &[Abstract],
+    budget: Budget,
+) -> WindowResult {
+    let mut graph: DiGraph<Node, Vec<usize>> = DiGraph::new();
+    let mut nodes: HashMap<Node, NodeIndex> = HashMap::new();
+    let mut node = |graph: &mut DiGraph<Node, Vec<usize>>, n: Node| {
+        *nodes.entry(n).or_insert_with(|| graph.add_node(n))
+    };
+    let mut edges: HashMap<(NodeIndex, NodeIndex), Vec<usize>> = HashMap::new();
+    let targets: Vec<u32> = abstracts
+        .iter()
+        .filter_map(|a| match a.want {
+            Want::End(x) if !a.held.is_empty() => Some(x),
+            _ => None,
+        })
+        .collect();
+    for (ix, a) in abstracts.iter().enumerate() {
+        let to = match a.want {
+            Want::Lock(lock, _) => Node::Lock(lock),
+            Want::End(x) => Node::End(x),
+        };
+        let to_ix = node(&mut graph, to);
+        for h in &a.held {
+            if Node::Lock(h.lock) != to {
+                let from = node(&mut graph, Node::Lock(h.lock));
+                edges.entry((from, to_ix)).or_default().push(ix);
+            }
+        }
+        if let (Want::Lock(..), true) = (a.want, targets.contains(&a.actor)) {
+            let from = node(&mut graph, Node::End(a.actor));
+            edges.entry((from, to_ix)).or_default().push(ix);
+        }
+    }
+    let mut keyed: Vec<((NodeIndex, NodeIndex), Vec<usize>)> = edges.into_iter().collect();
+    keyed.sort();
+    for ((a, b), list) in keyed {
+        graph.add_edge(a, b, list);
+    }
+    let bounds = Bounds { max_cycles: budget.cycles, max_len: 6, max_steps: 1_000_000 };
+    let (cycles, cut) = elementary_cycles(&graph, bounds);
+    let mut result = WindowResult::default();
+    if cut {
+        result.unchecked += 1;
+    }
+    let mut steps = 0u64;
+    for cycle in cycles {
+        let lists: Vec<&Vec<usize>> = (0..cycle.len())
+            .map(|i| {
+                let (a, b) = (cycle[i], cycle[(i + 1) % cycle.len()]);
+                let e = graph.find_edge(a, b).expect("a cycle's edges are in the graph");
+                &graph[e]
+            })
+            .collect();
+        let wanted: Vec<Node> =
+            (0..cycle.len()).map(|i| graph[cycle[(i + 1) % cycle.len()]]).collect();
+        let mut choice: Vec<usize> = Vec::with_capacity(cycle.len());
+        combinations(&lists, &mut choice, &mut |choice| {
+            if result.verdicts.len() >= budget.patterns || steps > budget.steps {
+                result.unchecked += 1;
+                return;
+            }
+            let items: Vec<&Abstract> = choice.iter().map(|&a| &abstracts[a]).collect();
+            if let Some(verdict) = judge(trace, log, abstracts, &items, &wanted, &mut steps) {
+                result.verdicts.push(verdict);
+            }
+        });
+    }
+    result
+}
+
+/// Calls `f` with each choice of one element per list (bounded: at most 4096 choices).
+fn combinations(lists: &[&Vec<usize>], choice: &mut Vec<usize>, f: &mut dyn FnMut(&[usize])) {
+    fn go(
+        lists: &[&Vec<usize>],
+        choice: &mut Vec<usize>,
+        f: &mut dyn FnMut(&[usize]),
+        budget: &mut usize,
+    ) {
+        if choice.len() == lists.len() {
+            if *budget > 0 {
+                *budget -= 1;
+                f(choice);
+            }
+            return;
+        }
+        for &x in lists[choice.len()].iter() {
+            choice.push(x);
+            go(lists, choice, f, budget);
+            choice.pop();
+        }
+    }
+    let mut budget = 4096;
+    go(lists, choice, f, &mut budget);
+}
+
+/// The verdict on one choice of abstract acquisitions along a cycle (`wanted[i]` is what
+/// item `i` asks for); `None` when it is no pattern (an actor twice, or an end asked for
+/// that is not the next actor's).
+fn judge(
+    trace: &Trace,
+    log: &Log,
+    abstracts: &[Abstract],
+    items: &[&Abstract],
+    wanted: &[Node],
+    steps: &mut u64,
+) -> Option<Verdict> {
+    let k = items.len();
+    for i in 0..k {
+        if items[..i].iter().any(|a| a.actor == items[i].actor) {
+            return None;
+        }
+        if let Node::End(x) = wanted[i] {
+            let child = items[(i + 1) % k];
+            if child.actor != x {
+                return None;
+            }
+            // A child spawned and joined inside the joiner's hold of the lock before the
+            // join holds it too: the cycle without the join is the same pattern.
+            let parent = log.actors[items[i].actor as usize];
+            let held_before = wanted[(i + k - 1) % k];
+            let inherits = child
+                .held
+                .iter()
+                .any(|h| h.inherited_from == Some(parent) && Node::Lock(h.lock) == held_before);
+            if inherits {
+                return None;
+            }
+        }
+    }
+    let mut pattern: Vec<&Abstract> = items.to_vec();
+    let mut outcome = None;
+    // A lock held by two of them in conflicting modes keeps them apart.
+    'common: for i in 0..k {
+        for j in i + 1..k {
+            for a in &items[i].held {
+                for b in &items[j].held {
+                    let conflict = a.mode == LockMode::Exclusive || b.mode == LockMode::Exclusive;
+                    // A parent's hold and its child's inherited copy are one hold.
+                    let (ai, aj) =
+                        (log.actors[items[i].actor as usize], log.actors[items[j].actor as usize]);
+                    let same_hold = b.inherited_from == Some(ai) || a.inherited_from == Some(aj);
+                    if a.lock == b.lock && conflict && !same_hold {
+                        outcome = Some(Outcome::CommonLock { held: [*a, *b], actors: [i, j] });
+                        break 'common;
+                    }
+                }
+            }
+        }
+    }
+    // Each asks in a mode the next one's hold blocks, or (where the lock's implementation
+    // queues new readers behind a waiting writer) a writer of another actor waits first.
+    if outcome.is_none() {
+        for i in 0..k {
+            let (Node::Lock(lock), Want::Lock(_, mode)) = (wanted[i], items[i].want) else {
+                continue;
+            };
+            let next = items[(i + 1) % k];
+            let Some(held) = next.held.iter().find(|h| h.lock == lock) else { continue };
+            if mode == LockMode::Exclusive || held.mode == LockMode::Exclusive {
+                continue;
+            }
+            let fair = LockSemantics::of(trace.lock(lock).implementation)
+                .waiting_writer_blocks_new_readers
+                == Some(true);
+            let writer = fair.then(|| {
+                abstracts.iter().find(|w| {
+                    w.want == Want::Lock(lock, LockMode::Exclusive)
+                        && !pattern.iter().any(|p| p.actor == w.actor)
+                })
+            });
+            match writer.flatten() {
+                Some(w) => pattern.push(w),
+                None => {
+                    outcome = Some(Outcome::SharedOnly { lock, fair });
+                    break;
+                }
+            }
+        }
+    }
+    let outcome = match outcome {
+        Some(outcome) => outcome,
+        None => search(trace, log, &pattern, k, steps),
+    };
+    let nodes = (0..k)
+        .map(|i| match wanted[(i + k - 1) % k] {
+            Node::Lock(lock) => Some(lock),
+            Node::End(_) => None,
+        })
+        .collect();
+    Some(Verdict { items: pattern.iter().map(|a| item(log, a)).collect(), nodes, outcome })
+}
+
+/// What the report needs of one abstract acquisition (its first instance).
+fn item(log: &Log, a: &Abstract) -> Item {
+    let event = log.at(a.actor, a.instances[0]);
+    Item {
+        actor: log.actors[a.actor as usize],
+        thread: event.thread,
+        held: a.held.clone(),
+        want: match a.want {
+            Want::Lock(lock, mode) => super::Wanted::Lock(lock, mode),
+            Want::End(x) => super::Wanted::End(log.actors[x as usize]),
+        },
+        site: event.site,
+        time_ns: event.time_ns,
+        instances: a.instances.len(),
+    }
+}
+
+/// Looks for instances of `pattern` none of which is in the sync-preserving closure of
+/// their predecessors; failing that, whether the orders every correct reordering keeps
+/// already rule every instance out.
+/// (`pattern[cycle..]` are writers queued on read-held locks.)
+fn search(
+    trace: &Trace,
+    log: &Log,
+    pattern: &[&Abstract],
+    cycle: usize,
+    steps: &mut u64,
+) -> Outcome {
+    let witnessing = monotone(log, pattern, true, steps);
+    if let Ok((closure, chosen)) = witnessing {
+        let rank = |index: u32| index as usize;
+        return Outcome::Witnessed(schedule(trace, log, pattern, cycle, &closure, &chosen, &rank));
+    }
+    // No sync-preserving witness: try reordering critical sections, at the first and the
+    // last instances, and keep what a run confirms.
+    for last in [false, true] {
+        let chosen: Vec<u32> = pattern
+            .iter()
+            .map(|a| if last { a.instances[a.instances.len() - 1] } else { a.instances[0] })
+            .collect();
+        let pinned = pinned_holds(log, pattern, &chosen);
+        let mut closure = Closure::relaxed(log, pinned.clone());
+        for (a, &pos) in pattern.iter().zip(&chosen) {
+            closure.add_predecessors(a.actor, pos);
+        }
+        *steps += closure.steps;
+        if pattern.iter().zip(&chosen).any(|(a, &pos)| closure.contains(a.actor, pos)) {
+            continue;
+        }
+        if let Some(order) = simulate(log, &closure, &pinned) {
+            let place: HashMap<u32, usize> =
+                order.iter().enumerate().map(|(i, &index)| (index, i)).collect();
+            let rank = |index: u32| place.get(&index).copied().unwrap_or(usize::MAX);
+            return Outcome::Witnessed(schedule(
+                trace, log, pattern, cycle, &closure, &chosen, &rank,
+            ));
+        }
+    }
+    match monotone(log, pattern, false, steps) {
+        Err(Some(by)) => Outcome::Ordered(describe_order(trace, log, by)),
+        _ => Outcome::NotWitnessed,
+    }
+}
+
+/// The instances (positions, one per element of `pattern`) outside the closure of their
+/// predecessors, and that closure; or, when every instance of some element ends up inside,
+/// the order that last pulled one in (a window index), if an order did.
+fn monotone<'a>(
+    log: &'a Log,
+    pattern: &[&Abstract],
+    sync_preserving: bool,
+    steps: &mut u64,
+) -> Result<(Closure<'a>, Vec<u32>), Option<u32>> {
+    let mut closure = Closure::new(log, sync_preserving);
+    let mut next = vec![0usize; pattern.len()];
+    loop {
+        for (i, a) in pattern.iter().enumerate() {
+            closure.add_predecessors(a.actor, a.instances[next[i]]);
+        }
+        *steps += closure.steps;
+        closure.steps = 0;
+        let inside = pattern
+            .iter()
+            .enumerate()
+            .find(|(i, a)| closure.contains(a.actor, a.instances[next[*i]]));
+        let Some((i, a)) = inside else {
+            let chosen = pattern.iter().zip(&next).map(|(a, &n)| a.instances[n]).collect();
+            return Ok((closure, chosen));
+        };
+        let cut = closure.cut(a.actor);
+        match a.instances[next[i]..].iter().position(|&pos| pos >= cut) {
+            Some(skip) => next[i] += skip,
+            None => {
+                return Err(match closure.pulled(a.actor) {
+                    Pull::Order(index) => Some(index),
+                    _ => None,
+                });
+            }
+        }
+    }
+}
+
+/// Names the order into the event at window index `index`.
+fn describe_order(trace: &Trace, log: &Log, index: u32) -> String {
+    let event = log.events[index as usize];
+    let actor = log.actors[event.actor as usize].describe(trace);
+    let site =
+        |s: Option<_>| s.map_or_else(|| "an unknown site".to_owned(), |s| trace.site_text(s));
+    let cross = (event.cross != NONE).then(|| log.events[event.cross as usize]);
+    match (event.kind, cross) {
+        ("thread_joined" | "task_joined", _) => {
+            format!("the join by {actor} at {}", site(event.site))
+        }
+        ("receive", Some(send)) => format!("the message sent at {}", site(send.site)),
+        ("read", Some(write)) => {
+            format!("what the read at {} saw (the write at {})", site(event.site), site(write.site))
+        }
+        ("sync_acquire", Some(release)) => {
+            format!("the release annotation at {}", site(release.site))
+        }
+        ("poll_started", Some(wake)) => format!("the wake at {}", site(wake.site)),
+        (_, Some(spawn)) if event.pos == 0 => {
+            format!("the spawn of {actor} at {}", site(spawn.site))
+        }
+        _ => format!("the order into {} at {}", event.kind, site(event.site)),
+    }
+}
+
+/// The deciding steps of a witness: each actor's cut point that something forced (its last
+/// event in the closure), in trace order, then each actor of the pattern asking: the
+/// writers queued on read-held locks (`pattern[cycle..]`) first.
+fn schedule(
+    trace: &Trace,
+    log: &Log,
+    pattern: &[&Abstract],
+    cycle: usize,
+    closure: &Closure<'_>,
+    chosen: &[u32],
+    rank: &dyn Fn(u32) -> usize,
+) -> Vec<WitnessStep> {
+    let mut cuts: Vec<(u32, WitnessStep)> = Vec::new();
+    for actor in 0..log.actors.len() as u32 {
+        let cut = closure.cut(actor);
+        let in_pattern = pattern.iter().any(|a| a.actor == actor);
+        if cut == 0 || cut == BEYOND || (!in_pattern && closure.pulled(actor) == Pull::Seed) {
+            continue;
+        }
+        let index = log.by_actor[actor as usize][cut as usize - 1];
+        let event = log.events[index as usize];
+        let what = match event.step {
+            Step::Acquire { lock, .. } => format!("takes `{}`", trace.lock_name(lock)),
+            Step::Release { lock } => format!("releases `{}`", trace.lock_name(lock)),
+            _ => action(event.kind).to_owned(),
+        };
+        cuts.push((index, step(trace, log, actor, &event, format!("runs until it {what}"))));
+    }
+    cuts.sort_by_key(|(index, _)| rank(*index));
+    let mut steps: Vec<WitnessStep> = cuts.into_iter().map(|(_, s)| s).collect();
+    // Writers queued on a lock ask first, so that the readers after them wait.
+    let mut asks: Vec<(bool, WitnessStep)> = Vec::new();
+    for (i, (a, &pos)) in pattern.iter().zip(chosen).enumerate() {
+        let event = *log.at(a.actor, pos);
+        let (first, what) = match a.want {
+            Want::Lock(lock, mode) => (
+                i >= cycle,
+                format!(
+                    "asks for `{}`{} and waits",
+                    trace.lock_name(lock),
+                    if mode == LockMode::Shared { " (read)" } else { "" }
+                ),
+            ),
+            Want::End(x) => {
+                (false, format!("waits for {} to finish", log.actors[x as usize].describe(trace)))
+            }
+        };
+        asks.push((!first, step(trace, log, a.actor, &event, what)));
+    }
+    // A parent that spawned a child of the pattern inside its hold of a lock waits for the
+    // child at its join, still holding the lock.
+    for a in pattern {
+        for h in &a.held {
+            let Some(parent) = h.inherited_from.and_then(|p| log.actor_index(p)) else {
+                continue;
+            };
+            let child = log.actors[a.actor as usize];
+            let from = closure.cut(parent) as usize;
+            let join = log.by_actor[parent as usize].iter().skip(from).find(|&&index| {
+                log.events[index as usize].step == Step::JoinWait { target: child }
+            });
+            if let Some(&index) = join {
+                let event = log.events[index as usize];
+                let what = format!(
+                    "waits for {} to finish, holding `{}`",
+                    child.describe(trace),
+                    trace.lock_name(h.lock)
+                );
+                asks.push((true, step(trace, log, parent, &event, what)));
+            }
+        }
+    }
+    asks.sort_by_key(|(later, _)| *later);
+    steps.extend(asks.into_iter().map(|(_, s)| s));
+    steps
+}
+
+/// One step of a witness.
+fn step(
+    trace: &Trace,
+    log: &Log,
+    actor: u32,
+    event: &super::log::Logged,
+    what: String,
+) -> WitnessStep {
+    WitnessStep {
+        actor: log.actors[actor as usize].describe(trace),
+        event: what,
+        site: event.site.map(|s| trace.site_text(s)),
+        time_ns: event.time_ns,
+    }
+}
+
+/// What an event of kind `kind` does, as a witness step says it.
+fn action(kind: &str) -> &'static str {
+    match kind {
+        "thread_spawned" => "spawns a thread",
+        "task_spawned" => "spawns a task",
+        "thread_joined" | "task_joined" => "joins",
+        "thread_join_requested" | "task_join_requested" => "starts a join",
+        "send" => "sends a message",
+        "receive" => "receives a message",
+        "read" => "reads",
+        "write" => "writes",
+        "wake" => "wakes a task",
+        "poll_started" => "is polled",
+        "poll_ended" => "returns from a poll",
+        "lock_requested" => "asks for a lock",
+        "sync_release" | "sync_acquire" => "synchronises",
+        _ => "reaches this event",
+    }
+}
+
+/// The acquisitions (lock, place in its list) that the actors of `pattern` hold when they
+/// ask at `chosen`.
+fn pinned_holds(log: &Log, pattern: &[&Abstract], chosen: &[u32]) -> HashSet<(LockId, u32)> {
+    let mut pinned = HashSet::new();
+    for (a, &pos) in pattern.iter().zip(chosen) {
+        for h in a.held.iter().filter(|h| h.inherited_from.is_none()) {
+            let Some(list) = log.locks.get(&h.lock) else { continue };
+            let open = list.iter().rposition(|x| {
+                x.actor == a.actor
+                    && (x.pos == NONE || x.pos < pos)
+                    && (x.release == NONE || x.release > pos)
+            });
+            if let Some(at) = open {
+                pinned.insert((h.lock, at as u32));
+            }
+        }
+    }
+    pinned
+}
