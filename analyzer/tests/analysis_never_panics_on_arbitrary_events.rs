@@ -29,7 +29,8 @@ proptest! {
             Vec::new(),
         );
         prop_assert!(chrome.is_ok(), "{chrome:?}");
-        let dot = export::dot::write(Replay::from_bytes(traces)?, Vec::new());
+        let again = Replay::from_bytes(traces.clone())?;
+        let dot = export::dot::write(Replay::from_bytes(traces)?, Some(again), Vec::new());
         prop_assert!(dot.is_ok(), "{dot:?}");
     }
 }

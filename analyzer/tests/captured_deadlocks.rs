@@ -240,3 +240,60 @@ fn waiting_for_a_permit_while_holding_the_only_ones_is_a_deadlock_of_one() {
     b.on(t).acquire(permits, site).acquire(permits, site).request(permits, site);
     assert_eq!(deadlocks(&b), vec![strings(&["a"])]);
 }
+
+/// Two readers, each holding one fair `RwLock` for reading, and a writer queued on each lock
+/// before the other reader asks: the readers wait behind the writers, the writers for the
+/// readers. A captured deadlock of four (issue 19, case 5).
+#[test]
+fn readers_queued_behind_waiting_writers_are_a_captured_deadlock() {
+    let mut b = TraceBuilder::new("rw-hang");
+    let (r1, r2, w1, w2) = (b.thread("r1"), b.thread("r2"), b.thread("w1"), b.thread("w2"));
+    let (config, routes) = (b.async_rwlock("config"), b.async_rwlock("routes"));
+    let s = |b: &mut TraceBuilder, line| b.site("src/router.rs", line, 9);
+    let (s1, s2, s3, s4, s5, s6) =
+        (s(&mut b, 1), s(&mut b, 2), s(&mut b, 3), s(&mut b, 4), s(&mut b, 5), s(&mut b, 6));
+    b.on(r1).acquire_shared(config, s1);
+    b.on(r2).acquire_shared(routes, s2);
+    b.on(w1).request(config, s3);
+    b.on(w2).request(routes, s4);
+    b.on(r1).request_shared(routes, s5);
+    b.on(r2).request_shared(config, s6);
+    b.advance(2_000_000_000);
+    let report = analyze(&b);
+    let kinds: Vec<_> = report.findings.iter().map(|f| (f.kind, f.severity)).collect();
+    assert_eq!(kinds, vec![(FindingKind::Deadlock, Severity::Error)], "{:#?}", report.findings);
+    let finding = &report.findings[0];
+    assert_eq!(finding.threads, strings(&["w1", "r1", "w2", "r2"]));
+    assert!(
+        finding.evidence.iter().any(|e| e.starts_with("thread `r1` holds `config`")
+            && e.contains(
+                "waits to read `routes` at src/router.rs:5:9, queued behind thread `w2`"
+            )),
+        "{:#?}",
+        finding.evidence
+    );
+}
+
+/// The same with user-defined locks (recorded through the tracing convention), whose policy
+/// is unknown: no reader is assumed to wait behind a writer, so no deadlock is claimed.
+#[test]
+fn readers_of_a_lock_of_unknown_policy_are_not_assumed_queued() {
+    let mut b = TraceBuilder::new("rw-unknown");
+    let (r1, r2, w1, w2) = (b.thread("r1"), b.thread("r2"), b.thread("w1"), b.thread("w2"));
+    let config = b.lock(LockKind::Custom, true, Some("config"), None);
+    let routes = b.lock(LockKind::Custom, true, Some("routes"), None);
+    let s = b.site("src/router.rs", 1, 9);
+    b.on(r1).acquire_shared(config, s);
+    b.on(r2).acquire_shared(routes, s);
+    b.on(w1).request(config, s);
+    b.on(w2).request(routes, s);
+    b.on(r1).request_shared(routes, s);
+    b.on(r2).request_shared(config, s);
+    b.advance(2_000_000_000);
+    let report = analyze(&b);
+    assert!(of_deadlocks(&report).is_empty(), "{:#?}", report.findings);
+}
+
+fn of_deadlocks(report: &hindsight_analyzer::Report) -> Vec<&hindsight_analyzer::Finding> {
+    report.findings.iter().filter(|f| f.kind == FindingKind::Deadlock).collect()
+}

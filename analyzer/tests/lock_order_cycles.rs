@@ -385,3 +385,39 @@ fn the_report_carries_the_whole_lock_order_graph_most_frequent_first() {
         ]
     );
 }
+
+/// Two readers take two fair `RwLock`s for reading in opposite orders, and writers take each
+/// lock now and then: with a writer queued on each lock before the second reader asks, all
+/// four wait (issue 19, case 5). Witnessed: an error. Without the writers: info.
+#[test]
+fn read_read_cycles_deadlock_only_with_writers_queued_on_both_locks() {
+    let build = |writers: bool| {
+        let mut b = TraceBuilder::new("rw-cycle");
+        let (r1, r2) = (b.thread("r1"), b.thread("r2"));
+        let (w1, w2) = (b.thread("w1"), b.thread("w2"));
+        let (config, routes) = (b.async_rwlock("config"), b.async_rwlock("routes"));
+        let s = b.site("src/router.rs", 1, 9);
+        b.on(r1).acquire_shared(config, s).acquire_shared(routes, s);
+        b.on(r1).release_shared(routes).release_shared(config);
+        if writers {
+            b.on(w1).acquire(config, s).release(config);
+            b.on(w2).acquire(routes, s).release(routes);
+        }
+        b.on(r2).acquire_shared(routes, s).acquire_shared(config, s);
+        b.on(r2).release_shared(config).release_shared(routes);
+        analyze(&b)
+    };
+    let with = build(true);
+    let found: Vec<_> = with.findings.iter().map(|f| (f.kind, f.severity)).collect();
+    assert_eq!(found, vec![(FindingKind::LockOrderCycle, Severity::Error)], "{:#?}", with.findings);
+    let Detail::LockOrderCycle(detail) = &with.findings[0].detail else { panic!() };
+    let asks: Vec<&str> = detail.witness.iter().rev().take(4).map(|s| s.actor.as_str()).collect();
+    // The readers ask last, after the writers queued.
+    assert_eq!(asks[..2], ["thread `r2`", "thread `r1`"], "{:#?}", detail.witness);
+    let without = build(false);
+    let found: Vec<_> = without.findings.iter().map(|f| (f.kind, f.severity)).collect();
+    assert_eq!(found, vec![(FindingKind::LockOrderCycle, Severity::Info)]);
+    let Detail::LockOrderCycle(detail) = &without.findings[0].detail else { panic!() };
+    let reason = detail.reason.as_deref().unwrap_or_default();
+    assert!(reason.contains("no writer queued"), "{reason}");
+}

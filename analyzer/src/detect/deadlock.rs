@@ -13,7 +13,7 @@ use crate::report::{
     format_ns, push_unique, BlockedActor, DeadlockDetail, Detail, Finding, FindingKind, HeldLock,
     Severity,
 };
-use hindsight_recorder::format::LockMode;
+use hindsight_recorder::format::{LockId, LockMode};
 use petgraph::graph::{DiGraph, NodeIndex};
 use std::collections::HashMap;
 
@@ -66,6 +66,9 @@ impl Detector for Deadlock {
                             let holders = &lock_state.holders;
                             permit_wait(state, actor, holders, &mut targets, &mut self_waits);
                         } else {
+                            if mode == LockMode::Shared {
+                                queued_writers(cx, actor, lock, &wait, &mut targets);
+                            }
                             for holder in &lock_state.holders {
                                 let conflict = mode == LockMode::Exclusive
                                     || holder.hold.mode == LockMode::Exclusive;
@@ -124,6 +127,31 @@ impl Detector for Deadlock {
         }
         for (actor, hold) in self_waits {
             findings.push(finding(cx, &[actor], &[Some(hold)], &waits));
+        }
+    }
+}
+
+/// The writers that keep a reader of `lock` waiting although only readers hold it: those
+/// that asked before it, where the lock's implementation queues new readers behind a waiting
+/// writer (tokio's fair `RwLock`, std's on Linux). Where that is unknown, none.
+fn queued_writers(
+    cx: &Context<'_>,
+    reader: Actor,
+    lock: LockId,
+    wait: &Wait,
+    targets: &mut Vec<(Actor, Blocker)>,
+) {
+    let semantics = cx.trace.lock(lock).semantics();
+    if semantics.waiting_writer_blocks_new_readers != Some(true) {
+        return;
+    }
+    for (actor, state) in cx.state.actors() {
+        let Some(other) = state.wait.filter(|_| actor != reader && state.end.is_none()) else {
+            continue;
+        };
+        let writer = other.target == WaitFor::Lock { lock, mode: LockMode::Exclusive };
+        if writer && other.since_ns <= wait.since_ns {
+            targets.push((actor, None));
         }
     }
 }
@@ -209,7 +237,16 @@ fn finding(
             None => String::new(),
         };
         let at = wait.site.map(|s| format!(" at {}", cx.trace.site_text(s))).unwrap_or_default();
+        let next_wait = waits.get(&actors[(i + 1) % n]).map(|w| w.target);
         let waits_text = match wait.target {
+            WaitFor::Lock { lock, mode: LockMode::Shared }
+                if next_wait == Some(WaitFor::Lock { lock, mode: LockMode::Exclusive }) =>
+            {
+                format!(
+                    "waits to read `{waits_for}`{at}, queued behind {next}, which asked to \
+                     write it first (the lock lets no new reader pass a waiting writer)"
+                )
+            }
             WaitFor::Lock { .. } => format!("waits for `{waits_for}`{at}, held by {next}"),
             WaitFor::Thread(_) | WaitFor::Task(_) => format!("waits for {next} to finish{at}"),
         };

@@ -155,11 +155,11 @@ impl<'a> Closure<'a> {
         }
         self.cut[actor as usize] = to;
         self.pulled[actor as usize] = why;
-        let events = &self.log.by_actor[actor as usize];
+        let log = self.log;
+        let events = &log.by_actor[actor as usize];
         let end = (to as usize).min(events.len());
-        for pos in (from as usize).min(end)..end {
+        for &index in &events[(from as usize).min(end)..end] {
             self.steps += 1;
-            let index = events[pos];
             let event = self.log.events[index as usize];
             if event.cross != NONE {
                 self.work.push((event.cross, Pull::Order(index)));

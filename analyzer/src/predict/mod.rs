@@ -186,6 +186,13 @@ pub fn predict(mut replay: Replay, targets: &Targets) -> Predictions {
     predictions
 }
 
+/// A spawn made while holding locks: the parent (log index), the child, the parent's holds
+/// (with their places in their locks' lists).
+type Spawn = (u32, Actor, Vec<(Held, u32)>);
+
+/// What makes an abstract acquisition: its actor, what it asks for, what it holds.
+type AbstractKey = (u32, Want, Vec<(LockId, LockMode)>);
+
 /// One window being read.
 #[derive(Debug)]
 struct Window {
@@ -194,7 +201,7 @@ struct Window {
     asks: Vec<(u32, Vec<Held>)>,
     /// Per spawn made while holding locks: the parent, the child, the holds (with their
     /// places in their locks' lists).
-    spawns: Vec<(u32, Actor, Vec<(Held, u32)>)>,
+    spawns: Vec<Spawn>,
     /// Per child forked and joined inside its parent's holds: those holds.
     inherited: HashMap<u32, Vec<Held>>,
     /// Which children inherit from which parents (child, parent), for holds passed down.
@@ -330,7 +337,7 @@ impl Window {
 
     /// The window's abstract acquisitions.
     fn abstracts(&mut self) -> Vec<Abstract> {
-        let mut by_key: HashMap<(u32, Want, Vec<(LockId, LockMode)>), usize> = HashMap::new();
+        let mut by_key: HashMap<AbstractKey, usize> = HashMap::new();
         let mut abstracts: Vec<Abstract> = Vec::new();
         for (index, before) in std::mem::take(&mut self.asks) {
             let event = self.log.events[index as usize];
