@@ -260,8 +260,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let replay = hindsight_analyzer::replay::Replay::open(&traces)?;
             let (damage, written, path) = match (chrome, dot) {
                 (Some(path), _) => {
-                    let summary =
-                        export::to_file(&path, |out| export::chrome::write(replay, &options, out))?;
+                    let again = hindsight_analyzer::replay::Replay::open(&traces)?;
+                    let summary = export::to_file(&path, |out| {
+                        export::chrome::write(replay, Some(again), &options, out)
+                    })?;
                     (summary.damage.clone(), summary.to_string(), path)
                 }
                 (None, Some(path)) => {

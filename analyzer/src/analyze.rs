@@ -6,7 +6,6 @@ use crate::detect::blocking_in_async::DEFAULT_POLL_THRESHOLD_NS;
 use crate::detect::contention::DEFAULT_WAIT_THRESHOLD_NS;
 use crate::detect::{Context, LockOrder, Suite};
 use crate::error::AnalyzeError;
-use crate::predict;
 use crate::replay::{Actor, Replay, State};
 use crate::report::{
     ClassTotals, DamagedRegion, FileSummary, Finding, FindingKind, LockEntry, LockOrderEdge,
@@ -94,7 +93,8 @@ pub fn analyze(replay: Replay, options: &AnalyzeOptions) -> Result<Report, Analy
 type Reopen<'a> = &'a dyn Fn() -> Result<Replay, AnalyzeError>;
 
 /// [`analyze`], and then, if the lock-order graph has cycles and `reopen` is given, the
-/// second reading of the trace that checks them for witnesses ([`predict`]).
+/// second reading of the trace that checks them for witnesses
+/// ([`predict`](crate::predict)).
 fn analyze_predicting(
     mut replay: Replay,
     reopen: Option<Reopen<'_>>,
@@ -105,9 +105,9 @@ fn analyze_predicting(
     if let Some(error) = replay.take_error() {
         return Err(error.into());
     }
-    if let (Some(reopen), Some(targets)) = (reopen, suite.lock_order().and_then(|o| o.targets())) {
-        let predictions = predict::predict(reopen()?, &targets);
-        suite.lock_order_mut().set_predictions(predictions);
+    let cycles = suite.lock_order().is_some_and(|order| order.targets().is_some());
+    if let (Some(reopen), true) = (reopen, cycles) {
+        suite.lock_order_mut().check_cycles(reopen()?);
     }
     let mut findings: Vec<Finding> = Vec::new();
     let cx = Context { trace: replay.trace(), state: replay.state() };

@@ -25,6 +25,7 @@ proptest! {
         Timeline::from_bytes(traces.clone()).expect("a well-framed trace has a timeline");
         let chrome = export::chrome::write(
             Replay::from_bytes(traces.clone())?,
+            Some(Replay::from_bytes(traces.clone())?),
             &AnalyzeOptions::default(),
             Vec::new(),
         );

@@ -22,7 +22,7 @@ use super::cycles::{elementary_cycles, Bounds};
 use super::{mode_name, Context, Detector, Interest};
 use crate::predict::{self, Outcome, Prediction, Predictions, Targets, Wanted};
 use crate::prefetch::prefetch_entry;
-use crate::replay::{Actor, Hold};
+use crate::replay::{Actor, Hold, Replay};
 use crate::report::{format_ns, CycleDetail, CycleEdge, Detail, Finding, FindingKind, Severity};
 use crate::trace::{ClassId, Trace};
 use hindsight_recorder::format::{Event, EventKind, LockId, LockMode, SiteId, ThreadId};
@@ -408,10 +408,23 @@ impl LockOrder {
         (!targets.is_empty()).then_some(targets)
     }
 
-    /// Takes what the second reading of the trace found (see [`predict`]): lock-order
-    /// cycles are then errors only where a pattern was witnessed.
-    pub fn set_predictions(&mut self, predictions: Predictions) {
-        self.predictions = Some(predictions);
+    /// Reads `again` (the same traces, from the start) to check the cycles found for
+    /// witnesses (see [`predict`]), if there are any: lock-order cycles are errors only where
+    /// a pattern was witnessed. Without it, none is.
+    pub fn check_cycles(&mut self, again: Replay) {
+        if let Some(targets) = self.targets() {
+            self.predictions = Some(predict::predict(again, &targets));
+        }
+    }
+
+    /// How often a lock of class `to` was taken while one of `from` was held.
+    fn occurrences(&self, from: ClassId, to: ClassId) -> u64 {
+        let near = self.outgoing.get(from.index()).and_then(|line| {
+            let slot = line.find(to)?;
+            Some(self.outgoing_ix[from.index()][slot])
+        });
+        near.or_else(|| self.more.get(&pair(from, to)).copied())
+            .map_or(0, |ix| self.count(ix as usize))
     }
 
     /// The prediction of the class cycle of `edge_ixs`, if the second reading checked one.
@@ -691,7 +704,9 @@ impl Detector for LockOrder {
                 .collect();
             match self.prediction_of(&edge_ixs) {
                 Some(prediction) => {
-                    findings.push(predicted_finding(cx, prediction));
+                    findings.push(predicted_finding(cx, prediction, &|from, to| {
+                        self.occurrences(from, to)
+                    }));
                     let key = edge_ixs.iter().map(|&e| Some(self.edges[e].from)).collect();
                     predicted.insert(predict::normalize(key));
                 }
@@ -705,7 +720,9 @@ impl Detector for LockOrder {
                 predictions.cycles.iter().filter(|(key, _)| !predicted.contains(*key)).collect();
             rest.sort_by(|a, b| a.0.cmp(b.0));
             for (_, prediction) in rest {
-                findings.push(predicted_finding(cx, prediction));
+                findings.push(predicted_finding(cx, prediction, &|from, to| {
+                    self.occurrences(from, to)
+                }));
             }
             if predictions.unchecked > 0 {
                 let mut note = Finding::new(
@@ -749,7 +766,12 @@ fn mark(flags: &mut Vec<bool>, class: ClassId) {
 
 /// The finding for a cycle that prediction checked: an error with its witness, or lower with
 /// the reason it gives.
-fn predicted_finding(cx: &Context<'_>, prediction: &Prediction) -> Finding {
+/// (`occurrences(from, to)` counts an order of two classes in the whole trace.)
+fn predicted_finding(
+    cx: &Context<'_>,
+    prediction: &Prediction,
+    occurrences: &dyn Fn(ClassId, ClassId) -> u64,
+) -> Finding {
     let verdict = &prediction.best;
     let trace = cx.trace;
     let k = verdict.nodes.len();
@@ -926,7 +948,14 @@ fn predicted_finding(cx: &Context<'_>, prediction: &Prediction) -> Finding {
             mode: mode_name(mode).to_owned(),
             held_since_ns: held.map_or(0, |h| h.time_ns),
             time_ns: item.time_ns,
-            count: item.instances as u64,
+            count: match (held, item.want) {
+                // Orders within one class are no edge of the class graph: their instances.
+                (Some(h), Wanted::Lock(lock, _)) => {
+                    occurrences(trace.lock_class(h.lock), trace.lock_class(lock))
+                        .max(item.instances as u64)
+                }
+                _ => item.instances as u64,
+            },
         });
     }
     let witness = match &verdict.outcome {

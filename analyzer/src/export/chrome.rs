@@ -77,6 +77,7 @@ impl fmt::Display for ChromeSummary {
 /// being readable part-way as a whole (a malformed STD line) is an error, as in the analysis.
 pub fn write<W: Write>(
     mut replay: Replay,
+    again: Option<Replay>,
     options: &AnalyzeOptions,
     out: W,
 ) -> Result<ChromeSummary, ExportError> {
@@ -92,6 +93,9 @@ pub fn write<W: Write>(
     }
     if let Some(error) = replay.take_error() {
         return Err(ExportError::Trace(error.into()));
+    }
+    if let Some(again) = again {
+        suite.lock_order_mut().check_cycles(again);
     }
     let cx = Context { trace: replay.trace(), state: replay.state() };
     let mut findings = Vec::new();
@@ -635,11 +639,13 @@ mod tests {
 
     /// The exported document of a built trace.
     fn export(builder: &TraceBuilder) -> (ChromeSummary, Value) {
-        let replay = Replay::from_bytes(vec![("built".to_owned(), builder.build())])
-            .expect("a built trace opens");
+        let open = || {
+            Replay::from_bytes(vec![("built".to_owned(), builder.build())])
+                .expect("a built trace opens")
+        };
         let mut out = Vec::new();
-        let summary =
-            write(replay, &AnalyzeOptions::default(), &mut out).expect("exporting to memory works");
+        let summary = write(open(), Some(open()), &AnalyzeOptions::default(), &mut out)
+            .expect("exporting to memory works");
         (summary, serde_json::from_slice(&out).expect("the export is JSON"))
     }
 

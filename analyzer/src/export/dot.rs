@@ -13,7 +13,6 @@
 
 use super::ExportError;
 use crate::detect::{Context, Detector, LockOrder};
-use crate::predict;
 use crate::replay::Replay;
 use crate::report::{Detail, Finding, Severity};
 use crate::trace::ClassId;
@@ -63,8 +62,8 @@ pub fn write<W: Write>(
     if let Some(error) = replay.take_error() {
         return Err(ExportError::Trace(error.into()));
     }
-    if let (Some(again), Some(targets)) = (again, lock_order.targets()) {
-        lock_order.set_predictions(predict::predict(again, &targets));
+    if let Some(again) = again {
+        lock_order.check_cycles(again);
     }
     let trace = replay.trace();
     let mut findings = Vec::new();
