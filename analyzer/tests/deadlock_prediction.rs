@@ -79,14 +79,17 @@ fn a_join_made_while_holding_a_lock_closes_a_cycle() {
     let found = findings("join_while_holding");
     assert_eq!(verdicts(&found), vec![(Severity::Error, strings(&["B", "A"]))]);
     let witness = &detail(&found[0]).witness;
-    let last: Vec<(&str, &str)> =
-        witness.iter().rev().take(3).map(|s| (s.actor.as_str(), s.event.as_str())).collect();
+    let last: Vec<(&str, &str)> = witness
+        .iter()
+        .skip(witness.len() - 3)
+        .map(|s| (s.actor.as_str(), s.event.as_str()))
+        .collect();
     assert_eq!(
         last,
         vec![
             ("thread `T2`", "waits for thread `T3` to finish, holding `A`"),
-            ("thread `T3`", "asks for `B` and waits"),
             ("thread `T1`", "asks for `A` and waits"),
+            ("thread `T3`", "asks for `B` and waits"),
         ]
     );
 }

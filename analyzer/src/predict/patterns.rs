@@ -203,7 +203,22 @@ fn judge(
             }
         }
     }
-    let mut pattern: Vec<&Abstract> = items.to_vec();
+    // A child that holds a lock of the cycle only as its parent's, with the parent in the
+    // pattern too: the parent is the holder, and the cycle without the child is the pattern.
+    for i in 0..k {
+        let Node::Lock(lock) = wanted[(i + k - 1) % k] else { continue };
+        let holder = items[i].held.iter().find(|h| h.lock == lock).and_then(|h| h.inherited_from);
+        let parent_in_pattern = holder.is_some_and(|parent| {
+            items.iter().any(|other| log.actors[other.actor as usize] == parent)
+        });
+        if parent_in_pattern {
+            return None;
+        }
+    }
+    // A parent whose hold a child inherits keeps it only until it joins the child: it must
+    // be stuck at that join.
+    let joins = parent_joins(log, items, wanted)?;
+    let mut pattern: Vec<&Abstract> = items.iter().copied().chain(&joins).collect();
     let mut outcome = None;
     // A lock held by two of them in conflicting modes keeps them apart.
     'common: for i in 0..k {
@@ -438,33 +453,18 @@ fn schedule(
                 ),
             ),
             Want::End(x) => {
-                (false, format!("waits for {} to finish", log.actors[x as usize].describe(trace)))
+                let holding: Vec<String> =
+                    a.held.iter().map(|h| format!("`{}`", trace.lock_name(h.lock))).collect();
+                let holding = if holding.is_empty() {
+                    String::new()
+                } else {
+                    format!(", holding {}", holding.join(", "))
+                };
+                let child = log.actors[x as usize].describe(trace);
+                (i >= cycle, format!("waits for {child} to finish{holding}"))
             }
         };
         asks.push((!first, step(trace, log, a.actor, &event, what)));
-    }
-    // A parent that spawned a child of the pattern inside its hold of a lock waits for the
-    // child at its join, still holding the lock.
-    for a in pattern {
-        for h in &a.held {
-            let Some(parent) = h.inherited_from.and_then(|p| log.actor_index(p)) else {
-                continue;
-            };
-            let child = log.actors[a.actor as usize];
-            let from = closure.cut(parent) as usize;
-            let join = log.by_actor[parent as usize].iter().skip(from).find(|&&index| {
-                log.events[index as usize].step == Step::JoinWait { target: child }
-            });
-            if let Some(&index) = join {
-                let event = log.events[index as usize];
-                let what = format!(
-                    "waits for {} to finish, holding `{}`",
-                    child.describe(trace),
-                    trace.lock_name(h.lock)
-                );
-                asks.push((true, step(trace, log, parent, &event, what)));
-            }
-        }
     }
     asks.sort_by_key(|(later, _)| *later);
     steps.extend(asks.into_iter().map(|(_, s)| s));
@@ -525,4 +525,34 @@ fn pinned_holds(log: &Log, pattern: &[&Abstract], chosen: &[u32]) -> HashSet<(Lo
         }
     }
     pinned
+}
+
+/// For each child among `items` that holds its lock of the cycle (`wanted` by the item before
+/// it) only as its parent's, the parent stuck at its join of the child, holding it; `None` if
+/// such a join is not in the window.
+fn parent_joins(log: &Log, items: &[&Abstract], wanted: &[Node]) -> Option<Vec<Abstract>> {
+    let k = items.len();
+    let mut joins: Vec<Abstract> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let child = log.actors[item.actor as usize];
+        let on_cycle = wanted[(i + k - 1) % k];
+        for h in item.held.iter().filter(|h| Node::Lock(h.lock) == on_cycle) {
+            let Some(parent) = h.inherited_from else { continue };
+            let parent = log.actor_index(parent)?;
+            if let Some(join) = joins.iter_mut().find(|j| j.actor == parent) {
+                join.held.push(Held { inherited_from: None, ..*h });
+                continue;
+            }
+            let pos = log.by_actor[parent as usize].iter().position(|&index| {
+                log.events[index as usize].step == Step::JoinWait { target: child }
+            })?;
+            joins.push(Abstract {
+                actor: parent,
+                want: Want::End(item.actor),
+                held: vec![Held { inherited_from: None, ..*h }],
+                instances: vec![pos as u32],
+            });
+        }
+    }
+    Some(joins)
 }
