@@ -15,6 +15,12 @@
 //! (`lock-order`), and everything `analyze` does (`all`); and the peak resident memory
 //! (`VmHWM`). Run it with 20M and 40M events: the peak must not grow with the trace. Name a
 //! stage (`-- 2000000 lock-order`) to run that one alone, as a profiler wants.
+//!
+//! `locks=N` sets the number of locks (1000 by default; `locks=100000` for the many-locks
+//! figure). `inversions=N` makes one nest in N take its inner lock *below* the outer one
+//! when that lock is free (so the run never deadlocks, but the lock-order graph has cycles):
+//! then the `lock-order` stage includes deadlock prediction's second reading of the file, and
+//! prints how many patterns it checked.
 
 mod support;
 
@@ -31,7 +37,15 @@ use std::time::Instant;
 use support::{peak_rss_kib, rate, timed, CycleWriter, Rng};
 
 const THREADS: usize = 16;
-const LOCKS: u32 = 1000;
+
+/// What to generate.
+#[derive(Clone, Copy)]
+struct Shape {
+    events: u64,
+    locks: u32,
+    /// One nest in this many takes its inner lock below the outer (0: none).
+    inversions: u64,
+}
 
 /// The stages measured, in order.
 const STAGES: [&str; 4] = ["read", "state", "lock-order", "all"];
@@ -52,7 +66,8 @@ struct SimThread {
     waiting: bool,
 }
 
-fn generate(path: &Path, events: u64) -> std::io::Result<u64> {
+fn generate(path: &Path, shape: Shape) -> std::io::Result<u64> {
+    let Shape { events, locks: lock_count, inversions } = shape;
     let mut out = CycleWriter::create(path, "bench", THREADS)?;
     let mut defs = vec![Definition::String { id: StringId(0), text: "src/bench.rs".into() }];
     for i in 0..8 {
@@ -73,7 +88,7 @@ fn generate(path: &Path, events: u64) -> std::io::Result<u64> {
         }));
     }
     // Each lock is created at its own site, so each is its own lock class.
-    for l in 0..LOCKS {
+    for l in 0..lock_count {
         defs.push(Definition::Site(SiteDef {
             id: SiteId(8 + l),
             file: StringId(0),
@@ -93,8 +108,8 @@ fn generate(path: &Path, events: u64) -> std::io::Result<u64> {
     }
     out.writer().write_definitions(&defs)?;
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let mut seqs = vec![0u64; LOCKS as usize];
-    let mut held_by = vec![usize::MAX; LOCKS as usize];
+    let mut seqs = vec![0u64; lock_count as usize];
+    let mut held_by = vec![usize::MAX; lock_count as usize];
     let mut threads: Vec<SimThread> = (0..THREADS)
         .map(|_| SimThread {
             step: Step::TakeOuter,
@@ -119,9 +134,15 @@ fn generate(path: &Path, events: u64) -> std::io::Result<u64> {
             Step::TakeOuter | Step::TakeInner => {
                 if !thread.waiting {
                     if let Step::TakeOuter = thread.step {
-                        thread.outer = LockId((rng.next() % u64::from(LOCKS - 9)) as u32);
+                        let first = 9 + (rng.next() % u64::from(lock_count - 18)) as u32;
+                        thread.outer = LockId(first);
                     } else {
                         thread.inner = LockId(thread.outer.0 + 1 + (rng.next() % 8) as u32);
+                        let below = LockId(thread.outer.0 - 1 - (rng.next() % 8) as u32);
+                        let free = held_by[below.index()] == usize::MAX;
+                        if inversions > 0 && rng.next() % inversions == 0 && free {
+                            thread.inner = below;
+                        }
                     }
                 }
                 let lock =
@@ -177,16 +198,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .skip(1)
         .find_map(|a| a.replace('_', "").parse().ok())
         .unwrap_or(20_000_000);
+    let setting = |name: &str, default: u64| {
+        std::env::args()
+            .skip(1)
+            .find_map(|a| a.strip_prefix(name)?.strip_prefix('=')?.replace('_', "").parse().ok())
+            .unwrap_or(default)
+    };
+    let locks = u32::try_from(setting("locks", 1000))?.max(32);
+    let shape = Shape { events, locks, inversions: setting("inversions", 0) };
     // A stage named on the command line (`read`, `state`, `lock-order`, `all`) runs alone,
     // for profiling one stage.
     let only = std::env::args().skip(1).find(|a| STAGES.contains(&a.as_str()));
     let runs = |stage: &str| only.as_deref().is_none_or(|only| only == stage);
     let path = std::env::temp_dir().join(format!("hindsight-bench-{}.trace", std::process::id()));
     let started = Instant::now();
-    let written = generate(&path, events)?;
+    let written = generate(&path, shape)?;
     let bytes = std::fs::metadata(&path)?.len();
     println!(
-        "generated {written} events ({:.1} bytes/event) in {:.2?}; peak RSS so far {} KiB",
+        "generated {written} events over {locks} locks, one nest in {} inverted ({:.1} \
+         bytes/event) in {:.2?}; peak RSS so far {} KiB",
+        shape.inversions,
         bytes as f64 / written as f64,
         started.elapsed(),
         peak_rss_kib().unwrap_or(0)
@@ -199,10 +230,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         state_stage(&path)?;
     }
     if runs("lock-order") {
-        lock_order_stage(&path, written)?;
+        lock_order_stage(&path, written, shape)?;
     }
     if runs("all") {
-        all_stage(&path)?;
+        all_stage(&path, shape)?;
     }
     println!("peak RSS {} KiB", peak_rss_kib().unwrap_or(0));
     std::fs::remove_file(&path)?;
@@ -237,18 +268,32 @@ fn state_stage(path: &Path) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// Replay with the lock-order detector.
-fn lock_order_stage(path: &Path, written: u64) -> Result<(), Box<dyn std::error::Error>> {
-    let (replay, wall, cpu) = timed(|| -> Result<Replay, Box<dyn std::error::Error>> {
+/// With inversions, the second reading of prediction is part of it.
+fn lock_order_stage(
+    path: &Path,
+    written: u64,
+    shape: Shape,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let (result, wall, cpu) = timed(|| -> Result<_, Box<dyn std::error::Error>> {
         let mut replay = Replay::open(&[path])?;
         let mut lock_order = LockOrder::new();
         replay.visit(&mut lock_order);
+        lock_order.check_cycles(Replay::open(&[path])?);
         let mut findings = Vec::new();
         let cx = Context { trace: replay.trace(), state: replay.state() };
         lock_order.finish(&cx, &mut findings);
-        assert!(findings.is_empty(), "locks taken in ascending order form no cycle");
-        Ok(replay)
+        if shape.inversions == 0 {
+            assert!(findings.is_empty(), "locks taken in ascending order form no cycle");
+        }
+        let checked = lock_order.predictions().map(|p| (p.patterns, p.unchecked, p.windows));
+        Ok((replay, findings.len(), checked))
     });
-    let replay = replay?;
+    let (replay, findings, checked) = result?;
+    let (patterns, unchecked, windows) = checked.unwrap_or_default();
+    println!(
+        "lock-order findings: {findings}; prediction: {patterns} patterns checked, {unchecked} \
+         left unchecked, {windows} windows read"
+    );
     let stats = replay.stats();
     assert_eq!(stats.events, written, "every event is replayed");
     assert_eq!(replay.state().conflicts(), 0, "replay order is valid");
@@ -258,14 +303,16 @@ fn lock_order_stage(path: &Path, written: u64) -> Result<(), Box<dyn std::error:
 }
 
 /// Everything `analyze` does.
-fn all_stage(path: &Path) -> Result<(), Box<dyn std::error::Error>> {
+fn all_stage(path: &Path, shape: Shape) -> Result<(), Box<dyn std::error::Error>> {
     let (report, wall, cpu) = timed(|| -> Result<Report, Box<dyn std::error::Error>> {
         let options = AnalyzeOptions::default();
-        Ok(hindsight_analyzer::analyze(Replay::open(&[path])?, &options)?)
+        Ok(hindsight_analyzer::analyze_paths(&[path], &options)?)
     });
     let report = report?;
     let titles: Vec<&str> = report.findings.iter().map(|f| f.title.as_str()).collect();
-    assert!(titles.is_empty(), "a clean generated trace has no finding: {titles:#?}");
+    if shape.inversions == 0 {
+        assert!(titles.is_empty(), "a clean generated trace has no finding: {titles:#?}");
+    }
     println!("all detectors:        {}", rate(report.trace.events, wall, cpu));
     Ok(())
 }

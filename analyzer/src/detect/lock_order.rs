@@ -417,6 +417,11 @@ impl LockOrder {
         }
     }
 
+    /// What the second reading of the trace found, if it ran.
+    pub fn predictions(&self) -> Option<&Predictions> {
+        self.predictions.as_ref()
+    }
+
     /// How often a lock of class `to` was taken while one of `from` was held.
     fn occurrences(&self, from: ClassId, to: ClassId) -> u64 {
         let near = self.outgoing.get(from.index()).and_then(|line| {
@@ -729,7 +734,7 @@ impl Detector for LockOrder {
                     FindingKind::LockOrderCycle,
                     Severity::Info,
                     format!(
-                        "{} deadlock patterns were left unchecked ({} checked)",
+                        "{} cycles over lock instances were left unchecked ({} patterns checked)",
                         predictions.unchecked, predictions.patterns
                     ),
                 );

@@ -12,7 +12,7 @@
 
 use super::log::{Log, Step, NONE};
 use hindsight_recorder::format::{LockId, LockMode};
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 /// A cut past every event of an actor's window: the closure needs an event after the
 /// window (a release not logged in it).
@@ -72,7 +72,7 @@ impl<'a> Closure<'a> {
             log,
             cut: vec![0; log.actors.len()],
             pulled: vec![Pull::Seed; log.actors.len()],
-            locks: HashMap::new(),
+            locks: HashMap::default(),
             work: Vec::new(),
             sync_preserving,
             pinned: None,
@@ -80,12 +80,9 @@ impl<'a> Closure<'a> {
         };
         // Holds open when the window began are acquisitions in every closure.
         if sync_preserving {
-            for (&lock, list) in &log.locks {
-                for (at, a) in list.iter().enumerate() {
-                    if a.pos == NONE {
-                        closure.acquired(lock, at as u32, a.mode, NONE);
-                    }
-                }
+            for &(lock, at) in &log.open_at_start {
+                let mode = log.locks[&lock][at as usize].mode;
+                closure.acquired(lock, at, mode, NONE);
             }
             closure.settle();
         }

@@ -4,7 +4,7 @@
 
 use crate::replay::Actor;
 use hindsight_recorder::format::{Event, EventKind, LockId, LockMode, SiteId, ThreadId, VarId};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 /// No event (an index that is none).
 pub(crate) const NONE: u32 = u32::MAX;
@@ -109,6 +109,8 @@ pub(crate) struct Log {
     pub locks: HashMap<LockId, Vec<Acquisition>>,
     /// Per actor, what it holds now (at the end of what was logged).
     pub holds: Vec<Vec<(Held, u32)>>,
+    /// The holds open when the window began: (lock, place in its list).
+    pub open_at_start: Vec<(LockId, u32)>,
     actor_ix: HashMap<Actor, u32>,
     /// Per actor, its spawn (window index) while its first event is not seen yet.
     spawned_by: HashMap<Actor, u32>,
@@ -135,6 +137,7 @@ impl Log {
                 list.push(acquisition);
                 let at = (list.len() - 1) as u32;
                 log.holds[ix as usize].push((held, at));
+                log.open_at_start.push((held.lock, at));
             }
         }
         log

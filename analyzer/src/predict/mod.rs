@@ -23,15 +23,20 @@ use crate::trace::{ClassId, Trace};
 use hindsight_recorder::format::{EventKind, LockId, LockMode, SiteId, ThreadId};
 use log::{Log, Step};
 use patterns::{Abstract, Budget, Want};
-use std::collections::HashMap;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 pub use log::Held;
 
 /// Events per window of the second reading.
 pub const WINDOW: usize = 1 << 20;
 
-/// Work allowed per window.
-const BUDGET: Budget = Budget { cycles: 1_000, patterns: 10_000, steps: 50_000_000 };
+/// Work allowed per window: cycles of the instance graph, patterns, and closure steps per
+/// event of the window (each pattern's check costs up to a few passes over it).
+const BUDGET: Budget = Budget { cycles: 1_000, patterns: 10_000, steps: 0 };
+
+/// Closure steps allowed per event of a window, and at least.
+const STEPS_PER_EVENT: u64 = 8;
+const MIN_STEPS: u64 = 4_000_000;
 
 /// What the second reading looks at: the lock classes on class cycles (or nested in their
 /// own class, or held at joins, or leading to those).
@@ -155,10 +160,12 @@ pub struct Predictions {
     pub cycles: HashMap<CycleKey, Prediction>,
     /// Patterns checked.
     pub patterns: usize,
-    /// Patterns (or cycles of the instance graph) left unchecked for want of budget.
+    /// Cycles over lock instances left unchecked (or checked in part) for want of budget.
     pub unchecked: usize,
     /// Windows the trace was read in.
     pub windows: usize,
+    /// The cycles witnessed so far, which later windows need not check again.
+    witnessed: HashSet<CycleKey>,
 }
 
 /// The rotation of `cycle` that starts at its least element.
@@ -214,7 +221,7 @@ impl Window {
             log: Log::starting_with(open),
             asks: Vec::new(),
             spawns: Vec::new(),
-            inherited: HashMap::new(),
+            inherited: HashMap::default(),
             lineage: Vec::new(),
         }
     }
@@ -310,7 +317,10 @@ impl Window {
         if abstracts.is_empty() {
             return;
         }
-        let result = patterns::check(trace, &self.log, &abstracts, BUDGET);
+        let steps = (STEPS_PER_EVENT * self.log.len() as u64).max(MIN_STEPS);
+        let budget = Budget { steps, ..BUDGET };
+        let result =
+            patterns::check(trace, &self.log, &abstracts, budget, &mut predictions.witnessed);
         predictions.unchecked += result.unchecked;
         for verdict in result.verdicts {
             predictions.patterns += 1;
@@ -337,7 +347,7 @@ impl Window {
 
     /// The window's abstract acquisitions.
     fn abstracts(&mut self) -> Vec<Abstract> {
-        let mut by_key: HashMap<AbstractKey, usize> = HashMap::new();
+        let mut by_key: HashMap<AbstractKey, usize> = HashMap::default();
         let mut abstracts: Vec<Abstract> = Vec::new();
         for (index, before) in std::mem::take(&mut self.asks) {
             let event = self.log.events[index as usize];

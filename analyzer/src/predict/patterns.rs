@@ -12,14 +12,13 @@
 use super::closure::{Closure, Pull, BEYOND};
 use super::log::{Held, Log, Step, NONE};
 use super::simulate::simulate;
-use super::{Item, Outcome, Verdict, WitnessStep};
+use super::{normalize, CycleKey, Item, Outcome, Verdict, WitnessStep};
 use crate::detect::cycles::{elementary_cycles, Bounds};
 use crate::lock_semantics::LockSemantics;
 use crate::trace::Trace;
 use hindsight_recorder::format::{LockId, LockMode};
 use petgraph::graph::{DiGraph, NodeIndex};
-use std::collections::HashMap;
-use std::collections::HashSet;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 /// What an actor asks for at a step where it may block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -66,24 +65,27 @@ pub(crate) struct Budget {
 pub(crate) struct WindowResult {
     /// Per pattern checked.
     pub verdicts: Vec<Verdict>,
-    /// Patterns not checked for want of budget.
+    /// Cycles of the instance graph not (fully) checked for want of budget.
     pub unchecked: usize,
 }
 
-/// Finds and checks the patterns among `abstracts` of `log`.
+/// Finds and checks the patterns among `abstracts` of `log`. Cycles of classes in
+/// `witnessed` (by this window or an earlier one) are not checked again: one witness is what
+/// a cycle's finding shows; cycles witnessed here are added.
 pub(crate) fn check(
     trace: &Trace,
     log: &Log,
     abstracts: &[Abstract],
     budget: Budget,
+    witnessed: &mut HashSet<CycleKey>,
 ) -> WindowResult {
     let mut graph: DiGraph<Node, Vec<usize>> = DiGraph::new();
-    let mut nodes: HashMap<Node, NodeIndex> = HashMap::new();
+    let mut nodes: HashMap<Node, NodeIndex> = HashMap::default();
     let mut node = |graph: &mut DiGraph<Node, Vec<usize>>, n: Node| {
         *nodes.entry(n).or_insert_with(|| graph.add_node(n))
     };
-    let mut edges: HashMap<(NodeIndex, NodeIndex), Vec<usize>> = HashMap::new();
-    let targets: Vec<u32> = abstracts
+    let mut edges: HashMap<(NodeIndex, NodeIndex), Vec<usize>> = HashMap::default();
+    let targets: HashSet<u32> = abstracts
         .iter()
         .filter_map(|a| match a.want {
             Want::End(x) if !a.held.is_empty() => Some(x),
@@ -129,41 +131,71 @@ pub(crate) fn check(
             .collect();
         let wanted: Vec<Node> =
             (0..cycle.len()).map(|i| graph[cycle[(i + 1) % cycle.len()]]).collect();
+        let key: CycleKey = normalize(
+            wanted
+                .iter()
+                .map(|n| match n {
+                    Node::Lock(lock) => Some(trace.lock_class(*lock)),
+                    Node::End(_) => None,
+                })
+                .collect(),
+        );
+        if witnessed.contains(&key) {
+            continue;
+        }
+        if result.verdicts.len() >= budget.patterns || steps > budget.steps {
+            result.unchecked += 1;
+            continue;
+        }
         let mut choice: Vec<usize> = Vec::with_capacity(cycle.len());
+        let (mut done, mut cut_short) = (false, false);
         combinations(&lists, &mut choice, &mut |choice| {
             if result.verdicts.len() >= budget.patterns || steps > budget.steps {
-                result.unchecked += 1;
-                return;
+                cut_short = true;
+                return false;
             }
             let items: Vec<&Abstract> = choice.iter().map(|&a| &abstracts[a]).collect();
             if let Some(verdict) = judge(trace, log, abstracts, &items, &wanted, &mut steps) {
+                done = matches!(verdict.outcome, Outcome::Witnessed(_));
                 result.verdicts.push(verdict);
             }
+            !done
         });
+        if done {
+            witnessed.insert(key);
+        } else if cut_short {
+            result.unchecked += 1;
+        }
     }
     result
 }
 
-/// Calls `f` with each choice of one element per list (bounded: at most 4096 choices).
-fn combinations(lists: &[&Vec<usize>], choice: &mut Vec<usize>, f: &mut dyn FnMut(&[usize])) {
+/// Calls `f` with each choice of one element per list, while it returns `true` (and at most
+/// 4096 times).
+fn combinations(
+    lists: &[&Vec<usize>],
+    choice: &mut Vec<usize>,
+    f: &mut dyn FnMut(&[usize]) -> bool,
+) {
     fn go(
         lists: &[&Vec<usize>],
         choice: &mut Vec<usize>,
-        f: &mut dyn FnMut(&[usize]),
+        f: &mut dyn FnMut(&[usize]) -> bool,
         budget: &mut usize,
-    ) {
+    ) -> bool {
         if choice.len() == lists.len() {
-            if *budget > 0 {
-                *budget -= 1;
-                f(choice);
-            }
-            return;
+            *budget = budget.saturating_sub(1);
+            return *budget > 0 && f(choice);
         }
         for &x in lists[choice.len()].iter() {
             choice.push(x);
-            go(lists, choice, f, budget);
+            let go_on = go(lists, choice, f, budget);
             choice.pop();
+            if !go_on {
+                return false;
+            }
         }
+        true
     }
     let mut budget = 4096;
     go(lists, choice, f, &mut budget);
@@ -330,7 +362,9 @@ fn search(
         if pattern.iter().zip(&chosen).any(|(a, &pos)| closure.contains(a.actor, pos)) {
             continue;
         }
-        if let Some(order) = simulate(log, &closure, &pinned) {
+        let simulated = simulate(log, &closure, &pinned);
+        *steps += log.len() as u64;
+        if let Some(order) = simulated {
             let place: HashMap<u32, usize> =
                 order.iter().enumerate().map(|(i, &index)| (index, i)).collect();
             let rank = |index: u32| place.get(&index).copied().unwrap_or(usize::MAX);
@@ -510,7 +544,7 @@ fn action(kind: &str) -> &'static str {
 /// The acquisitions (lock, place in its list) that the actors of `pattern` hold when they
 /// ask at `chosen`.
 fn pinned_holds(log: &Log, pattern: &[&Abstract], chosen: &[u32]) -> HashSet<(LockId, u32)> {
-    let mut pinned = HashSet::new();
+    let mut pinned = HashSet::default();
     for (a, &pos) in pattern.iter().zip(chosen) {
         for h in a.held.iter().filter(|h| h.inherited_from.is_none()) {
             let Some(list) = log.locks.get(&h.lock) else { continue };

@@ -5,7 +5,7 @@
 use super::closure::{Closure, BEYOND};
 use super::log::{Log, Step, NONE};
 use hindsight_recorder::format::{LockId, LockMode};
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 /// The window indices of the closure's events in an order that runs, or `None` if the greedy
 /// run gets stuck (or the closure needs events past the window). Acquisitions in `pinned`
@@ -25,11 +25,10 @@ pub(crate) fn simulate(
         target.push(cut as usize);
     }
     let mut next = vec![0usize; actors];
-    let mut holders: HashMap<LockId, Vec<(u32, LockMode)>> = HashMap::new();
-    for (&lock, list) in &log.locks {
-        for a in list.iter().filter(|a| a.pos == NONE) {
-            holders.entry(lock).or_default().push((a.actor, a.mode));
-        }
+    let mut holders: HashMap<LockId, Vec<(u32, LockMode)>> = HashMap::default();
+    for &(lock, at) in &log.open_at_start {
+        let a = log.locks[&lock][at as usize];
+        holders.entry(lock).or_default().push((a.actor, a.mode));
     }
     let mut order = Vec::new();
     loop {
