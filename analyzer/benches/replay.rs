@@ -140,7 +140,7 @@ fn generate(path: &Path, shape: Shape) -> std::io::Result<u64> {
                         thread.inner = LockId(thread.outer.0 + 1 + (rng.next() % 8) as u32);
                         let below = LockId(thread.outer.0 - 1 - (rng.next() % 8) as u32);
                         let free = held_by[below.index()] == usize::MAX;
-                        if inversions > 0 && rng.next() % inversions == 0 && free {
+                        if inversions > 0 && rng.next().is_multiple_of(inversions) && free {
                             thread.inner = below;
                         }
                     }

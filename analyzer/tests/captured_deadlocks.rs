@@ -297,3 +297,30 @@ fn readers_of_a_lock_of_unknown_policy_are_not_assumed_queued() {
 fn of_deadlocks(report: &hindsight_analyzer::Report) -> Vec<&hindsight_analyzer::Finding> {
     report.findings.iter().filter(|f| f.kind == FindingKind::Deadlock).collect()
 }
+
+/// A writer holds `index` and waits to write `table`, which two readers hold while each
+/// waits for `index`: two wait cycles of one stuck group, at different sites, are one
+/// incident, one finding that lists both.
+#[test]
+fn one_stuck_group_is_one_finding_listing_its_cycles() {
+    let mut b = TraceBuilder::new("stuck-group");
+    let (w, r1, r2) = (b.thread("writer"), b.thread("reader-1"), b.thread("reader-2"));
+    let (index, table) = (b.mutex("index"), b.rwlock("table"));
+    let site = |b: &mut TraceBuilder, line| b.site("src/db.rs", line, 5);
+    let (s1, s2, s3, s4, s5) =
+        (site(&mut b, 1), site(&mut b, 2), site(&mut b, 3), site(&mut b, 4), site(&mut b, 5));
+    b.on(r1).acquire_shared(table, s1);
+    b.on(r2).acquire_shared(table, s2);
+    b.on(w).acquire(index, s3).request(table, s3);
+    b.on(r1).request(index, s4);
+    b.on(r2).request(index, s5);
+    b.advance(2_000_000_000);
+    let report = analyze(&b);
+    let deadlocks = of_deadlocks(&report);
+    assert_eq!(deadlocks.len(), 1, "{:#?}", report.findings);
+    let Detail::Deadlock(detail) = &deadlocks[0].detail else { panic!() };
+    assert_eq!(detail.cycle.len(), 2);
+    assert_eq!(detail.other_cycles.len(), 1);
+    assert_eq!(deadlocks[0].instances.len(), 2);
+    assert_eq!(deadlocks[0].threads, strings(&["writer", "reader-1", "reader-2"]));
+}

@@ -14,6 +14,7 @@ use crate::report::{
     Severity,
 };
 use hindsight_recorder::format::{LockId, LockMode};
+use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 use std::collections::HashMap;
 
@@ -114,16 +115,47 @@ impl Detector for Deadlock {
             }
         }
         let (cycles, _) = elementary_cycles(&graph, BOUNDS);
+        // One stuck group of actors (a strongly connected part of the wait-for graph) is one
+        // incident: one finding, told by its first cycle, listing the others.
+        let mut group_of = vec![0; graph.node_count()];
+        for (group, members) in tarjan_scc(&graph).into_iter().enumerate() {
+            for n in members {
+                group_of[n.index()] = group;
+            }
+        }
+        let mut groups: Vec<(usize, Vec<Vec<NodeIndex>>)> = Vec::new();
         for cycle in cycles {
-            let actors: Vec<Actor> = cycle.iter().map(|&n| graph[n]).collect();
-            // The blocker between each actor and the next.
-            let blockers: Vec<Blocker> = (0..cycle.len())
-                .map(|i| {
-                    let (a, b) = (cycle[i], cycle[(i + 1) % cycle.len()]);
-                    graph.find_edge(a, b).and_then(|e| graph[e])
-                })
+            let group = group_of[cycle[0].index()];
+            match groups.iter_mut().find(|(g, _)| *g == group) {
+                Some((_, list)) => list.push(cycle),
+                None => groups.push((group, vec![cycle])),
+            }
+        }
+        for (_, group) in groups {
+            let cycle = &group[0];
+            let mut found = cycle_finding(cx, &graph, cycle, &waits);
+            let others: Vec<Vec<String>> = group[1..]
+                .iter()
+                .map(|c| c.iter().map(|&n| graph[n].describe(cx.trace)).collect())
                 .collect();
-            findings.push(finding(cx, &actors, &blockers, &waits));
+            if !others.is_empty() {
+                found.evidence.push(format!(
+                    "the same stuck group waits in {} more cycles: {}",
+                    others.len(),
+                    others
+                        .iter()
+                        .map(|c| format!("{} → {}", c.join(" → "), c[0]))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ));
+                for other in &group[1..] {
+                    found.absorb(cycle_finding(cx, &graph, other, &waits));
+                }
+                if let Detail::Deadlock(detail) = &mut found.detail {
+                    detail.other_cycles = others;
+                }
+            }
+            findings.push(found);
         }
         for (actor, hold) in self_waits {
             findings.push(finding(cx, &[actor], &[Some(hold)], &waits));
@@ -154,6 +186,24 @@ fn queued_writers(
             targets.push((actor, None));
         }
     }
+}
+
+/// The finding for one cycle of the wait-for graph.
+fn cycle_finding(
+    cx: &Context<'_>,
+    graph: &DiGraph<Actor, Blocker>,
+    cycle: &[NodeIndex],
+    waits: &HashMap<Actor, Wait>,
+) -> Finding {
+    let actors: Vec<Actor> = cycle.iter().map(|&n| graph[n]).collect();
+    // The blocker between each actor and the next.
+    let blockers: Vec<Blocker> = (0..cycle.len())
+        .map(|i| {
+            let (a, b) = (cycle[i], cycle[(i + 1) % cycle.len()]);
+            graph.find_edge(a, b).and_then(|e| graph[e])
+        })
+        .collect();
+    finding(cx, &actors, &blockers, waits)
 }
 
 /// Who keeps `actor` waiting for a permit of a semaphore that `holders` hold. It needs any
@@ -285,6 +335,6 @@ fn finding(
          task while holding a lock it needs"
             .to_owned(),
     );
-    finding.detail = Detail::Deadlock(DeadlockDetail { cycle });
+    finding.detail = Detail::Deadlock(DeadlockDetail { cycle, other_cycles: Vec::new() });
     finding
 }

@@ -326,6 +326,10 @@ pub struct DeadlockDetail {
     /// The blocked threads or tasks, in cycle order: each waits for something the next one
     /// holds (or for the next one to finish).
     pub cycle: Vec<BlockedActor>,
+    /// The other wait cycles of the same stuck group of actors (one incident, one finding),
+    /// each as its actors in cycle order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_cycles: Vec<Vec<String>>,
 }
 
 /// One thread or task of a deadlock.

@@ -3,7 +3,7 @@
 //! a guard made at one line, say). They become one finding that says how often, names every
 //! actor involved and lists its instances, instead of a wall of identical entries.
 
-use super::{push_unique, FindingInstance, Report};
+use super::{push_unique, Finding, FindingInstance, Report};
 use std::collections::HashMap;
 
 /// Instances spelled out in a grouped finding's evidence; the rest are counted.
@@ -18,6 +18,7 @@ impl Report {
         let mut findings = std::mem::take(&mut self.findings);
         findings.sort_by_key(|finding| finding.time_ns);
         let mut first_of = HashMap::new();
+        let mut repeated = std::collections::BTreeSet::new();
         let mut grouped: Vec<super::Finding> = Vec::with_capacity(findings.len());
         for finding in findings {
             // Sites in their order: a race's earlier and later access are not interchangeable.
@@ -35,28 +36,36 @@ impl Report {
                 grouped.push(finding);
                 continue;
             };
-            let first: &mut super::Finding = &mut grouped[index];
-            if first.instances.is_empty() {
-                first.instances.push(FindingInstance::of(first));
-            }
-            first.instances.push(FindingInstance::of(&finding));
-            for (list, more) in [
-                (&mut first.locks, finding.locks),
-                (&mut first.threads, finding.threads),
-                (&mut first.tasks, finding.tasks),
-                (&mut first.variables, finding.variables),
-            ] {
-                for item in more {
-                    push_unique(list, item);
-                }
-            }
+            grouped[index].absorb(finding);
+            repeated.insert(index);
         }
-        for finding in &mut grouped {
-            if !finding.instances.is_empty() {
-                finding.evidence.push(told(&finding.instances));
-            }
+        // (A finding may come with instances of its own: a stuck group's several cycles.)
+        for index in repeated {
+            let finding = &mut grouped[index];
+            finding.evidence.push(told(&finding.instances));
         }
         self.findings = grouped;
+    }
+}
+
+impl Finding {
+    /// Makes `other`, another instance of the same incident, one of this finding's
+    /// instances: its actors, locks and variables join this one's.
+    pub fn absorb(&mut self, other: Finding) {
+        if self.instances.is_empty() {
+            self.instances.push(FindingInstance::of(self));
+        }
+        self.instances.push(FindingInstance::of(&other));
+        for (list, more) in [
+            (&mut self.locks, other.locks),
+            (&mut self.threads, other.threads),
+            (&mut self.tasks, other.tasks),
+            (&mut self.variables, other.variables),
+        ] {
+            for item in more {
+                push_unique(list, item);
+            }
+        }
     }
 }
 
