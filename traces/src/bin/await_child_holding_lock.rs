@@ -3,7 +3,7 @@
 //!
 //! A search service refreshes its results. Task `refresh` spawns task `reindex`
 //! (`hindsight_recorder::task::spawn`) to rebuild the `index`, reads the new documents from
-//! disk meanwhile (a few milliseconds), then takes the `cache` lock (the recorder's tokio-API
+//! disk meanwhile (200 ms), then takes the `cache` lock (the recorder's tokio-API
 //! `Mutex`) and, holding it, awaits `reindex`'s handle to merge its result into the cache.
 //! `reindex` takes `index`, then `cache` to invalidate the entries it rebuilt. In this run
 //! `reindex` is quick: it is done with `cache` before `refresh` takes it, so nothing hangs. Had
@@ -69,7 +69,7 @@ fn main() -> Result<()> {
 async fn refresh(search: Arc<Search>) -> usize {
     let reindex = hindsight_recorder::task::spawn("reindex", reindex(search.clone()));
     // Reading the new documents from disk takes longer than the rebuild, this time.
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let mut cache = search.cache.lock().await; // site: refresh-cache
                                                // The bug: waiting for the child while holding the lock it needs.
     let rebuilt = reindex.await.unwrap_or_default(); // site: await-reindex

@@ -114,7 +114,7 @@ async fn migrate(databases: Arc<Databases>) -> Result<()> {
 /// Fills rows the replica is missing from the primary: `replica`, then `primary`.
 async fn backfill(databases: Arc<Databases>) -> Result<()> {
     // Scheduled after the migration, this time.
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let mut replica = databases.replica.checkout().await?; // site: backfill-replica
     replica.statements += 1;
     let mut primary = databases.primary.checkout().await?; // site: backfill-primary

@@ -2,11 +2,11 @@
 //!
 //! The routing service of `shared/readers_behind_writers.rs`: task `lookup` reads `routes`
 //! then `stats`, task `report` reads `stats` then `routes`, task `reload` writes `routes` and
-//! task `flush` writes `stats`. Here the readers work 50 ms between their two reads and the
-//! writers come at 10 ms: each writer queues behind the first reader of its lock, and each
+//! task `flush` writes `stats`. Here the readers work 300 ms between their two reads and the
+//! writers come at 20 ms: each writer queues behind the first reader of its lock, and each
 //! reader's second read queues behind that waiting writer. No one can go on: a deadlock of
 //! four tasks with only two read-read orders in it. The main thread's watchdog sees the tasks
-//! unfinished after a second, writes the trace and exits.
+//! unfinished after 1.5 s, writes the trace and exits.
 //!
 //! Expected: exactly one `deadlock` error with all four tasks: `lookup` holds `routes` (read)
 //! and waits to read `stats`, queued behind `flush`, which waits to write `stats`, held by
@@ -39,13 +39,13 @@ fn main() -> Result<()> {
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_time().build()?;
     let _context = runtime.enter();
     let timing = Timing {
-        between_reads: Duration::from_millis(50),
-        writers_after: Duration::from_millis(10),
+        between_reads: Duration::from_millis(300),
+        writers_after: Duration::from_millis(20),
     };
     let tasks = spawn_all(timing);
 
-    // The watchdog: the whole job takes 50 ms; one not done in a second hangs.
-    std::thread::sleep(Duration::from_secs(1));
+    // The watchdog: the whole job takes 300 ms; one not done in 1.5 s hangs.
+    std::thread::sleep(Duration::from_millis(1500));
     if tasks.iter().all(|t| t.is_finished()) {
         bail!("every task finished: the hang did not happen");
     }

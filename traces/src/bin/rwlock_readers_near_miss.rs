@@ -4,9 +4,10 @@
 //! The routing service of `shared/readers_behind_writers.rs`: task `lookup` reads `routes`
 //! then `stats`, task `report` reads `stats` then `routes`, task `reload` writes `routes` and
 //! task `flush` writes `stats`. Here the readers take their second read 5 ms after the first
-//! and the writers come at 40 ms, after the readers are done: nothing waits. Had each writer
-//! come while the readers held their first lock, each would have queued, and each reader's
-//! second read would have queued behind it (as in `rwlock_readers_hang`).
+//! and the writers come at 200 ms, after the readers are done: nothing waits. (The gap is wide
+//! so that a loaded machine, whose late timers fire together, keeps the order.) Had each
+//! writer come while the readers held their first lock, each would have queued, and each
+//! reader's second read would have queued behind it (as in `rwlock_readers_hang`).
 //!
 //! Expected: exactly one `lock-order-cycle` error between `routes` and `stats`, predicted, with
 //! a witness schedule in which both writers ask before the readers' second reads; no
@@ -38,7 +39,7 @@ fn main() -> Result<()> {
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_time().build()?;
     let timing = Timing {
         between_reads: Duration::from_millis(5),
-        writers_after: Duration::from_millis(40),
+        writers_after: Duration::from_millis(200),
     };
     let finished = runtime.block_on(async {
         let tasks = spawn_all(timing);

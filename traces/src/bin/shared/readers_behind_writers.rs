@@ -39,8 +39,8 @@ pub fn spawn_all(timing: Timing) -> Vec<JoinHandle<()>> {
         stats: RwLock::named("stats", HashMap::from([("a".to_owned(), 0)])),
     });
     vec![
-        spawn("lookup", lookup(router.clone(), timing)),
-        spawn("report", report(router.clone(), timing)),
+        spawn("lookup", lookup(router.clone(), timing)), // site: spawn-lookup
+        spawn("report", report(router.clone(), timing)), // site: spawn-report
         spawn("reload", reload(router.clone(), timing)),
         spawn("flush", flush(router, timing)),
     ]
