@@ -381,23 +381,25 @@ fn pools_one_constructor_is_one_witnessed_error_between_two_instances_of_one_cla
         format!("locks `{primary}` and `{replica}` are taken in opposite orders").as_str()
     );
 
+    // The witness names the instances as the finding does.
     let steps = witness(finding);
     let mut last: Vec<Step> = steps[steps.len() - 2..].to_vec();
     last.sort();
+    let asks = |lock: &str| format!("asks for `{lock}` and waits");
     assert_eq!(
         last,
         vec![
-            step(
-                "task `backfill`",
-                "asks for `pool` and waits",
-                &at(s, "backfill-primary", "checkout")
-            ),
-            step(
-                "task `migrate`",
-                "asks for `pool` and waits",
-                &at(s, "migrate-replica", "checkout")
-            ),
+            step("task `backfill`", &asks(primary), &at(s, "backfill-primary", "checkout")),
+            step("task `migrate`", &asks(replica), &at(s, "migrate-replica", "checkout")),
         ],
         "{steps:#?}"
     );
+    let takes = |lock: &str| format!("runs until it takes `{lock}`");
+    let held = [
+        step("task `migrate`", &takes(primary), &at(s, "migrate-primary", "checkout")),
+        step("task `backfill`", &takes(replica), &at(s, "backfill-replica", "checkout")),
+    ];
+    for taken in &held {
+        assert!(position(&steps, taken) < steps.len() - 2, "{steps:#?}");
+    }
 }
