@@ -29,6 +29,12 @@ fn only<'a>(report: &'a Value, kind: &str) -> &'a Value {
     all[0]
 }
 
+/// Three string fields of each object in `list`.
+fn fields<'a>(list: &'a Value, keys: [&str; 3]) -> Vec<[&'a str; 3]> {
+    let list = list.as_array().expect("a list");
+    list.iter().map(|item| keys.map(|key| item[key].as_str().unwrap_or(""))).collect()
+}
+
 /// A witness step as `(actor, event, site)`.
 type Step = (String, String, String);
 
@@ -170,6 +176,23 @@ fn await_child_holding_lock_is_one_witnessed_error_and_no_deadlock() {
     let index =
         step("task `reindex`", "runs until it takes `index`", &at(s, "reindex-index", "lock"));
     assert!(position(&steps, &index) < position(&steps, &asks), "{steps:#?}");
+
+    let (_, text) = analyze_text("traces/await_child_holding_lock.trace");
+    let (cache_at, join_at) = (at(s, "refresh-cache", "lock"), at(s, "await-reindex", "await"));
+    let child_at = at(s, "reindex-cache", "lock");
+    for line in [
+        format!(
+            "  - task `refresh` holds `cache` (acquired at {cache_at}) and waits for task \
+             `reindex` to finish at {join_at}, t="
+        ),
+        format!("  - task `reindex` takes `cache` at {child_at}, t="),
+        "  - a schedule that deadlocks (each actor's deciding step):".to_owned(),
+        format!(". task `reindex` asks for `cache` and waits at {child_at}\n"),
+        format!(". task `refresh` waits for task `reindex` to finish at {join_at}\n"),
+        "1 error, 0 warnings, 0 info".to_owned(),
+    ] {
+        assert!(text.contains(&line), "missing {line:?} in\n{text}");
+    }
 }
 
 #[test]
@@ -344,38 +367,16 @@ fn pools_one_constructor_is_one_witnessed_error_between_two_instances_of_one_cla
 
     // One class, two instances, told apart by their ids.
     let created = at(s, "pool-lock", "Mutex::named");
-    let locks: Vec<(&str, &str, &str)> = report["locks"]
-        .as_array()
-        .expect("locks")
-        .iter()
-        .map(|l| {
-            (
-                l["name"].as_str().unwrap_or(""),
-                l["class"].as_str().unwrap_or(""),
-                l["created_at"].as_str().unwrap_or(""),
-            )
-        })
-        .collect();
-    assert_eq!(locks, vec![("pool", "pool", created.as_str()); 2]);
+    let locks = fields(&report["locks"], ["name", "class", "created_at"]);
+    assert_eq!(locks, vec![["pool", "pool", created.as_str()]; 2]);
     let finding = only(&report, "lock-order-cycle");
-    let edges: Vec<(&str, &str, &str)> = finding["detail"]["edges"]
-        .as_array()
-        .expect("edges")
-        .iter()
-        .map(|e| {
-            (
-                e["task"].as_str().unwrap_or(""),
-                e["from_lock"].as_str().unwrap_or(""),
-                e["to_lock"].as_str().unwrap_or(""),
-            )
-        })
-        .collect();
+    let edges = fields(&finding["detail"]["edges"], ["task", "from_lock", "to_lock"]);
     assert_eq!(edges.len(), 2, "{edges:?}");
-    let (migrate, primary, replica) = edges[0];
+    let [migrate, primary, replica] = edges[0];
     assert_eq!(migrate, "migrate");
     assert!(primary.starts_with("pool #") && replica.starts_with("pool #"), "{edges:?}");
     assert_ne!(primary, replica);
-    assert_eq!(edges[1], ("backfill", replica, primary));
+    assert_eq!(edges[1], ["backfill", replica, primary]);
     assert_eq!(
         finding["title"],
         format!("locks `{primary}` and `{replica}` are taken in opposite orders").as_str()
