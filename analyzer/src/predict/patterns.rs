@@ -455,6 +455,7 @@ fn schedule(
     chosen: &[u32],
     rank: &dyn Fn(u32) -> usize,
 ) -> Vec<WitnessStep> {
+    let name = |lock: LockId| instance_name(trace, pattern, lock);
     let mut cuts: Vec<(u32, WitnessStep)> = Vec::new();
     for actor in 0..log.actors.len() as u32 {
         let cut = closure.cut(actor);
@@ -465,8 +466,8 @@ fn schedule(
         let index = log.by_actor[actor as usize][cut as usize - 1];
         let event = log.events[index as usize];
         let what = match event.step {
-            Step::Acquire { lock, .. } => format!("takes `{}`", trace.lock_name(lock)),
-            Step::Release { lock } => format!("releases `{}`", trace.lock_name(lock)),
+            Step::Acquire { lock, .. } => format!("takes `{}`", name(lock)),
+            Step::Release { lock } => format!("releases `{}`", name(lock)),
             _ => action(event.kind).to_owned(),
         };
         cuts.push((index, step(trace, log, actor, &event, format!("runs until it {what}"))));
@@ -482,13 +483,13 @@ fn schedule(
                 i >= cycle,
                 format!(
                     "asks for `{}`{} and waits",
-                    trace.lock_name(lock),
+                    name(lock),
                     if mode == LockMode::Shared { " (read)" } else { "" }
                 ),
             ),
             Want::End(x) => {
                 let holding: Vec<String> =
-                    a.held.iter().map(|h| format!("`{}`", trace.lock_name(h.lock))).collect();
+                    a.held.iter().map(|h| format!("`{}`", name(h.lock))).collect();
                 let holding = if holding.is_empty() {
                     String::new()
                 } else {
@@ -503,6 +504,22 @@ fn schedule(
     asks.sort_by_key(|(later, _)| *later);
     steps.extend(asks.into_iter().map(|(_, s)| s));
     steps
+}
+
+/// How a witness names `lock`: its name, and its id when another lock of the pattern has the
+/// same name (two locks made at one line), as the finding names them (`pool #0`).
+fn instance_name(trace: &Trace, pattern: &[&Abstract], lock: LockId) -> String {
+    let name = trace.lock_name(lock);
+    let wanted = pattern.iter().filter_map(|a| match a.want {
+        Want::Lock(wanted, _) => Some(wanted),
+        Want::End(_) => None,
+    });
+    let held = pattern.iter().flat_map(|a| a.held.iter().map(|h| h.lock));
+    if wanted.chain(held).any(|other| other != lock && trace.lock_name(other) == name) {
+        format!("{name} #{}", lock.0)
+    } else {
+        name
+    }
 }
 
 /// One step of a witness.
