@@ -152,13 +152,18 @@ fn await_child_holding_lock_is_one_witnessed_error_and_no_deadlock() {
         lock_order_cycle("error", &["cache"], &["tokio-rt-worker"], &["refresh", "reindex"]);
     expected.sites = sorted(&[
         &site(s, "refresh-cache", "lock", "held"),
-        &site(s, "await-reindex", "await", "acquired"),
+        &site(s, "await-reindex", "await", "joined"),
         &site(s, "reindex-cache", "lock", "acquired"),
     ]);
     assert_eq!(seen(&report), vec![expected]);
 
     let finding = only(&report, "lock-order-cycle");
     assert_eq!(finding["detail"]["reason"], Value::Null);
+    assert_eq!(
+        finding["title"],
+        "task `refresh` waits for task `reindex` to finish while holding `cache`, which task \
+         `reindex` needs"
+    );
     let steps = witness(finding);
     let takes =
         step("task `refresh`", "runs until it takes `cache`", &at(s, "refresh-cache", "lock"));
@@ -166,7 +171,7 @@ fn await_child_holding_lock_is_one_witnessed_error_and_no_deadlock() {
         step("task `reindex`", "asks for `cache` and waits", &at(s, "reindex-cache", "lock"));
     let joins = step(
         "task `refresh`",
-        "waits for task `reindex` to finish",
+        "waits for task `reindex` to finish, holding `cache`",
         &at(s, "await-reindex", "await"),
     );
     // The schedule ends with both blocked: `refresh` took `cache` before `reindex` asked.
@@ -188,7 +193,9 @@ fn await_child_holding_lock_is_one_witnessed_error_and_no_deadlock() {
         format!("  - task `reindex` takes `cache` at {child_at}, t="),
         "  - a schedule that deadlocks (each actor's deciding step):".to_owned(),
         format!(". task `reindex` asks for `cache` and waits at {child_at}\n"),
-        format!(". task `refresh` waits for task `reindex` to finish at {join_at}\n"),
+        format!(
+            ". task `refresh` waits for task `reindex` to finish, holding `cache` at {join_at}\n"
+        ),
         "1 error, 0 warnings, 0 info".to_owned(),
     ] {
         assert!(text.contains(&line), "missing {line:?} in\n{text}");

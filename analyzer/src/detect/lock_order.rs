@@ -852,17 +852,49 @@ fn predicted_finding(
     let names: Vec<String> = (0..k).map(node_name).collect();
     let quoted = quote_list(&names);
     let opposite = k == 2 && verdict.nodes.iter().all(Option::is_some);
-    let title = match (opposite, severity) {
-        (true, Severity::Error) => format!("locks {quoted} are taken in opposite orders"),
-        (false, Severity::Error) => format!("locks {quoted} are taken in a cyclic order"),
-        (true, Severity::Warning) => {
+    // Through a join: who waits for whom to finish, holding what.
+    let join = (0..k).find(|&i| verdict.nodes[i].is_none()).map(|i| {
+        let before = (i + k - 1) % k;
+        let child = verdict.items[i].actor.describe(trace);
+        let joiner = verdict.items[before].actor.describe(trace);
+        let held = verdict.nodes[before].map_or_else(String::new, lock_name);
+        (joiner, child, held)
+    });
+    let title = match (&join, opposite, severity) {
+        (Some((joiner, child, held)), _, _) => {
+            let through: Vec<String> = verdict
+                .nodes
+                .iter()
+                .flatten()
+                .map(|&l| lock_name(l))
+                .filter(|name| name != held)
+                .collect();
+            let needs = if through.is_empty() {
+                format!("which {child} needs")
+            } else {
+                format!("which {child} needs through {}", quote_list(&through))
+            };
+            let verdict = match severity {
+                Severity::Error => "",
+                Severity::Warning => " (not proved to deadlock)",
+                _ => ", but they cannot deadlock",
+            };
+            format!("{joiner} waits for {child} to finish while holding `{held}`, {needs}{verdict}")
+        }
+        (None, true, Severity::Error) => format!("locks {quoted} are taken in opposite orders"),
+        (None, false, Severity::Error) => format!("locks {quoted} are taken in a cyclic order"),
+        (None, true, Severity::Warning) => {
             format!("locks {quoted} are taken in opposite orders (not proved to deadlock)")
         }
-        (false, Severity::Warning) => {
-            format!("{quoted} are waited for in a cyclic order (not proved to deadlock)")
+        (None, false, Severity::Warning) => {
+            format!("locks {quoted} are taken in a cyclic order (not proved to deadlock)")
         }
-        (true, _) => format!("locks {quoted} are taken in opposite orders, but cannot deadlock"),
-        (false, _) => format!("{quoted} are waited for in a cyclic order, but cannot deadlock"),
+        (None, true, _) => {
+            format!("locks {quoted} are taken in opposite orders, but cannot deadlock")
+        }
+        (None, false, _) => {
+            format!("locks {quoted} are taken in a cyclic order, but cannot deadlock")
+        }
     };
     let mut finding = Finding::new(FindingKind::LockOrderCycle, severity, title);
     finding.locks = verdict
@@ -912,7 +944,11 @@ fn predicted_finding(
             None => String::new(),
         };
         if let Some(site) = item.site {
-            finding.sites.push(cx.site_ref(site, "acquired"));
+            let role = match item.want {
+                Wanted::Lock(..) => "acquired",
+                Wanted::End(_) => "joined",
+            };
+            finding.sites.push(cx.site_ref(site, role));
         }
         let times =
             if item.instances > 1 { format!(" ({} times)", item.instances) } else { String::new() };
@@ -971,7 +1007,7 @@ fn predicted_finding(
         finding.evidence.push("a schedule that deadlocks (each actor's deciding step):".to_owned());
         for (n, step) in witness.iter().enumerate() {
             let at = step.site.as_deref().map_or_else(String::new, |s| format!(" at {s}"));
-            finding.evidence.push(format!("  {}. {} {}{at}", n + 1, step.actor, step.event));
+            finding.evidence.push(format!("{}. {} {}{at}", n + 1, step.actor, step.event));
         }
     }
     if prediction.patterns > 1 {
@@ -991,7 +1027,13 @@ fn predicted_finding(
         let order = names.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(" before ");
         let joins = verdict.nodes.iter().any(Option::is_none)
             || verdict.items.iter().any(|i| i.held.iter().any(|h| h.inherited_from.is_some()));
-        finding.help = Some(if joins {
+        finding.help = Some(if let Some((_, child, held)) = &join {
+            format!(
+                "release `{held}` before waiting for {child} to finish, or let {child} do its \
+                 work without `{held}`: a thread or task must not wait for another while \
+                 holding a lock the other needs"
+            )
+        } else if joins {
             format!(
                 "do not wait for a thread or task to finish while holding a lock it needs: \
                  release it before the join, or take the locks in one order ({order})"

@@ -26,6 +26,11 @@ pub(crate) enum Step {
         /// The lock.
         lock: LockId,
     },
+    /// The spawn of another actor.
+    Spawn {
+        /// The actor spawned.
+        child: Actor,
+    },
     /// The start of a wait for another actor to finish (a join, or an await of a handle).
     JoinWait {
         /// The actor waited for.
@@ -51,7 +56,9 @@ pub(crate) struct Logged {
     /// The event (window index) that must precede it in every correct reordering: the spawn
     /// before a child's first event, the end of the joined actor before a join, the send
     /// before a receive, the release annotation before an acquire annotation, the write a
-    /// read saw, the wake before a poll. [`NONE`] if none is in the window.
+    /// read saw. [`NONE`] if none is in the window. (A wake orders nothing here: tokio's
+    /// timer and I/O drivers wake tasks from whatever the worker ran before, and a lock's
+    /// wake is already its release.)
     pub cross: u32,
     /// The previous access to the same variable (window index), kept in every *witness*:
     /// the recorded order of conflicting accesses, stricter than reads seeing their writes
@@ -121,7 +128,6 @@ pub(crate) struct Log {
     sync_releases: HashMap<VarId, u32>,
     last_write: HashMap<VarId, u32>,
     last_access: HashMap<VarId, u32>,
-    wakes: HashMap<Actor, u32>,
 }
 
 impl Log {
@@ -218,10 +224,12 @@ impl Log {
             }
             EventKind::TaskSpawned { task, site: s } => {
                 site = s;
+                step = Step::Spawn { child: Actor::Task(task) };
                 self.spawned_by.insert(Actor::Task(task), index);
             }
             EventKind::ThreadSpawned { thread, site: s } => {
                 site = s;
+                step = Step::Spawn { child: Actor::Thread(thread) };
                 self.spawned_by.insert(Actor::Thread(thread), index);
             }
             EventKind::TaskJoinRequested { task, site: s } => {
@@ -276,18 +284,10 @@ impl Log {
                 self.last_write.insert(var, index);
                 access = self.last_access.insert(var, index).unwrap_or(NONE);
             }
-            EventKind::Wake { task, .. } => {
-                self.wakes.insert(Actor::Task(task), index);
-            }
-            EventKind::PollStarted => {
-                if let Some(wake) = self.wakes.remove(&actor) {
-                    cross = wake;
-                }
-            }
             EventKind::Mark { site: s, .. } => site = s,
             _ => {}
         }
-        // A spawn, a wake or a send of an actor's own is no order between two actors.
+        // A spawn or a send of an actor's own is no order between two actors.
         if cross != NONE && self.events[cross as usize].actor == ix {
             cross = NONE;
         }

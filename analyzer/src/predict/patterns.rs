@@ -465,11 +465,20 @@ fn schedule(
         }
         let index = log.by_actor[actor as usize][cut as usize - 1];
         let event = log.events[index as usize];
+        // The runtime's own tasks (worker threads, `block_on`) and steps that order nothing
+        // tell a reader nothing.
+        let runtime = is_runtime_task(trace, log.actors[actor as usize]);
         let what = match event.step {
             Step::Acquire { lock, .. } => format!("takes `{}`", name(lock)),
             Step::Release { lock } => format!("releases `{}`", name(lock)),
-            _ => action(event.kind).to_owned(),
+            Step::Spawn { child } => format!("spawns {}", child.describe(trace)),
+            Step::JoinWait { target } => format!("joins {}", target.describe(trace)),
+            Step::Other if ordering(event.kind) => action(event.kind).to_owned(),
+            Step::Other => continue,
         };
+        if runtime && !in_pattern {
+            continue;
+        }
         cuts.push((index, step(trace, log, actor, &event, format!("runs until it {what}"))));
     }
     cuts.sort_by_key(|(index, _)| rank(*index));
@@ -538,24 +547,28 @@ fn step(
     }
 }
 
-/// What an event of kind `kind` does, as a witness step says it.
+/// Whether an event of kind `kind` orders another actor's (so a witness step may rest on it).
+fn ordering(kind: &str) -> bool {
+    matches!(kind, "send" | "receive" | "read" | "write" | "sync_release" | "sync_acquire")
+}
+
+/// What an event of kind `kind` (one that [orders](ordering)) does, as a witness step says it.
 fn action(kind: &str) -> &'static str {
     match kind {
-        "thread_spawned" => "spawns a thread",
-        "task_spawned" => "spawns a task",
-        "thread_joined" | "task_joined" => "joins",
-        "thread_join_requested" | "task_join_requested" => "starts a join",
         "send" => "sends a message",
         "receive" => "receives a message",
         "read" => "reads",
         "write" => "writes",
-        "wake" => "wakes a task",
-        "poll_started" => "is polled",
-        "poll_ended" => "returns from a poll",
-        "lock_requested" => "asks for a lock",
-        "sync_release" | "sync_acquire" => "synchronises",
-        _ => "reaches this event",
+        _ => "synchronises",
     }
+}
+
+/// Whether `actor` is one of the async runtime's own tasks (a worker thread's or a
+/// `block_on`'s), not one of the program's.
+fn is_runtime_task(trace: &Trace, actor: crate::replay::Actor) -> bool {
+    let crate::replay::Actor::Task(task) = actor else { return false };
+    let kind = trace.tasks().get(task.index()).and_then(|t| t.kind);
+    kind.is_some_and(|k| matches!(trace.string(k), "blocking" | "block_on"))
 }
 
 /// The acquisitions (lock, place in its list) that the actors of `pattern` hold when they
