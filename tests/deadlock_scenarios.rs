@@ -411,3 +411,41 @@ fn pools_one_constructor_is_one_witnessed_error_between_two_instances_of_one_cla
         assert!(position(&steps, taken) < steps.len() - 2, "{steps:#?}");
     }
 }
+
+/// Every `lock-order-cycle` error of every committed trace comes with a witness schedule.
+#[test]
+fn every_committed_lock_order_error_has_a_witness() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("traces");
+    let mut inputs: Vec<Vec<String>> = Vec::new();
+    for entry in std::fs::read_dir(&root).expect("traces/") {
+        let path = entry.expect("an entry").path();
+        if path.extension().is_some_and(|e| e == "trace") {
+            inputs.push(vec![path.display().to_string()]);
+        } else if path.is_dir() {
+            let mut files: Vec<String> = std::fs::read_dir(&path)
+                .expect("a scenario's directory")
+                .map(|e| e.expect("an entry").path())
+                .filter(|p| p.extension().is_some_and(|e| e == "trace"))
+                .map(|p| p.display().to_string())
+                .collect();
+            files.sort();
+            if !files.is_empty() {
+                inputs.push(files);
+            }
+        }
+    }
+    assert!(inputs.len() >= 20, "{inputs:?}");
+    let mut errors = 0;
+    for files in inputs {
+        let args: Vec<&str> = files.iter().map(String::as_str).collect();
+        let (_, report) = analyze_json(&args);
+        for finding in report["findings"].as_array().expect("findings") {
+            if finding["kind"] == "lock-order-cycle" && finding["severity"] == "error" {
+                errors += 1;
+                let steps = finding["detail"]["witness"].as_array().map_or(0, Vec::len);
+                assert!(steps >= 2, "{files:?}: {} has no witness", finding["title"]);
+            }
+        }
+    }
+    assert!(errors >= 5, "the committed traces have lock-order errors to check ({errors})");
+}
