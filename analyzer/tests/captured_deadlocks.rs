@@ -324,3 +324,40 @@ fn one_stuck_group_is_one_finding_listing_its_cycles() {
     assert_eq!(deadlocks[0].instances.len(), 2);
     assert_eq!(deadlocks[0].threads, strings(&["writer", "reader-1", "reader-2"]));
 }
+
+/// A thread waits two seconds at the end for a lock whose holder is busy (it waits for
+/// nothing the trace shows): no cycle, but a hang worth a warning that says who holds it.
+#[test]
+fn a_long_wait_with_no_cycle_is_a_warning_naming_the_holder() {
+    let mut b = TraceBuilder::new("long-wait");
+    let (worker, client) = (b.thread("compactor"), b.thread("client"));
+    let db = b.mutex("db");
+    let (held, waits) = (b.site("src/compact.rs", 12, 9), b.site("src/client.rs", 40, 5));
+    b.on(worker).acquire(db, held);
+    b.on(client).request(db, waits);
+    b.advance(2_000_000_000);
+    let main = b.thread("main");
+    b.on(main).mark("dump");
+    let report = analyze(&b);
+    let found: Vec<_> = report.findings.iter().map(|f| (f.kind, f.severity)).collect();
+    // (The hold still open at the end is a stale-lock finding of its own.)
+    let expected = vec![
+        (FindingKind::Deadlock, Severity::Warning),
+        (FindingKind::StaleLock, Severity::Warning),
+    ];
+    assert_eq!(found, expected, "{:#?}", report.findings);
+    let finding = &report.findings[0];
+    assert!(finding.title.starts_with("thread `client` waited 2.0"), "{}", finding.title);
+    assert!(finding
+        .title
+        .ends_with("for `db` until the trace ended, with no deadlock cycle found"));
+    assert_eq!(finding.locks, strings(&["db"]));
+    assert!(
+        finding
+            .evidence
+            .iter()
+            .any(|e| e.starts_with("thread `compactor` holds it and is not waiting")),
+        "{:#?}",
+        finding.evidence
+    );
+}

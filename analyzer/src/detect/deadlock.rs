@@ -131,7 +131,9 @@ impl Detector for Deadlock {
                 None => groups.push((group, vec![cycle])),
             }
         }
-        for (_, group) in groups {
+        // Per stuck group, its finding's place in `findings`.
+        let mut finding_of: HashMap<usize, usize> = HashMap::new();
+        for (group_id, group) in groups {
             let cycle = &group[0];
             let mut found = cycle_finding(cx, &graph, cycle, &waits);
             let others: Vec<Vec<String>> = group[1..]
@@ -155,12 +157,133 @@ impl Detector for Deadlock {
                     detail.other_cycles = others;
                 }
             }
+            finding_of.insert(group_id, findings.len());
             findings.push(found);
         }
         for (actor, hold) in self_waits {
             findings.push(finding(cx, &[actor], &[Some(hold)], &waits));
         }
+        // Waits outside every cycle: behind a deadlock, part of its incident; else, if long,
+        // a hang the trace cannot close, told with what is known of whoever could end it.
+        let in_cycle: Vec<Actor> = groups_members(&graph, &group_of);
+        let mut outside: Vec<(&Actor, &Wait)> =
+            waits.iter().filter(|(actor, _)| !in_cycle.contains(actor)).collect();
+        outside.sort_by_key(|(actor, wait)| (wait.since_ns, **actor));
+        for (&actor, wait) in outside {
+            let Some(&from) = nodes.get(&actor) else { continue };
+            // Stuck behind a deadlock: part of that incident.
+            let behind = petgraph::visit::Bfs::new(&graph, from);
+            let mut behind = behind;
+            let mut group = None;
+            while let Some(n) = behind.next(&graph) {
+                if let Some(&ix) = finding_of.get(&group_of[n.index()]) {
+                    group = Some(ix);
+                    break;
+                }
+            }
+            if let Some(ix) = group {
+                let deadlock = &mut findings[ix];
+                cx.add_actor(deadlock, actor, wait.thread);
+                deadlock.evidence.push(format!(
+                    "{} is stuck behind it too: it waits for {} since t={}",
+                    actor.describe(cx.trace),
+                    waited_for(cx, wait),
+                    format_ns(wait.since_ns)
+                ));
+                continue;
+            }
+            let long = state.end_ns().saturating_sub(wait.since_ns) >= LONG_WAIT_NS;
+            let blockers: Vec<Actor> = graph.neighbors(from).map(|n| graph[n]).collect();
+            if long && !blockers.is_empty() {
+                findings.push(long_wait(cx, actor, wait, &blockers, &waits));
+            }
+        }
     }
+}
+
+/// A wait at least this long at the end of the trace, outside every cycle, is reported.
+pub const LONG_WAIT_NS: u64 = 1_000_000_000;
+
+/// The actors of the wait-for graph that are in a stuck group (a strongly connected part
+/// with a cycle).
+fn groups_members(graph: &DiGraph<Actor, Blocker>, group_of: &[usize]) -> Vec<Actor> {
+    let mut size = vec![0usize; graph.node_count()];
+    for &g in group_of {
+        size[g] += 1;
+    }
+    graph
+        .node_indices()
+        .filter(|n| size[group_of[n.index()]] > 1 || graph.find_edge(*n, *n).is_some())
+        .map(|n| graph[n])
+        .collect()
+}
+
+/// What `wait` waits for, as a report says it.
+fn waited_for(cx: &Context<'_>, wait: &Wait) -> String {
+    match wait.target {
+        WaitFor::Lock { lock, .. } => format!("`{}`", cx.trace.lock_name(lock)),
+        WaitFor::Thread(t) => format!("thread `{}` to finish", cx.trace.thread_name(t)),
+        WaitFor::Task(t) => format!("task `{}` to finish", cx.trace.task_name(t)),
+    }
+}
+
+/// The warning for `actor`, waiting since long at the end for something `blockers` keep.
+fn long_wait(
+    cx: &Context<'_>,
+    actor: Actor,
+    wait: &Wait,
+    blockers: &[Actor],
+    waits: &HashMap<Actor, Wait>,
+) -> Finding {
+    let trace = cx.trace;
+    let waited = cx.state.end_ns().saturating_sub(wait.since_ns);
+    let what = waited_for(cx, wait);
+    let lock = match wait.target {
+        WaitFor::Lock { lock, .. } => Some(lock),
+        WaitFor::Thread(_) | WaitFor::Task(_) => None,
+    };
+    let title = format!(
+        "{} waited {} for {what} until the trace ended, with no deadlock cycle found",
+        actor.describe(trace),
+        format_ns(waited)
+    );
+    let mut finding = Finding::new(FindingKind::Deadlock, Severity::Warning, title);
+    cx.add_actor(&mut finding, actor, wait.thread);
+    if let Some(lock) = lock {
+        push_unique(&mut finding.locks, trace.lock_name(lock));
+    }
+    if let Some(site) = wait.site {
+        finding.sites.push(cx.site_ref(site, "waiting"));
+    }
+    finding.time_ns = wait.since_ns;
+    let at = wait.site.map(|s| format!(" at {}", trace.site_text(s))).unwrap_or_default();
+    finding.evidence.push(format!(
+        "{} started waiting for {what}{at} at t={} and was still waiting when the trace ended \
+         at t={}",
+        actor.describe(trace),
+        format_ns(wait.since_ns),
+        format_ns(cx.state.end_ns())
+    ));
+    for &blocker in blockers {
+        let doing = match waits.get(&blocker) {
+            Some(other) => format!(
+                "itself waits for {} since t={}",
+                waited_for(cx, other),
+                format_ns(other.since_ns)
+            ),
+            None => "is not waiting for anything the trace shows (it may be busy, or waiting \
+                     for something hindsight does not record)"
+                .to_owned(),
+        };
+        let role = if lock.is_some() { "holds it" } else { "has not finished" };
+        finding.evidence.push(format!("{} {role} and {doing}", blocker.describe(trace)));
+    }
+    finding.help = Some(
+        "find out why the holder does not let go: a long computation, a wait on something \
+         unrecorded (I/O, a channel, a condition variable), or a lost wake-up"
+            .to_owned(),
+    );
+    finding
 }
 
 /// The writers that keep a reader of `lock` waiting although only readers hold it: those
