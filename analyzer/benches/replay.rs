@@ -278,7 +278,7 @@ fn lock_order_stage(
         let mut replay = Replay::open(&[path])?;
         let mut lock_order = LockOrder::new();
         replay.visit(&mut lock_order);
-        lock_order.check_cycles(Replay::open(&[path])?);
+        lock_order.check_cycles(|| Replay::open(&[path]))?;
         let mut findings = Vec::new();
         let cx = Context { trace: replay.trace(), state: replay.state() };
         lock_order.finish(&cx, &mut findings);

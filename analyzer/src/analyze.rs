@@ -105,9 +105,8 @@ fn analyze_predicting(
     if let Some(error) = replay.take_error() {
         return Err(error.into());
     }
-    let cycles = suite.lock_order().is_some_and(|order| order.targets().is_some());
-    if let (Some(reopen), true) = (reopen, cycles) {
-        suite.lock_order_mut().check_cycles(reopen()?);
+    if let (Some(reopen), true) = (reopen, suite.lock_order().is_some()) {
+        suite.lock_order_mut().check_cycles(reopen)?;
     }
     let mut findings: Vec<Finding> = Vec::new();
     let cx = Context { trace: replay.trace(), state: replay.state() };

@@ -29,6 +29,7 @@ use hindsight_recorder::format::{Event, EventKind, LockId, LockMode, SiteId, Thr
 use petgraph::algo::tarjan_scc;
 use petgraph::graph::DiGraph;
 use petgraph::Direction;
+use rustc_hash::FxHashMap;
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -408,13 +409,14 @@ impl LockOrder {
         (!targets.is_empty()).then_some(targets)
     }
 
-    /// Reads `again` (the same traces, from the start) to check the cycles found for
-    /// witnesses (see [`predict`]), if there are any: lock-order cycles are errors only where
-    /// a pattern was witnessed. Without it, none is.
-    pub fn check_cycles(&mut self, again: Replay) {
+    /// Reads the same traces again from the start (`reopen` opens them) to check the cycles
+    /// found for witnesses (see [`predict`]), if there are any: lock-order cycles are errors
+    /// only where a pattern was witnessed. Without it, none is.
+    pub fn check_cycles<E>(&mut self, reopen: impl FnOnce() -> Result<Replay, E>) -> Result<(), E> {
         if let Some(targets) = self.targets() {
-            self.predictions = Some(predict::predict(again, &targets));
+            self.predictions = Some(predict::predict(reopen()?, &targets));
         }
+        Ok(())
     }
 
     /// What the second reading of the trace found, if it ran.
@@ -683,7 +685,7 @@ impl Detector for LockOrder {
 
     fn finish(&mut self, cx: &Context<'_>, findings: &mut Vec<Finding>) {
         let mut graph: DiGraph<ClassId, usize> = DiGraph::new();
-        let mut nodes = HashMap::new();
+        let mut nodes = FxHashMap::default();
         // Nodes in class order, so that cycles come out in a stable order.
         let mut edges: Vec<usize> = (0..self.edges.len()).collect();
         edges.sort_by_key(|&e| (self.edges[e].from, self.edges[e].to));
@@ -694,7 +696,7 @@ impl Detector for LockOrder {
         for class in classes {
             nodes.insert(class, graph.add_node(class));
         }
-        let mut by_pair = HashMap::new();
+        let mut by_pair = FxHashMap::default();
         for e in edges {
             let edge = &self.edges[e];
             let (a, b) = (nodes[&edge.from], nodes[&edge.to]);

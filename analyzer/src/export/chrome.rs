@@ -95,7 +95,7 @@ pub fn write<W: Write>(
         return Err(ExportError::Trace(error.into()));
     }
     if let Some(again) = again {
-        suite.lock_order_mut().check_cycles(again);
+        suite.lock_order_mut().check_cycles(|| Ok::<_, ExportError>(again))?;
     }
     let cx = Context { trace: replay.trace(), state: replay.state() };
     let mut findings = Vec::new();

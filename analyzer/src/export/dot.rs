@@ -63,7 +63,7 @@ pub fn write<W: Write>(
         return Err(ExportError::Trace(error.into()));
     }
     if let Some(again) = again {
-        lock_order.check_cycles(again);
+        lock_order.check_cycles(|| Ok::<_, ExportError>(again))?;
     }
     let trace = replay.trace();
     let mut findings = Vec::new();
