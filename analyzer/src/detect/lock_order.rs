@@ -34,7 +34,7 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 
 /// Witnesses kept per edge.
-const MAX_WITNESSES: usize = 6;
+const MAX_WITNESSES: usize = 3;
 
 /// Cycles reported at most.
 const MAX_CYCLES: usize = 100;

@@ -28,7 +28,7 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 pub use log::Held;
 
 /// Events per window of the second reading.
-pub const WINDOW: usize = 1 << 20;
+pub const WINDOW: usize = 1 << 18;
 
 /// Work allowed per window: cycles of the instance graph, patterns, and closure steps per
 /// event of the window (each pattern's check costs up to a few passes over it).
@@ -36,7 +36,7 @@ const BUDGET: Budget = Budget { cycles: 1_000, patterns: 10_000, steps: 0 };
 
 /// Closure steps allowed per event of a window, and at least.
 const STEPS_PER_EVENT: u64 = 8;
-const MIN_STEPS: u64 = 4_000_000;
+const MIN_STEPS: u64 = 1_000_000;
 
 /// What the second reading looks at: the lock classes on class cycles (or nested in their
 /// own class, or held at joins, or leading to those).
