@@ -471,6 +471,7 @@ fn schedule(
         let what = match event.step {
             Step::Acquire { lock, .. } => format!("takes `{}`", name(lock)),
             Step::Release { lock } => format!("releases `{}`", name(lock)),
+            Step::Spawn { child } if is_runtime_task(trace, child) => continue,
             Step::Spawn { child } => format!("spawns {}", child.describe(trace)),
             Step::JoinWait { target } => format!("joins {}", target.describe(trace)),
             Step::Other if ordering(event.kind) => action(event.kind).to_owned(),
