@@ -72,7 +72,8 @@ fn json_has_the_documented_shape() {
     assert_eq!(lock["class"], "sqlite");
     assert_eq!(lock["acquisitions"], 2);
     assert_eq!(lock["contended"], 0);
-    assert_eq!(value["trace"]["events"], 10);
+    // Ten, and the recorder's clean end.
+    assert_eq!(value["trace"]["events"], 11);
 }
 
 #[test]
@@ -89,8 +90,8 @@ fn json_reads_back_into_the_same_report() {
 #[test]
 fn text_groups_findings_by_severity_with_evidence_and_help() {
     let out = text::render(&report(&AnalyzeOptions::default()));
-    let expected_start = "incident.trace: incident (pid 1) on builder, 10 events\n\
-         analysed 10 events over 90ns (t=0ns to 90ns): 3 threads, 0 tasks, 3 locks\n\
+    let expected_start = "incident.trace: incident (pid 1) on builder, 11 events\n\
+         analysed 11 events over 90ns (t=0ns to 90ns): 3 threads, 0 tasks, 3 locks\n\
          \n\
          Errors (2):\n\
          \n\
@@ -153,7 +154,8 @@ fn undefined_and_huge_ids_do_not_panic_or_allocate() {
     b.event(t, None, EventKind::ThreadJoined { thread: ThreadId(u32::MAX), site: None });
     let report =
         analyze_bytes(vec![("t".into(), b.build())], &AnalyzeOptions::default()).expect("readable");
-    assert_eq!(report.trace.events, 4);
+    // Four, and the clean end.
+    assert_eq!(report.trace.events, 5);
     assert_eq!(report.locks.len(), 2);
     assert_eq!(report.locks[0].name, "lock#0");
 }

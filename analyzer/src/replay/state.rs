@@ -534,7 +534,12 @@ impl State {
             | K::SyncRelease { .. }
             | K::SyncAcquire { .. }
             | K::Mark { .. }
-            | K::Gap { .. } => {}
+            | K::Gap { .. }
+            | K::Panicked { .. }
+            | K::AwaitPending { .. }
+            | K::Permits { .. }
+            | K::PollCpu { .. }
+            | K::RecordingEnded => {}
         }
     }
 }
