@@ -277,7 +277,7 @@ fn stale_lock_is_a_poisoned_cache_and_a_leaked_registry() {
                 severity: "error".into(),
                 locks: owned(&["cache"]),
                 threads: owned(&["parser"]),
-                sites: vec![format!("acquired {file}:67:34")],
+                sites: vec![format!("acquired {file}:67:34"), format!("panicked {file}:68:45")],
             },
             Seen {
                 kind: "stale-lock".into(),

@@ -258,6 +258,7 @@ fn locks(
                 acquisitions: stats.map_or(0, |s| s.acquisitions),
                 contended: stats.map_or(0, |s| s.contended),
                 try_failed: stats.map_or(0, |s| s.try_failed),
+                abandoned_waits: measured.abandoned_waits,
                 poisoned: stats.is_some_and(|s| s.poisoned),
                 owner_changes: measured.owner_changes,
                 wait: measured.wait,

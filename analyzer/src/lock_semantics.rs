@@ -19,6 +19,10 @@ pub struct LockSemantics {
     pub poisons_on_panic: Option<bool>,
     /// Waiting for the lock blocks the OS thread (rather than suspending a task).
     pub waiting_blocks_thread: Option<bool>,
+    /// A semaphore hands out permits in request order: a request waits while an earlier one
+    /// is queued, even when enough permits are free for it (tokio's semaphore is fair). Only
+    /// meaningful for semaphores.
+    pub permits_in_request_order: Option<bool>,
 }
 
 impl LockSemantics {
@@ -29,13 +33,17 @@ impl LockSemantics {
             waiting_writer_blocks_new_readers: Some(writer_first),
             poisons_on_panic: Some(poisons),
             waiting_blocks_thread: Some(blocks),
+            permits_in_request_order: None,
         };
         match implementation {
             // std's futex rwlock (Linux) prefers writers; std's documentation leaves the
             // policy to the platform, and this is the platform hindsight records on.
             I::Std | I::HindsightStd => known(true, true, true),
             // tokio's RwLock is fair (a FIFO of requests), its locks never poison.
-            I::Tokio | I::HindsightTokio => known(true, false, false),
+            I::Tokio | I::HindsightTokio => LockSemantics {
+                permits_in_request_order: Some(true),
+                ..known(true, false, false)
+            },
             // parking_lot's RwLock is task-fair: "readers trying to acquire the lock will
             // block even if the lock is unlocked when there are writers waiting".
             I::ParkingLot => known(true, false, true),
@@ -45,6 +53,7 @@ impl LockSemantics {
                 waiting_writer_blocks_new_readers: None,
                 poisons_on_panic: None,
                 waiting_blocks_thread: None,
+                permits_in_request_order: None,
             },
         }
     }
@@ -54,6 +63,13 @@ impl Lock {
     /// What its implementation does.
     pub fn semantics(&self) -> LockSemantics {
         LockSemantics::of(self.implementation)
+    }
+
+    /// Whether it counts permits (a semaphore) rather than excluding: its holders do not
+    /// exclude one another, and a waiter is stuck only while fewer permits are free than it
+    /// asked for and none can come back (replay keeps the count: `State::permits`).
+    pub fn counts_permits(&self) -> bool {
+        self.kind == hindsight_recorder::format::LockKind::Semaphore
     }
 
     /// Whether waiting for it blocks the OS thread: as its implementation does, or as
@@ -78,5 +94,7 @@ mod tests {
         assert_eq!(unknown.waiting_blocks_thread, None);
         assert_eq!(LockSemantics::of(I::Tokio).waiting_blocks_thread, Some(false));
         assert_eq!(LockSemantics::of(I::ParkingLot).poisons_on_panic, Some(false));
+        assert_eq!(LockSemantics::of(I::Tokio).permits_in_request_order, Some(true));
+        assert_eq!(unknown.permits_in_request_order, None);
     }
 }

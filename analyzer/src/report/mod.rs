@@ -366,8 +366,11 @@ pub struct StaleLockDetail {
     pub held_since_ns: u64,
     /// How long it was held: until the panic, or until the end of the trace.
     pub held_ns: u64,
-    /// `poisoned` (released by a panicking holder), `holder-finished`, `holder-panicked` (the
-    /// holder ended without releasing it) or `trace-ended`.
+    /// `poisoned` (released by a panicking holder), `unwound` (a lock that does not poison,
+    /// released by a panicking holder's unwinding), `holder-finished`, `holder-panicked` (the
+    /// holder ended without releasing it), `trace-ended`, `permits-leaked` (a semaphore's
+    /// waiter left with no permit to come back) or `state-at-death` (the trace ended
+    /// mid-flight; the detail names the longest hold).
     pub reason: String,
 }
 
@@ -495,6 +498,10 @@ pub struct LockEntry {
     pub contended: u64,
     /// Failed `try_lock` attempts.
     pub try_failed: u64,
+    /// Waits given up before the lock was acquired (a timeout, a cancelled future, a closed
+    /// semaphore).
+    #[serde(default)]
+    pub abandoned_waits: u64,
     /// A holder panicked while holding it.
     pub poisoned: bool,
     /// Acquisitions by another thread or task than the previous one.
@@ -531,6 +538,10 @@ pub struct LockStatistics {
     pub acquisitions: u64,
     /// Acquisitions that had to wait.
     pub contended: u64,
+    /// Waits given up before the lock was acquired (a timeout, a cancelled future, a closed
+    /// semaphore); their time is in `wait` too.
+    #[serde(default)]
+    pub abandoned_waits: u64,
     /// Acquisitions by another thread or task than the previous one.
     pub owner_changes: u64,
     /// Wait times of the contended acquisitions.
@@ -652,6 +663,7 @@ mod tests {
             "locks",
             "acquisitions",
             "contended",
+            "abandoned_waits",
             "owner_changes",
             "wait",
             "hold",
