@@ -40,10 +40,9 @@ impl LockSemantics {
             // policy to the platform, and this is the platform hindsight records on.
             I::Std | I::HindsightStd => known(true, true, true),
             // tokio's RwLock is fair (a FIFO of requests), its locks never poison.
-            I::Tokio | I::HindsightTokio => LockSemantics {
-                permits_in_request_order: Some(true),
-                ..known(true, false, false)
-            },
+            I::Tokio | I::HindsightTokio => {
+                LockSemantics { permits_in_request_order: Some(true), ..known(true, false, false) }
+            }
             // parking_lot's RwLock is task-fair: "readers trying to acquire the lock will
             // block even if the lock is unlocked when there are writers waiting".
             I::ParkingLot => known(true, false, true),

@@ -11,7 +11,7 @@ use hindsight_analyzer::FindingKind;
 use hindsight_recorder::format::{EventKind, TraceBuilder};
 
 /// ```text
-/// worker: poll(adder) ─ lock(total) ─ panic ─ (unwinding releases total) ─ task ends
+/// worker: poll(adder) ─ lock(total) ─ panic ─ 50 ms ─ (unwinding releases total) ─ task ends
 ///         poll(reader) ─ lock(total) ─ unlock
 /// ```
 #[test]
@@ -27,6 +27,8 @@ fn a_task_that_panics_holding_an_async_mutex_is_a_stale_lock_with_the_panic_site
         .acquire(total, locked)
         .advance(2_000)
         .panic(Some(panicked))
+        // Printing a backtrace and unwinding: the panic's time, not a blocking poll's.
+        .advance(50_000_000)
         .release(total)
         .poll_end(true)
         .event(EventKind::TaskFinished { cancelled: true });

@@ -5,6 +5,9 @@
 //! return stalls every task queued on that worker. One finding per task, with its longest
 //! poll and its longest blocking-lock wait, and what it waited on. Tasks of tokio's blocking
 //! pool (`spawn_blocking`, kind `blocking`) run on threads meant to block and are not judged.
+//! A poll that panics is measured up to its panic: what follows (panic hooks, a backtrace
+//! printed, unwinding) is the panic's handling, and `stale-lock` reports what the panic left
+//! behind.
 
 use super::{task_kind, Context, Detector, Interest};
 use crate::replay::Actor;
@@ -36,6 +39,8 @@ struct Poll {
     thread: ThreadId,
     waiting: Option<LockWait>,
     longest_wait: Option<LockWait>,
+    /// When the task panicked in this poll.
+    panicked_ns: Option<u64>,
 }
 
 /// What one task did over the trace.
@@ -76,7 +81,7 @@ impl BlockingInAsync {
             wait.waited_ns = now.saturating_sub(wait.since_ns);
             keep_longest(&mut poll.longest_wait, wait);
         }
-        let duration = now.saturating_sub(poll.started_ns);
+        let duration = poll.panicked_ns.unwrap_or(now).saturating_sub(poll.started_ns);
         let long = duration >= self.poll_threshold_ns;
         let stalled = poll.longest_wait.is_some_and(|w| w.waited_ns >= BLOCKING_WAIT_REPORT_NS);
         if !long && !stalled {
@@ -113,7 +118,13 @@ impl BlockingInAsync {
                     thread: event.thread,
                     waiting: None,
                     longest_wait: None,
+                    panicked_ns: None,
                 });
+            }
+            EventKind::Panicked { .. } => {
+                if let Some(poll) = self.poll(task) {
+                    poll.panicked_ns.get_or_insert(now);
+                }
             }
             EventKind::PollEnded { .. } => {
                 if let Some(poll) = self.poll(task).take() {
@@ -157,6 +168,7 @@ impl Detector for BlockingInAsync {
             | Interest::POLL_ENDED
             | Interest::LOCK_REQUESTED
             | Interest::LOCK_ACQUIRED
+            | Interest::PANICKED
     }
 
     fn on_event(&mut self, cx: &Context<'_>, event: &Event) {
