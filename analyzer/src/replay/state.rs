@@ -116,6 +116,20 @@ pub struct ThreadState {
     pub current_task: Option<TaskId>,
     /// It has polled tasks (a worker, or a thread in `block_on`).
     pub polled_tasks: bool,
+    /// Events the recorder dropped on it (gaps), if any were.
+    pub lost: Option<Lost>,
+}
+
+/// Events of a thread that the recorder dropped (its buffer was full): after the first gap,
+/// what replay believes about the thread, and about the tasks it polls, is uncertain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lost {
+    /// When the first gap was.
+    pub first_ns: u64,
+    /// Gaps.
+    pub gaps: u64,
+    /// Events dropped in all.
+    pub events: u64,
 }
 
 /// Extra state of a task.
@@ -581,8 +595,13 @@ impl State {
             | K::Write { .. }
             | K::SyncRelease { .. }
             | K::SyncAcquire { .. }
-            | K::Mark { .. }
-            | K::Gap { .. } => {}
+            | K::Mark { .. } => {}
+            K::Gap { dropped } => {
+                let thread = grow(&mut self.threads, event.thread.index());
+                let lost = thread.lost.get_or_insert(Lost { first_ns: now, gaps: 0, events: 0 });
+                lost.gaps += 1;
+                lost.events = lost.events.saturating_add(dropped);
+            }
             K::Permits { lock, op, count } => {
                 let lock_state = grow(&mut self.locks, lock.index());
                 let permits = lock_state.permits.get_or_insert_with(Box::default);
