@@ -55,5 +55,10 @@ fn a_long_poll_is_judged_by_where_its_time_went() {
     assert!(evidence("hash").contains("it burned the CPU"), "{}", evidence("hash"));
     assert!(evidence("read-file").contains("waited off the CPU"), "{}", evidence("read-file"));
     assert!(evidence("parse").contains("starved of CPU"), "{}", evidence("parse"));
+    let parse = report.findings.iter().find(|f| f.tasks == task("parse")).expect("parse");
+    assert_eq!(
+        parse.title,
+        "task `parse` had a poll of 15.000ms while the process was starved of CPU (not blocking)"
+    );
     assert!(!evidence("legacy").contains("on the CPU"), "{}", evidence("legacy"));
 }

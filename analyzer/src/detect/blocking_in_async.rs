@@ -252,7 +252,13 @@ impl Detector for BlockingInAsync {
 fn finding(cx: &Context<'_>, task: TaskId, found: &Aggregate, threshold_ns: u64) -> Finding {
     let actor = Actor::Task(task);
     let who = actor.describe(cx.trace);
+    // Long only because the machine was busy, and no blocking-lock wait: not the task's doing.
+    let starved = found.longest_wait.is_none() && matches!(found.cause, Some((Cause::Starved, _)));
     let title = match found.longest_wait {
+        None if starved => format!(
+            "{who} had a poll of {} while the process was starved of CPU (not blocking)",
+            format_ns(found.longest_poll_ns)
+        ),
         Some(wait) => format!(
             "{who} blocked its worker thread for {} waiting for blocking lock `{}`",
             format_ns(wait.waited_ns),
@@ -263,8 +269,6 @@ fn finding(cx: &Context<'_>, task: TaskId, found: &Aggregate, threshold_ns: u64)
             format_ns(found.longest_poll_ns)
         ),
     };
-    // Long only because the machine was busy, and no blocking-lock wait: not the task's doing.
-    let starved = found.longest_wait.is_none() && matches!(found.cause, Some((Cause::Starved, _)));
     let severity = if starved { Severity::Info } else { Severity::Warning };
     let mut finding = Finding::new(FindingKind::BlockingInAsync, severity, title);
     cx.add_actor(&mut finding, actor, found.thread);
