@@ -210,3 +210,22 @@ fn a_guard_held_while_waiting_for_a_permit_is_a_guard_across_await() {
     assert_eq!(detail.await_site.as_deref(), Some("src/h.rs:6:36"));
     assert_eq!(detail.suspensions, 1);
 }
+
+#[test]
+fn permits_given_back_by_the_task_they_were_handed_to_count_as_holds() {
+    // Each checkout's permit moves to a `recycle` task, which drops it 2 ms later.
+    let mut b = TraceBuilder::new("recycle");
+    let worker = b.thread("worker");
+    let pool = b.semaphore("pool", 4);
+    let at = b.site("src/pool.rs", 10, 9);
+    let (client, recycle) = (b.task("client", None), b.task("recycle", None));
+    for _ in 0..3 {
+        b.in_task(worker, client).poll_start().acquire(pool, at).poll_end(false);
+        b.in_task(worker, recycle).poll_start().advance(2_000_000).release(pool).poll_end(false);
+    }
+    let report = analyze(&b);
+    assert!(report.findings.is_empty(), "{:#?}", report.findings);
+    let hold = &report.locks[0].hold;
+    assert_eq!(hold.count, 3, "{hold:?}");
+    assert!(hold.max_ns >= 2_000_000, "{hold:?}");
+}

@@ -23,14 +23,14 @@
 
 use super::{Context, Detector, Interest};
 use crate::prefetch::{prefetch, prefetch_entry};
-use crate::replay::{Actor, Wait, WaitFor};
+use crate::replay::{Actor, Hold, Wait, WaitFor};
 use crate::report::{counted, format_ns};
 use crate::report::{
     push_unique, Detail, DurationStats, Finding, FindingKind, HotspotDetail, LockStatistics,
     Severity, SiteTime,
 };
 use hdrhistogram::Histogram;
-use hindsight_recorder::format::{Event, EventKind, LockId, LockKind, SiteId};
+use hindsight_recorder::format::{Event, EventKind, LockId, LockKind, LockMode, SiteId};
 use rustc_hash::FxHashMap;
 
 /// The default `--wait-threshold`.
@@ -744,16 +744,21 @@ impl Detector for Contention {
                     }
                 }
             }
-            EventKind::LockReleased { lock, .. } => {
+            EventKind::LockReleased { lock, mode, .. } => {
                 let actor = Actor::of(event);
                 // The actor's last hold of the lock: mostly its last hold, locks being released
-                // in the reverse order of taking them.
+                // in the reverse order of taking them. A guard or permit moved to another task
+                // or thread is released by it: then the hold replay ends, the lock's most
+                // recent in that mode, so that the hold is counted all the same.
                 let holds = cx.state.holds(actor);
                 let hold = match holds.last() {
                     Some(last) if last.lock == lock => last,
                     _ => match holds.iter().rev().find(|h| h.lock == lock) {
                         Some(hold) => hold,
-                        None => return,
+                        None => match moved_hold(cx, lock, mode) {
+                            Some(hold) => hold,
+                            None => return,
+                        },
                     },
                 };
                 let Some(stats) = self.locks.get_mut(lock.index()) else {
@@ -812,6 +817,14 @@ impl Detector for Contention {
             }
         }
     }
+}
+
+/// The hold of `lock` in `mode` that a release by an actor holding none of it ends (a guard
+/// or permit moved to it): the most recent, as replay's state chooses.
+#[cold]
+fn moved_hold<'a>(cx: &Context<'a>, lock: LockId, mode: LockMode) -> Option<&'a Hold> {
+    let holders = &cx.state.lock(lock)?.holders;
+    holders.iter().rev().find(|h| h.hold.mode == mode).map(|h| &h.hold)
 }
 
 fn hotspot(
