@@ -5,8 +5,9 @@
 //! An answer is `None` where the implementation is not known: nothing is assumed then, so no
 //! finding rests on it.
 
-use crate::trace::Lock;
+use crate::trace::{Lock, Trace};
 use hindsight_recorder::format::LockImplementation;
+use hindsight_recorder::format::SiteId;
 
 /// How one lock implementation behaves. Each answer is `None` where it is unknown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +70,38 @@ impl Lock {
     /// asked for and none can come back (replay keeps the count: `State::permits`).
     pub fn counts_permits(&self) -> bool {
         self.kind == hindsight_recorder::format::LockKind::Semaphore
+    }
+
+    /// Whether `site`, the site of one of its operations, is only its creation site: tokio's
+    /// own locks, recorded through tokio's instrumentation, carry no call site (their resource
+    /// spans say where the lock was created), and the recorder names their operations' sites
+    /// after it.
+    pub fn site_is_creation(&self, trace: &Trace, site: SiteId) -> bool {
+        let Some(created) = self.site else { return false };
+        let (a, b) = (trace.site(created), trace.site(site));
+        self.implementation == LockImplementation::Tokio
+            && (a.file, a.line, a.col) == (b.file, b.line, b.col)
+    }
+
+    /// The role to give `site`, the site of one of its operations, in a finding: `role` (such
+    /// as `"acquired"`), or `"created"` where it is only the lock's creation site.
+    pub fn site_role<'a>(&self, trace: &Trace, site: SiteId, role: &'a str) -> &'a str {
+        if self.site_is_creation(trace, site) {
+            "created"
+        } else {
+            role
+        }
+    }
+
+    /// Words for where one of its operations happened, at `site`: `at SITE`, or, where that is
+    /// only the lock's creation site, that tokio gave no call site.
+    pub fn at_site(&self, trace: &Trace, site: SiteId) -> String {
+        let text = trace.site_text(site);
+        if self.site_is_creation(trace, site) {
+            format!("(tokio gives no call site; the lock was created at {text})")
+        } else {
+            format!("at {text}")
+        }
     }
 
     /// Whether waiting for it blocks the OS thread: as its implementation does, or as

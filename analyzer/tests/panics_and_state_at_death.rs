@@ -8,7 +8,7 @@ mod common;
 use common::{analyze, of_kind, sites, strings};
 use hindsight_analyzer::report::{Detail, Severity};
 use hindsight_analyzer::FindingKind;
-use hindsight_recorder::format::{EventKind, TraceBuilder};
+use hindsight_recorder::format::{EventKind, LockKind, TraceBuilder};
 
 /// ```text
 /// worker: poll(adder) ─ lock(total) ─ panic ─ 50 ms ─ (unwinding releases total) ─ task ends
@@ -180,5 +180,27 @@ fn a_guard_across_await_names_the_recorded_await_site_or_says_it_is_unknown() {
         guards[0].evidence.iter().any(|e| e.contains("await site unknown")),
         "{:#?}",
         guards[0].evidence
+    );
+}
+
+#[test]
+fn a_tokio_lock_seen_through_tokios_instrumentation_is_labelled_by_its_creation_site() {
+    // tokio's own `Mutex`: its events carry where it was created, not where it was locked.
+    let mut b = TraceBuilder::new("tokio-lock");
+    let worker = b.thread("worker");
+    let created = b.site("src/db.rs", 3, 14);
+    let db = b.lock(LockKind::Mutex, false, Some("db"), Some(created));
+    let task = b.task("writer", None);
+    b.in_task(worker, task).poll_start().acquire(db, created).poll_end(true).finish_task();
+    let report = analyze(&b);
+    assert_eq!(report.findings.len(), 1, "{:#?}", report.findings);
+    let finding = &report.findings[0];
+    assert_eq!(sites(finding), vec![("created".to_owned(), "src/db.rs:3:14".to_owned())]);
+    assert!(
+        finding.evidence[0].contains(
+            "acquired `db` (tokio gives no call site; the lock was created at src/db.rs:3:14)"
+        ),
+        "{}",
+        finding.evidence[0]
     );
 }

@@ -323,7 +323,8 @@ fn finding(cx: &Context<'_>, lock: LockId, site: SiteId, found: &Aggregate) -> F
     );
     finding.locks.push(name.clone());
     cx.add_actor(&mut finding, task, found.thread);
-    finding.sites.push(cx.site_ref(site, "acquired"));
+    let lock_def = cx.trace.lock(lock);
+    finding.sites.push(cx.site_ref(site, lock_def.site_role(cx.trace, site, "acquired")));
     let spawned_at = cx.trace.tasks().get(found.task.index()).and_then(|t| t.spawn_site);
     if let Some(spawned) = spawned_at {
         finding.sites.push(cx.site_ref(spawned, "spawned"));
@@ -335,8 +336,9 @@ fn finding(cx: &Context<'_>, lock: LockId, site: SiteId, found: &Aggregate) -> F
     let spawn_text =
         spawned_at.map(|s| format!(" (spawned at {})", cx.trace.site_text(s))).unwrap_or_default();
     finding.evidence.push(format!(
-        "{}{spawn_text} acquired {guard} lock `{name}` at {acquired_at} (t={})",
+        "{}{spawn_text} acquired {guard} lock `{name}` {} (t={})",
         task.describe(cx.trace),
+        lock_def.at_site(cx.trace, site),
         format_ns(found.since_ns)
     ));
     let await_text = match found.await_site {

@@ -86,9 +86,9 @@ impl StaleLock {
             format!("lock `{name}` was poisoned: {holder} panicked while holding it"),
         );
         finding.evidence.push(format!(
-            "{holder} acquired `{name}` at {}, t={}, and panicked{} {} later while holding it \
+            "{holder} acquired `{name}` {}, t={}, and panicked{} {} later while holding it \
              (released by unwinding at t={})",
-            cx.trace.site_text(hold.site),
+            acquired_at(cx, &hold),
             format_ns(hold.since_ns),
             at_site(cx, panic_site),
             format_ns(held_ns),
@@ -139,9 +139,9 @@ impl StaleLock {
                 ),
             );
             finding.evidence.push(format!(
-                "{holder} acquired `{name}` at {}, t={}, and panicked{} {} later while holding \
+                "{holder} acquired `{name}` {}, t={}, and panicked{} {} later while holding \
                  it",
-                cx.trace.site_text(hold.site),
+                acquired_at(cx, hold),
                 format_ns(hold.since_ns),
                 at_site(cx, site),
                 format_ns(held_ns),
@@ -229,6 +229,11 @@ impl Detector for StaleLock {
     }
 }
 
+/// Where `hold` was acquired, in words: `at SITE`, or that tokio gave no call site.
+fn acquired_at(cx: &Context<'_>, hold: &Hold) -> String {
+    cx.trace.lock(hold.lock).at_site(cx.trace, hold.site)
+}
+
 /// ` at file:line:col`, or nothing for no site.
 fn at_site(cx: &Context<'_>, site: Option<SiteId>) -> String {
     site.map(|site| format!(" at {}", cx.trace.site_text(site))).unwrap_or_default()
@@ -254,9 +259,9 @@ fn held_after_end(
         format!("lock `{name}` is still held by {who}, which {how} without releasing it"),
     );
     f.evidence.push(format!(
-        "{who} acquired `{name}` at {}, t={}, and {how} at t={} still holding it; nobody can \
+        "{who} acquired `{name}` {}, t={}, and {how} at t={} still holding it; nobody can \
          release it now, and anyone who asks for it waits forever",
-        cx.trace.site_text(hold.site),
+        acquired_at(cx, hold),
         format_ns(hold.since_ns),
         format_ns(ended.time_ns)
     ));
@@ -279,9 +284,9 @@ fn held_at_clean_end(cx: &Context<'_>, actor: Actor, hold: &Hold, end: u64) -> F
         format!("lock `{name}` was still held by {who} when the trace ended"),
     );
     f.evidence.push(format!(
-        "{who} acquired `{name}` at {}, t={}, and still held it {} later, when the trace ended \
+        "{who} acquired `{name}` {}, t={}, and still held it {} later, when the trace ended \
          at t={}",
-        cx.trace.site_text(hold.site),
+        acquired_at(cx, hold),
         format_ns(hold.since_ns),
         format_ns(end.saturating_sub(hold.since_ns)),
         format_ns(end)
@@ -375,14 +380,15 @@ impl StateAtDeath {
         for (actor, hold) in &self.holds {
             let who = actor.describe(cx.trace);
             f.evidence.push(format!(
-                "{who} held `{}` (acquired at {}, {} before the end)",
+                "{who} held `{}` (acquired {}, {} before the end)",
                 cx.trace.lock_name(hold.lock),
-                cx.trace.site_text(hold.site),
+                acquired_at(cx, hold),
                 format_ns(end.saturating_sub(hold.since_ns))
             ));
             crate::report::push_unique(&mut f.locks, cx.trace.lock_name(hold.lock));
             cx.add_actor(&mut f, *actor, hold.thread);
-            push_site(&mut f, cx.site_ref(hold.site, "acquired"));
+            let role = cx.trace.lock(hold.lock).site_role(cx.trace, hold.site, "acquired");
+            push_site(&mut f, cx.site_ref(hold.site, role));
         }
         for (actor, wait) in &waits {
             let who = actor.describe(cx.trace);
@@ -443,7 +449,8 @@ fn fill(
     let name = cx.trace.lock_name(hold.lock);
     finding.locks.push(name.clone());
     cx.add_actor(&mut finding, actor, hold.thread);
-    finding.sites.push(cx.site_ref(hold.site, "acquired"));
+    let role = cx.trace.lock(hold.lock).site_role(cx.trace, hold.site, "acquired");
+    finding.sites.push(cx.site_ref(hold.site, role));
     finding.time_ns = time_ns;
     finding.detail = Detail::StaleLock(StaleLockDetail {
         lock: name,
