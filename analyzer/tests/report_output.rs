@@ -201,3 +201,26 @@ fn text_names_an_unnamed_task_with_its_spawn_site() {
                   src/server.rs:40:9), task `reader`\n";
     assert!(out.contains(actors), "{out}");
 }
+
+/// tokio's own tasks — a `block_on` future, the launches of its workers from its own source —
+/// are not counted as the program's tasks.
+#[test]
+fn text_counts_the_runtimes_own_tasks_apart() {
+    let mut b = TraceBuilder::new("runtime");
+    let main = b.thread("main");
+    let launch = b.site("tokio-1.54.1/src/runtime/scheduler/multi_thread/worker.rs", 515, 13);
+    let spawn = b.site("src/main.rs", 9, 5);
+    let tasks = [
+        b.task_of_kind("", "blocking", Some(launch)),
+        b.task_of_kind("", "block_on", Some(spawn)),
+        b.task_of_kind("", "blocking", Some(spawn)),
+        b.task_of_kind("serve", "task", Some(spawn)),
+    ];
+    for task in tasks {
+        b.in_task(main, task).poll_start().poll_end(true).finish_task();
+    }
+    let report = analyze_bytes(vec![("runtime.trace".to_owned(), b.build())], &Default::default())
+        .expect("readable");
+    let out = text::render(&report);
+    assert!(out.contains(": 1 thread, 2 tasks (and 2 of the runtime's own), 0 locks\n"), "{out}");
+}

@@ -573,6 +573,19 @@ pub struct TaskEntry {
     pub polls: u64,
 }
 
+impl TaskEntry {
+    /// Whether it is the runtime's own rather than the program's: a `block_on` future, or a
+    /// task tokio spawned from its own source (the launches of its worker threads on the
+    /// blocking pool).
+    pub fn is_runtime_internal(&self) -> bool {
+        let from_tokio = self
+            .spawn_site
+            .as_deref()
+            .is_some_and(|site| site.starts_with("tokio-") && site.contains("/src/runtime/"));
+        self.kind.as_deref() == Some("block_on") || from_tokio
+    }
+}
+
 /// The result of an analysis.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
