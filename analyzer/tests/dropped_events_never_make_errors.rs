@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::analyze;
+use common::{analyze, of_kind};
 use hindsight_analyzer::report::Severity;
 use hindsight_analyzer::FindingKind;
 use hindsight_recorder::format::{EventKind, TraceBuilder};
@@ -22,10 +22,8 @@ fn a_finding_about_a_thread_that_dropped_events_is_info_and_names_the_gap() {
     b.on(worker).event(EventKind::Gap { dropped: 3 }).finish();
     b.on(main).start().acquire(config, s).finish();
     let report = analyze(&b);
-    let stale: Vec<(Severity, Vec<String>)> = report
-        .findings
+    let stale: Vec<(Severity, Vec<String>)> = of_kind(&report, FindingKind::StaleLock)
         .iter()
-        .filter(|f| f.kind == FindingKind::StaleLock)
         .map(|f| (f.severity, f.locks.clone()))
         .collect();
     assert_eq!(

@@ -347,7 +347,8 @@ pub struct Permits {
 impl Permits {
     /// Permits free now, of a semaphore that started with `capacity`.
     pub fn free(&self, capacity: u32) -> u64 {
-        (u64::from(capacity) + self.added).saturating_sub(self.out + self.forgotten)
+        let available = u64::from(capacity).saturating_add(self.added);
+        available.saturating_sub(self.out.saturating_add(self.forgotten))
     }
 
     /// How many permits `actor`'s hold has, forgetting the count: the hold ends.
@@ -608,19 +609,22 @@ impl State {
                 match op {
                     PermitOp::Acquired => {
                         // The hold counted one permit when it was acquired.
-                        permits.out += u64::from(count.saturating_sub(1));
+                        permits.out =
+                            permits.out.saturating_add(u64::from(count.saturating_sub(1)));
                         permits.multi.push((actor, count));
                     }
                     PermitOp::Forgotten => {
                         // The hold ends, and its permits do not come back.
                         permits.take_hold(actor);
                         permits.out = permits.out.saturating_sub(u64::from(count));
-                        permits.forgotten += u64::from(count);
+                        permits.forgotten = permits.forgotten.saturating_add(u64::from(count));
                         if lock_state.holders.release(actor, LockMode::Exclusive).is_some() {
                             state.remove_hold(lock);
                         }
                     }
-                    PermitOp::Added => permits.added += u64::from(count),
+                    PermitOp::Added => {
+                        permits.added = permits.added.saturating_add(u64::from(count))
+                    }
                     PermitOp::Closed => permits.closed = true,
                 }
             }
