@@ -312,3 +312,59 @@ fn entering_another_tasks_span_inside_a_poll_is_not_a_poll_of_it() {
     assert!(worker_polls > JOBS, "one poll per yield, at least: {worker_polls}");
     let _ = std::fs::remove_file(&path);
 }
+
+/// A task suspended in `tokio::time::sleep` or in a hindsight lock future records the
+/// `.await` it suspends at, before the poll's end; the recording ends with its clean end.
+#[test]
+fn a_pending_sleep_or_lock_records_the_await_it_suspends_at() {
+    let _turn = serial();
+    install();
+    let path = trace_path("await-sites");
+    let (_layer, guard) = Recorder::builder().path(&path).build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let lock = Arc::new(hindsight_recorder::sync::tokio::Mutex::named("cache", 0));
+    let (sleep_line, lock_line) = runtime.block_on(async {
+        let held = lock.lock().await;
+        let waiter = {
+            let lock = lock.clone();
+            tokio::task::Builder::new()
+                .name("waiter")
+                .spawn(async move {
+                    let lock_line = line!() + 1;
+                    *lock.lock().await += 1;
+                    lock_line
+                })
+                .unwrap()
+        };
+        let sleeper = tokio::task::Builder::new()
+            .name("sleeper")
+            .spawn(async {
+                let sleep_line = line!() + 1;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                sleep_line
+            })
+            .unwrap();
+        let sleep_line = sleeper.await.unwrap();
+        drop(held);
+        (sleep_line, waiter.await.unwrap())
+    });
+    drop(runtime);
+    guard.finish().unwrap();
+
+    let trace = Trace::read(&path);
+    let await_line = |task: TaskId| {
+        let kinds = kinds_of(&trace, task);
+        let at = kinds.iter().position(|k| matches!(k, EventKind::AwaitPending { .. }));
+        let Some(EventKind::AwaitPending { site }) = at.map(|i| kinds[i]) else {
+            panic!("no await site in {kinds:?}")
+        };
+        assert_eq!(kinds.get(at.unwrap() + 1), Some(&EventKind::PollEnded { ready: false }));
+        trace.site(site).expect("a defined site")
+    };
+    let (file, line, _) = await_line(trace.task_named("sleeper"));
+    assert!(file.ends_with("tokio_instrumentation_is_recorded_faithfully.rs"), "{file}");
+    assert_eq!(line, sleep_line);
+    let (_, line, _) = await_line(trace.task_named("waiter"));
+    assert_eq!(line, lock_line);
+    assert_eq!(trace.events.iter().filter(|e| e.kind == EventKind::RecordingEnded).count(), 1);
+}
