@@ -1,6 +1,6 @@
-//! `hindsight analyze` on the committed traces of the semaphore and panic scenarios of issue
-//! 21 (`connection_limit`, `pool_starved`, `panic_holding_async_lock`): exact findings, and
-//! nothing else.
+//! `hindsight analyze` on the committed traces of the scenarios of issue 21
+//! (`connection_limit`, `pool_starved`, `panic_holding_async_lock`, `guard_across_sleep`):
+//! exact findings, and nothing else.
 //!
 //! Expected sites are found in the scenario sources by their `// site: NAME` comments; if you
 //! change a scenario, re-record its trace
@@ -68,4 +68,30 @@ fn a_task_that_panics_holding_an_async_mutex_is_a_stale_lock_at_the_panic() {
         }]
     );
     assert_eq!(report["findings"][0]["detail"]["reason"], "unwound");
+}
+
+#[test]
+fn a_guard_held_across_a_sleep_names_the_sleeps_await() {
+    let (status, report) = analyze_json(&["traces/guard_across_sleep.trace"]);
+    assert_eq!(status, 0, "a warning does not fail by default");
+    let s = |marker, token, role| site("guard_across_sleep", marker, token, role);
+    let mut sites = vec![
+        s("lock", "lock()", "acquired"),
+        s("refresh-spawn", "task::spawn", "spawned"),
+        s("backoff", "tokio::time::sleep", "await"),
+        s("wait", "lock()", "waiting"),
+    ];
+    sites.sort();
+    assert_eq!(
+        seen(&report),
+        vec![Seen {
+            kind: "guard-across-await".into(),
+            severity: "warning".into(),
+            locks: sorted(&["token"]),
+            threads: sorted(&["tokio-rt-worker"]),
+            tasks: sorted(&["refresh", "request"]),
+            variables: vec![],
+            sites,
+        }]
+    );
 }
