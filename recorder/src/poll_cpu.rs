@@ -2,8 +2,10 @@
 //! can tell a poll that burned the CPU or blocked off it from one that was runnable but not
 //! running because the machine was busy.
 //!
-//! Linux keeps both per thread in `/proc/thread-self/schedstat` (time on a CPU, time waiting
-//! on a run queue, in nanoseconds). Reading it is a system call, too dear for every poll, so
+//! The CPU time is the thread's CPU clock (`CLOCK_THREAD_CPUTIME_ID`, exact to the moment);
+//! the run-queue time is Linux's per-thread `/proc/thread-self/schedstat` (its second field,
+//! which grows each time the thread is switched in after waiting). Reading them takes two
+//! system calls, too dear for every poll, so
 //! each thread keeps a *sample* of the two counters, refreshed at a poll's start only when it
 //! is older than [`RESAMPLE_NS`]: at most one read per millisecond per thread. A poll that
 //! lasted [`LONG_POLL_NS`] or more reads the counters again at its end and records their
@@ -36,6 +38,8 @@ struct ThreadClock {
     /// The open file: `None` before the first read, `Some(-1)` where it cannot be read.
     fd: Option<i32>,
     sample: Option<Sample>,
+    /// When the poll of a tokio task open on this thread started (tokio's polls do not nest).
+    tokio_poll: Option<u64>,
 }
 
 impl Drop for ThreadClock {
@@ -68,8 +72,16 @@ impl ThreadClock {
         // SAFETY: `buf` is writable for its length; `fd` is this thread's open file.
         let read = unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
         let text = std::str::from_utf8(buf.get(..usize::try_from(read).ok()?)?).ok()?;
-        let mut fields = text.split_ascii_whitespace().map(|f| f.parse::<u64>().ok());
-        let (cpu_ns, runnable_ns) = (fields.next()??, fields.next()??);
+        let runnable_ns = text.split_ascii_whitespace().nth(1)?.parse().ok()?;
+        // schedstat's CPU time is brought up to date only at the scheduler's ticks; the
+        // thread's CPU clock is exact.
+        let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: `now` is a valid timespec to write.
+        if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) } != 0 {
+            return None;
+        }
+        let cpu_ns = u64::try_from(now.tv_sec).ok()?.saturating_mul(1_000_000_000)
+            + u64::try_from(now.tv_nsec).ok()?;
         Some(Sample { ticks, cpu_ns, runnable_ns })
     }
 }
@@ -87,14 +99,7 @@ fn open_schedstat() -> i32 {
 /// A poll starts on this thread now; returns its start, for [`poll_ended`].
 pub(crate) fn poll_started() -> u64 {
     let ticks = clock::ticks();
-    let _ = CLOCK.try_with(|clock| {
-        let Ok(mut clock) = clock.try_borrow_mut() else { return };
-        let fresh =
-            clock.sample.is_some_and(|s| ticks.saturating_sub(s.ticks) < millisecond_ticks());
-        if !fresh {
-            clock.sample = clock.read(ticks);
-        }
-    });
+    with_clock(|clock| clock.started(ticks, false));
     ticks
 }
 
@@ -102,22 +107,55 @@ pub(crate) fn poll_started() -> u64 {
 /// it was long and the counters can be read.
 pub(crate) fn poll_ended(started: u64) -> Option<EventKind> {
     let ticks = clock::ticks();
-    if ticks.saturating_sub(started) < millisecond_ticks() {
-        return None;
+    with_clock(|clock| clock.ended(started, ticks)).flatten()
+}
+
+/// tokio started polling a task on this thread at `ticks`.
+pub(crate) fn tokio_poll_started(ticks: u64) {
+    with_clock(|clock| clock.started(ticks, true));
+}
+
+/// tokio's poll of a task on this thread ends at `ticks`: as [`poll_ended`].
+pub(crate) fn tokio_poll_ended(ticks: u64) -> Option<EventKind> {
+    with_clock(|clock| {
+        let started = clock.tokio_poll.take()?;
+        clock.ended(started, ticks)
+    })
+    .flatten()
+}
+
+/// `f` on this thread's clock, unless it is gone (the thread is ending) or in use.
+fn with_clock<R>(f: impl FnOnce(&mut ThreadClock) -> R) -> Option<R> {
+    CLOCK.try_with(|clock| clock.try_borrow_mut().ok().map(|mut clock| f(&mut clock))).ok()?
+}
+
+impl ThreadClock {
+    /// A poll starts at `ticks` (a tokio task's, if `tokio`): refreshes the sample if stale.
+    fn started(&mut self, ticks: u64, tokio: bool) {
+        if tokio {
+            self.tokio_poll = Some(ticks);
+        }
+        let fresh =
+            self.sample.is_some_and(|s| ticks.saturating_sub(s.ticks) < millisecond_ticks());
+        if !fresh {
+            self.sample = self.read(ticks);
+        }
     }
-    CLOCK
-        .try_with(|clock| {
-            let mut clock = clock.try_borrow_mut().ok()?;
-            let before = clock.sample.filter(|s| s.ticks <= started)?;
-            let now = clock.read(ticks)?;
-            clock.sample = Some(now);
-            Some(EventKind::PollCpu {
-                cpu_ns: now.cpu_ns.saturating_sub(before.cpu_ns),
-                runnable_ns: now.runnable_ns.saturating_sub(before.runnable_ns),
-            })
+
+    /// The poll that started at `started` ends at `ticks`: its CPU time event, if it was long
+    /// and the counters can be read.
+    fn ended(&mut self, started: u64, ticks: u64) -> Option<EventKind> {
+        if ticks.saturating_sub(started) < millisecond_ticks() {
+            return None;
+        }
+        let before = self.sample.filter(|s| s.ticks <= started)?;
+        let now = self.read(ticks)?;
+        self.sample = Some(now);
+        Some(EventKind::PollCpu {
+            cpu_ns: now.cpu_ns.saturating_sub(before.cpu_ns),
+            runnable_ns: now.runnable_ns.saturating_sub(before.runnable_ns),
         })
-        .ok()
-        .flatten()
+    }
 }
 
 #[cfg(all(test, target_os = "linux"))]

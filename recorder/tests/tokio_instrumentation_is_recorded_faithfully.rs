@@ -21,8 +21,13 @@ fn install() {
 
 /// What `task` did, in time order: the file keeps only each thread's order, and a task's
 /// events come from every thread that polled or dropped it (replay merges them by time).
+/// Without the CPU time of long polls: whether a poll is long depends on the machine's load.
 fn kinds_of(trace: &Trace, task: TaskId) -> Vec<EventKind> {
-    let mut events: Vec<_> = trace.events.iter().filter(|e| e.task == Some(task)).collect();
+    let mut events: Vec<_> = trace
+        .events
+        .iter()
+        .filter(|e| e.task == Some(task) && !matches!(e.kind, EventKind::PollCpu { .. }))
+        .collect();
     events.sort_by_key(|e| e.time_ns);
     events.into_iter().map(|e| e.kind).collect()
 }
