@@ -1,7 +1,9 @@
 //! The unmodified mini-redis 0.4 server under hindsight (issue 21): 16 clients for 2 s, with
 //! two busy-loop threads competing for the CPUs, give no error and no warning; the same
 //! server killed mid-run gives no error and no warning either (what it held then would be its
-//! state at death, `info`; its connection permits are counted, not held like locks).
+//! state at death, `info`; its connection permits are counted, not held like locks); clients
+//! sharing one connection under a tokio `Mutex` held across each round trip (the pattern
+//! tokio's tutorial warns against) give one `guard-across-await` warning.
 //! (Before issue 21: a false `stale-lock` error on its connection semaphore, and
 //! `blocking-in-async` warnings for polls the busy machine made long.)
 
@@ -78,5 +80,28 @@ fn a_server_killed_mid_run_gives_no_error_or_warning() {
     let report = analyze_paths(&[&path], &AnalyzeOptions::default()).expect("readable");
     assert!(report.trace.events > 0);
     assert_eq!(loud(&report.findings), Vec::<String>::new());
+    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn clients_sharing_one_connection_under_a_mutex_across_its_round_trips_are_a_guard_across_await() {
+    let path = trace_path("shared");
+    let status = Command::new(env!("CARGO_BIN_EXE_mini_redis_load"))
+        .args([path.to_str().expect("a UTF-8 path"), "8", "1", "shared"])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("the harness runs");
+    assert!(status.success());
+    let report = analyze_paths(&[&path], &AnalyzeOptions::default()).expect("readable");
+    let mutex = "corpus/src/bin/mini_redis_load.rs:45:39";
+    let found: Vec<(String, Severity, Vec<String>)> = report
+        .findings
+        .iter()
+        .map(|f| (f.kind.name().to_owned(), f.severity, f.locks.clone()))
+        .collect();
+    assert_eq!(
+        found,
+        vec![("guard-across-await".to_owned(), Severity::Warning, vec![mutex.to_owned()])]
+    );
     let _ = std::fs::remove_file(&path);
 }
