@@ -415,7 +415,8 @@ fn released(resource: &Resource, mode: LockMode, count: u64) {
             return;
         }
         let actor = actor(ctx);
-        for _ in 0..count.min(1024) {
+        let holds = session::lock(&resource.holders).holds_ended_by(resource.kind, actor, count);
+        for _ in 0..holds.min(1024) {
             let Some(seq) = session::lock(&resource.holders).release(actor, mode) else { break };
             let lock = resource.lock;
             ctx.record(EventKind::LockReleased { lock, mode, seq: Some(seq), poisoned: false });

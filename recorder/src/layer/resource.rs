@@ -109,6 +109,20 @@ impl Holders {
         self.next()
     }
 
+    /// How many holds `actor` giving back `count` units of a lock of `kind` ends. A lock's
+    /// units are its holds. A semaphore's are permits: a holder gives back its own hold, of
+    /// however many permits it took (`acquire_many`); an actor that holds none gives back
+    /// permits forgotten by others (`add_permits`), a hold each.
+    pub(crate) fn holds_ended_by(&self, kind: LockKind, actor: Actor, count: u64) -> u64 {
+        let holds = |a: &Actor| *a == actor;
+        let holder = self.holders.iter().any(|(a, _)| holds(a))
+            || self.pending.iter().any(|(a, _, _)| holds(a));
+        match kind {
+            LockKind::Semaphore if holder => 1,
+            _ => count,
+        }
+    }
+
     /// `actor` reported releasing the lock held in `mode`; returns the release's number, or
     /// `None` for a release of a hold the Layer never saw.
     pub(crate) fn release(&mut self, actor: Actor, mode: LockMode) -> Option<NonZeroU64> {
