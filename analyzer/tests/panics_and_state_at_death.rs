@@ -204,3 +204,31 @@ fn a_tokio_lock_seen_through_tokios_instrumentation_is_labelled_by_its_creation_
         finding.evidence[0]
     );
 }
+
+/// ```text
+/// spawner: lock(cache) ─ spawn(owner, moving the guard in) ─ await ··· await ··· await
+/// owner:                      await ─ unlock(cache)
+/// ```
+/// The spawner's hold ends where the guard's new owner releases it, not at the trace's end.
+#[test]
+fn a_guard_moved_to_another_task_stops_counting_for_its_taker_at_its_release() {
+    let mut b = TraceBuilder::new("moved");
+    let worker = b.thread("worker");
+    let cache = b.async_mutex("cache");
+    let (locked, spawned) = (b.site("src/m.rs", 3, 20), b.site("src/m.rs", 4, 5));
+    let (spawner, owner) = (b.task("spawner", None), b.task("owner", Some(spawned)));
+    b.in_task(worker, spawner).poll_start().acquire(cache, locked).spawn_task(owner, Some(spawned));
+    b.in_task(worker, spawner).poll_end(false);
+    b.in_task(worker, owner).poll_start().poll_end(false).advance(1_000_000);
+    b.in_task(worker, owner).poll_start().release(cache).poll_end(true).finish_task();
+    for _ in 0..5 {
+        b.in_task(worker, spawner).advance(10_000_000).poll_start().poll_end(false);
+    }
+    let report = analyze(&b);
+    let guards = of_kind(&report, FindingKind::GuardAcrossAwait);
+    assert_eq!(guards.len(), 1, "{:#?}", report.findings);
+    let Detail::GuardAcrossAwait(detail) = &guards[0].detail else { panic!() };
+    assert_eq!(detail.task, "spawner");
+    assert_eq!(detail.suspensions, 1, "only the suspension before the owner released it");
+    assert!(detail.held_ns < 2_000_000, "{}", detail.held_ns);
+}

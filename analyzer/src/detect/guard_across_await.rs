@@ -173,13 +173,16 @@ impl GuardAcrossAwait {
             }
             EventKind::LockReleased { lock, .. } => {
                 let holds = self.task_holds(task);
-                if let Some(at) = holds.iter().rposition(|h| h.lock == lock) {
-                    let hold = holds.remove(at);
-                    let holders = self.lock_holders(lock);
-                    if let Some(at) = holders.iter().position(|t| *t == task) {
-                        holders.swap_remove(at);
+                match holds.iter().rposition(|h| h.lock == lock) {
+                    Some(at) => {
+                        let hold = holds.remove(at);
+                        let holders = self.lock_holders(lock);
+                        if let Some(at) = holders.iter().position(|t| *t == task) {
+                            holders.swap_remove(at);
+                        }
+                        self.close(task, hold, now);
                     }
-                    self.close(task, hold, now);
+                    None => self.end_moved_hold(lock, now),
                 }
             }
             EventKind::PollStarted => {
@@ -232,6 +235,20 @@ impl GuardAcrossAwait {
         }
     }
 
+    /// Ends a task's hold of `lock` that an actor holding none of it released at `now`: the
+    /// guard was moved to that actor (`lock_owned`, a guard sent to another task or to the
+    /// blocking pool), and the task that took the lock holds it no longer.
+    #[cold]
+    #[inline(never)]
+    fn end_moved_hold(&mut self, lock: LockId, now: u64) {
+        let Some(task) = self.holders.get_mut(lock.index()).and_then(Vec::pop) else { return };
+        let holds = self.task_holds(task);
+        if let Some(at) = holds.iter().rposition(|h| h.lock == lock) {
+            let hold = holds.remove(at);
+            self.close(task, hold, now);
+        }
+    }
+
     /// Notes the requester of `lock` (at `site`, in `event`) as a waiter of the tasks that
     /// hold it.
     #[inline(never)]
@@ -279,6 +296,13 @@ impl Detector for GuardAcrossAwait {
                 if self.holders.get(lock.index()).is_some_and(|holders| !holders.is_empty()) =>
             {
                 self.note_waiter(event, lock, site);
+            }
+            // A guard a task took, moved to a thread (the blocking pool) and released there.
+            (None, EventKind::LockReleased { lock, .. })
+                if self.holders.get(lock.index()).is_some_and(|holders| !holders.is_empty())
+                    && !cx.state.holds(Actor::of(event)).iter().any(|h| h.lock == lock) =>
+            {
+                self.end_moved_hold(lock, event.time_ns);
             }
             (None, _) => {}
         }
