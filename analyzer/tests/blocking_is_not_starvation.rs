@@ -62,3 +62,25 @@ fn a_long_poll_is_judged_by_where_its_time_went() {
     );
     assert!(!evidence("legacy").contains("on the CPU"), "{}", evidence("legacy"));
 }
+
+/// A poll still open when a trace stops mid-flight may have lost its end with its thread's
+/// last buffer: it is not judged. Open at a clean end, it is.
+#[test]
+fn a_poll_open_when_a_trace_stops_mid_flight_is_not_judged() {
+    let build = |mid_flight: bool| {
+        let mut b = TraceBuilder::new("cut");
+        let worker = b.thread("worker");
+        let task = b.task("short-lived", None);
+        b.in_task(worker, task).poll_start();
+        b.on(worker).advance(50_000_000).mark("later");
+        if mid_flight {
+            b.end_mid_flight();
+        }
+        analyze(&b)
+    };
+    let blocking = |report: &hindsight_analyzer::Report| {
+        report.findings.iter().filter(|f| f.kind == FindingKind::BlockingInAsync).count()
+    };
+    assert_eq!(blocking(&build(true)), 0);
+    assert_eq!(blocking(&build(false)), 1);
+}

@@ -3,7 +3,8 @@
 //! server killed mid-run gives no error and no warning either (what it held then would be its
 //! state at death, `info`; its connection permits are counted, not held like locks); clients
 //! sharing one connection under a tokio `Mutex` held across each round trip (the pattern
-//! tokio's tutorial warns against) give one `guard-across-await` warning.
+//! tokio's tutorial warns against) give a `guard-across-await` warning (and, on a busy
+//! machine, the `contention-hotspot` it causes).
 //! (Before issue 21: a false `stale-lock` error on its connection semaphore, and
 //! `blocking-in-async` warnings for polls the busy machine made long.)
 
@@ -99,9 +100,11 @@ fn clients_sharing_one_connection_under_a_mutex_across_its_round_trips_are_a_gua
         .iter()
         .map(|f| (f.kind.name().to_owned(), f.severity, f.locks.clone()))
         .collect();
-    assert_eq!(
-        found,
-        vec![("guard-across-await".to_owned(), Severity::Warning, vec![mutex.to_owned()])]
-    );
+    let guard = ("guard-across-await".to_owned(), Severity::Warning, vec![mutex.to_owned()]);
+    assert!(found.contains(&guard), "{found:#?}");
+    // Every client queues on the mutex: on a busy machine its waits make a hotspot too, the
+    // same bug seen from the lock. Nothing else.
+    let hotspot = ("contention-hotspot".to_owned(), Severity::Warning, vec![mutex.to_owned()]);
+    assert!(found.iter().all(|f| *f == guard || *f == hotspot), "{found:#?}");
     let _ = std::fs::remove_file(&path);
 }

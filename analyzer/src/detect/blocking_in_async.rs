@@ -236,8 +236,11 @@ impl Detector for BlockingInAsync {
 
     fn finish(&mut self, cx: &Context<'_>, findings: &mut Vec<Finding>) {
         let now = cx.state.now_ns();
+        // A trace cut mid-flight may have lost the ends of the polls open at its end, with
+        // their threads' last buffers: their length is unknown, and they are not judged.
+        let open_polls_ended_here = !cx.ended_mid_flight();
         for index in 0..self.polls.len() {
-            if let Some(poll) = self.polls[index].take() {
+            if let Some(poll) = self.polls[index].take().filter(|_| open_polls_ended_here) {
                 self.end_poll(TaskId(index as u32), poll, now);
             }
         }

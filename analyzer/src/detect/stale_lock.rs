@@ -32,10 +32,6 @@ use hindsight_recorder::format::{Event, EventKind, LockId, SiteId};
 use rustc_hash::FxHashMap;
 use std::collections::HashSet;
 
-/// The format version that added the clean-end marker: older traces cannot say how they
-/// ended.
-const FIRST_VERSION_WITH_CLEAN_END: u32 = 3;
-
 /// The `stale-lock` detector; see the module docs.
 #[derive(Debug, Default)]
 pub struct StaleLock {
@@ -46,8 +42,6 @@ pub struct StaleLock {
     seen: HashSet<(LockId, SiteId)>,
     /// Where each actor that panicked panicked, if recorded.
     panics: FxHashMap<Actor, Option<SiteId>>,
-    /// The clean ends seen.
-    clean_ends: usize,
 }
 
 impl StaleLock {
@@ -162,18 +156,6 @@ impl StaleLock {
             self.unwound.push(finding);
         }
     }
-
-    /// Whether the trace stopped mid-flight: some file of a format that marks the clean end
-    /// has none.
-    fn ended_mid_flight(&self, cx: &Context<'_>) -> bool {
-        let marking = cx
-            .trace
-            .processes()
-            .iter()
-            .filter(|p| p.format_version >= FIRST_VERSION_WITH_CLEAN_END)
-            .count();
-        self.clean_ends < marking
-    }
 }
 
 impl Detector for StaleLock {
@@ -183,7 +165,7 @@ impl Detector for StaleLock {
 
     /// The kinds its `on_event` handles: keep the two in step.
     fn interest(&self) -> Interest {
-        Interest::LOCK_RELEASED | Interest::PANICKED | Interest::RECORDING_ENDED
+        Interest::LOCK_RELEASED | Interest::PANICKED
     }
 
     fn on_event(&mut self, cx: &Context<'_>, event: &Event) {
@@ -192,14 +174,13 @@ impl Detector for StaleLock {
                 self.report_poisoning(cx, event, lock)
             }
             EventKind::Panicked { site } => self.report_panic(cx, event, site),
-            EventKind::RecordingEnded => self.clean_ends += 1,
             _ => {}
         }
     }
 
     fn finish(&mut self, cx: &Context<'_>, findings: &mut Vec<Finding>) {
         findings.append(&mut self.unwound);
-        let mid_flight = self.ended_mid_flight(cx);
+        let mid_flight = cx.ended_mid_flight();
         let end = cx.state.end_ns();
         let mut at_death = StateAtDeath::default();
         for (index, lock_state) in cx.state.locks().iter().enumerate() {

@@ -372,6 +372,7 @@ pub struct State {
     end_ns: u64,
     events: u64,
     conflicts: u64,
+    clean_ends: u64,
 }
 
 impl State {
@@ -399,6 +400,12 @@ impl State {
     /// Events applied.
     pub fn events(&self) -> u64 {
         self.events
+    }
+
+    /// The recorder's clean ends replayed ([`EventKind::RecordingEnded`]): one per file of
+    /// format 3 or later that was not cut short.
+    pub fn clean_ends(&self) -> u64 {
+        self.clean_ends
     }
 
     /// Acquisitions replayed while the state said another actor held the lock in a
@@ -628,8 +635,8 @@ impl State {
                     PermitOp::Closed => permits.closed = true,
                 }
             }
-            K::Panicked { .. } | K::AwaitPending { .. } | K::PollCpu { .. } | K::RecordingEnded => {
-            }
+            K::Panicked { .. } | K::AwaitPending { .. } | K::PollCpu { .. } => {}
+            K::RecordingEnded => self.clean_ends += 1,
         }
     }
 }
