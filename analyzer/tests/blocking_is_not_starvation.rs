@@ -81,6 +81,17 @@ fn a_poll_open_when_a_trace_stops_mid_flight_is_not_judged() {
     let blocking = |report: &hindsight_analyzer::Report| {
         report.findings.iter().filter(|f| f.kind == FindingKind::BlockingInAsync).count()
     };
-    assert_eq!(blocking(&build(true)), 0);
+    let cut = build(true);
+    assert_eq!(blocking(&cut), 0);
+    // Where it stood is the state at death.
+    let titles: Vec<&str> = cut.findings.iter().map(|f| f.title.as_str()).collect();
+    assert_eq!(
+        titles,
+        ["state at death: the trace ended mid-flight with 0 locks held, 0 actors waiting and 1 \
+          task in a poll"]
+    );
+    assert!(cut.findings[0].evidence.iter().any(|e| e.starts_with(
+        "task `short-lived` was in a poll on thread `worker` since t=0ns (50.000ms before the end)"
+    )));
     assert_eq!(blocking(&build(false)), 1);
 }

@@ -28,7 +28,7 @@
 use super::{Context, Detector, Interest};
 use crate::replay::{Actor, Hold, WaitFor};
 use crate::report::{format_ns, Detail, Finding, FindingKind, Severity, StaleLockDetail};
-use hindsight_recorder::format::{Event, EventKind, LockId, SiteId};
+use hindsight_recorder::format::{Event, EventKind, LockId, SiteId, TaskId, ThreadId};
 use rustc_hash::FxHashMap;
 use std::collections::HashSet;
 
@@ -339,20 +339,37 @@ impl StateAtDeath {
             .filter(|(_, state)| state.end.is_none())
             .filter_map(|(actor, state)| Some((actor, state.wait?)))
             .collect();
-        if self.holds.is_empty() && waits.is_empty() {
+        // Tasks in a poll at the end (a task stuck in a loop or a blocking call is one), but
+        // the runtime's containers (a `block_on` future, a worker's launch on the blocking
+        // pool), inside which other tasks are polled.
+        let container = |task| matches!(super::task_kind(cx, task), Some("block_on" | "blocking"));
+        let polling: Vec<(TaskId, ThreadId, u64)> = (cx.state.tasks().iter().enumerate())
+            .filter(|(_, task)| task.actor.end.is_none())
+            .filter_map(|(i, task)| {
+                Some((TaskId(i as u32), task.running_on?, task.poll_started_ns))
+            })
+            .filter(|(task, ..)| !container(*task))
+            .collect();
+        if self.holds.is_empty() && waits.is_empty() && polling.is_empty() {
             return None;
         }
         // Longest held first: the likeliest culprit of a hang.
         self.holds.sort_by_key(|(_, hold)| hold.since_ns);
-        let mut f = Finding::new(
-            FindingKind::StaleLock,
-            Severity::Info,
-            format!(
-                "state at death: the trace ended mid-flight with {} held and {} waiting",
-                crate::report::counted(self.holds.len() as u64, "lock", "locks"),
-                crate::report::counted(waits.len() as u64, "actor", "actors")
-            ),
-        );
+        let mut f = Finding::new(FindingKind::StaleLock, Severity::Info, {
+            let held = crate::report::counted(self.holds.len() as u64, "lock", "locks");
+            let waiting = crate::report::counted(waits.len() as u64, "actor", "actors");
+            match polling.len() {
+                0 => format!(
+                    "state at death: the trace ended mid-flight with {held} held and \
+                         {waiting} waiting"
+                ),
+                n => format!(
+                    "state at death: the trace ended mid-flight with {held} held, \
+                         {waiting} waiting and {} in a poll",
+                    crate::report::counted(n as u64, "task", "tasks")
+                ),
+            }
+        });
         f.evidence.push(format!(
             "the trace has no clean end: the process was killed at t={} or this is a flight \
              recorder's dump; what follows is what it was doing then, not a defect by itself",
@@ -390,6 +407,16 @@ impl StateAtDeath {
             if let Some(site) = wait.site {
                 push_site(&mut f, cx.site_ref(site, "waiting"));
             }
+        }
+        for &(task, thread, since) in &polling {
+            f.evidence.push(format!(
+                "task `{}` was in a poll on thread `{}` since t={} ({} before the end)",
+                cx.trace.task_name(task),
+                cx.trace.thread_name(thread),
+                format_ns(since),
+                format_ns(end.saturating_sub(since))
+            ));
+            cx.add_actor(&mut f, Actor::Task(task), thread);
         }
         f.help = Some(
             "if the process hung, look first at what was held longest and who waited for it"

@@ -141,6 +141,8 @@ pub struct TaskState {
     pub spawned: Option<(u64, Actor)>,
     /// The thread polling it now.
     pub running_on: Option<ThreadId>,
+    /// When its current (or last) poll started.
+    pub poll_started_ns: u64,
     /// Polls started.
     pub polls: u64,
 }
@@ -546,6 +548,7 @@ impl State {
                     let task = grow(&mut self.tasks, task.index());
                     task.polls += 1;
                     task.running_on = Some(event.thread);
+                    task.poll_started_ns = now;
                 }
             }
             K::PollEnded { .. } => {
