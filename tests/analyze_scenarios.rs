@@ -230,10 +230,18 @@ fn deadlock_captured_is_one_deadlock_of_both_threads() {
 }
 
 #[test]
-fn ordered_hierarchy_has_no_finding() {
+fn ordered_hierarchy_has_no_finding_but_polls_the_machine_starved() {
     let (status, report) = analyze_json(&["traces/ordered_hierarchy.trace"]);
     assert_eq!(status, 0);
-    assert_eq!(seen(&report, true), vec![]);
+    // The program is correct. Recorded on a busy machine (2 cores shared by several builds),
+    // some of its polls waited for a CPU: those, and nothing else, may be reported, as `info`
+    // findings that say the process was starved (issue 21, item 3).
+    for finding in report["findings"].as_array().expect("findings") {
+        assert_eq!(finding["kind"], "blocking-in-async", "{finding}");
+        assert_eq!(finding["severity"], "info", "{finding}");
+        let title = finding["title"].as_str().expect("a title");
+        assert!(title.ends_with("while the process was starved of CPU (not blocking)"), "{title}");
+    }
     assert_eq!(report["tasks"].as_array().map(|t| t.len() >= 100), Some(true));
     assert_eq!(report["trace"]["replay_conflicts"], 0);
     assert_eq!(report["trace"]["forced_reorders"], 0);
@@ -277,7 +285,7 @@ fn stale_lock_is_a_poisoned_cache_and_a_leaked_registry() {
                 severity: "error".into(),
                 locks: owned(&["cache"]),
                 threads: owned(&["parser"]),
-                sites: vec![format!("acquired {file}:67:34")],
+                sites: vec![format!("acquired {file}:67:34"), format!("panicked {file}:68:45")],
             },
             Seen {
                 kind: "stale-lock".into(),

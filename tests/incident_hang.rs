@@ -1,6 +1,7 @@
 //! The production incident: the service of `traces/src/bin/incident_hang.rs`, recorded by the
 //! flight recorder, deadlocks under load; the watchdog dumps the trace. The analysis shows the
-//! deadlock with both waits, the inversion behind it, the trigger's mark, and nothing else.
+//! deadlock with both waits, the inversion behind it, the trigger's mark, the state at death
+//! (the dump has no clean end), and nothing else.
 
 mod scenario_support;
 
@@ -31,6 +32,15 @@ fn the_dump_shows_the_deadlock_with_both_waits_and_the_inversion_behind_it() {
     deadlock_sites.sort();
     // Which connections took the orders and which two collided is the run's choice.
     let mut found = seen(&report);
+    // The dump ended mid-flight: what was held and awaited then is one `info` finding.
+    let at_death: Vec<Seen> = found.iter().filter(|f| f.severity == "info").cloned().collect();
+    assert_eq!(at_death.len(), 1, "{at_death:?}");
+    assert_eq!(at_death[0].kind, "stale-lock");
+    assert_eq!(at_death[0].locks, sorted(&["accounts", "ledger"]));
+    let findings = report["findings"].as_array().expect("findings");
+    let reasons: Vec<&Value> = findings.iter().map(|f| &f["detail"]["reason"]).collect();
+    assert!(reasons.iter().any(|r| *r == "state-at-death"), "{reasons:?}");
+    found.retain(|f| f.severity != "info");
     for finding in &mut found {
         assert!(finding.tasks.iter().all(|t| t.starts_with("connection-")), "{finding:?}");
         finding.tasks.clear();

@@ -50,9 +50,12 @@ fn info_json_has_the_designed_fields() {
     }
     assert!(info["events"].as_u64().unwrap() > 0);
     assert_eq!(info["truncated_bytes"], 0);
-    assert_eq!(info["format_version"], 2);
+    assert_eq!(info["format_version"], 3);
     let frozen = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/v1/incident_hang.trace");
     assert_eq!(info_json(&frozen)["format_version"], 1, "the frozen version 1 trace still reads");
+    let frozen =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/v2/await_holding_std_lock.trace");
+    assert_eq!(info_json(&frozen)["format_version"], 2, "the frozen version 2 trace still reads");
 }
 
 #[test]

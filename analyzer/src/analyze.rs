@@ -125,32 +125,58 @@ fn analyze_predicting(
     Ok(report)
 }
 
-/// Makes `info` every finding about a thread whose events were partly lost in a damaged
-/// region, and names the loss: what replay believes about that thread is uncertain, and a
-/// loss never produces an error (see "Lost events" in ARCHITECTURE.md). A thread that polled tasks
-/// may have lost any of their events too (which tasks it polled in the lost part is unknown),
-/// so then every finding about a task is uncertain as well.
+/// Makes `info` every finding about a thread whose events were partly lost — in a damaged
+/// region, or dropped by the recorder (a gap) — and names the loss: what replay believes about
+/// that thread is uncertain, and a loss never produces an error (see "Lost events" in
+/// ARCHITECTURE.md). A thread that polled tasks may have lost any of their events too (which
+/// tasks it polled in the lost part is unknown), so then every finding about a task is
+/// uncertain as well.
 fn demote_uncertain(trace: &Trace, state: &State, findings: &mut [Finding]) {
+    for (index, thread_state) in state.threads().iter().enumerate() {
+        let Some(lost) = thread_state.lost else { continue };
+        let name = trace.thread_name(ThreadId(index as u32));
+        let loss = |which: &str| {
+            format!(
+                "the recorder dropped {} of thread `{name}`{which} (its buffer was full) in {}, \
+                 the first at t={}",
+                crate::report::counted(lost.events, "event", "events"),
+                crate::report::counted(lost.gaps, "gap", "gaps"),
+                crate::report::format_ns(lost.first_ns)
+            )
+        };
+        demote(findings, &name, thread_state.polled_tasks, loss);
+    }
     for process in trace.processes() {
         for &thread in &process.lost_threads {
             let name = trace.thread_name(thread);
             let polled_tasks = state.threads().get(thread.index()).is_some_and(|t| t.polled_tasks);
-            for finding in findings.iter_mut() {
-                let why = if finding.threads.contains(&name) {
-                    format!("events of thread `{name}`")
-                } else if polled_tasks && !finding.tasks.is_empty() {
-                    format!("events of thread `{name}`, which polled tasks,")
-                } else {
-                    continue;
-                };
-                finding.severity = Severity::Info;
-                finding.evidence.push(format!(
-                    "uncertain: {why} were lost in a damaged part of {}; this finding may rest \
-                     on what was lost",
+            let loss = |which: &str| {
+                format!(
+                    "events of thread `{name}`{which} were lost in a damaged part of {}",
                     process.path
-                ));
-            }
+                )
+            };
+            demote(findings, &name, polled_tasks, loss);
         }
+    }
+}
+
+/// Makes `info` the findings about thread `name` (and, if it `polled_tasks`, about any task),
+/// saying which loss they may rest on: `loss` describes it, given what to say of the thread
+/// (nothing, or that it polled tasks).
+fn demote(findings: &mut [Finding], name: &str, polled_tasks: bool, loss: impl Fn(&str) -> String) {
+    for finding in findings.iter_mut() {
+        let which = if finding.threads.iter().any(|t| t == name) {
+            ""
+        } else if polled_tasks && !finding.tasks.is_empty() {
+            ", which polled tasks,"
+        } else {
+            continue;
+        };
+        finding.severity = Severity::Info;
+        finding
+            .evidence
+            .push(format!("uncertain: {}; this finding may rest on what was lost", loss(which)));
     }
 }
 
@@ -279,6 +305,7 @@ fn locks(
                 acquisitions: stats.map_or(0, |s| s.acquisitions),
                 contended: stats.map_or(0, |s| s.contended),
                 try_failed: stats.map_or(0, |s| s.try_failed),
+                abandoned_waits: measured.abandoned_waits,
                 poisoned: stats.is_some_and(|s| s.poisoned),
                 owner_changes: measured.owner_changes,
                 wait: measured.wait,

@@ -1260,6 +1260,17 @@ fn describe(trace: &Trace, event: &Event) -> String {
         }
         K::Mark { label, site } => format!("mark `{}`{}", trace.string(label), at(site)),
         K::Gap { dropped } => format!("the recorder lost {dropped} events here"),
+        K::Panicked { site } => format!("panicked{}", at(site)),
+        K::AwaitPending { site } => format!("suspends at the `.await`{}", at(Some(site))),
+        K::Permits { lock: l, op, count } => {
+            format!("{count} permit(s) of `{}` {}", lock(l), op.name())
+        }
+        K::PollCpu { cpu_ns, runnable_ns } => format!(
+            "this poll used {} of CPU and waited {} for one",
+            crate::report::format_ns(cpu_ns),
+            crate::report::format_ns(runnable_ns)
+        ),
+        K::RecordingEnded => "the recording ended cleanly".to_owned(),
     }
 }
 

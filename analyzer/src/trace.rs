@@ -527,6 +527,14 @@ impl Trace {
                 p.dropped_events = p.dropped_events.saturating_add(dropped);
                 K::Gap { dropped }
             }
+            K::Panicked { site } => K::Panicked { site: site.map(|s| self.site_ix(process, s)) },
+            K::AwaitPending { site } => K::AwaitPending { site: self.site_ix(process, site) },
+            // Not ordered by sequence numbers: the merged lock itself, not its slot.
+            K::Permits { lock, op, count } => {
+                K::Permits { lock: self.lock_slot_ix(process, lock).1, op, count }
+            }
+            K::PollCpu { cpu_ns, runnable_ns } => K::PollCpu { cpu_ns, runnable_ns },
+            K::RecordingEnded => K::RecordingEnded,
         };
         let offset = self.processes[process].time_offset_ns;
         Event {

@@ -72,7 +72,8 @@ fn json_has_the_documented_shape() {
     assert_eq!(lock["class"], "sqlite");
     assert_eq!(lock["acquisitions"], 2);
     assert_eq!(lock["contended"], 0);
-    assert_eq!(value["trace"]["events"], 10);
+    // Ten, and the recorder's clean end.
+    assert_eq!(value["trace"]["events"], 11);
 }
 
 #[test]
@@ -89,8 +90,8 @@ fn json_reads_back_into_the_same_report() {
 #[test]
 fn text_groups_findings_by_severity_with_evidence_and_help() {
     let out = text::render(&report(&AnalyzeOptions::default()));
-    let expected_start = "incident.trace: incident (pid 1) on builder, 10 events\n\
-         analysed 10 events over 90ns (t=0ns to 90ns): 3 threads, 0 tasks, 3 locks\n\
+    let expected_start = "incident.trace: incident (pid 1) on builder, 11 events\n\
+         analysed 11 events over 90ns (t=0ns to 90ns): 3 threads, 0 tasks, 3 locks\n\
          \n\
          Errors (2):\n\
          \n\
@@ -153,7 +154,8 @@ fn undefined_and_huge_ids_do_not_panic_or_allocate() {
     b.event(t, None, EventKind::ThreadJoined { thread: ThreadId(u32::MAX), site: None });
     let report =
         analyze_bytes(vec![("t".into(), b.build())], &AnalyzeOptions::default()).expect("readable");
-    assert_eq!(report.trace.events, 4);
+    // Four, and the clean end.
+    assert_eq!(report.trace.events, 5);
     assert_eq!(report.locks.len(), 2);
     assert_eq!(report.locks[0].name, "lock#0");
 }
@@ -198,4 +200,27 @@ fn text_names_an_unnamed_task_with_its_spawn_site() {
     let actors = "threads/tasks: `worker-1`, `worker-2`, task `task#1` (spawned at \
                   src/server.rs:40:9), task `reader`\n";
     assert!(out.contains(actors), "{out}");
+}
+
+/// tokio's own tasks — a `block_on` future, the launches of its workers from its own source —
+/// are not counted as the program's tasks.
+#[test]
+fn text_counts_the_runtimes_own_tasks_apart() {
+    let mut b = TraceBuilder::new("runtime");
+    let main = b.thread("main");
+    let launch = b.site("tokio-1.54.1/src/runtime/scheduler/multi_thread/worker.rs", 515, 13);
+    let spawn = b.site("src/main.rs", 9, 5);
+    let tasks = [
+        b.task_of_kind("", "blocking", Some(launch)),
+        b.task_of_kind("", "block_on", Some(spawn)),
+        b.task_of_kind("", "blocking", Some(spawn)),
+        b.task_of_kind("serve", "task", Some(spawn)),
+    ];
+    for task in tasks {
+        b.in_task(main, task).poll_start().poll_end(true).finish_task();
+    }
+    let report = analyze_bytes(vec![("runtime.trace".to_owned(), b.build())], &Default::default())
+        .expect("readable");
+    let out = text::render(&report);
+    assert!(out.contains(": 1 thread, 2 tasks (and 2 of the runtime's own), 0 locks\n"), "{out}");
 }

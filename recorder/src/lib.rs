@@ -70,6 +70,8 @@ mod mode;
 #[cfg(feature = "record")]
 mod panic;
 #[cfg(feature = "record")]
+mod poll_cpu;
+#[cfg(feature = "record")]
 mod recorder;
 #[cfg(feature = "record")]
 mod registry;

@@ -353,6 +353,7 @@ impl Ctx<'_> {
     /// tokio entered the span of `task` on this thread (a poll, or the drop of its future).
     pub(crate) fn tokio_task_entered(&mut self, task: TaskId) {
         let ticks = clock::ticks();
+        crate::poll_cpu::tokio_poll_started(ticks);
         self.local.settle_to_exit();
         if let PollHold::Exited { task: previous } = self.local.hold {
             // Only an enter right after the exit can be the drop of a future that returned
@@ -378,6 +379,10 @@ impl Ctx<'_> {
     /// tokio exited the span of `task` on this thread.
     pub(crate) fn tokio_task_exited(&mut self, task: TaskId) {
         let ticks = clock::ticks();
+        // A long poll's CPU time goes before its end (with the poll's events, if held).
+        if let Some(cpu) = crate::poll_cpu::tokio_poll_ended(ticks) {
+            self.local.push(ticks, cpu);
+        }
         let event =
             RawEvent { ticks, task: Some(task), kind: EventKind::PollEnded { ready: false } };
         if let PollHold::Entered { task: entered, after_exit } = self.local.hold {

@@ -1,11 +1,16 @@
 //! The panic hook: a panic flushes the trace before the previous hook runs, so that a panic
 //! that ends the process still leaves every event recorded up to it in the file; a flight
 //! recorder (with [`on_panic`](crate::FlightRecorder::on_panic)) writes a dump instead,
-//! marked with the panicking thread, the location and the message.
+//! marked with the panicking thread, the location and the message. Before either, the panic
+//! itself is recorded ([`EventKind::Panicked`]) for the thread or task that panicked, so that
+//! replay knows which locks it held when it began to unwind.
 
+use crate::format::EventKind;
+use crate::local;
 use crate::recorder::{DUMP_TIMEOUT, FLUSH_TIMEOUT};
 use crate::session;
 use crate::trigger::DumpRequest;
+use std::panic::Location;
 use std::sync::Once;
 
 static INSTALL: Once = Once::new();
@@ -22,6 +27,7 @@ pub(crate) fn install_hook() {
                 Some("hindsight-writer" | "hindsight-watchdog")
             );
             if let (Some(session), false) = (session::current_nonblocking(), own) {
+                record_panic(info.location());
                 if session.watch.panics {
                     let request = DumpRequest::panic(info.payload(), info.location());
                     let _ = session.dump(request, DUMP_TIMEOUT);
@@ -31,5 +37,20 @@ pub(crate) fn install_hook() {
             }
             previous(info);
         }));
+    });
+}
+
+/// Records that the current thread or task panicked at `location`.
+fn record_panic(location: Option<&Location<'_>>) {
+    local::with(|ctx| {
+        let site = location.map(|at| {
+            session::lock(&ctx.session().registry).site_by_value(
+                at.file(),
+                at.line(),
+                at.column(),
+                None,
+            )
+        });
+        ctx.record(EventKind::Panicked { site });
     });
 }

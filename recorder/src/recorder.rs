@@ -362,6 +362,8 @@ impl RecorderGuard {
         let Some(writer) = self.writer.take() else {
             return Ok(RecordingSummary { events: 0, dropped: 0, bytes: 0, dumps: 0 });
         };
+        // The clean end: a trace without it ended mid-flight (see `EventKind::RecordingEnded`).
+        crate::local::with(|ctx| ctx.record(crate::format::EventKind::RecordingEnded));
         // Publish this thread's held events while it still belongs to the session.
         crate::local::retire();
         self.session.deactivate();

@@ -136,10 +136,15 @@ impl<F: Future> Future for Recorded<F> {
         let inner = unsafe { Pin::new_unchecked(&mut this.inner) };
         let Some(task) = this.task else { return inner.poll(cx) };
         let _scope = PollScope { previous: local::set_current_task(Some(task)) };
-        local::with(|ctx| ctx.record(EventKind::PollStarted));
+        let started = crate::poll_cpu::poll_started();
+        local::with(|ctx| ctx.record_at(started, EventKind::PollStarted));
         let result = inner.poll(cx);
         let ready = result.is_ready();
+        let cpu = crate::poll_cpu::poll_ended(started);
         local::with(|ctx| {
+            if let Some(cpu) = cpu {
+                ctx.record(cpu);
+            }
             ctx.record(EventKind::PollEnded { ready });
             if ready {
                 ctx.record(EventKind::TaskFinished { cancelled: false });

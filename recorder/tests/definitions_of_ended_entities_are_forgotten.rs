@@ -219,6 +219,10 @@ impl Defined {
                 has(&self.strings, label.0, "string");
                 site(s);
             }
+            EventKind::Panicked { site: s } => site(s),
+            EventKind::AwaitPending { site: s } => site(Some(s)),
+            EventKind::Permits { lock, .. } => has(&self.locks, lock.0, "lock"),
+            EventKind::PollCpu { .. } | EventKind::RecordingEnded => {}
             EventKind::PollStarted
             | EventKind::PollEnded { .. }
             | EventKind::TaskFinished { .. }

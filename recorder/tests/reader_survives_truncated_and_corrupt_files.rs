@@ -6,7 +6,7 @@ mod support;
 
 use hindsight_recorder::format::{
     Damage, Header, ReadError, Tail, ThreadId, TraceBuilder, TraceReader, TraceWriter, Unit,
-    FORMAT_VERSION, MAGIC, SYNC,
+    FORMAT_VERSION, MAGIC, OLDEST_READABLE_VERSION, SYNC,
 };
 use support::{chunk_ends, chunk_is_copy, push_chunk, read_all, sample_trace};
 
@@ -63,6 +63,13 @@ fn every_single_bit_flip_is_caught_and_costs_at_most_its_own_chunk() {
         let at = bit / 8;
         let mut flipped = bytes.clone();
         flipped[at] ^= 1 << (bit % 8);
+        let version = u32::from_le_bytes(flipped[4..8].try_into().unwrap());
+        if (4..8).contains(&at) && (OLDEST_READABLE_VERSION..FORMAT_VERSION).contains(&version) {
+            // Version 3 is one bit away from versions 2 and 1, and the preamble has no
+            // checksum: such a flip makes a file of an older version, read by its rules.
+            let _ = read_all(&flipped);
+            continue;
+        }
         let read = match read_all(&flipped) {
             Ok(read) => read,
             // Only the preamble is not written twice.
@@ -188,6 +195,8 @@ fn wrong_magic_future_version_and_empty_files_are_named_errors() {
 /// `main_again`); and `main`.
 fn two_threads_taking_db(main_again: bool) -> (TraceBuilder, ThreadId) {
     let mut b = TraceBuilder::new("holes");
+    // The batches are all these tests count: no clean end after them.
+    b.end_mid_flight();
     let main = b.thread("main");
     let worker = b.thread("worker");
     let db = b.mutex("db");

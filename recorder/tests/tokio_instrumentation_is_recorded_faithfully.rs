@@ -21,8 +21,13 @@ fn install() {
 
 /// What `task` did, in time order: the file keeps only each thread's order, and a task's
 /// events come from every thread that polled or dropped it (replay merges them by time).
+/// Without the CPU time of long polls: whether a poll is long depends on the machine's load.
 fn kinds_of(trace: &Trace, task: TaskId) -> Vec<EventKind> {
-    let mut events: Vec<_> = trace.events.iter().filter(|e| e.task == Some(task)).collect();
+    let mut events: Vec<_> = trace
+        .events
+        .iter()
+        .filter(|e| e.task == Some(task) && !matches!(e.kind, EventKind::PollCpu { .. }))
+        .collect();
     events.sort_by_key(|e| e.time_ns);
     events.into_iter().map(|e| e.kind).collect()
 }
@@ -310,5 +315,121 @@ fn entering_another_tasks_span_inside_a_poll_is_not_a_poll_of_it() {
     assert_eq!(acquired, JOBS, "the worker's acquisitions are the worker's: {worker_kinds:?}");
     let worker_polls = worker_kinds.iter().filter(|k| **k == EventKind::PollStarted).count();
     assert!(worker_polls > JOBS, "one poll per yield, at least: {worker_polls}");
+    let _ = std::fs::remove_file(&path);
+}
+
+/// A task suspended in `tokio::time::sleep` or in a hindsight lock future records the
+/// `.await` it suspends at, before the poll's end; the recording ends with its clean end.
+#[test]
+fn a_pending_sleep_or_lock_records_the_await_it_suspends_at() {
+    let _turn = serial();
+    install();
+    let path = trace_path("await-sites");
+    let (_layer, guard) = Recorder::builder().path(&path).build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let lock = Arc::new(hindsight_recorder::sync::tokio::Mutex::named("cache", 0));
+    let (sleep_line, lock_line) = runtime.block_on(async {
+        let held = lock.lock().await;
+        let waiter = {
+            let lock = lock.clone();
+            tokio::task::Builder::new()
+                .name("waiter")
+                .spawn(async move {
+                    let lock_line = line!() + 1;
+                    *lock.lock().await += 1;
+                    lock_line
+                })
+                .unwrap()
+        };
+        let sleeper = tokio::task::Builder::new()
+            .name("sleeper")
+            .spawn(async {
+                let sleep_line = line!() + 1;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                sleep_line
+            })
+            .unwrap();
+        let sleep_line = sleeper.await.unwrap();
+        drop(held);
+        (sleep_line, waiter.await.unwrap())
+    });
+    drop(runtime);
+    guard.finish().unwrap();
+
+    let trace = Trace::read(&path);
+    let await_line = |task: TaskId| {
+        let kinds = kinds_of(&trace, task);
+        let at = kinds.iter().position(|k| matches!(k, EventKind::AwaitPending { .. }));
+        let Some(EventKind::AwaitPending { site }) = at.map(|i| kinds[i]) else {
+            panic!("no await site in {kinds:?}")
+        };
+        assert_eq!(kinds.get(at.unwrap() + 1), Some(&EventKind::PollEnded { ready: false }));
+        trace.site(site).expect("a defined site")
+    };
+    let (file, line, _) = await_line(trace.task_named("sleeper"));
+    assert!(file.ends_with("tokio_instrumentation_is_recorded_faithfully.rs"), "{file}");
+    assert_eq!(line, sleep_line);
+    let (_, line, _) = await_line(trace.task_named("waiter"));
+    assert_eq!(line, lock_line);
+    assert_eq!(trace.events.iter().filter(|e| e.kind == EventKind::RecordingEnded).count(), 1);
+}
+
+/// tokio's own `Semaphore`: a holder of many permits gives back its one hold; a permit
+/// forgotten and added back by another task ends the forgetter's hold. (A permit moved to
+/// another task and dropped there is not told apart from `add_permits`: tokio reports both as
+/// permits added.)
+#[test]
+fn a_tokio_semaphores_releases_end_the_holds_they_give_back() {
+    let _turn = serial();
+    install();
+    let path = trace_path("tokio-permits");
+    let (_layer, guard) = Recorder::builder().path(&path).build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let pool = Arc::new(tokio::sync::Semaphore::new(4));
+        let single = pool.clone().acquire_owned().await.unwrap();
+        // The holder of three permits gives them back: one hold ends, not three (the other
+        // holder's).
+        tokio::task::Builder::new()
+            .name("many")
+            .spawn({
+                let pool = pool.clone();
+                async move {
+                    let permits = pool.acquire_many(3).await.unwrap();
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    drop(permits);
+                }
+            })
+            .unwrap()
+            .await
+            .unwrap();
+        single.forget();
+        tokio::task::Builder::new()
+            .name("adder")
+            .spawn({
+                let pool = pool.clone();
+                async move { pool.add_permits(1) }
+            })
+            .unwrap()
+            .await
+            .unwrap();
+        assert_eq!(pool.available_permits(), 4);
+    });
+    drop(runtime);
+    guard.finish().unwrap();
+
+    let trace = Trace::read(&path);
+    let released_by = |name: &str| {
+        let task = trace.task_named(name);
+        kinds_of(&trace, task)
+            .iter()
+            .filter(|k| matches!(k, EventKind::LockReleased { .. }))
+            .count()
+    };
+    assert_eq!(released_by("many"), 1, "one hold of three permits");
+    assert_eq!(released_by("adder"), 1, "the forgotten permit's hold");
+    // Every hold (the permits overlap: no lock order to check) ends exactly once.
+    let count = |name: &str| trace.events.iter().filter(|e| e.kind.name() == name).count();
+    assert_eq!((count("lock_acquired"), count("lock_released")), (2, 2));
     let _ = std::fs::remove_file(&path);
 }

@@ -20,6 +20,8 @@ impl Steps {
 /// waking each other.
 fn realistic_trace() -> (Vec<u8>, usize) {
     let mut b = TraceBuilder::new("mix");
+    // A stretch of a recording, which the clean end's batch would not change.
+    b.end_mid_flight();
     b.step(0);
     let mut steps = Steps(7);
     let threads = [b.thread("main"), b.thread("worker")];

@@ -5,6 +5,18 @@
 //! return stalls every task queued on that worker. One finding per task, with its longest
 //! poll and its longest blocking-lock wait, and what it waited on. Tasks of tokio's blocking
 //! pool (`spawn_blocking`, kind `blocking`) run on threads meant to block and are not judged.
+//!
+//! Wall-clock time alone cannot tell a blocking poll from a preempted one: on a busy machine
+//! every poll is long. Where the recorder wrote a long poll's CPU time and run-queue delay
+//! ([`EventKind::PollCpu`]), the poll is judged by them: it blocked its worker if it burned
+//! the CPU for the threshold, or waited off the CPU (a blocking call, a sleep, I/O) for it;
+//! a poll long only because it was runnable but not running (the process was starved of CPU)
+//! is `info`, and says so. Without them (older traces, tokio's own tasks), wall-clock time
+//! decides, as before.
+//!
+//! A poll that panics is measured up to its panic: what follows (panic hooks, a backtrace
+//! printed, unwinding) is the panic's handling, and `stale-lock` reports what the panic left
+//! behind.
 
 use super::{task_kind, Context, Detector, Interest};
 use crate::replay::Actor;
@@ -36,6 +48,39 @@ struct Poll {
     thread: ThreadId,
     waiting: Option<LockWait>,
     longest_wait: Option<LockWait>,
+    /// When the task panicked in this poll.
+    panicked_ns: Option<u64>,
+    /// Its CPU and run-queue time, if recorded.
+    cpu: Option<(u64, u64)>,
+}
+
+/// What made a long poll long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Cause {
+    /// Runnable but not running: the process was starved of CPU.
+    Starved,
+    /// Not recorded: wall-clock time only.
+    Unknown,
+    /// Off the CPU while runnable time was short: a blocking call, a sleep, I/O.
+    OffCpu,
+    /// On the CPU.
+    Cpu,
+}
+
+impl Cause {
+    /// The cause of a poll of `duration_ns` with `cpu` (CPU and run-queue time, if recorded),
+    /// against `threshold_ns`.
+    fn of(duration_ns: u64, cpu: Option<(u64, u64)>, threshold_ns: u64) -> Cause {
+        let Some((cpu_ns, runnable_ns)) = cpu else { return Cause::Unknown };
+        let off_cpu_ns = duration_ns.saturating_sub(cpu_ns.saturating_add(runnable_ns));
+        if cpu_ns >= threshold_ns {
+            Cause::Cpu
+        } else if off_cpu_ns >= threshold_ns {
+            Cause::OffCpu
+        } else {
+            Cause::Starved
+        }
+    }
 }
 
 /// What one task did over the trace.
@@ -46,6 +91,9 @@ struct Aggregate {
     longest_poll_at: u64,
     thread: ThreadId,
     longest_wait: Option<LockWait>,
+    /// The worst cause of its long polls (a CPU burn over an off-CPU wait over unknown over
+    /// starvation), with that poll's CPU and run-queue time.
+    cause: Option<(Cause, Option<(u64, u64)>)>,
 }
 
 /// The blocking-in-async detector; see the module docs.
@@ -76,7 +124,7 @@ impl BlockingInAsync {
             wait.waited_ns = now.saturating_sub(wait.since_ns);
             keep_longest(&mut poll.longest_wait, wait);
         }
-        let duration = now.saturating_sub(poll.started_ns);
+        let duration = poll.panicked_ns.unwrap_or(now).saturating_sub(poll.started_ns);
         let long = duration >= self.poll_threshold_ns;
         let stalled = poll.longest_wait.is_some_and(|w| w.waited_ns >= BLOCKING_WAIT_REPORT_NS);
         if !long && !stalled {
@@ -88,8 +136,15 @@ impl BlockingInAsync {
             longest_poll_at: poll.started_ns,
             thread: poll.thread,
             longest_wait: None,
+            cause: None,
         });
         entry.long_polls += u64::from(long);
+        if long {
+            let cause = Cause::of(duration, poll.cpu, self.poll_threshold_ns);
+            if entry.cause.is_none_or(|(worst, _)| cause > worst) {
+                entry.cause = Some((cause, poll.cpu));
+            }
+        }
         if duration > entry.longest_poll_ns {
             entry.longest_poll_ns = duration;
             entry.longest_poll_at = poll.started_ns;
@@ -113,7 +168,19 @@ impl BlockingInAsync {
                     thread: event.thread,
                     waiting: None,
                     longest_wait: None,
+                    panicked_ns: None,
+                    cpu: None,
                 });
+            }
+            EventKind::PollCpu { cpu_ns, runnable_ns } => {
+                if let Some(poll) = self.poll(task) {
+                    poll.cpu = Some((cpu_ns, runnable_ns));
+                }
+            }
+            EventKind::Panicked { .. } => {
+                if let Some(poll) = self.poll(task) {
+                    poll.panicked_ns.get_or_insert(now);
+                }
             }
             EventKind::PollEnded { .. } => {
                 if let Some(poll) = self.poll(task).take() {
@@ -157,6 +224,8 @@ impl Detector for BlockingInAsync {
             | Interest::POLL_ENDED
             | Interest::LOCK_REQUESTED
             | Interest::LOCK_ACQUIRED
+            | Interest::PANICKED
+            | Interest::POLL_CPU
     }
 
     fn on_event(&mut self, cx: &Context<'_>, event: &Event) {
@@ -167,8 +236,11 @@ impl Detector for BlockingInAsync {
 
     fn finish(&mut self, cx: &Context<'_>, findings: &mut Vec<Finding>) {
         let now = cx.state.now_ns();
+        // A trace cut mid-flight may have lost the ends of the polls open at its end, with
+        // their threads' last buffers: their length is unknown, and they are not judged.
+        let open_polls_ended_here = !cx.ended_mid_flight();
         for index in 0..self.polls.len() {
-            if let Some(poll) = self.polls[index].take() {
+            if let Some(poll) = self.polls[index].take().filter(|_| open_polls_ended_here) {
                 self.end_poll(TaskId(index as u32), poll, now);
             }
         }
@@ -183,7 +255,13 @@ impl Detector for BlockingInAsync {
 fn finding(cx: &Context<'_>, task: TaskId, found: &Aggregate, threshold_ns: u64) -> Finding {
     let actor = Actor::Task(task);
     let who = actor.describe(cx.trace);
+    // Long only because the machine was busy, and no blocking-lock wait: not the task's doing.
+    let starved = found.longest_wait.is_none() && matches!(found.cause, Some((Cause::Starved, _)));
     let title = match found.longest_wait {
+        None if starved => format!(
+            "{who} had a poll of {} while the process was starved of CPU (not blocking)",
+            format_ns(found.longest_poll_ns)
+        ),
         Some(wait) => format!(
             "{who} blocked its worker thread for {} waiting for blocking lock `{}`",
             format_ns(wait.waited_ns),
@@ -194,7 +272,8 @@ fn finding(cx: &Context<'_>, task: TaskId, found: &Aggregate, threshold_ns: u64)
             format_ns(found.longest_poll_ns)
         ),
     };
-    let mut finding = Finding::new(FindingKind::BlockingInAsync, Severity::Warning, title);
+    let severity = if starved { Severity::Info } else { Severity::Warning };
+    let mut finding = Finding::new(FindingKind::BlockingInAsync, severity, title);
     cx.add_actor(&mut finding, actor, found.thread);
     let spawned_at = cx.trace.tasks().get(task.index()).and_then(|t| t.spawn_site);
     if let Some(site) = spawned_at {
@@ -213,6 +292,21 @@ fn finding(cx: &Context<'_>, task: TaskId, found: &Aggregate, threshold_ns: u64)
             found.long_polls,
             if found.long_polls == 1 { "" } else { "s" },
             format_ns(threshold_ns)
+        ));
+    }
+    if let Some((cause, Some((cpu_ns, runnable_ns)))) = found.cause {
+        let what = match cause {
+            Cause::Cpu => "it burned the CPU: the work itself is long",
+            Cause::OffCpu => "it waited off the CPU (a blocking call, a sleep or I/O)",
+            _ => {
+                "it was runnable but not running: the process was starved of CPU, so this \
+                  poll was long because the machine was busy, not because it blocked"
+            }
+        };
+        finding.evidence.push(format!(
+            "of its worst long poll, {} on the CPU and {} waiting for one: {what}",
+            format_ns(cpu_ns),
+            format_ns(runnable_ns)
         ));
     }
     if let Some(wait) = found.longest_wait {

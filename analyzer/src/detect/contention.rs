@@ -12,19 +12,25 @@
 //! waits are long enough to matter: a p99 wait of at least a tenth of the threshold. (Many
 //! tasks briefly queueing on one lock add up to a large total without anyone being slowed.)
 //! Either way it takes a few contended acquisitions (five), not one long wait.
-//! Semaphores get statistics but no finding: waiting for a permit is the admission control
-//! they exist for.
+//! Semaphores get statistics, their permit waits counted as lock waits; waiting for a permit
+//! is the admission control they exist for, so a semaphore is a hotspot only by its long
+//! waits (a pool whose checkouts wait past the threshold, again and again), never by its share
+//! of the trace's wait time, which counts locks only.
+//!
+//! A wait given up — a timeout, a cancelled future, a closed semaphore: a request followed by
+//! a failed attempt — is counted as such (`abandoned_waits`) and its time goes into the wait
+//! statistics, since it was waited all the same.
 
 use super::{Context, Detector, Interest};
 use crate::prefetch::{prefetch, prefetch_entry};
-use crate::replay::{Actor, Wait, WaitFor};
+use crate::replay::{Actor, Hold, Wait, WaitFor};
 use crate::report::{counted, format_ns};
 use crate::report::{
     push_unique, Detail, DurationStats, Finding, FindingKind, HotspotDetail, LockStatistics,
     Severity, SiteTime,
 };
 use hdrhistogram::Histogram;
-use hindsight_recorder::format::{Event, EventKind, LockId, LockKind, SiteId};
+use hindsight_recorder::format::{Event, EventKind, LockId, LockKind, LockMode, SiteId};
 use rustc_hash::FxHashMap;
 
 /// The default `--wait-threshold`.
@@ -471,6 +477,8 @@ struct LockStats {
     wait_rest: Rest,
     /// The first few threads and tasks that had to wait for it, for the finding.
     waiters: Vec<Actor>,
+    /// Waits given up before the lock was acquired.
+    abandoned: u64,
 }
 
 // What every acquisition and release updates fills one cache line.
@@ -493,11 +501,24 @@ impl LockStats {
     /// Counts that the acquisition by `actor` at `now` had to `wait`.
     #[inline(never)]
     fn waited(&mut self, actor: Actor, now: u64, wait: &Wait) {
+        self.contended += 1;
+        self.record_wait(actor, now, wait);
+    }
+
+    /// Counts that `actor` gave up its `wait` at `now`.
+    #[cold]
+    #[inline(never)]
+    fn abandoned(&mut self, actor: Actor, now: u64, wait: &Wait) {
+        self.abandoned += 1;
+        self.record_wait(actor, now, wait);
+    }
+
+    /// Records the time of `wait`, which ended at `now`.
+    fn record_wait(&mut self, actor: Actor, now: u64, wait: &Wait) {
         let (waited_ns, site) = (now.saturating_sub(wait.since_ns), wait.site);
-        if waited_ns > self.max_wait_ns || self.contended == 0 {
+        if waited_ns > self.max_wait_ns || self.max_wait_at_ns == 0 {
             self.max_wait_at_ns = now;
         }
-        self.contended += 1;
         let max_ns = self.wait.record(&mut self.wait_rest, waited_ns, site);
         self.max_wait_ns = self.max_wait_ns.max(max_ns);
         self.wait_total_ns = self.wait_total_ns.saturating_add(waited_ns);
@@ -537,6 +558,7 @@ impl LockStats {
     fn add(&mut self, other: &LockStats) {
         self.acquisitions += other.acquisitions;
         self.contended += other.contended;
+        self.abandoned += other.abandoned;
         self.owner_changes += other.owner_changes;
         self.hold.add(&mut self.hold_rest, &other.hold, &other.hold_rest);
         self.wait.add(&mut self.wait_rest, &other.wait, &other.wait_rest);
@@ -683,6 +705,7 @@ fn summarize(cx: &Context<'_>, stats: &LockStats, texts: &mut SiteTexts) -> Lock
     LockStatistics {
         acquisitions: stats.acquisitions,
         contended: stats.contended,
+        abandoned_waits: stats.abandoned,
         owner_changes: stats.owner_changes,
         wait: stats.wait.summary(&stats.wait_rest, stats.wait_total_ns),
         hold: stats.hold.summary(&stats.hold_rest, stats.hold_total_ns()),
@@ -698,7 +721,7 @@ impl Detector for Contention {
 
     /// The kinds its `on_event` handles: keep the two in step.
     fn interest(&self) -> Interest {
-        Interest::LOCK_ACQUIRED | Interest::LOCK_RELEASED
+        Interest::LOCK_ACQUIRED | Interest::LOCK_RELEASED | Interest::LOCK_TRY_FAILED
     }
 
     fn on_event(&mut self, cx: &Context<'_>, event: &Event) {
@@ -721,16 +744,21 @@ impl Detector for Contention {
                     }
                 }
             }
-            EventKind::LockReleased { lock, .. } => {
+            EventKind::LockReleased { lock, mode, .. } => {
                 let actor = Actor::of(event);
                 // The actor's last hold of the lock: mostly its last hold, locks being released
-                // in the reverse order of taking them.
+                // in the reverse order of taking them. A guard or permit moved to another task
+                // or thread is released by it: then the hold replay ends, the lock's most
+                // recent in that mode, so that the hold is counted all the same.
                 let holds = cx.state.holds(actor);
                 let hold = match holds.last() {
                     Some(last) if last.lock == lock => last,
                     _ => match holds.iter().rev().find(|h| h.lock == lock) {
                         Some(hold) => hold,
-                        None => return,
+                        None => match moved_hold(cx, lock, mode) {
+                            Some(hold) => hold,
+                            None => return,
+                        },
                     },
                 };
                 let Some(stats) = self.locks.get_mut(lock.index()) else {
@@ -738,6 +766,22 @@ impl Detector for Contention {
                 };
                 self.events += 1;
                 stats.released(hold.site, now.saturating_sub(hold.since_ns));
+            }
+            EventKind::LockTryFailed { lock, .. } => {
+                let actor = Actor::of(event);
+                let Some(wait @ Wait { target: WaitFor::Lock { lock: waited_for, .. }, .. }) =
+                    cx.state.actor(actor).and_then(|a| a.wait.as_ref())
+                else {
+                    return;
+                };
+                if *waited_for != lock {
+                    return;
+                }
+                let Some(stats) = self.locks.get_mut(lock.index()) else {
+                    return self.make_room(cx, event, lock);
+                };
+                self.events += 1;
+                stats.abandoned(actor, now, wait);
             }
             _ => {}
         }
@@ -749,16 +793,16 @@ impl Detector for Contention {
         let is_semaphore = |index: usize| {
             cx.trace.locks().get(index).is_some_and(|l| l.kind == LockKind::Semaphore)
         };
-        let judged = || self.counted().filter(|(index, _)| !is_semaphore(*index));
-        let all_wait = judged().map(|(_, s)| s.wait_total_ns).fold(0, u64::saturating_add);
-        for (index, stats) in judged() {
+        let locks = || self.counted().filter(|(index, _)| !is_semaphore(*index));
+        let all_wait = locks().map(|(_, s)| s.wait_total_ns).fold(0, u64::saturating_add);
+        for (index, stats) in self.counted() {
             let share =
                 if all_wait == 0 { 0.0 } else { stats.wait_total_ns as f64 / all_wait as f64 };
             // (An empty histogram's maximum and p99 are 0, as its summary's are.)
             let wait = &statistics[index].wait;
             let long_wait = wait.max_ns >= self.wait_threshold_ns;
             let significant = wait.p99_ns >= self.wait_threshold_ns / SIGNIFICANT_P99_DIVISOR;
-            let most_wait = share > MOST_OF_THE_WAIT && significant;
+            let most_wait = share > MOST_OF_THE_WAIT && significant && !is_semaphore(index);
             let recurring = statistics[index].contended >= MIN_CONTENDED;
             if recurring && (long_wait || most_wait) {
                 let lock = LockId(index as u32);
@@ -775,6 +819,14 @@ impl Detector for Contention {
     }
 }
 
+/// The hold of `lock` in `mode` that a release by an actor holding none of it ends (a guard
+/// or permit moved to it): the most recent, as replay's state chooses.
+#[cold]
+fn moved_hold<'a>(cx: &Context<'a>, lock: LockId, mode: LockMode) -> Option<&'a Hold> {
+    let holders = &cx.state.lock(lock)?.holders;
+    holders.iter().rev().find(|h| h.hold.mode == mode).map(|h| &h.hold)
+}
+
 fn hotspot(
     cx: &Context<'_>,
     lock: LockId,
@@ -786,15 +838,22 @@ fn hotspot(
     let name = cx.trace.lock_name(lock);
     let (wait, hold) = (&summary.wait, &summary.hold);
     let percent = (share * 100.0).round() as u64;
-    let mut finding = Finding::new(
-        FindingKind::ContentionHotspot,
-        Severity::Warning,
+    let lock_def = cx.trace.lock(lock);
+    let semaphore = lock_def.kind == LockKind::Semaphore;
+    let title = if semaphore {
+        format!(
+            "semaphore `{name}` is a contention hotspot: waits for a permit up to {} (p99 {})",
+            format_ns(wait.max_ns),
+            format_ns(wait.p99_ns)
+        )
+    } else {
         format!(
             "lock `{name}` is a contention hotspot: waits up to {} (p99 {}), {percent}% of all lock wait time",
             format_ns(wait.max_ns),
             format_ns(wait.p99_ns)
-        ),
-    );
+        )
+    };
+    let mut finding = Finding::new(FindingKind::ContentionHotspot, Severity::Warning, title);
     finding.locks.push(name.clone());
     for waiter in &stats.waiters {
         match *waiter {
@@ -811,6 +870,12 @@ fn hotspot(
         "{} acquisitions, {} of them contended ({contended_percent}%), {} owner changes",
         summary.acquisitions, summary.contended, summary.owner_changes
     ));
+    if summary.abandoned_waits > 0 {
+        finding.evidence.push(format!(
+            "{} given up before getting it (a timeout, a cancelled future, a closed semaphore)",
+            counted(summary.abandoned_waits, "wait", "waits")
+        ));
+    }
     finding.evidence.push(format!(
         "wait: total {}, mean {}, p50 {}, p95 {}, p99 {}, max {} (threshold {})",
         format_ns(wait.total_ns),
@@ -847,15 +912,23 @@ fn hotspot(
             finding.sites.push(cx.site_ref(site, role));
         }
     }
-    let read_write = if cx.trace.lock(lock).kind == LockKind::RwLock {
+    let read_write = if lock_def.kind == LockKind::RwLock {
         ""
     } else {
         ", or use a read-write lock if most holders only read"
     };
-    finding.help = Some(format!(
-        "shorten the critical sections of `{name}` at the top holding sites (move work out of the \
-         lock), or split the lock{read_write}"
-    ));
+    finding.help = Some(if semaphore {
+        let capacity = lock_def.capacity.map(|n| format!(" (it has {n})")).unwrap_or_default();
+        format!(
+            "`{name}` runs out of permits: give them back sooner at the top holding sites, or \
+             raise its number of permits{capacity} if what it guards allows"
+        )
+    } else {
+        format!(
+            "shorten the critical sections of `{name}` at the top holding sites (move work out \
+             of the lock), or split the lock{read_write}"
+        )
+    });
     finding.detail = Detail::ContentionHotspot(HotspotDetail {
         lock: name,
         wait_share: share,

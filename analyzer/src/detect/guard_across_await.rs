@@ -7,8 +7,16 @@
 //! program deadlocks. An async guard is a warning when someone waited for it meanwhile, and
 //! info otherwise; a suspension of an async guard's holder that waits for another recorded
 //! lock or for a task to finish is nested locking, which the lock-order and deadlock detectors
-//! judge, and is not counted here. Semaphore permits are made to be held across `.await`s (they
-//! bound concurrency) and are not judged. Holds are grouped by lock and acquisition site.
+//! judge, and is not counted here. A wait for a semaphore's permit is a suspension like any
+//! other (a permit is not a lock: it cannot be part of a lock-order cycle), so a guard held
+//! while waiting for one is counted. Semaphore permits themselves are made to be held across
+//! `.await`s (they bound concurrency) and are not judged. Holds are grouped by lock and
+//! acquisition site.
+//!
+//! The finding names the `.await` the task suspended at: the site of the recorded wait it was
+//! in (a lock, a permit, a join), else the site its pending leaf future recorded
+//! ([`EventKind::AwaitPending`]: hindsight's lock futures, tokio's `Sleep`, annotated awaits),
+//! else it says the await site is unknown.
 
 use super::{Context, Detector, Interest};
 use crate::replay::Actor;
@@ -42,6 +50,16 @@ struct TaskHold {
     waiters: Vec<Waiter>,
 }
 
+/// A task's recorded wait.
+#[derive(Debug, Clone, Copy)]
+struct CurrentWait {
+    /// Where it waits.
+    site: SiteId,
+    /// It waits for a lock or a task (nested locking, judged by other detectors), not for a
+    /// semaphore's permit.
+    nested: bool,
+}
+
 /// What one (lock, acquisition site) pair did across all its holds.
 #[derive(Debug, Clone)]
 struct Aggregate {
@@ -61,9 +79,11 @@ struct Aggregate {
 pub struct GuardAcrossAwait {
     /// Per task (dense id): the locks it holds now.
     holds: Vec<Vec<TaskHold>>,
-    /// Per task: the recorded wait (a lock or a join) it is in now, by site: the await it
+    /// Per task: the recorded wait (a lock, a permit or a join) it is in now: the await it
     /// suspends at.
-    current_wait: Vec<Option<SiteId>>,
+    current_wait: Vec<Option<CurrentWait>>,
+    /// Per task: the `.await` its pending leaf future recorded in the current poll.
+    pending_at: Vec<Option<SiteId>>,
     /// Per lock: the tasks holding it now.
     holders: Vec<Vec<TaskId>>,
     found: HashMap<(LockId, SiteId), Aggregate>,
@@ -80,6 +100,7 @@ impl GuardAcrossAwait {
         if self.holds.len() <= index {
             self.holds.resize_with(index + 1, Vec::new);
             self.current_wait.resize(index + 1, None);
+            self.pending_at.resize(index + 1, None);
         }
         &mut self.holds[index]
     }
@@ -152,13 +173,16 @@ impl GuardAcrossAwait {
             }
             EventKind::LockReleased { lock, .. } => {
                 let holds = self.task_holds(task);
-                if let Some(at) = holds.iter().rposition(|h| h.lock == lock) {
-                    let hold = holds.remove(at);
-                    let holders = self.lock_holders(lock);
-                    if let Some(at) = holders.iter().position(|t| *t == task) {
-                        holders.swap_remove(at);
+                match holds.iter().rposition(|h| h.lock == lock) {
+                    Some(at) => {
+                        let hold = holds.remove(at);
+                        let holders = self.lock_holders(lock);
+                        if let Some(at) = holders.iter().position(|t| *t == task) {
+                            holders.swap_remove(at);
+                        }
+                        self.close(task, hold, now);
                     }
-                    self.close(task, hold, now);
+                    None => self.end_moved_hold(lock, now),
                 }
             }
             EventKind::PollStarted => {
@@ -172,19 +196,30 @@ impl GuardAcrossAwait {
             EventKind::PollEnded { ready: false } => {
                 self.task_holds(task);
                 let recorded_wait = self.current_wait[task.index()];
+                let pending_at = self.pending_at[task.index()].take();
+                let nested = recorded_wait.is_some_and(|wait| wait.nested);
+                let await_site = recorded_wait.map(|wait| wait.site).or(pending_at);
                 for hold in &mut self.holds[task.index()] {
-                    if recorded_wait.is_some() && !cx.trace.lock(hold.lock).waiting_blocks_thread()
-                    {
+                    if nested && !cx.trace.lock(hold.lock).waiting_blocks_thread() {
                         continue;
                     }
                     hold.suspensions += 1;
                     hold.suspended_since = Some(now);
-                    hold.await_site = hold.await_site.or(recorded_wait);
+                    hold.await_site = hold.await_site.or(await_site);
                 }
+            }
+            EventKind::PollEnded { ready: true } => {
+                self.task_holds(task);
+                self.pending_at[task.index()] = None;
+            }
+            EventKind::AwaitPending { site } => {
+                self.task_holds(task);
+                self.pending_at[task.index()] = Some(site);
             }
             EventKind::TaskJoinRequested { site, .. } => {
                 self.task_holds(task);
-                self.current_wait[task.index()] = site;
+                self.current_wait[task.index()] =
+                    site.map(|site| CurrentWait { site, nested: true });
             }
             EventKind::TaskJoined { .. } | EventKind::LockTryFailed { .. } => {
                 self.task_holds(task);
@@ -192,10 +227,25 @@ impl GuardAcrossAwait {
             }
             EventKind::LockRequested { lock, site, .. } => {
                 self.task_holds(task);
-                self.current_wait[task.index()] = Some(site);
+                let nested = !cx.trace.lock(lock).counts_permits();
+                self.current_wait[task.index()] = Some(CurrentWait { site, nested });
                 self.note_waiter(event, lock, site);
             }
             _ => {}
+        }
+    }
+
+    /// Ends a task's hold of `lock` that an actor holding none of it released at `now`: the
+    /// guard was moved to that actor (`lock_owned`, a guard sent to another task or to the
+    /// blocking pool), and the task that took the lock holds it no longer.
+    #[cold]
+    #[inline(never)]
+    fn end_moved_hold(&mut self, lock: LockId, now: u64) {
+        let Some(task) = self.holders.get_mut(lock.index()).and_then(Vec::pop) else { return };
+        let holds = self.task_holds(task);
+        if let Some(at) = holds.iter().rposition(|h| h.lock == lock) {
+            let hold = holds.remove(at);
+            self.close(task, hold, now);
         }
     }
 
@@ -235,6 +285,7 @@ impl Detector for GuardAcrossAwait {
             | Interest::POLL_ENDED
             | Interest::TASK_JOIN_REQUESTED
             | Interest::TASK_JOINED
+            | Interest::AWAIT_PENDING
     }
 
     fn on_event(&mut self, cx: &Context<'_>, event: &Event) {
@@ -245,6 +296,13 @@ impl Detector for GuardAcrossAwait {
                 if self.holders.get(lock.index()).is_some_and(|holders| !holders.is_empty()) =>
             {
                 self.note_waiter(event, lock, site);
+            }
+            // A guard a task took, moved to a thread (the blocking pool) and released there.
+            (None, EventKind::LockReleased { lock, .. })
+                if self.holders.get(lock.index()).is_some_and(|holders| !holders.is_empty())
+                    && !cx.state.holds(Actor::of(event)).iter().any(|h| h.lock == lock) =>
+            {
+                self.end_moved_hold(lock, event.time_ns);
             }
             (None, _) => {}
         }
@@ -289,7 +347,8 @@ fn finding(cx: &Context<'_>, lock: LockId, site: SiteId, found: &Aggregate) -> F
     );
     finding.locks.push(name.clone());
     cx.add_actor(&mut finding, task, found.thread);
-    finding.sites.push(cx.site_ref(site, "acquired"));
+    let lock_def = cx.trace.lock(lock);
+    finding.sites.push(cx.site_ref(site, lock_def.site_role(cx.trace, site, "acquired")));
     let spawned_at = cx.trace.tasks().get(found.task.index()).and_then(|t| t.spawn_site);
     if let Some(spawned) = spawned_at {
         finding.sites.push(cx.site_ref(spawned, "spawned"));
@@ -301,14 +360,15 @@ fn finding(cx: &Context<'_>, lock: LockId, site: SiteId, found: &Aggregate) -> F
     let spawn_text =
         spawned_at.map(|s| format!(" (spawned at {})", cx.trace.site_text(s))).unwrap_or_default();
     finding.evidence.push(format!(
-        "{}{spawn_text} acquired {guard} lock `{name}` at {acquired_at} (t={})",
+        "{}{spawn_text} acquired {guard} lock `{name}` {} (t={})",
         task.describe(cx.trace),
+        lock_def.at_site(cx.trace, site),
         format_ns(found.since_ns)
     ));
-    let await_text = found
-        .await_site
-        .map(|s| format!("; it suspended waiting at {}", cx.trace.site_text(s)))
-        .unwrap_or_default();
+    let await_text = match found.await_site {
+        Some(site) => format!("; it suspended at the `.await` at {}", cx.trace.site_text(site)),
+        None => "; await site unknown (the future it suspended in recorded none)".to_owned(),
+    };
     finding.evidence.push(format!(
         "it suspended {} time{plural} while holding it, {} in all, of {} held{await_text}",
         found.suspensions,

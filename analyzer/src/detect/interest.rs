@@ -9,7 +9,7 @@ use hindsight_recorder::format::EventKind;
 pub struct Interest(u32);
 
 /// How many kinds of events there are.
-pub(crate) const KINDS: usize = 24;
+pub(crate) const KINDS: usize = 29;
 
 impl Interest {
     /// Every event.
@@ -64,6 +64,16 @@ impl Interest {
     pub const MARK: Interest = Interest(1 << 22);
     /// [`EventKind::Gap`].
     pub const GAP: Interest = Interest(1 << 23);
+    /// [`EventKind::Panicked`].
+    pub const PANICKED: Interest = Interest(1 << 24);
+    /// [`EventKind::AwaitPending`].
+    pub const AWAIT_PENDING: Interest = Interest(1 << 25);
+    /// [`EventKind::Permits`].
+    pub const PERMITS: Interest = Interest(1 << 26);
+    /// [`EventKind::PollCpu`].
+    pub const POLL_CPU: Interest = Interest(1 << 27);
+    /// [`EventKind::RecordingEnded`].
+    pub const RECORDING_ENDED: Interest = Interest(1 << 28);
 
     /// The position of `kind` in the set (below [`KINDS`]).
     #[inline]
@@ -94,6 +104,11 @@ impl Interest {
             K::SyncAcquire { .. } => 21,
             K::Mark { .. } => 22,
             K::Gap { .. } => 23,
+            K::Panicked { .. } => 24,
+            K::AwaitPending { .. } => 25,
+            K::Permits { .. } => 26,
+            K::PollCpu { .. } => 27,
+            K::RecordingEnded => 28,
         }
     }
 

@@ -56,6 +56,22 @@ impl Context<'_> {
         }
     }
 
+    /// Whether the trace stopped mid-flight: a file of a format that marks the recorder's
+    /// clean end (3 or later) has none, so the process was killed or the file is a flight
+    /// recorder's dump. Then each thread's last events may be lost with its buffer: what is
+    /// open at the end (a poll, a hold) is where things stood, not how they ended.
+    pub fn ended_mid_flight(&self) -> bool {
+        /// The format version that added the clean-end marker.
+        const FIRST_VERSION_WITH_CLEAN_END: u32 = 3;
+        let marking = self
+            .trace
+            .processes()
+            .iter()
+            .filter(|p| p.format_version >= FIRST_VERSION_WITH_CLEAN_END)
+            .count() as u64;
+        self.state.clean_ends() < marking
+    }
+
     /// Adds an actor's thread (and task) names to a finding.
     pub fn add_actor(
         &self,

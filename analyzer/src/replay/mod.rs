@@ -39,7 +39,8 @@ mod state;
 mod tournament;
 
 pub use state::{
-    Actor, ActorState, End, Hold, Holder, LockState, State, TaskState, ThreadState, Wait, WaitFor,
+    Actor, ActorState, End, Hold, Holder, LockState, Lost, Permits, State, TaskState, ThreadState,
+    Wait, WaitFor,
 };
 
 use crate::detect::{Context, Detector, Dispatch, Visitor};

@@ -5,7 +5,9 @@
 //! lock keeps its current holders, each thread or task its current holds and its one wait.
 
 use crate::trace::Trace;
-use hindsight_recorder::format::{Event, EventKind, LockId, LockMode, SiteId, TaskId, ThreadId};
+use hindsight_recorder::format::{
+    Event, EventKind, LockId, LockMode, PermitOp, SiteId, TaskId, ThreadId,
+};
 
 /// Who does something: an OS thread outside any task, or an async task (wherever it is
 /// polled). Locks taken inside a task are held by the task, since its guard travels with it
@@ -114,6 +116,20 @@ pub struct ThreadState {
     pub current_task: Option<TaskId>,
     /// It has polled tasks (a worker, or a thread in `block_on`).
     pub polled_tasks: bool,
+    /// Events the recorder dropped on it (gaps), if any were.
+    pub lost: Option<Lost>,
+}
+
+/// Events of a thread that the recorder dropped (its buffer was full): after the first gap,
+/// what replay believes about the thread, and about the tasks it polls, is uncertain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lost {
+    /// When the first gap was.
+    pub first_ns: u64,
+    /// Gaps.
+    pub gaps: u64,
+    /// Events dropped in all.
+    pub events: u64,
 }
 
 /// Extra state of a task.
@@ -125,6 +141,8 @@ pub struct TaskState {
     pub spawned: Option<(u64, Actor)>,
     /// The thread polling it now.
     pub running_on: Option<ThreadId>,
+    /// When its current (or last) poll started.
+    pub poll_started_ns: u64,
     /// Polls started.
     pub polls: u64,
 }
@@ -306,6 +324,42 @@ pub struct LockState {
     pub contended: u64,
     /// Failed `try_lock` attempts.
     pub try_failed: u64,
+    /// A semaphore's permits, once any was taken (none for other locks).
+    pub permits: Option<Box<Permits>>,
+}
+
+/// A semaphore's permits: a counting resource, not a lock. Permits are held by their holders,
+/// forgotten (gone until permits are added), added (`add_permits`), and a semaphore can be
+/// closed; the semaphore's capacity is its definition's (see [`Permits::free`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Permits {
+    /// Permits held now.
+    pub out: u64,
+    /// Permits forgotten: their holds ended without giving them back.
+    pub forgotten: u64,
+    /// Permits added by `add_permits`.
+    pub added: u64,
+    /// The semaphore was closed.
+    pub closed: bool,
+    /// The holds of more than one permit, with how many each holds (a hold not listed holds
+    /// one).
+    multi: Vec<(Actor, u32)>,
+}
+
+impl Permits {
+    /// Permits free now, of a semaphore that started with `capacity`.
+    pub fn free(&self, capacity: u32) -> u64 {
+        let available = u64::from(capacity).saturating_add(self.added);
+        available.saturating_sub(self.out.saturating_add(self.forgotten))
+    }
+
+    /// How many permits `actor`'s hold has, forgetting the count: the hold ends.
+    fn take_hold(&mut self, actor: Actor) -> u64 {
+        match self.multi.iter().position(|(a, _)| *a == actor) {
+            Some(i) => u64::from(self.multi.swap_remove(i).1),
+            None => 1,
+        }
+    }
 }
 
 const _: () = assert!(std::mem::offset_of!(LockState, semaphore) < 64, "see LockState's docs");
@@ -320,6 +374,7 @@ pub struct State {
     end_ns: u64,
     events: u64,
     conflicts: u64,
+    clean_ends: u64,
 }
 
 impl State {
@@ -347,6 +402,12 @@ impl State {
     /// Events applied.
     pub fn events(&self) -> u64 {
         self.events
+    }
+
+    /// The recorder's clean ends replayed ([`EventKind::RecordingEnded`]): one per file of
+    /// format 3 or later that was not cut short.
+    pub fn clean_ends(&self) -> u64 {
+        self.clean_ends
     }
 
     /// Acquisitions replayed while the state said another actor held the lock in a
@@ -402,6 +463,11 @@ impl State {
         threads.chain(tasks)
     }
 
+    /// A semaphore's permits, if any was taken or changed.
+    pub fn permits(&self, lock: LockId) -> Option<&Permits> {
+        self.lock(lock)?.permits.as_deref()
+    }
+
     /// Notes that `lock` is a semaphore (see [`LockState::semaphore`]).
     pub fn mark_semaphore(&mut self, lock: LockId) {
         grow(&mut self.locks, lock.index()).semaphore = true;
@@ -441,7 +507,9 @@ impl State {
                     lock_state.contended += 1;
                 }
                 let conflict = lock_state.holders.push(Holder { actor, hold });
-                if conflict && !lock_state.semaphore {
+                if lock_state.semaphore {
+                    lock_state.permits.get_or_insert_with(Box::default).out += 1;
+                } else if conflict {
                     self.conflicts += 1;
                 }
             }
@@ -451,6 +519,10 @@ impl State {
                     lock_state.poisoned = true;
                 }
                 if let Some(holder) = lock_state.holders.release(actor, mode) {
+                    if let Some(permits) = lock_state.permits.as_deref_mut() {
+                        let count = permits.take_hold(holder);
+                        permits.out = permits.out.saturating_sub(count);
+                    }
                     let holder_state = if holder == actor {
                         state
                     } else {
@@ -476,6 +548,7 @@ impl State {
                     let task = grow(&mut self.tasks, task.index());
                     task.polls += 1;
                     task.running_on = Some(event.thread);
+                    task.poll_started_ns = now;
                 }
             }
             K::PollEnded { .. } => {
@@ -533,8 +606,40 @@ impl State {
             | K::Write { .. }
             | K::SyncRelease { .. }
             | K::SyncAcquire { .. }
-            | K::Mark { .. }
-            | K::Gap { .. } => {}
+            | K::Mark { .. } => {}
+            K::Gap { dropped } => {
+                let thread = grow(&mut self.threads, event.thread.index());
+                let lost = thread.lost.get_or_insert(Lost { first_ns: now, gaps: 0, events: 0 });
+                lost.gaps += 1;
+                lost.events = lost.events.saturating_add(dropped);
+            }
+            K::Permits { lock, op, count } => {
+                let lock_state = grow(&mut self.locks, lock.index());
+                let permits = lock_state.permits.get_or_insert_with(Box::default);
+                match op {
+                    PermitOp::Acquired => {
+                        // The hold counted one permit when it was acquired.
+                        permits.out =
+                            permits.out.saturating_add(u64::from(count.saturating_sub(1)));
+                        permits.multi.push((actor, count));
+                    }
+                    PermitOp::Forgotten => {
+                        // The hold ends, and its permits do not come back.
+                        permits.take_hold(actor);
+                        permits.out = permits.out.saturating_sub(u64::from(count));
+                        permits.forgotten = permits.forgotten.saturating_add(u64::from(count));
+                        if lock_state.holders.release(actor, LockMode::Exclusive).is_some() {
+                            state.remove_hold(lock);
+                        }
+                    }
+                    PermitOp::Added => {
+                        permits.added = permits.added.saturating_add(u64::from(count))
+                    }
+                    PermitOp::Closed => permits.closed = true,
+                }
+            }
+            K::Panicked { .. } | K::AwaitPending { .. } | K::PollCpu { .. } => {}
+            K::RecordingEnded => self.clean_ends += 1,
         }
     }
 }

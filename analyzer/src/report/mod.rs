@@ -377,8 +377,11 @@ pub struct StaleLockDetail {
     pub held_since_ns: u64,
     /// How long it was held: until the panic, or until the end of the trace.
     pub held_ns: u64,
-    /// `poisoned` (released by a panicking holder), `holder-finished`, `holder-panicked` (the
-    /// holder ended without releasing it) or `trace-ended`.
+    /// `poisoned` (released by a panicking holder), `unwound` (a lock that does not poison,
+    /// released by a panicking holder's unwinding), `holder-finished`, `holder-panicked` (the
+    /// holder ended without releasing it), `trace-ended`, `permits-leaked` (a semaphore's
+    /// waiter left with no permit to come back) or `state-at-death` (the trace ended
+    /// mid-flight; the detail names the longest hold).
     pub reason: String,
 }
 
@@ -506,6 +509,10 @@ pub struct LockEntry {
     pub contended: u64,
     /// Failed `try_lock` attempts.
     pub try_failed: u64,
+    /// Waits given up before the lock was acquired (a timeout, a cancelled future, a closed
+    /// semaphore).
+    #[serde(default)]
+    pub abandoned_waits: u64,
     /// A holder panicked while holding it.
     pub poisoned: bool,
     /// Acquisitions by another thread or task than the previous one.
@@ -542,6 +549,10 @@ pub struct LockStatistics {
     pub acquisitions: u64,
     /// Acquisitions that had to wait.
     pub contended: u64,
+    /// Waits given up before the lock was acquired (a timeout, a cancelled future, a closed
+    /// semaphore); their time is in `wait` too.
+    #[serde(default)]
+    pub abandoned_waits: u64,
     /// Acquisitions by another thread or task than the previous one.
     pub owner_changes: u64,
     /// Wait times of the contended acquisitions.
@@ -571,6 +582,19 @@ pub struct TaskEntry {
     pub cancelled: bool,
     /// Polls.
     pub polls: u64,
+}
+
+impl TaskEntry {
+    /// Whether it is the runtime's own rather than the program's: a `block_on` future, or a
+    /// task tokio spawned from its own source (the launches of its worker threads on the
+    /// blocking pool).
+    pub fn is_runtime_internal(&self) -> bool {
+        let from_tokio = self
+            .spawn_site
+            .as_deref()
+            .is_some_and(|site| site.starts_with("tokio-") && site.contains("/src/runtime/"));
+        self.kind.as_deref() == Some("block_on") || from_tokio
+    }
 }
 
 /// The result of an analysis.
@@ -663,6 +687,7 @@ mod tests {
             "locks",
             "acquisitions",
             "contended",
+            "abandoned_waits",
             "owner_changes",
             "wait",
             "hold",

@@ -236,7 +236,7 @@ fn header(out: &mut Lines, report: &Report) {
         format_ns(trace.start_ns),
         format_ns(trace.start_ns + trace.duration_ns),
         counted(trace.threads.len() as u64, "thread", "threads"),
-        counted(report.tasks.len() as u64, "task", "tasks"),
+        tasks_text(&report.tasks),
         counted(report.locks.len() as u64, "lock", "locks"),
     ));
     if trace.forced_reorders > 0 || trace.replay_conflicts > 0 {
@@ -245,6 +245,16 @@ fn header(out: &mut Lines, report: &Report) {
              acquisitions overlapped another holder: the trace is incomplete",
             trace.forced_reorders, trace.replay_conflicts
         ));
+    }
+}
+
+/// How many tasks the program had, and how many more the runtime had of its own.
+fn tasks_text(tasks: &[TaskEntry]) -> String {
+    let internal = tasks.iter().filter(|task| task.is_runtime_internal()).count() as u64;
+    let program = counted(tasks.len() as u64 - internal, "task", "tasks");
+    match internal {
+        0 => program,
+        n => format!("{program} (and {n} of the runtime's own)"),
     }
 }
 

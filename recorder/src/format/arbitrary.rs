@@ -8,8 +8,8 @@
 
 use super::{
     ChannelDef, ChannelId, Definition, Event, EventKind, Header, LockDef, LockId,
-    LockImplementation, LockKind, LockMode, SiteDef, SiteId, StringId, TaskDef, TaskId, ThreadDef,
-    ThreadId, TraceWriter, VarDef, VarId,
+    LockImplementation, LockKind, LockMode, PermitOp, SiteDef, SiteId, StringId, TaskDef, TaskId,
+    ThreadDef, ThreadId, TraceWriter, VarDef, VarId,
 };
 use proptest::prelude::*;
 use std::num::NonZeroU64;
@@ -32,7 +32,7 @@ pub fn event_kind(
     ids: impl Strategy<Value = u32> + Clone,
     numbers: impl Strategy<Value = u64> + Clone,
 ) -> impl Strategy<Value = EventKind> {
-    (0u8..24, ids.clone(), ids, numbers.clone(), numbers, any::<bool>(), any::<bool>()).prop_map(
+    (0u8..29, ids.clone(), ids, numbers.clone(), numbers, any::<bool>(), any::<bool>()).prop_map(
         |(variant, a, b, x, y, flag, other)| {
             let (lock, site, var) = (LockId(a), SiteId(b), VarId(a));
             let opt_site = flag.then_some(site);
@@ -67,7 +67,16 @@ pub fn event_kind(
                 20 => EventKind::SyncRelease { var, site },
                 21 => EventKind::SyncAcquire { var, site },
                 22 => EventKind::Mark { label: StringId(b), site: opt_site },
-                _ => EventKind::Gap { dropped: y },
+                23 => EventKind::Gap { dropped: y },
+                24 => EventKind::Panicked { site: opt_site },
+                25 => EventKind::AwaitPending { site },
+                26 => EventKind::Permits {
+                    lock,
+                    op: PermitOp::ALL[(y % 4) as usize],
+                    count: x as u32,
+                },
+                27 => EventKind::PollCpu { cpu_ns: x, runnable_ns: y },
+                _ => EventKind::RecordingEnded,
             }
         },
     )

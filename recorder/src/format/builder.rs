@@ -25,7 +25,7 @@ use super::defs::{
     ChannelDef, Definition, Header, LockDef, LockImplementation, LockKind, SiteDef, TaskDef,
     ThreadDef, VarDef,
 };
-use super::event::{Event, EventKind, LockMode};
+use super::event::{Event, EventKind, LockMode, PermitOp};
 use super::ids::{ChannelId, LockId, SiteId, StringId, TaskId, ThreadId, VarId};
 use super::writer::TraceWriter;
 use std::collections::HashMap;
@@ -42,6 +42,8 @@ pub struct TraceBuilder {
     step: u64,
     lock_seqs: HashMap<LockId, u64>,
     counts: [u32; 6],
+    /// The trace ends without the recorder's clean end (see [`end_mid_flight`](Self::end_mid_flight)).
+    mid_flight: bool,
 }
 
 const THREADS: usize = 0;
@@ -71,6 +73,7 @@ impl TraceBuilder {
             step: 10,
             lock_seqs: HashMap::new(),
             counts: [0; 6],
+            mid_flight: false,
         }
     }
 
@@ -234,8 +237,17 @@ impl TraceBuilder {
         &self.definitions
     }
 
+    /// Makes the trace end as a killed process's (or a flight recorder's dump) does: without
+    /// the [`RecordingEnded`](EventKind::RecordingEnded) event that a built trace otherwise
+    /// ends with, at the time and on the thread of its last event.
+    pub fn end_mid_flight(&mut self) -> &mut Self {
+        self.mid_flight = true;
+        self
+    }
+
     /// Writes the trace: all definitions, then the events in their order (one chunk per run of
-    /// events of one thread).
+    /// events of one thread), then the clean end unless [`end_mid_flight`](Self::end_mid_flight)
+    /// was called.
     pub fn build(&self) -> Vec<u8> {
         self.write(|writer, events| writer.write_events(events))
     }
@@ -258,6 +270,15 @@ impl TraceBuilder {
             TraceWriter::new(Vec::new(), &self.header).expect("writing to memory cannot fail");
         writer.write_definitions(&self.definitions).expect("writing to memory cannot fail");
         write_events(&mut writer, &self.events).expect("writing to memory cannot fail");
+        if let (false, Some(last)) = (self.mid_flight, self.events.last()) {
+            let end = Event {
+                time_ns: last.time_ns,
+                task: None,
+                kind: EventKind::RecordingEnded,
+                ..*last
+            };
+            writer.write_events(&[end]).expect("writing to memory cannot fail");
+        }
         writer.into_inner()
     }
 
@@ -425,6 +446,21 @@ impl Actor<'_> {
     pub fn mark(self, label: &str) -> Self {
         let label = self.builder.string(label);
         self.event(EventKind::Mark { label, site: None })
+    }
+
+    /// Panics at `site`: the unwinding that follows drops its guards.
+    pub fn panic(self, site: Option<SiteId>) -> Self {
+        self.event(EventKind::Panicked { site })
+    }
+
+    /// Suspends at the `.await` at `site` (before a pending poll end).
+    pub fn await_pending(self, site: SiteId) -> Self {
+        self.event(EventKind::AwaitPending { site })
+    }
+
+    /// Does `op` to `count` permits of the semaphore `lock`.
+    pub fn permits(self, lock: LockId, op: PermitOp, count: u32) -> Self {
+        self.event(EventKind::Permits { lock, op, count })
     }
 
     fn acquire_with(self, lock: LockId, mode: LockMode, site: SiteId, via_try: bool) -> Self {

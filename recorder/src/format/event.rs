@@ -213,6 +213,77 @@ pub enum EventKind {
         /// How many events were lost.
         dropped: u64,
     },
+    /// The actor panicked at `site` (where known). Its stack unwinds from here and drops the
+    /// guards it holds: a std lock is poisoned, but an async lock (tokio's do not poison) is
+    /// handed to the next holder with its data as the panic left it.
+    Panicked {
+        /// Where the panic was raised.
+        site: Option<SiteId>,
+    },
+    /// The event's task is about to suspend at the `.await` at `site`: the leaf future that
+    /// returned pending (a hindsight lock future, tokio's `Sleep`, an annotated await) said
+    /// where it was awaited. Comes before the pending poll end it explains.
+    AwaitPending {
+        /// The `.await`'s site.
+        site: SiteId,
+    },
+    /// A semaphore's permits changed other than by a one-permit acquisition or release
+    /// (see [`PermitOp`]).
+    Permits {
+        /// The semaphore.
+        lock: LockId,
+        /// What happened to its permits.
+        op: PermitOp,
+        /// How many permits.
+        count: u32,
+    },
+    /// The thread spent `cpu_ns` on a CPU, and `runnable_ns` runnable but waiting for one,
+    /// during the poll that its next poll end ends. Recorded only for polls that ran long;
+    /// the rest of the poll's time it waited off the CPU (a blocking call, a sleep).
+    PollCpu {
+        /// CPU time used during the poll.
+        cpu_ns: u64,
+        /// Time spent runnable, waiting for a CPU (the scheduler's run-queue delay).
+        runnable_ns: u64,
+    },
+    /// The recorder stopped cleanly (the program ended or stopped recording). A trace of
+    /// version 3 or later without this event ended mid-flight: the process was killed, or
+    /// the trace is a flight recorder's dump, and what was held then is the state at the end.
+    RecordingEnded,
+}
+
+/// What happened to a semaphore's permits, in an [`EventKind::Permits`] event. Acquisitions
+/// and releases are lock events; these say what a lock event cannot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[repr(u8)]
+pub enum PermitOp {
+    /// The actor's latest acquisition of the semaphore took `count` permits (written right
+    /// after that acquisition, only when `count` is not 1). Its release gives them all back.
+    Acquired,
+    /// The actor forgot its hold (`SemaphorePermit::forget`): the hold ends here, and its
+    /// `count` permits are gone until someone adds permits.
+    Forgotten,
+    /// `count` permits were added (`add_permits`): forgotten permits come back, or the pool
+    /// grows.
+    Added,
+    /// The semaphore was closed: waiters fail, and nobody acquires it any more.
+    Closed,
+}
+
+impl PermitOp {
+    /// Every op, in the order of their encoding.
+    pub const ALL: [PermitOp; 4] =
+        [PermitOp::Acquired, PermitOp::Forgotten, PermitOp::Added, PermitOp::Closed];
+
+    /// A short stable name, as reports print it.
+    pub fn name(self) -> &'static str {
+        match self {
+            PermitOp::Acquired => "acquired",
+            PermitOp::Forgotten => "forgotten",
+            PermitOp::Added => "added",
+            PermitOp::Closed => "closed",
+        }
+    }
 }
 
 impl EventKind {
@@ -243,6 +314,11 @@ impl EventKind {
             EventKind::SyncAcquire { .. } => "sync_acquire",
             EventKind::Mark { .. } => "mark",
             EventKind::Gap { .. } => "gap",
+            EventKind::Panicked { .. } => "panicked",
+            EventKind::AwaitPending { .. } => "await_pending",
+            EventKind::Permits { .. } => "permits",
+            EventKind::PollCpu { .. } => "poll_cpu",
+            EventKind::RecordingEnded => "recording_ended",
         }
     }
 

@@ -4,7 +4,7 @@
 //! ```text
 //! file     := MAGIC  version:u32le  chunk*       (the first chunk holds the header)
 //!
-//! version 2:
+//! version 2 and 3 (3 adds event records, see `v2`, not framing):
 //! chunk    := SYNC  len:u32le  crc:u32le  body[len]      crc = CRC-32 of len's 4 bytes + body
 //! body     := kind:u8  [thread:u32le  batch:u32le | count:u32le (thread:u32le batch:u32le)*]
 //!             payload
@@ -42,7 +42,7 @@ pub const MAGIC: [u8; 4] = *b"HSTR";
 
 /// The format version this crate writes. Bump it whenever the encoding of any serialized type
 /// changes, and re-record the committed traces (see `traces/README.md`).
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// The oldest format version this crate reads.
 pub const OLDEST_READABLE_VERSION: u32 = 1;

@@ -27,7 +27,7 @@ pub(crate) enum Payload {
 pub(crate) enum PayloadDecoder {
     /// Version 1.
     V1(v1::SeqScratch),
-    /// Version 2.
+    /// Versions 2 and 3 (see `v2`).
     V2(v2::Scratch),
 }
 
@@ -36,7 +36,7 @@ impl PayloadDecoder {
     pub(crate) fn new(version: u32) -> Self {
         match version {
             1 => PayloadDecoder::V1(v1::SeqScratch::default()),
-            _ => PayloadDecoder::V2(v2::Scratch::default()),
+            _ => PayloadDecoder::V2(v2::Scratch::for_version(version)),
         }
     }
 

@@ -633,6 +633,11 @@ fn encode_kind(state: &mut DeltaState, dt: u64, kind: EventKind) -> Record {
         K::SyncAcquire { var, site } => Record::SyncAcquire { dt, var, site },
         K::Mark { label, site } => Record::Mark { dt, label, site },
         K::Gap { dropped } => Record::Gap { dt, dropped },
+        K::Panicked { .. }
+        | K::AwaitPending { .. }
+        | K::Permits { .. }
+        | K::PollCpu { .. }
+        | K::RecordingEnded => unreachable!("version 1 has no record of {kind:?}"),
     }
 }
 

@@ -1,4 +1,9 @@
-//! Version 2 of the chunk payload encoding: at most about four bytes per event.
+//! Versions 2 and 3 of the chunk payload encoding: at most about four bytes per event.
+//!
+//! Version 3 is version 2 with five more [`Ext`] records (a panic, the site of a pending
+//! `.await`, semaphore permits, a long poll's CPU time, the recorder's clean end): a version 3
+//! reader reads version 2 files as they are, and a version 2 file holding one of the new
+//! records is damaged.
 //!
 //! A payload starts with one byte that says what it holds: 0 the [`Header`], 1 definitions,
 //! 2 an event batch, 3 a watermark. Headers, definitions and watermarks follow as bincode
@@ -32,7 +37,7 @@
 //! change anything here.
 
 use super::defs::{Definition, Header};
-use super::event::{Event, EventKind, LockMode};
+use super::event::{Event, EventKind, LockMode, PermitOp};
 use super::frame::{bincode_config, describe_decode_error};
 use super::ids::{ChannelId, LockId, SiteId, StringId, TaskId, ThreadId, VarId};
 use super::in_place::{decode_records, DecodeRecord, Records, Slots, WINDOW};
@@ -113,7 +118,20 @@ enum Ext {
     Mark,
     /// dropped events.
     Gap,
+    /// Version 3: optional site.
+    Panicked,
+    /// Version 3: site.
+    AwaitPending,
+    /// Version 3: lock, op ([`PermitOp`] as a byte), count.
+    Permits,
+    /// Version 3: CPU time, run-queue time.
+    PollCpu,
+    /// Version 3: none.
+    RecordingEnded,
 }
+
+/// The first [`Ext`] op that version 2 does not have.
+const FIRST_V3_EXT: u8 = Ext::Panicked as u8;
 
 // Bits of the flags byte of ext records.
 const SHARED: u8 = 1;
@@ -419,6 +437,26 @@ fn encode_kind(
             ext(out, Ext::Gap);
             put_leb(out, dropped);
         }
+        K::Panicked { site } => {
+            ext(out, Ext::Panicked);
+            put_opt(out, site.map(|site| site.0));
+        }
+        K::AwaitPending { site } => {
+            ext(out, Ext::AwaitPending);
+            put_leb(out, u64::from(site.0));
+        }
+        K::Permits { lock, op, count } => {
+            ext(out, Ext::Permits);
+            put_leb(out, u64::from(lock.0));
+            out.push(op as u8);
+            put_leb(out, u64::from(count));
+        }
+        K::PollCpu { cpu_ns, runnable_ns } => {
+            ext(out, Ext::PollCpu);
+            put_leb(out, cpu_ns);
+            put_leb(out, runnable_ns);
+        }
+        K::RecordingEnded => ext(out, Ext::RecordingEnded),
     }
 }
 
@@ -451,9 +489,16 @@ pub(crate) struct Scratch {
     dense: Vec<Remembered>,
     sparse: FxHashMap<u32, LockMemoryOut>,
     batch: u32,
+    /// The file is of version 2, which has no records of version 3.
+    version_2: bool,
 }
 
 impl Scratch {
+    /// The scratch of a reader of a file of format `version` (2 or 3).
+    pub(crate) fn for_version(version: u32) -> Self {
+        Scratch { version_2: version == 2, ..Scratch::default() }
+    }
+
     /// Forgets every lock: a new batch starts.
     fn start_batch(&mut self) {
         self.sparse.clear();
@@ -746,6 +791,9 @@ impl Records<'_, Scratch> {
         let c = &mut window;
         use EventKind as K;
         let op = c.byte()?;
+        if self.locks.version_2 && op >= FIRST_V3_EXT {
+            return None;
+        }
         let mode =
             |flags: u8| if flags & SHARED != 0 { LockMode::Shared } else { LockMode::Exclusive };
         let kind = match op {
@@ -814,6 +862,17 @@ impl Records<'_, Scratch> {
                 K::Mark { label: StringId(c.u32()?), site: c.opt_site()? }
             }
             op if op == Ext::Gap as u8 => K::Gap { dropped: c.leb()? },
+            op if op == Ext::Panicked as u8 => K::Panicked { site: c.opt_site()? },
+            op if op == Ext::AwaitPending as u8 => K::AwaitPending { site: c.site()? },
+            op if op == Ext::Permits as u8 => {
+                let lock = LockId(c.u32()?);
+                let op = *PermitOp::ALL.get(usize::from(c.byte()?))?;
+                K::Permits { lock, op, count: c.u32()? }
+            }
+            op if op == Ext::PollCpu as u8 => {
+                K::PollCpu { cpu_ns: c.leb()?, runnable_ns: c.leb()? }
+            }
+            op if op == Ext::RecordingEnded as u8 => K::RecordingEnded,
             _ => return None,
         };
         let slot = slots.next()?;
@@ -825,8 +884,36 @@ impl Records<'_, Scratch> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::v1::tests::events;
     use proptest::prelude::*;
+
+    /// Events of one thread covering every event kind: version 1's, with version 3's
+    /// records put in among them.
+    fn events() -> impl Strategy<Value = Vec<Event>> {
+        let id = prop_oneof![0u32..4, any::<u32>()];
+        let big = prop_oneof![0u64..300, any::<u64>()];
+        let v3 = (0u8..5, id.clone(), id, big.clone(), big, any::<bool>()).prop_map(
+            |(variant, a, b, x, y, flag)| match variant {
+                0 => EventKind::Panicked { site: flag.then_some(SiteId(b)) },
+                1 => EventKind::AwaitPending { site: SiteId(b) },
+                2 => EventKind::Permits {
+                    lock: LockId(a),
+                    op: PermitOp::ALL[(y % 4) as usize],
+                    count: x as u32,
+                },
+                3 => EventKind::PollCpu { cpu_ns: x, runnable_ns: y },
+                _ => EventKind::RecordingEnded,
+            },
+        );
+        let inserts = prop::collection::vec((any::<usize>(), any::<u64>(), v3), 0..6);
+        (crate::format::v1::tests::events(), inserts).prop_map(|(mut events, inserts)| {
+            for (at, time_ns, kind) in inserts {
+                let at = at % (events.len() + 1);
+                let task = events.get(at).and_then(|e| e.task);
+                events.insert(at, Event { time_ns, thread: ThreadId(7), task, kind });
+            }
+            events
+        })
+    }
 
     fn encode(events: &[Event]) -> Vec<u8> {
         let mut bytes = Vec::new();
@@ -876,6 +963,17 @@ mod tests {
                 decode(&bytes, &mut scratch);
             }
         }
+    }
+
+    #[test]
+    fn a_version_2_file_has_no_version_3_records() {
+        let at = |kind| Event { time_ns: 5, thread: ThreadId(7), task: None, kind };
+        let old = [at(EventKind::Gap { dropped: 3 })];
+        let new = [at(EventKind::Panicked { site: None })];
+        let mut version_2 = Scratch::for_version(2);
+        assert_eq!(decode(&encode(&old), &mut version_2), Some(old.to_vec()));
+        assert_eq!(decode(&encode(&new), &mut version_2), None, "damage in a version 2 file");
+        assert_eq!(decode(&encode(&new), &mut Scratch::for_version(3)), Some(new.to_vec()));
     }
 
     #[test]

@@ -65,7 +65,7 @@ use crate::recorder::Recorder;
 use crate::registry::Entity;
 use crate::session;
 use fields::{Change, Fields};
-use resource::{Actor, AsyncOp, Resource};
+use resource::{Actor, AsyncOp, Resource, Timer};
 use std::cell::RefCell;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -85,7 +85,9 @@ enum SpanKind {
     Resource(Arc<Resource>),
     /// The internal semaphore of a recorded tokio `Semaphore`.
     InternalSemaphore(Arc<Resource>),
-    /// Any other resource (timers, internal semaphores, locks inside wrappers).
+    /// A tokio timer (`Sleep`) that says where it was made.
+    Timer(Arc<Timer>),
+    /// Any other resource (other timers, internal semaphores, locks inside wrappers).
     OtherResource,
     /// An async operation on a recorded lock.
     AsyncOp(Arc<AsyncOp>),
@@ -101,7 +103,10 @@ impl SpanKind {
     fn is_resource(&self) -> bool {
         matches!(
             self,
-            SpanKind::Resource(_) | SpanKind::InternalSemaphore(_) | SpanKind::OtherResource
+            SpanKind::Resource(_)
+                | SpanKind::InternalSemaphore(_)
+                | SpanKind::Timer(_)
+                | SpanKind::OtherResource
         )
     }
 
@@ -206,6 +211,12 @@ impl Recorder {
                 }
                 _ => SpanKind::OtherResource,
             });
+        }
+        if concrete == "Sleep" {
+            return Some(
+                Timer::new(&fields)
+                    .map_or(SpanKind::OtherResource, |timer| SpanKind::Timer(Arc::new(timer))),
+            );
         }
         let kind = match concrete {
             "Mutex" => LockKind::Mutex,
@@ -321,6 +332,12 @@ impl Recorder {
 
     /// A poll of an async op returned (`runtime::resource::poll_op`).
     fn poll_op(&self, fields: &Fields) {
+        if let Some(SpanKind::Timer(timer)) = innermost(SpanKind::is_resource) {
+            if fields.is_ready == Some(false) {
+                timer.pending();
+            }
+            return;
+        }
         let Some(SpanKind::AsyncOp(op)) = innermost(SpanKind::is_async_op) else { return };
         let resource = &op.resource;
         match fields.is_ready {
@@ -398,7 +415,8 @@ fn released(resource: &Resource, mode: LockMode, count: u64) {
             return;
         }
         let actor = actor(ctx);
-        for _ in 0..count.min(1024) {
+        let holds = session::lock(&resource.holders).holds_ended_by(resource.kind, actor, count);
+        for _ in 0..holds.min(1024) {
             let Some(seq) = session::lock(&resource.holders).release(actor, mode) else { break };
             let lock = resource.lock;
             ctx.record(EventKind::LockReleased { lock, mode, seq: Some(seq), poisoned: false });

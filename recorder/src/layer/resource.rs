@@ -1,4 +1,5 @@
-//! tokio's locks as the Layer sees them: who holds each one, and its sequence counter.
+//! tokio's locks as the Layer sees them: who holds each one, and its sequence counter; and
+//! tokio's timers, for the `.await` a task suspends at in one.
 //!
 //! tokio reports a lock's state from inside the operations (`locked = true` after an
 //! acquisition, `locked = false` in the guard's drop), but its guards let go of the lock
@@ -13,7 +14,9 @@
 //! thread, in its own program order — with the number it was given. Replay, which honours
 //! each lock's numbers, sees the release before the acquisition it enabled.
 
-use crate::format::{LockId, LockKind, LockMode, SiteId, TaskId, ThreadId};
+use super::fields::Fields;
+use crate::format::{EventKind, LockId, LockKind, LockMode, SiteId, TaskId, ThreadId};
+use crate::{local, session};
 use std::num::NonZeroU64;
 use std::sync::Mutex;
 
@@ -106,6 +109,20 @@ impl Holders {
         self.next()
     }
 
+    /// How many holds `actor` giving back `count` units of a lock of `kind` ends. A lock's
+    /// units are its holds. A semaphore's are permits: a holder gives back its own hold, of
+    /// however many permits it took (`acquire_many`); an actor that holds none gives back
+    /// permits forgotten by others (`add_permits`), a hold each.
+    pub(crate) fn holds_ended_by(&self, kind: LockKind, actor: Actor, count: u64) -> u64 {
+        let holds = |a: &Actor| *a == actor;
+        let holder = self.holders.iter().any(|(a, _)| holds(a))
+            || self.pending.iter().any(|(a, _, _)| holds(a));
+        match kind {
+            LockKind::Semaphore if holder => 1,
+            _ => count,
+        }
+    }
+
     /// `actor` reported releasing the lock held in `mode`; returns the release's number, or
     /// `None` for a release of a hold the Layer never saw.
     pub(crate) fn release(&mut self, actor: Actor, mode: LockMode) -> Option<NonZeroU64> {
@@ -170,5 +187,48 @@ pub(crate) fn mode_of(source: &str) -> LockMode {
         LockMode::Shared
     } else {
         LockMode::Exclusive
+    }
+}
+
+/// A tokio timer (`Sleep`): its resource span says where `sleep` was called, which is where
+/// a task awaiting it suspends.
+#[derive(Debug)]
+pub(crate) struct Timer {
+    /// Where `sleep` (or `sleep_until`, `interval`, ...) was called: file, line, column.
+    location: (String, u32, u32),
+    /// That place's site, in the session that defined it: `(generation, site)`.
+    site: Mutex<Option<(u64, SiteId)>>,
+}
+
+impl Timer {
+    /// The timer of a `Sleep` resource span with these fields, if they say where it was made.
+    pub(crate) fn new(fields: &Fields) -> Option<Timer> {
+        let file = fields.file.clone()?;
+        let location = (file, fields.line.unwrap_or(0), fields.col.unwrap_or(0));
+        Some(Timer { location, site: Mutex::new(None) })
+    }
+
+    /// A poll of the timer returned pending: the task being polled suspends at the `.await`
+    /// of this `sleep` ([`EventKind::AwaitPending`]).
+    pub(crate) fn pending(&self) {
+        local::with(|ctx| {
+            if ctx.task().is_none() {
+                return;
+            }
+            let generation = ctx.generation();
+            let mut cached = session::lock(&self.site);
+            let site = match *cached {
+                Some((defined_in, site)) if defined_in == generation => site,
+                _ => {
+                    let (file, line, col) = &self.location;
+                    let mut registry = session::lock(&ctx.session().registry);
+                    let site = registry.site_by_value(file, *line, *col, Some("sleep"));
+                    *cached = Some((generation, site));
+                    site
+                }
+            };
+            drop(cached);
+            ctx.record(EventKind::AwaitPending { site });
+        });
     }
 }

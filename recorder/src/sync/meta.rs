@@ -2,7 +2,7 @@
 //! its sequence counter, and its creation site and name.
 
 use crate::clock;
-use crate::format::{EventKind, LockId, LockImplementation, LockKind, LockMode};
+use crate::format::{EventKind, LockId, LockImplementation, LockKind, LockMode, PermitOp};
 use crate::local::{self, Ctx};
 use crate::registry::Entity;
 use crate::session;
@@ -23,6 +23,8 @@ pub(crate) struct LockMeta {
     name: Option<Cow<'static, str>>,
     kind: LockKind,
     blocking: bool,
+    /// A semaphore's initial permits.
+    capacity: Option<u32>,
 }
 
 impl std::fmt::Debug for LockMeta {
@@ -52,7 +54,27 @@ impl LockMeta {
         name: Option<Cow<'static, str>>,
         site: &'static Location<'static>,
     ) -> LockMeta {
-        LockMeta { id: AtomicU64::new(0), seq: AtomicU64::new(0), site, name, kind, blocking }
+        LockMeta {
+            id: AtomicU64::new(0),
+            seq: AtomicU64::new(0),
+            site,
+            name,
+            kind,
+            blocking,
+            capacity: None,
+        }
+    }
+
+    /// An async semaphore of `permits` permits created at `site`.
+    pub(crate) fn semaphore(
+        permits: usize,
+        name: Option<Cow<'static, str>>,
+        site: &'static Location<'static>,
+    ) -> LockMeta {
+        let capacity = Some(u32::try_from(permits).unwrap_or(u32::MAX));
+        let mut meta = LockMeta::new(LockKind::Semaphore, false, name, site);
+        meta.capacity = capacity;
+        meta
     }
 
     /// The lock's name, if it was given one.
@@ -66,7 +88,10 @@ impl LockMeta {
     /// recording's replay starts from the first number it sees.
     #[inline]
     fn next_seq(&self, mode: LockMode) -> NonZeroU64 {
-        if mode == LockMode::Exclusive && self.kind != LockKind::RwLock {
+        // A semaphore's permits, like a rwlock's read holds, are held by several at once.
+        if mode == LockMode::Exclusive
+            && !matches!(self.kind, LockKind::RwLock | LockKind::Semaphore)
+        {
             // The lock orders these accesses, so a plain load and store suffice.
             let seq = NonZeroU64::MIN.saturating_add(self.seq.load(Ordering::Relaxed));
             self.seq.store(seq.get(), Ordering::Relaxed);
@@ -104,6 +129,9 @@ impl LockMeta {
         };
         let name = self.name.as_deref();
         let id = registry.lock(self.kind, implementation, self.blocking, name, Some(site));
+        if let Some(permits) = self.capacity {
+            registry.set_lock_capacity(id, permits);
+        }
         self.id.store(generation << 32 | id.0 as u64, Ordering::Release);
         id
     }
@@ -138,6 +166,16 @@ impl LockMeta {
             let site = ctx.site(at);
             ctx.record(EventKind::LockAcquired { lock, mode, site, seq, via_try });
         });
+    }
+
+    /// `count` of the semaphore's permits had `op` done to them (see [`PermitOp`]).
+    pub(crate) fn permits(&self, op: PermitOp, count: u32) {
+        if session::active_generation() != 0 {
+            local::with(|ctx| {
+                let lock = self.id(ctx);
+                ctx.record(EventKind::Permits { lock, op, count });
+            });
+        }
     }
 
     /// A non-blocking attempt failed, or a wait was abandoned (an async lock future dropped

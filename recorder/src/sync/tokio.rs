@@ -2,22 +2,48 @@
 //! [`RwLock`](::tokio::sync::RwLock) that record themselves, with or without
 //! `tokio_unstable`.
 //!
+//! [`Semaphore`] is tokio's counting semaphore, recorded: its capacity, each acquisition
+//! (with its permit count), release, `forget`, `add_permits` and `close`, so that the analyzer
+//! counts permits instead of treating them as a lock's holds.
+//!
+//! Each time one of these futures suspends, it records the `.await` it suspended at
+//! ([`AwaitPending`](crate::format::EventKind::AwaitPending)): the call site of `lock()`,
+//! `acquire()`, ..., which is the line of the `.await`.
+//!
 //! A wait that is abandoned — the `lock()` future dropped before it got the lock, as in a
 //! `select!` or a timeout — is recorded as a failed attempt
 //! ([`LockTryFailed`](crate::format::EventKind::LockTryFailed)), so that the request does not
 //! look like a wait that never ended.
 
 use super::meta::LockMeta;
-use crate::format::{LockKind, LockMode};
+use crate::format::{EventKind, LockKind, LockMode, PermitOp};
 use crate::local;
+use crate::session;
 use crate::waits::Wait;
-use ::tokio::sync::TryLockError;
+use ::tokio::sync::{AcquireError, TryAcquireError, TryLockError};
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut};
 use std::panic::Location;
+
+/// Awaits `future`, recording that the task suspends at the `.await` at `at` each time the
+/// future returns pending.
+async fn awaited_at<F: Future>(future: F, at: &'static Location<'static>) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    std::future::poll_fn(|cx| {
+        let poll = future.as_mut().poll(cx);
+        if poll.is_pending() && session::active_generation() != 0 {
+            local::with(|ctx| {
+                let site = ctx.site(at);
+                ctx.record(EventKind::AwaitPending { site });
+            });
+        }
+        poll
+    })
+    .await
+}
 
 /// A wait in progress: records an abandoned wait if dropped before [`done`](Self::done),
 /// and keeps the wait on the watchdog's board until either.
@@ -113,7 +139,7 @@ impl<T: ?Sized> Mutex<T> {
                 Ok(guard) => guard,
                 Err(_) => {
                     let waiting = Waiting::start(&self.meta, at, LockMode::Exclusive);
-                    let guard = self.inner.lock().await;
+                    let guard = awaited_at(self.inner.lock(), at).await;
                     waiting.done();
                     guard
                 }
@@ -275,7 +301,7 @@ impl<T: ?Sized> RwLock<T> {
                 Ok(guard) => guard,
                 Err(_) => {
                     let waiting = Waiting::start(&self.meta, at, LockMode::Shared);
-                    let guard = self.inner.read().await;
+                    let guard = awaited_at(self.inner.read(), at).await;
                     waiting.done();
                     guard
                 }
@@ -294,7 +320,7 @@ impl<T: ?Sized> RwLock<T> {
                 Ok(guard) => guard,
                 Err(_) => {
                     let waiting = Waiting::start(&self.meta, at, LockMode::Exclusive);
-                    let guard = self.inner.write().await;
+                    let guard = awaited_at(self.inner.write(), at).await;
                     waiting.done();
                     guard
                 }
@@ -410,5 +436,190 @@ impl<T: ?Sized> Drop for RwLockWriteGuard<'_, T> {
         self.lock.meta.released(LockMode::Exclusive);
         // SAFETY: `inner` is dropped exactly once, here, and never used again.
         unsafe { ManuallyDrop::drop(&mut self.inner) };
+    }
+}
+
+/// A counting semaphore like [`tokio::sync::Semaphore`], recorded.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use hindsight_recorder::sync::tokio::Semaphore;
+///
+/// let pool = Semaphore::named("connections", 2);
+/// let permit = pool.acquire().await.expect("open");
+/// assert_eq!(pool.available_permits(), 1);
+/// permit.forget();
+/// pool.add_permits(1);
+/// assert_eq!(pool.available_permits(), 2);
+/// # }
+/// ```
+pub struct Semaphore {
+    meta: LockMeta,
+    inner: ::tokio::sync::Semaphore,
+}
+
+/// Permits of a [`Semaphore`], given back when dropped (unless [`forget`](Self::forget)ten).
+#[must_use = "if unused the permits are given back at once"]
+pub struct SemaphorePermit<'a> {
+    semaphore: &'a Semaphore,
+    inner: ManuallyDrop<::tokio::sync::SemaphorePermit<'a>>,
+}
+
+impl Semaphore {
+    /// A semaphore of `permits` permits, created here.
+    #[track_caller]
+    pub fn new(permits: usize) -> Self {
+        Semaphore::with_name(None, permits, Location::caller())
+    }
+
+    /// A semaphore with a name: its identity in reports.
+    #[track_caller]
+    pub fn named(name: impl Into<Cow<'static, str>>, permits: usize) -> Self {
+        Semaphore::with_name(Some(name.into()), permits, Location::caller())
+    }
+
+    fn with_name(
+        name: Option<Cow<'static, str>>,
+        permits: usize,
+        site: &'static Location<'static>,
+    ) -> Self {
+        Semaphore {
+            meta: LockMeta::semaphore(permits, name, site),
+            inner: local::wrapping(|| ::tokio::sync::Semaphore::new(permits)),
+        }
+    }
+
+    /// Waits for a permit, like
+    /// [`tokio::sync::Semaphore::acquire`](::tokio::sync::Semaphore::acquire).
+    #[track_caller]
+    pub fn acquire(&self) -> impl Future<Output = Result<SemaphorePermit<'_>, AcquireError>> + '_ {
+        self.acquire_at(1, Location::caller())
+    }
+
+    /// Waits for `permits` permits at once, like
+    /// [`tokio::sync::Semaphore::acquire_many`](::tokio::sync::Semaphore::acquire_many).
+    #[track_caller]
+    pub fn acquire_many(
+        &self,
+        permits: u32,
+    ) -> impl Future<Output = Result<SemaphorePermit<'_>, AcquireError>> + '_ {
+        self.acquire_at(permits, Location::caller())
+    }
+
+    async fn acquire_at(
+        &self,
+        permits: u32,
+        at: &'static Location<'static>,
+    ) -> Result<SemaphorePermit<'_>, AcquireError> {
+        let permit = match self.inner.try_acquire_many(permits) {
+            Ok(permit) => permit,
+            // A closed semaphore fails at once, with the error only `acquire` makes.
+            Err(TryAcquireError::Closed) => self.inner.acquire_many(permits).await?,
+            Err(TryAcquireError::NoPermits) => {
+                let waiting = Waiting::start(&self.meta, at, LockMode::Exclusive);
+                // Closed while waiting: `waiting` records the wait as given up.
+                let permit = awaited_at(self.inner.acquire_many(permits), at).await?;
+                waiting.done();
+                permit
+            }
+        };
+        Ok(self.acquired(permit, permits, at, false))
+    }
+
+    /// Takes a permit if one is free, like
+    /// [`tokio::sync::Semaphore::try_acquire`](::tokio::sync::Semaphore::try_acquire).
+    #[track_caller]
+    pub fn try_acquire(&self) -> Result<SemaphorePermit<'_>, TryAcquireError> {
+        let at = Location::caller();
+        match self.inner.try_acquire() {
+            Ok(permit) => Ok(self.acquired(permit, 1, at, true)),
+            Err(e) => {
+                self.meta.try_failed(at, LockMode::Exclusive);
+                Err(e)
+            }
+        }
+    }
+
+    fn acquired<'a>(
+        &'a self,
+        permit: ::tokio::sync::SemaphorePermit<'a>,
+        permits: u32,
+        at: &'static Location<'static>,
+        via_try: bool,
+    ) -> SemaphorePermit<'a> {
+        self.meta.acquired(at, LockMode::Exclusive, via_try);
+        if permits != 1 {
+            self.meta.permits(PermitOp::Acquired, permits);
+        }
+        SemaphorePermit { semaphore: self, inner: ManuallyDrop::new(permit) }
+    }
+
+    /// Adds `permits` permits, like
+    /// [`tokio::sync::Semaphore::add_permits`](::tokio::sync::Semaphore::add_permits): gives
+    /// back forgotten ones, or grows the pool.
+    pub fn add_permits(&self, permits: usize) {
+        self.meta.permits(PermitOp::Added, u32::try_from(permits).unwrap_or(u32::MAX));
+        self.inner.add_permits(permits);
+    }
+
+    /// Closes the semaphore: waiters and later acquisitions fail, like
+    /// [`tokio::sync::Semaphore::close`](::tokio::sync::Semaphore::close).
+    pub fn close(&self) {
+        self.meta.permits(PermitOp::Closed, 0);
+        self.inner.close();
+    }
+
+    /// Whether it was closed.
+    pub fn is_closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+
+    /// The permits free now.
+    pub fn available_permits(&self) -> usize {
+        self.inner.available_permits()
+    }
+
+    /// The name given to the semaphore, if any.
+    pub fn name(&self) -> Option<&str> {
+        self.meta.name()
+    }
+}
+
+impl fmt::Debug for Semaphore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Semaphore").field("meta", &self.meta).field("inner", &self.inner).finish()
+    }
+}
+
+impl SemaphorePermit<'_> {
+    /// Keeps the permits from going back to the semaphore, like
+    /// [`tokio::sync::SemaphorePermit::forget`](::tokio::sync::SemaphorePermit::forget):
+    /// they are gone until someone calls [`Semaphore::add_permits`].
+    pub fn forget(self) {
+        let mut this = ManuallyDrop::new(self);
+        let permits = u32::try_from(this.inner.num_permits()).unwrap_or(u32::MAX);
+        this.semaphore.meta.permits(PermitOp::Forgotten, permits);
+        // SAFETY: `inner` is taken exactly once, here; `this` is never dropped.
+        unsafe { ManuallyDrop::take(&mut this.inner) }.forget();
+    }
+
+    /// How many permits it holds.
+    pub fn num_permits(&self) -> usize {
+        self.inner.num_permits()
+    }
+}
+
+impl Drop for SemaphorePermit<'_> {
+    fn drop(&mut self) {
+        self.semaphore.meta.released(LockMode::Exclusive);
+        // SAFETY: `inner` is dropped exactly once, here, and never used again.
+        unsafe { ManuallyDrop::drop(&mut self.inner) };
+    }
+}
+
+impl fmt::Debug for SemaphorePermit<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SemaphorePermit").field("permits", &self.num_permits()).finish()
     }
 }
