@@ -226,7 +226,7 @@ fn rwlock_readers_hang_is_one_deadlock_of_the_four_tasks() {
     };
     // Each reader holds its first read guard across the await before its second read, while
     // a writer waits for that lock.
-    let across_await = |lock: &str, holder: &str, writer: &str, reader: &str, at: [&str; 4]| Seen {
+    let across_await = |lock: &str, holder: &str, writer: &str, reader: &str, at: [&str; 5]| Seen {
         kind: "guard-across-await".into(),
         severity: "warning".into(),
         locks: sorted(&[lock]),
@@ -238,6 +238,7 @@ fn rwlock_readers_hang_is_one_deadlock_of_the_four_tasks() {
             &site(s, at[1], "spawn", "spawned"),
             &site(s, at[2], "write", "waiting"),
             &site(s, at[3], "read", "waiting"),
+            &site(s, at[4], "tokio", "await"),
         ]),
     };
     let mut expected = vec![
@@ -247,14 +248,14 @@ fn rwlock_readers_hang_is_one_deadlock_of_the_four_tasks() {
             "lookup",
             "reload",
             "report",
-            ["lookup-routes", "spawn-lookup", "reload-routes", "report-routes"],
+            ["lookup-routes", "spawn-lookup", "reload-routes", "report-routes", "lookup-sleep"],
         ),
         across_await(
             "stats",
             "report",
             "flush",
             "lookup",
-            ["report-stats", "spawn-report", "flush-stats", "lookup-stats"],
+            ["report-stats", "spawn-report", "flush-stats", "lookup-stats", "report-sleep"],
         ),
     ];
     expected.sort();
@@ -312,19 +313,23 @@ fn rwlock_readers_near_miss_is_a_predicted_error_with_the_writers_asking_first()
         &site(s, "reload-routes", "write", "acquired"),
     ]);
     // Nobody waited this time: the guards held across an await are only info.
-    let across_await = |lock: &str, holder: &str, at: [&str; 2]| Seen {
+    let across_await = |lock: &str, holder: &str, at: [&str; 3]| Seen {
         kind: "guard-across-await".into(),
         severity: "info".into(),
         locks: sorted(&[lock]),
         threads: sorted(&workers),
         tasks: sorted(&[holder]),
         variables: Vec::new(),
-        sites: sorted(&[&site(s, at[0], "read", "acquired"), &site(s, at[1], "spawn", "spawned")]),
+        sites: sorted(&[
+            &site(s, at[0], "read", "acquired"),
+            &site(s, at[1], "spawn", "spawned"),
+            &site(s, at[2], "tokio", "await"),
+        ]),
     };
     let mut expected = vec![
         cycle,
-        across_await("routes", "lookup", ["lookup-routes", "spawn-lookup"]),
-        across_await("stats", "report", ["report-stats", "spawn-report"]),
+        across_await("routes", "lookup", ["lookup-routes", "spawn-lookup", "lookup-sleep"]),
+        across_await("stats", "report", ["report-stats", "spawn-report", "report-sleep"]),
     ];
     expected.sort();
     assert_eq!(seen(&report), expected);

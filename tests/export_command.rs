@@ -364,7 +364,7 @@ fn await_holding_std_lock_shows_the_guard_held_across_polls_and_the_wait_it_caus
     let scenario = "await_holding_std_lock";
     let trace = format!("traces/{scenario}.trace");
     let (output, path) = export(&[&trace], "--chrome", "await.json");
-    assert_eq!(succeeded(&output, &path), "wrote 29 events on 10 lanes");
+    assert_eq!(succeeded(&output, &path), "wrote 28 events on 10 lanes");
     let chrome = Chrome::read(&path);
     chrome.assert_lanes_nest();
     let slices = chrome.slices();
@@ -377,8 +377,9 @@ fn await_holding_std_lock_shows_the_guard_held_across_polls_and_the_wait_it_caus
     let hold = find("task update-context", "hold contexts");
     assert!(hold.on_task_lane);
     assert_eq!(hold.args["site"], site_of(scenario, "write-guard", "write"));
-    // Held across the await: longer than either of the task's polls.
-    assert!(hold.dur > 9_900.0, "{hold:?}");
+    // Held across the await: longer than either of the task's polls, and about the 10 ms
+    // sleep (tokio's timer wheel has 1 ms ticks, so the sleep may end up to 1 ms early).
+    assert!(hold.dur > 9_000.0, "{hold:?}");
     let polls: Vec<&Slice> = slices.iter().filter(|s| s.name == "poll update-context").collect();
     assert_eq!(polls.len(), 2);
     assert!(polls.iter().all(|p| !p.on_task_lane && p.dur < hold.dur), "{polls:?}");

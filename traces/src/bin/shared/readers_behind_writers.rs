@@ -50,7 +50,7 @@ pub fn spawn_all(timing: Timing) -> Vec<JoinHandle<()>> {
 async fn lookup(router: Arc<Router>, timing: Timing) {
     let routes = router.routes.read().await; // site: lookup-routes
     let backend = routes.get("/").cloned().unwrap_or_default();
-    tokio::time::sleep(timing.between_reads).await;
+    tokio::time::sleep(timing.between_reads).await; // site: lookup-sleep
     let stats = router.stats.read().await; // site: lookup-stats
     let _load = stats.get(&backend).copied().unwrap_or(0);
 }
@@ -58,7 +58,7 @@ async fn lookup(router: Arc<Router>, timing: Timing) {
 /// Lists the load per backend (`stats`), naming each backend's routes (`routes`).
 async fn report(router: Arc<Router>, timing: Timing) {
     let stats = router.stats.read().await; // site: report-stats
-    tokio::time::sleep(timing.between_reads).await;
+    tokio::time::sleep(timing.between_reads).await; // site: report-sleep
     let routes = router.routes.read().await; // site: report-routes
     let _lines: Vec<String> = routes
         .iter()
