@@ -82,6 +82,8 @@ pub mod shared;
 #[cfg(feature = "record")]
 mod signal;
 #[cfg(feature = "record")]
+pub mod subscriber;
+#[cfg(feature = "record")]
 pub mod sync;
 #[cfg(feature = "record")]
 pub mod task;
