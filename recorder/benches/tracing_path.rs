@@ -19,7 +19,9 @@
 //! Modes: `plain` (no subscriber), `streaming+tokio` (recording, the recorder's own
 //! `Subscriber`, what `init()` installs), `ring+tokio` (the same as a flight recorder: a
 //! final dump is written after the measurement), `streaming+layer` (`Recorder::layer()` in a
-//! `Registry`), `console` (console-subscriber). Everything is built with
+//! `Registry`), `console` (console-subscriber), and `floor`: a subscriber that enables
+//! tokio's instrumentation and does nothing with it, what any subscriber of it pays (tokio's
+//! spans and events, tracing's dispatch), to tell that apart from the recorder's own work. Everything is built with
 //! `--cfg tokio_unstable` (the workspace's `.cargo/config.toml`): `plain` is the program
 //! built the same way. Rounds alternate the modes; figures are medians over the rounds with
 //! their ranges, and the machine's load averages are printed before and after.
@@ -34,7 +36,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 const WORKLOADS: [&str; 3] = ["mini-redis", "churn", "lockloop"];
-const MODES: [&str; 5] = ["plain", "streaming+tokio", "ring+tokio", "streaming+layer", "console"];
+const MODES: [&str; 6] =
+    ["plain", "floor", "streaming+tokio", "ring+tokio", "streaming+layer", "console"];
 const ROUNDS: usize = 10;
 /// Concurrent mini-redis clients.
 const CLIENTS: usize = 16;

@@ -15,7 +15,8 @@ use tracing_subscriber::prelude::*;
 /// global subscriber; `streaming` / `ring` (a flight recorder, 64 MiB, nothing written but a
 /// final dump): a recording, with, after a `+`, `tokio` (the recorder's `Subscriber` as the
 /// global subscriber: what `init()` installs), `layer` (`Recorder::layer()` in a `Registry`)
-/// or nothing (no subscriber: the wrappers and helpers record alone).
+/// or nothing (no subscriber: the wrappers and helpers record alone); `floor`: [`Floor`], a
+/// subscriber of tokio's instrumentation that does nothing.
 pub struct Installed {
     guard: Option<RecorderGuard>,
     trace: PathBuf,
@@ -43,6 +44,10 @@ pub fn install(mode: &str) -> Installed {
                 _ => {}
             }
             Some(guard)
+        }
+        "floor" => {
+            tracing::subscriber::set_global_default(Floor(1.into())).expect("the only one");
+            None
         }
         "console" => {
             let layer = console_subscriber::ConsoleLayer::builder()
@@ -187,4 +192,37 @@ pub fn tokio_lock(
     m: &tokio::sync::Mutex<u64>,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
     Box::pin(async move { *m.lock().await += 1 })
+}
+
+/// A subscriber that enables tokio's instrumentation (its task, resource and waker spans and
+/// events) and does nothing with it: the floor that any subscriber of tokio's
+/// instrumentation pays, for the `floor` mode.
+pub struct Floor(std::sync::atomic::AtomicU64);
+
+impl tracing::Subscriber for Floor {
+    fn register_callsite(
+        &self,
+        metadata: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        let tokio = metadata.name().starts_with("runtime.")
+            || metadata.target().starts_with("runtime::")
+            || metadata.target() == "tokio::task::waker";
+        if tokio {
+            tracing::subscriber::Interest::always()
+        } else {
+            tracing::subscriber::Interest::never()
+        }
+    }
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        let id = self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::span::Id::from_u64(id.max(1))
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, _: &tracing::Event<'_>) {}
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
 }

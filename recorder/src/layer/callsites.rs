@@ -10,12 +10,13 @@
 //! callsite is which is learned from the first event of each (its `op` field), after which
 //! [`enabled`] turns the clone and drop callsites off before their fields are visited.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use tracing::subscriber::Interest;
 use tracing::Metadata;
 
 /// What a callsite is to the recorder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 pub(crate) enum Callsite {
     /// `runtime.spawn`: a tokio task.
     Spawn,
@@ -39,8 +40,48 @@ pub(crate) enum Callsite {
     Unread,
 }
 
+impl Callsite {
+    /// Every callsite class, in declaration order (`ALL[c as usize] == c`).
+    const ALL: [Callsite; 10] = [
+        Callsite::Spawn,
+        Callsite::Resource,
+        Callsite::AsyncOp,
+        Callsite::AsyncOpPoll,
+        Callsite::ResourceState,
+        Callsite::AsyncOpState,
+        Callsite::PollOp,
+        Callsite::Waker,
+        Callsite::Convention,
+        Callsite::Unread,
+    ];
+}
+
+/// Slots of the classification cache.
+const CACHE_SLOTS: usize = 256;
+
+/// Classes of recently seen callsites, direct-mapped by metadata address: the address
+/// (shifted left by 8 bits; user-space addresses fit) and the class in the low byte.
+static CACHE: [AtomicU64; CACHE_SLOTS] = [const { AtomicU64::new(0) }; CACHE_SLOTS];
+
+/// What the callsite of `metadata` (a callsite's own, static) is to the recorder: classified
+/// once, then one load from a direct-mapped cache.
+#[inline]
+pub(crate) fn classify(metadata: &'static Metadata<'static>) -> Callsite {
+    let address = address(metadata) as u64;
+    let slot = &CACHE[(address as usize >> 4) % CACHE_SLOTS];
+    let cached = slot.load(Ordering::Relaxed);
+    if cached != 0 && cached >> 8 == address & (u64::MAX >> 8) {
+        if let Some(callsite) = Callsite::ALL.get(cached as u8 as usize) {
+            return *callsite;
+        }
+    }
+    let callsite = classify_uncached(metadata);
+    slot.store(address << 8 | callsite as u64, Ordering::Relaxed);
+    callsite
+}
+
 /// What `metadata`'s callsite is to the recorder: a few string comparisons.
-pub(crate) fn classify(metadata: &Metadata<'_>) -> Callsite {
+fn classify_uncached(metadata: &Metadata<'_>) -> Callsite {
     // tokio's timers report as resources too; the recorder reads none of them.
     let timer = || metadata.module_path().is_some_and(|m| m.starts_with("tokio::time"));
     if metadata.is_span() {
@@ -71,7 +112,7 @@ pub(crate) fn classify(metadata: &Metadata<'_>) -> Callsite {
 /// tracing's interest in `metadata`'s callsite: never for what the recorder does not read,
 /// sometimes for waker events (see [`enabled`]), always for the rest.
 pub(crate) fn interest(metadata: &'static Metadata<'static>) -> Interest {
-    match classify(metadata) {
+    match classify_uncached(metadata) {
         Callsite::Unread => Interest::never(),
         Callsite::Waker => Interest::sometimes(),
         _ => Interest::always(),
@@ -81,7 +122,8 @@ pub(crate) fn interest(metadata: &'static Metadata<'static>) -> Interest {
 /// Whether the recorder reads a span or event of `metadata` (asked for callsites whose
 /// interest is "sometimes": the waker's, or any when another subscriber disagrees).
 pub(crate) fn enabled(metadata: &Metadata<'_>) -> bool {
-    match classify(metadata) {
+    // Not cached: metadata asked about here need not be a callsite's own.
+    match classify_uncached(metadata) {
         Callsite::Unread => false,
         Callsite::Waker => !is_unread_waker(metadata),
         _ => true,
@@ -110,6 +152,18 @@ pub(crate) fn unread_waker(metadata: &Metadata<'_>) {
             Ok(_) => return,
             Err(taken) if taken == address => return,
             Err(_) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_class_round_trips_through_its_index() {
+        for (index, callsite) in Callsite::ALL.iter().enumerate() {
+            assert_eq!(*callsite as usize, index);
         }
     }
 }

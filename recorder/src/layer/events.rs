@@ -1,6 +1,6 @@
 //! What tokio's events (and the lock convention's) record, for both front-ends.
 
-use super::fields::{Change, Fields};
+use super::fields::{Change, ConventionFields, EventFields, WakerOp};
 use super::resource::{Actor, Resource};
 use super::spans::{self, Class, SpanKind, Spans};
 use super::{callsites, convention, Callsite};
@@ -10,21 +10,28 @@ use crate::session;
 use std::sync::atomic::Ordering;
 use tracing::Metadata;
 
-/// Records an event of `callsite` with `fields`.
-pub(crate) fn record(
-    callsite: Callsite,
-    metadata: &'static Metadata<'static>,
-    fields: Fields,
-    spans: &impl Spans,
-) {
+/// Records `event` of `callsite`.
+pub(crate) fn record(callsite: Callsite, event: &tracing::Event<'_>, spans: &impl Spans) {
+    let metadata = event.metadata();
+    if callsite == Callsite::Convention {
+        let mut fields = ConventionFields::default();
+        event.record(&mut fields);
+        return convention::record(metadata, &fields);
+    }
+    // Each finds the span it is about first, and reads the fields only if it records.
     match callsite {
-        Callsite::ResourceState => resource_state(&fields, spans),
-        Callsite::AsyncOpState => async_op_state(&fields, spans),
-        Callsite::PollOp => poll_op(&fields, spans),
-        Callsite::Waker => waker(metadata, &fields, spans),
-        Callsite::Convention => convention::record(metadata, fields),
+        Callsite::ResourceState => resource_state(event, spans),
+        Callsite::AsyncOpState => async_op_state(event, spans),
+        Callsite::PollOp => poll_op(event, spans),
+        Callsite::Waker => waker(metadata, &fields_of(event), spans),
         _ => {}
     }
+}
+
+fn fields_of(event: &tracing::Event<'_>) -> EventFields {
+    let mut fields = EventFields::default();
+    event.record(&mut fields);
+    fields
 }
 
 fn actor(ctx: &Ctx<'_>) -> Actor {
@@ -35,9 +42,10 @@ fn actor(ctx: &Ctx<'_>) -> Actor {
 }
 
 /// A state update of a resource (`runtime::resource::state_update`).
-fn resource_state(fields: &Fields, spans: &impl Spans) {
+fn resource_state(event: &tracing::Event<'_>, spans: &impl Spans) {
     match spans::innermost_resource(spans) {
         Some(SpanKind::Resource(resource)) => {
+            let fields = fields_of(event);
             let change = match resource.kind {
                 LockKind::Mutex => fields.locked.map(|locked| (locked, LockMode::Exclusive)),
                 LockKind::RwLock => match (fields.write_locked, fields.readers_op) {
@@ -54,46 +62,51 @@ fn resource_state(fields: &Fields, spans: &impl Spans) {
                 None => {}
             }
         }
-        Some(SpanKind::InternalSemaphore(resource)) => match fields.permits_op {
-            Some(Change::Override) => {
-                let permits = fields.permits.unwrap_or(1) as usize;
-                session::lock(&resource.holders).set_capacity(permits);
-                let permits = u32::try_from(permits).unwrap_or(u32::MAX);
-                local::with(|ctx| {
-                    session::lock(&ctx.session().registry).set_lock_capacity(resource.lock, permits)
-                });
+        Some(SpanKind::InternalSemaphore(resource)) => {
+            let fields = fields_of(event);
+            match fields.permits_op {
+                Some(Change::Override) => {
+                    let permits = fields.permits.unwrap_or(1) as usize;
+                    session::lock(&resource.holders).set_capacity(permits);
+                    let permits = u32::try_from(permits).unwrap_or(u32::MAX);
+                    local::with(|ctx| {
+                        session::lock(&ctx.session().registry)
+                            .set_lock_capacity(resource.lock, permits)
+                    });
+                }
+                Some(Change::Add) => {
+                    released(&resource, LockMode::Exclusive, fields.permits.unwrap_or(1))
+                }
+                _ => {}
             }
-            Some(Change::Add) => {
-                released(&resource, LockMode::Exclusive, fields.permits.unwrap_or(1))
-            }
-            _ => {}
-        },
+        }
         _ => {}
     }
 }
 
 /// A state update of an async op: permits handed to a waiter by whoever released them.
-fn async_op_state(fields: &Fields, spans: &impl Spans) {
+fn async_op_state(event: &tracing::Event<'_>, spans: &impl Spans) {
+    // The waiter's own poll also reports what it obtained, from inside its poll span;
+    // a releaser handing permits over reports them with only the op span entered.
+    let (Some((id, Class::InternalAsyncOp)), below) = spans::top_two() else { return };
+    if below == Some(Class::AsyncOpPoll) {
+        return;
+    }
+    let fields = fields_of(event);
     if fields.permits_op != Some(Change::Add) {
         return;
     }
-    // The waiter's own poll also reports what it obtained, from inside its poll span;
-    // a releaser handing permits over reports them with only the op span entered.
-    if let (Some((id, Class::InternalAsyncOp)), below) = spans::top_two() {
-        if below != Some(Class::AsyncOpPoll) {
-            if let Some(SpanKind::InternalAsyncOp(resource)) = spans.kind(id) {
-                released(&resource, LockMode::Exclusive, fields.permits_obtained.unwrap_or(1));
-            }
-        }
+    if let Some(SpanKind::InternalAsyncOp(resource)) = spans.kind(id) {
+        released(&resource, LockMode::Exclusive, fields.permits_obtained.unwrap_or(1));
     }
 }
 
 /// A poll of an async op returned (`runtime::resource::poll_op`).
-fn poll_op(fields: &Fields, spans: &impl Spans) {
+fn poll_op(event: &tracing::Event<'_>, spans: &impl Spans) {
     let Some((id, Class::AsyncOp)) = spans::innermost(Class::is_async_op) else { return };
     let Some(SpanKind::AsyncOp(op)) = spans.kind(id) else { return };
     let resource = &op.resource;
-    match fields.is_ready {
+    match fields_of(event).is_ready {
         Some(false) if !op.requested.swap(true, Ordering::Relaxed) => {
             let wait = local::with(|ctx| {
                 if resource.generation != ctx.session().generation() {
@@ -124,12 +137,12 @@ fn poll_op(fields: &Fields, spans: &impl Spans) {
 
 /// A waker event (`tokio::task::waker`): a wake is recorded; a clone or a drop teaches
 /// [`callsites`] to turn its callsite off.
-fn waker(metadata: &Metadata<'_>, fields: &Fields, spans: &impl Spans) {
-    let by_ref = match fields.op.as_ref().map(|op| op.as_str()) {
-        Some("waker.wake") => false,
-        Some("waker.wake_by_ref") => true,
-        Some("waker.clone" | "waker.drop") => return callsites::unread_waker(metadata),
-        _ => return,
+fn waker(metadata: &Metadata<'_>, fields: &EventFields, spans: &impl Spans) {
+    let by_ref = match fields.waker_op {
+        Some(WakerOp::Wake) => false,
+        Some(WakerOp::WakeByRef) => true,
+        Some(WakerOp::CloneOrDrop) => return callsites::unread_waker(metadata),
+        None => return,
     };
     let Some(span_id) = fields.task_id.filter(|id| *id != 0) else { return };
     let Some(task) = spans.task(span_id) else { return };

@@ -1,5 +1,6 @@
 //! Reading the fields of tokio's spans and events, and of the lock convention's events,
-//! without allocating for the usual (short) values.
+//! without allocating for the usual (short) values: one visitor for each, so that an event
+//! of tokio's fills in a few numbers and flags and nothing else.
 
 use std::fmt::{self, Write};
 use tracing::field::{Field, Visit};
@@ -50,13 +51,18 @@ impl<const N: usize> Text<N> {
         }
     }
 
+    fn clear(&mut self) {
+        self.len = 0;
+        self.heap = None;
+    }
+
     fn set(&mut self, value: &str) {
-        *self = Text::default();
+        self.clear();
         let _ = self.write_str(value);
     }
 
     fn set_debug(&mut self, value: &dyn fmt::Debug) {
-        *self = Text::default();
+        self.clear();
         let _ = write!(self, "{value:?}");
     }
 }
@@ -89,27 +95,22 @@ pub(crate) type Name = Text<32>;
 /// A path or a user-given name.
 pub(crate) type Long = Text<128>;
 
-/// Every field the recorder reads, from whichever span or event.
-#[derive(Debug, Default)]
-pub(crate) struct Fields {
-    /// `task.name` of a task span.
-    pub(crate) task_name: Option<Long>,
-    /// `kind` of a task span.
-    pub(crate) kind: Option<Name>,
-    /// `task.id` of a task span (tokio's task id) or of a waker event (the span's id).
+/// A waker event's `op`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WakerOp {
+    /// `waker.wake`
+    Wake,
+    /// `waker.wake_by_ref`
+    WakeByRef,
+    /// `waker.clone` or `waker.drop`: nothing the recorder reads.
+    CloneOrDrop,
+}
+
+/// The fields of tokio's events: numbers and flags only, nothing to allocate or drop.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct EventFields {
+    /// `task.id` of a waker event (the task span's id).
     pub(crate) task_id: Option<u64>,
-    /// `loc.file`.
-    pub(crate) file: Option<Long>,
-    /// `loc.line`.
-    pub(crate) line: Option<u32>,
-    /// `loc.col`.
-    pub(crate) col: Option<u32>,
-    /// `concrete_type` of a resource span.
-    pub(crate) concrete_type: Option<Name>,
-    /// `is_internal` of a resource span.
-    pub(crate) is_internal: bool,
-    /// `source` of an async op span.
-    pub(crate) source: Option<Long>,
     /// `locked` of a mutex state update.
     pub(crate) locked: Option<bool>,
     /// `write_locked` of a rwlock state update.
@@ -124,12 +125,75 @@ pub(crate) struct Fields {
     pub(crate) permits_op: Option<Change>,
     /// `is_ready` of a poll op event.
     pub(crate) is_ready: Option<bool>,
-    /// `op` of a waker event or of a lock convention event.
-    pub(crate) op: Option<Name>,
-    /// `lock.name` of a lock convention event.
-    pub(crate) lock_name: Option<Long>,
-    /// `mode` of a lock convention event.
-    pub(crate) mode: Option<Name>,
+    /// `op` of a waker event.
+    pub(crate) waker_op: Option<WakerOp>,
+}
+
+impl Visit for EventFields {
+    fn record_debug(&mut self, _: &Field, _: &dyn fmt::Debug) {}
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            "current_readers.op" => self.readers_op = Change::parse(value),
+            "permits.op" => self.permits_op = Change::parse(value),
+            "op" => {
+                self.waker_op = match value {
+                    "waker.wake" => Some(WakerOp::Wake),
+                    "waker.wake_by_ref" => Some(WakerOp::WakeByRef),
+                    "waker.clone" | "waker.drop" => Some(WakerOp::CloneOrDrop),
+                    _ => None,
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        match field.name() {
+            "task.id" => self.task_id = Some(value),
+            "permits" => self.permits = Some(value),
+            "permits_obtained" => self.permits_obtained = Some(value),
+            _ => {}
+        }
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        if let Ok(value) = u64::try_from(value) {
+            self.record_u64(field, value);
+        }
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        match field.name() {
+            "locked" => self.locked = Some(value),
+            "write_locked" => self.write_locked = Some(value),
+            "is_ready" => self.is_ready = Some(value),
+            _ => {}
+        }
+    }
+}
+
+/// The fields of tokio's task, resource and async op spans.
+#[derive(Debug, Default)]
+pub(crate) struct SpanFields {
+    /// `task.name` of a task span.
+    pub(crate) task_name: Option<Long>,
+    /// `kind` of a task span.
+    pub(crate) kind: Option<Name>,
+    /// `task.id` of a task span (tokio's task id).
+    pub(crate) task_id: Option<u64>,
+    /// `loc.file`.
+    pub(crate) file: Option<Long>,
+    /// `loc.line`.
+    pub(crate) line: Option<u32>,
+    /// `loc.col`.
+    pub(crate) col: Option<u32>,
+    /// `concrete_type` of a resource span.
+    pub(crate) concrete_type: Option<Name>,
+    /// `is_internal` of a resource span.
+    pub(crate) is_internal: bool,
+    /// `source` of an async op span.
+    pub(crate) source: Option<Name>,
 }
 
 fn set<const N: usize>(slot: &mut Option<Text<N>>, value: &str) {
@@ -140,7 +204,7 @@ fn set_debug<const N: usize>(slot: &mut Option<Text<N>>, value: &dyn fmt::Debug)
     slot.get_or_insert_with(Text::default).set_debug(value);
 }
 
-impl Visit for Fields {
+impl Visit for SpanFields {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         match field.name() {
             "task.name" => set_debug(&mut self.task_name, value),
@@ -157,11 +221,6 @@ impl Visit for Fields {
             "loc.file" => set(&mut self.file, value),
             "concrete_type" => set(&mut self.concrete_type, value),
             "source" => set(&mut self.source, value),
-            "current_readers.op" => self.readers_op = Change::parse(value),
-            "permits.op" => self.permits_op = Change::parse(value),
-            "op" => set(&mut self.op, value),
-            "lock.name" => set(&mut self.lock_name, value),
-            "mode" => set(&mut self.mode, value),
             _ => {}
         }
     }
@@ -171,8 +230,6 @@ impl Visit for Fields {
             "task.id" => self.task_id = Some(value),
             "loc.line" => self.line = u32::try_from(value).ok(),
             "loc.col" => self.col = u32::try_from(value).ok(),
-            "permits" => self.permits = Some(value),
-            "permits_obtained" => self.permits_obtained = Some(value),
             _ => {}
         }
     }
@@ -184,11 +241,31 @@ impl Visit for Fields {
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
+        if field.name() == "is_internal" {
+            self.is_internal = value;
+        }
+    }
+}
+
+/// The fields of a lock convention event.
+#[derive(Debug, Default)]
+pub(crate) struct ConventionFields {
+    /// `op`.
+    pub(crate) op: Option<Name>,
+    /// `lock.name`.
+    pub(crate) lock_name: Option<Long>,
+    /// `mode`.
+    pub(crate) mode: Option<Name>,
+}
+
+impl Visit for ConventionFields {
+    fn record_debug(&mut self, _: &Field, _: &dyn fmt::Debug) {}
+
+    fn record_str(&mut self, field: &Field, value: &str) {
         match field.name() {
-            "is_internal" => self.is_internal = value,
-            "locked" => self.locked = Some(value),
-            "write_locked" => self.write_locked = Some(value),
-            "is_ready" => self.is_ready = Some(value),
+            "op" => set(&mut self.op, value),
+            "lock.name" => set(&mut self.lock_name, value),
+            "mode" => set(&mut self.mode, value),
             _ => {}
         }
     }

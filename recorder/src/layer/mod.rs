@@ -77,7 +77,6 @@ pub(crate) use callsites::{
     classify, enabled as callsites_enabled, interest as callsites_interest, Callsite,
 };
 pub(crate) use events::record as record_event;
-pub(crate) use fields::Fields;
 
 use crate::recorder::Recorder;
 use spans::{SpanKind, Spans};
@@ -86,13 +85,6 @@ use tracing::subscriber::Interest;
 use tracing::{Metadata, Subscriber};
 use tracing_subscriber::layer::{Context, Filter, Layer};
 use tracing_subscriber::registry::LookupSpan;
-
-/// Reads what the recorder reads of a span's or event's fields.
-pub(crate) fn fields_of(record: impl FnOnce(&mut Fields)) -> Fields {
-    let mut fields = Fields::default();
-    record(&mut fields);
-    fields
-}
 
 /// The Layer's spans: kinds kept in the registry's extensions.
 struct Extensions<'a, S>(&'a Context<'a, S>);
@@ -136,8 +128,7 @@ where
         if callsite == Callsite::Unread {
             return;
         }
-        let fields = fields_of(|fields| attrs.record(fields));
-        let kind = spans::new_span(callsite, fields, &Extensions(&ctx));
+        let kind = spans::new_span(callsite, attrs, &Extensions(&ctx));
         if let (Some(kind), Some(span)) = (kind, ctx.span(id)) {
             span.extensions_mut().insert(kind);
         }
@@ -147,13 +138,11 @@ where
         if !spans::recording() {
             return;
         }
-        let metadata = event.metadata();
-        let callsite = callsites::classify(metadata);
+        let callsite = callsites::classify(event.metadata());
         if matches!(callsite, Callsite::Unread | Callsite::Spawn) {
             return;
         }
-        let fields = fields_of(|fields| event.record(fields));
-        events::record(callsite, metadata, fields, &Extensions(&ctx));
+        events::record(callsite, event, &Extensions(&ctx));
     }
 
     fn on_enter(&self, id: &span::Id, ctx: Context<'_, S>) {

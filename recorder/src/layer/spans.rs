@@ -8,7 +8,7 @@
 //! [`Spans`]. The stack keeps each entered span's id and [`Class`] — no lookup, no reference
 //! count — and the kind itself is looked up only by the events that need it.
 
-use super::fields::Fields;
+use super::fields::SpanFields;
 use super::resource::{self, AsyncOp, Resource};
 use crate::format::{LockImplementation, LockKind, TaskId};
 use crate::local;
@@ -161,23 +161,29 @@ pub(crate) fn recording() -> bool {
     session::active_generation() != 0
 }
 
-/// What a new span of `callsite` is, read from its `fields`; records a task's spawn.
+/// What a new span of `callsite` is, read from its fields; records a task's spawn.
 pub(crate) fn new_span(
     callsite: super::Callsite,
-    fields: Fields,
+    attrs: &tracing::span::Attributes<'_>,
     spans: &impl Spans,
 ) -> Option<SpanKind> {
     use super::Callsite;
     match callsite {
-        Callsite::Spawn => new_task(fields),
-        Callsite::Resource => new_resource(fields, spans),
-        Callsite::AsyncOp => new_async_op(fields, spans),
+        Callsite::Spawn => new_task(&fields_of(attrs)),
+        Callsite::Resource => new_resource(&fields_of(attrs), spans),
+        Callsite::AsyncOp => new_async_op(attrs, spans),
         Callsite::AsyncOpPoll => Some(SpanKind::AsyncOpPoll),
         _ => None,
     }
 }
 
-fn new_task(fields: Fields) -> Option<SpanKind> {
+fn fields_of(attrs: &tracing::span::Attributes<'_>) -> SpanFields {
+    let mut fields = SpanFields::default();
+    attrs.record(&mut fields);
+    fields
+}
+
+fn new_task(fields: &SpanFields) -> Option<SpanKind> {
     if let Some(task) = local::take_adopt() {
         return Some(SpanKind::Task { task, adopted: true, container: false, generation: 0 });
     }
@@ -202,7 +208,7 @@ fn new_task(fields: Fields) -> Option<SpanKind> {
     })
 }
 
-fn new_resource(fields: Fields, spans: &impl Spans) -> Option<SpanKind> {
+fn new_resource(fields: &SpanFields, spans: &impl Spans) -> Option<SpanKind> {
     if fields.is_internal {
         // A semaphore inside a `Semaphore` is created in the scope of the `Semaphore`'s
         // resource span; it is the one that sees permits come back.
@@ -239,9 +245,10 @@ fn new_resource(fields: Fields, spans: &impl Spans) -> Option<SpanKind> {
     })
 }
 
-fn new_async_op(fields: Fields, spans: &impl Spans) -> Option<SpanKind> {
+fn new_async_op(attrs: &tracing::span::Attributes<'_>, spans: &impl Spans) -> Option<SpanKind> {
     Some(match innermost_resource(spans) {
         Some(SpanKind::Resource(resource)) => {
+            let fields = fields_of(attrs);
             let source = fields.source.as_ref().map_or("", |source| source.as_str());
             let known = session::lock(&resource.holders).op_site(source);
             let site = match known {
@@ -299,6 +306,10 @@ pub(crate) fn exited(id: u64) {
     let entered = STACK
         .try_with(|stack| {
             let mut stack = stack.try_borrow_mut().ok()?;
+            // Spans are almost always exited innermost first.
+            if stack.last().is_some_and(|e| e.id == id) {
+                return stack.pop();
+            }
             let index = stack.iter().rposition(|e| e.id == id)?;
             Some(stack.remove(index))
         })

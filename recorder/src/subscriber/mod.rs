@@ -169,8 +169,7 @@ impl tracing::Subscriber for Subscriber {
             return id_of(tag::IGNORED, Key::NONE);
         }
         let callsite = layer::classify(attrs.metadata());
-        let fields = layer::fields_of(|fields| attrs.record(fields));
-        match spans::new_span(callsite, fields, self) {
+        match spans::new_span(callsite, attrs, self) {
             Some(kind) => self.id_for(kind),
             None => id_of(tag::IGNORED, Key::NONE),
         }
@@ -184,13 +183,11 @@ impl tracing::Subscriber for Subscriber {
         if !spans::recording() {
             return;
         }
-        let metadata = event.metadata();
-        let callsite = layer::classify(metadata);
+        let callsite = layer::classify(event.metadata());
         if matches!(callsite, Callsite::Unread | Callsite::Spawn) {
             return;
         }
-        let fields = layer::fields_of(|fields| event.record(fields));
-        layer::record_event(callsite, metadata, fields, self);
+        layer::record_event(callsite, event, self);
     }
 
     fn enter(&self, id: &span::Id) {
