@@ -169,18 +169,19 @@ pub(crate) fn new_span(
 ) -> Option<SpanKind> {
     use super::Callsite;
     match callsite {
-        Callsite::Spawn => new_task(&fields_of(attrs)),
-        Callsite::Resource => new_resource(&fields_of(attrs), spans),
+        Callsite::Spawn => with_fields(attrs, new_task),
+        Callsite::Resource => with_fields(attrs, |fields| new_resource(fields, spans)),
         Callsite::AsyncOp => new_async_op(attrs, spans),
         Callsite::AsyncOpPoll => Some(SpanKind::AsyncOpPoll),
         _ => None,
     }
 }
 
-fn fields_of(attrs: &tracing::span::Attributes<'_>) -> SpanFields {
+/// Runs `f` with the fields of `attrs`, read in place (they are large: no moves).
+fn with_fields<R>(attrs: &tracing::span::Attributes<'_>, f: impl FnOnce(&SpanFields) -> R) -> R {
     let mut fields = SpanFields::default();
     attrs.record(&mut fields);
-    fields
+    f(&fields)
 }
 
 fn new_task(fields: &SpanFields) -> Option<SpanKind> {
@@ -246,9 +247,8 @@ fn new_resource(fields: &SpanFields, spans: &impl Spans) -> Option<SpanKind> {
 }
 
 fn new_async_op(attrs: &tracing::span::Attributes<'_>, spans: &impl Spans) -> Option<SpanKind> {
-    Some(match innermost_resource(spans) {
-        Some(SpanKind::Resource(resource)) => {
-            let fields = fields_of(attrs);
+    match innermost_resource(spans) {
+        Some(SpanKind::Resource(resource)) => with_fields(attrs, move |fields| {
             let source = fields.source.as_ref().map_or("", |source| source.as_str());
             let known = session::lock(&resource.holders).op_site(source);
             let site = match known {
@@ -265,18 +265,18 @@ fn new_async_op(attrs: &tracing::span::Attributes<'_>, spans: &impl Spans) -> Op
                     site
                 })?,
             };
-            SpanKind::AsyncOp(Arc::new(AsyncOp {
+            Some(SpanKind::AsyncOp(Arc::new(AsyncOp {
                 site,
                 mode: resource::mode_of(source),
                 resource,
                 requested: Default::default(),
                 ready: Default::default(),
                 wait: Default::default(),
-            }))
-        }
-        Some(SpanKind::InternalSemaphore(resource)) => SpanKind::InternalAsyncOp(resource),
-        _ => SpanKind::OtherAsyncOp,
-    })
+            })))
+        }),
+        Some(SpanKind::InternalSemaphore(resource)) => Some(SpanKind::InternalAsyncOp(resource)),
+        _ => Some(SpanKind::OtherAsyncOp),
+    }
 }
 
 /// The span `id` of `class` was entered on this thread.
