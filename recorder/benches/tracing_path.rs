@@ -1,6 +1,7 @@
 //! The cost of recording an unmodified tokio program through tokio's own instrumentation,
 //! as ratios measured in one run: `cargo bench -p hindsight-recorder --bench tracing_path`
-//! (name workloads and modes after `--` to run only those; `plain` always runs).
+//! (name workloads and modes after `--` to run only those; `plain` always runs;
+//! `rounds=N` for another number of rounds than [`ROUNDS`]).
 //!
 //! Workloads, each run in a fresh process per round and mode (so that each mode installs its
 //! global subscriber as a program would):
@@ -42,7 +43,7 @@ const ROUNDS: usize = 10;
 /// Concurrent mini-redis clients.
 const CLIENTS: usize = 16;
 /// Requests of each mini-redis client per run (after [`WARMUP`]).
-const REQUESTS: usize = 1_500;
+const REQUESTS: usize = 4_000;
 /// Warm-up requests of each client.
 const WARMUP: usize = 50;
 /// Operations of the churn load.
@@ -197,13 +198,15 @@ fn main() {
         let any = all.iter().any(|n| args.iter().any(|a| a == n));
         all.iter().copied().filter(|n| !any || args.iter().any(|a| a == n)).collect()
     };
+    let rounds =
+        args.iter().find_map(|a| a.strip_prefix("rounds=")?.parse().ok()).unwrap_or(ROUNDS).max(1);
     let workloads = named(&WORKLOADS);
     let mut modes = named(&MODES);
     if !modes.contains(&"plain") {
         modes.insert(0, "plain");
     }
     println!(
-        "hindsight through tokio's instrumentation ({} cores), {ROUNDS} alternated rounds; \
+        "hindsight through tokio's instrumentation ({} cores), {rounds} alternated rounds; \
          load average before: {}",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         support::load_average()
@@ -211,7 +214,7 @@ fn main() {
     for workload in workloads {
         let mut figures: BTreeMap<&str, [Vec<f64>; 2]> = BTreeMap::new();
         let mut summaries: BTreeMap<&str, String> = BTreeMap::new();
-        for round in 0..ROUNDS {
+        for round in 0..rounds {
             for i in 0..modes.len() {
                 let mode = modes[(i + round) % modes.len()];
                 let (run, summary) = match workload {

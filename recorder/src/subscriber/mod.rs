@@ -3,8 +3,8 @@
 //!
 //! It reads what the [Layer](crate::layer) reads and records the same events, through the
 //! same code, but keeps no registry: a span id carries what the span is in its top four bits
-//! (its [`Class`], for all but tasks, resources and operations) and, for spans with state, an
-//! index into a flat [table](table) and the slot's version. Entering or exiting a span
+//! (all there is to know of most spans) and, for spans with state (tasks, recorded locks and
+//! their operations), an index into a flat, bounded table and the slot's version. Entering or exiting a span
 //! touches only the thread's stack (and, for a task, two atomics); no allocation, lock or
 //! map lookup. Callsites the recorder does not read get `Interest::never`: tracing skips them
 //! at the macro.
