@@ -1,7 +1,10 @@
 //! The cost of recording an unmodified tokio program through tokio's own instrumentation,
 //! as ratios measured in one run: `cargo bench -p hindsight-recorder --bench tracing_path`
 //! (name workloads and modes after `--` to run only those; `plain` always runs;
-//! `rounds=N` for another number of rounds than [`ROUNDS`]).
+//! `rounds=N` for another number of rounds than [`ROUNDS`]; `stable=PATH` adds the mode
+//! `plain-stable`: `plain` run by `PATH`, this bench built without `--cfg tokio_unstable`,
+//! e.g. by `CARGO_TARGET_DIR=target/stable RUSTFLAGS="--cfg hindsight_stable_build" cargo
+//! bench -p hindsight-recorder --bench tracing_path --no-run`).
 //!
 //! Workloads, each run in a fresh process per round and mode (so that each mode installs its
 //! global subscriber as a program would):
@@ -135,9 +138,26 @@ async fn client(address: SocketAddr, id: usize, count: usize) {
     }
 }
 
+/// The child process of `args` for a run in `mode`: `plain-stable` runs `plain` in the
+/// stable build at `stable`.
+fn spawn(
+    stable: Option<&std::path::Path>,
+    mode: &str,
+    args: &[&str],
+) -> (std::process::Child, std::io::BufReader<std::process::ChildStdout>) {
+    match (mode, stable) {
+        ("plain-stable", Some(exe)) => {
+            let args: Vec<&str> =
+                args.iter().map(|a| if *a == mode { "plain" } else { a }).collect();
+            support::child_of(exe, &args)
+        }
+        _ => support::child(args),
+    }
+}
+
 /// One run of mini-redis in `mode`: (requests/s, server CPU µs per request), the summary.
-fn run_mini_redis(mode: &str) -> ([f64; 2], String) {
-    let (mut child, mut out) = support::child(&["--serve-mini-redis", mode]);
+fn run_mini_redis(stable: Option<&std::path::Path>, mode: &str) -> ([f64; 2], String) {
+    let (mut child, mut out) = spawn(stable, mode, &["--serve-mini-redis", mode]);
     let address: SocketAddr = support::read_value(&mut out, "address").parse().expect("address");
     let load = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
     let figures = load.block_on(async {
@@ -165,8 +185,12 @@ fn run_mini_redis(mode: &str) -> ([f64; 2], String) {
 }
 
 /// One run of the churn load or the lock loop in `mode`: (ms, CPU ms), the summary.
-fn run_in_child(workload: &str, mode: &str) -> ([f64; 2], String) {
-    let (mut child, mut out) = support::child(&["--run", workload, mode]);
+fn run_in_child(
+    stable: Option<&std::path::Path>,
+    workload: &str,
+    mode: &str,
+) -> ([f64; 2], String) {
+    let (mut child, mut out) = spawn(stable, mode, &["--run", workload, mode]);
     let mut line = String::new();
     let _ = std::io::BufRead::read_line(&mut out, &mut line);
     let value = |key: &str| -> f64 {
@@ -200,10 +224,15 @@ fn main() {
     };
     let rounds =
         args.iter().find_map(|a| a.strip_prefix("rounds=")?.parse().ok()).unwrap_or(ROUNDS).max(1);
+    let stable: Option<std::path::PathBuf> =
+        args.iter().find_map(|a| a.strip_prefix("stable=")).map(Into::into);
     let workloads = named(&WORKLOADS);
     let mut modes = named(&MODES);
     if !modes.contains(&"plain") {
         modes.insert(0, "plain");
+    }
+    if stable.is_some() {
+        modes.insert(1, "plain-stable");
     }
     println!(
         "hindsight through tokio's instrumentation ({} cores), {rounds} alternated rounds; \
@@ -218,8 +247,8 @@ fn main() {
             for i in 0..modes.len() {
                 let mode = modes[(i + round) % modes.len()];
                 let (run, summary) = match workload {
-                    "mini-redis" => run_mini_redis(mode),
-                    _ => run_in_child(workload, mode),
+                    "mini-redis" => run_mini_redis(stable.as_deref(), mode),
+                    _ => run_in_child(stable.as_deref(), workload, mode),
                 };
                 eprintln!(
                     "{workload} round {round} {mode:<16} {:10.1} {:8.2}  {summary}",

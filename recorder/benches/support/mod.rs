@@ -92,7 +92,12 @@ impl Installed {
 
 /// Starts this bench binary again with `args`, its standard input and output piped.
 pub fn child(args: &[&str]) -> (Child, BufReader<ChildStdout>) {
-    let exe = std::env::current_exe().expect("own path");
+    child_of(&std::env::current_exe().expect("own path"), args)
+}
+
+/// Starts `exe` (this bench built another way) with `args`, its standard input and output
+/// piped.
+pub fn child_of(exe: &std::path::Path, args: &[&str]) -> (Child, BufReader<ChildStdout>) {
     let mut child = Command::new(exe)
         .args(args)
         .stdin(Stdio::piped())
