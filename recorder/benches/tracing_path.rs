@@ -18,7 +18,7 @@
 //!   ([`CHURN_PERMITS`] permits, at most [`CHURN_IN_FLIGHT`] tasks in flight), two workers:
 //!   time and CPU time (`getrusage`) of the whole load;
 //! - `lockloop`: 8 tasks × 2000 lock/unlock of 8 shared tokio `Mutex`es, two workers (the
-//!   lock loop of the `overhead` bench): time and CPU time.
+//!   lock loop of the `overhead` bench), [`LOOP_REPEATS`] times: time and CPU time.
 //!
 //! Modes: `plain` (no subscriber), `streaming+tokio` (recording, the recorder's own
 //! `Subscriber`, what `init()` installs), `ring+tokio` (the same as a flight recorder: a
@@ -55,6 +55,8 @@ const CHURN_OPS: usize = 40_000;
 const CHURN_PERMITS: usize = 8;
 /// Churn tasks in flight at most.
 const CHURN_IN_FLIGHT: usize = 64;
+/// Runs of the lock loop per measurement (one is a few milliseconds).
+const LOOP_REPEATS: usize = 10;
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -91,8 +93,10 @@ fn run_load(workload: &str, mode: &str) {
     match workload {
         "churn" => runtime.block_on(churn()),
         _ => {
-            let locks = Arc::new((0..8).map(|_| tokio::sync::Mutex::new(0)).collect());
-            runtime.block_on(support::lock_loop(locks, support::tokio_lock));
+            for _ in 0..LOOP_REPEATS {
+                let locks = Arc::new((0..8).map(|_| tokio::sync::Mutex::new(0)).collect());
+                runtime.block_on(support::lock_loop(locks, support::tokio_lock));
+            }
         }
     }
     let (elapsed, cpu) = (start.elapsed().as_secs_f64(), support::own_cpu_seconds() - cpu);
