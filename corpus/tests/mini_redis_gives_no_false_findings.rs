@@ -105,6 +105,19 @@ fn clients_sharing_one_connection_under_a_mutex_across_its_round_trips_are_a_gua
     // Every client queues on the mutex: on a busy machine its waits make a hotspot too, the
     // same bug seen from the lock. Nothing else.
     let hotspot = ("contention-hotspot".to_owned(), Severity::Warning, vec![mutex.to_owned()]);
-    assert!(found.iter().all(|f| *f == guard || *f == hotspot), "{found:#?}");
+    // (A poll that waited for a CPU on a loaded machine is `info`, and says it was starved.)
+    let starved = |f: &&hindsight_analyzer::Finding| {
+        f.kind.name() == "blocking-in-async"
+            && f.severity == Severity::Info
+            && f.title.contains("starved of CPU")
+    };
+    let rest: Vec<_> = report.findings.iter().filter(|f| !starved(f)).collect();
+    assert!(
+        rest.iter().all(|f| {
+            let seen = (f.kind.name().to_owned(), f.severity, f.locks.clone());
+            seen == guard || seen == hotspot
+        }),
+        "{found:#?}"
+    );
     let _ = std::fs::remove_file(&path);
 }

@@ -4,12 +4,15 @@
 //! (a) added cost of one uncontended lock+unlock of the blocking wrapper over
 //!     `std::sync::Mutex`, recording on (and off);
 //! (b) one tokio program (8 shared tokio mutexes, 2 worker threads, a lock/unlock loop) run
-//!     plain, with console-subscriber, with hindsight through tokio's instrumentation, and with
-//!     hindsight's async wrappers;
+//!     plain, with console-subscriber, with hindsight through tokio's instrumentation (its
+//!     Layer in a `Registry`, and its own `Subscriber`), and with hindsight's async wrappers
+//!     (the `tracing_path` bench runs the same loop in alternated rounds);
 //! (c) bytes per event of the traces written by (a) and (b).
 //!
 //! Each figure is the median of several rounds. Events of (a) are written between timed
 //! batches, so that the figure is the cost on the recording thread, not the writer's.
+
+mod support;
 
 use hindsight_recorder::{OverflowPolicy, Recorder, RecordingSummary};
 use std::hint::black_box;
@@ -22,13 +25,8 @@ const LOCK_ROUNDS: usize = 15;
 const LOCKS_PER_ROUND: usize = 2_000_000;
 const BATCH: usize = 8 * 1024;
 const PROGRAM_ROUNDS: usize = 7;
-const TASKS: usize = 8;
-const ITERATIONS: usize = 2_000;
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(|a, b| a.total_cmp(b));
-    values[values.len() / 2]
-}
+use support::median;
 
 fn trace_path(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join("hindsight-bench");
@@ -56,6 +54,16 @@ fn per_lock(mut lock_unlock: impl FnMut(), mut between: impl FnMut()) -> f64 {
     median(rounds)
 }
 
+/// A read of the clock the recorder stamps events with where the CPU has an invariant
+/// time-stamp counter (`rdtsc`); elsewhere a monotonic clock read.
+fn hindsight_clock() -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `rdtsc` has no preconditions on x86_64.
+    return unsafe { core::arch::x86_64::_rdtsc() };
+    #[cfg(not(target_arch = "x86_64"))]
+    return std::time::Instant::now().elapsed().as_nanos() as u64;
+}
+
 fn bench_uncontended() -> (f64, f64, f64, RecordingSummary) {
     let std_mutex = std::sync::Mutex::new(0u64);
     let plain = per_lock(|| *black_box(&std_mutex).lock().unwrap() += 1, || {});
@@ -74,35 +82,6 @@ fn bench_uncontended() -> (f64, f64, f64, RecordingSummary) {
     );
     let summary = guard.finish().expect("the trace is written");
     (plain, off, on, summary)
-}
-
-/// The program of (b): tasks taking 8 shared mutexes in turn.
-async fn program<M: Send + Sync + 'static>(
-    locks: Arc<Vec<M>>,
-    lock_unlock: fn(&M) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>,
-) {
-    let tasks: Vec<_> = (0..TASKS)
-        .map(|task| {
-            let locks = locks.clone();
-            tokio::spawn(async move {
-                for i in 0..ITERATIONS {
-                    lock_unlock(&locks[(task + i) % locks.len()]).await;
-                    if i % 64 == 0 {
-                        tokio::task::yield_now().await;
-                    }
-                }
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await.expect("the task completes");
-    }
-}
-
-fn tokio_lock(
-    m: &tokio::sync::Mutex<u64>,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
-    Box::pin(async move { *m.lock().await += 1 })
 }
 
 fn wrapper_lock(
@@ -129,10 +108,10 @@ fn run_program(dispatch: Option<tracing::Dispatch>, wrappers: bool) -> f64 {
         if wrappers {
             let locks =
                 Arc::new((0..8).map(|_| hindsight_recorder::sync::tokio::Mutex::new(0)).collect());
-            runtime.block_on(program(locks, wrapper_lock));
+            runtime.block_on(support::lock_loop(locks, wrapper_lock));
         } else {
             let locks = Arc::new((0..8).map(|_| tokio::sync::Mutex::new(0)).collect());
-            runtime.block_on(program(locks, tokio_lock));
+            runtime.block_on(support::lock_loop(locks, support::tokio_lock));
         }
         rounds.push(start.elapsed().as_secs_f64() * 1e3);
     }
@@ -172,6 +151,15 @@ fn main() {
         on - plain,
         on / plain
     );
+    let clock = per_lock(
+        || {
+            black_box(hindsight_clock());
+        },
+        || {},
+    );
+    println!(
+        "    one read of the recorder's clock      {clock:7.1} ns  (two per recorded lock+unlock)"
+    );
     if std::env::args().any(|a| a == "uncontended") {
         return;
     }
@@ -184,6 +172,9 @@ fn main() {
             tracing::Dispatch::new(tracing_subscriber::registry().with(Recorder::layer()));
         run_program(Some(dispatch), false)
     });
+    let (subscriber, subscriber_summary) = recorded("subscriber", || {
+        run_program(Some(tracing::Dispatch::new(Recorder::subscriber())), false)
+    });
     let console = {
         let layer = console_subscriber::ConsoleLayer::builder()
             .server_addr(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
@@ -191,8 +182,8 @@ fn main() {
         let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
         run_program(Some(dispatch), false)
     };
-    let ops = TASKS * ITERATIONS;
-    println!("\n(b) tokio program: {TASKS} tasks x {ITERATIONS} lock/unlock over 8 tokio Mutexes, 2 workers; median of {PROGRAM_ROUNDS}");
+    let ops = support::LOOP_TASKS * support::LOOP_ITERATIONS;
+    println!("\n(b) tokio program: {} tasks x {} lock/unlock over 8 tokio Mutexes, 2 workers; median of {PROGRAM_ROUNDS}", support::LOOP_TASKS, support::LOOP_ITERATIONS);
     println!(
         "    plain                                 {tokio_plain:7.2} ms  1.00x  ({:.0} ns/op)",
         tokio_plain * 1e6 / ops as f64
@@ -202,8 +193,12 @@ fn main() {
         console / tokio_plain
     );
     println!(
-        "    hindsight, tokio instrumentation      {instrumented:7.2} ms  {:.2}x",
+        "    hindsight, Recorder::layer()          {instrumented:7.2} ms  {:.2}x",
         instrumented / tokio_plain
+    );
+    println!(
+        "    hindsight, its own Subscriber         {subscriber:7.2} ms  {:.2}x",
+        subscriber / tokio_plain
     );
     println!(
         "    hindsight, async wrappers             {wrappers:7.2} ms  {:.2}x",
@@ -215,6 +210,7 @@ fn main() {
         ("(a) wrapper Mutex", &uncontended),
         ("(b) async wrappers", &wrapper_summary),
         ("(b) tokio instrumentation", &tokio_summary),
+        ("(b) its own Subscriber", &subscriber_summary),
     ] {
         println!(
             "    {name:<30} {:5.2} B/event  ({} events, {} bytes, {} dropped)",

@@ -16,7 +16,7 @@
 //! - `streaming`: hindsight's wrapper locks and `task::spawn` helper, recording (streaming to
 //!   a file in the temporary directory) without tokio's instrumentation: no subscriber;
 //! - `ring`: the same as a flight recorder (`ring`, 64 MiB; nothing is written);
-//! - `streaming+tokio`, `ring+tokio`: the same, with the recorder's Layer as the global
+//! - `streaming+tokio`, `ring+tokio`: the same, with the recorder's `Subscriber` as the global
 //!   subscriber (what `init()` sets up), so that tokio's own instrumentation (every task's
 //!   polls and wakes) is recorded too;
 //! - `console`: the plain program with console-subscriber as the global subscriber;
@@ -27,16 +27,15 @@
 //! with other work, throughput and p99 move with the neighbours; CPU time per request is the
 //! steadiest of the three.
 
-use hindsight_recorder::{FlightRecorder, Mode, Recorder};
+mod support;
+
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tracing_subscriber::prelude::*;
 
 const MODES: [&str; 7] =
     ["plain", "streaming", "ring", "streaming+tokio", "ring+tokio", "console", "wrappers"];
@@ -177,32 +176,8 @@ async fn connection(stream: TcpStream, state: Arc<State>) -> std::io::Result<()>
 
 /// The child process: serves in `mode` until its standard input closes.
 fn serve(mode: &str) {
+    let installed = support::install(mode);
     let hindsight = mode != "plain" && mode != "console";
-    let trace =
-        std::env::temp_dir().join(format!("hindsight-service-{}.trace", std::process::id()));
-    let guard = match mode {
-        "streaming" | "ring" | "streaming+tokio" | "ring+tokio" => {
-            let recording = if mode.starts_with("ring") {
-                Mode::Ring(FlightRecorder::new().on_signal(false))
-            } else {
-                Mode::Streaming
-            };
-            let (layer, guard) =
-                Recorder::builder().path(&trace).mode(recording).build().expect("recording");
-            if mode.ends_with("+tokio") {
-                tracing_subscriber::registry().with(layer).init();
-            }
-            Some(guard)
-        }
-        "console" => {
-            let layer = console_subscriber::ConsoleLayer::builder()
-                .server_addr(SocketAddr::from(([127, 0, 0, 1], 0)))
-                .spawn();
-            tracing_subscriber::registry().with(layer).init();
-            None
-        }
-        _ => None,
-    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -236,20 +211,8 @@ fn serve(mode: &str) {
     println!("address={address}");
     let _ = std::io::stdout().flush();
     let _ = std::io::stdin().read_to_end(&mut Vec::new());
-    let mut summary = String::new();
-    if let Some(guard) = guard {
-        let dump = Instant::now();
-        if mode.starts_with("ring") {
-            let path = guard.dump("end of the benchmark").expect("a dump");
-            let bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
-            summary += &format!(" dump_bytes={bytes} dump_ms={}", dump.elapsed().as_millis());
-            let _ = std::fs::remove_file(path);
-        }
-        let s = guard.finish().expect("the recording ends cleanly");
-        summary += &format!(" events={} dropped={} bytes={}", s.events, s.dropped, s.bytes);
-    }
-    let _ = std::fs::remove_file(&trace);
-    println!("done{summary}");
+    let summary = installed.finish();
+    println!("done {summary}");
 }
 
 // === the load generator ===
@@ -287,18 +250,6 @@ async fn drive(address: SocketAddr, requests: Vec<String>) -> Vec<u64> {
     latencies
 }
 
-/// CPU time (s) the process `pid` has used so far, from `/proc/PID/stat`.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // The fields after the command name (which may hold spaces) are space-separated.
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
-    // SAFETY: sysconf has no preconditions.
-    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    // utime and stime are the 14th and 15th fields, 12th and 13th after the name.
-    (ticks(11) + ticks(12)) / per_second
-}
-
 /// Requests per second, the p99 latency (µs) and the service's CPU time per request (µs) of
 /// one run against the service `pid` at `address`.
 fn load(address: SocketAddr, pid: u32) -> (f64, f64, f64) {
@@ -311,7 +262,7 @@ fn load(address: SocketAddr, pid: u32) -> (f64, f64, f64) {
             w.await.expect("warm-up");
         }
         let start = Instant::now();
-        let cpu_start = cpu_seconds(pid);
+        let cpu_start = support::cpu_seconds(pid);
         let runs: Vec<_> =
             (0..CONNECTIONS).map(|c| tokio::spawn(drive(address, requests(c, REQUESTS)))).collect();
         let mut latencies = Vec::with_capacity(CONNECTIONS * REQUESTS);
@@ -319,7 +270,7 @@ fn load(address: SocketAddr, pid: u32) -> (f64, f64, f64) {
             latencies.extend(run.await.expect("a connection's run"));
         }
         let elapsed = start.elapsed().as_secs_f64();
-        let cpu = cpu_seconds(pid) - cpu_start;
+        let cpu = support::cpu_seconds(pid) - cpu_start;
         latencies.sort_unstable();
         let p99 = latencies[latencies.len() * 99 / 100] as f64 / 1e3;
         let count = latencies.len() as f64;
@@ -330,29 +281,15 @@ fn load(address: SocketAddr, pid: u32) -> (f64, f64, f64) {
 /// One run of `mode` in a fresh process: (requests/s, p99 µs, CPU µs per request, the
 /// child's summary).
 fn run(mode: &str) -> (f64, f64, f64, String) {
-    let exe = std::env::current_exe().expect("own path");
-    let mut child = Command::new(exe)
-        .args(["--serve", mode])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("the service starts");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    stdout.read_line(&mut line).expect("the service's address");
+    let (mut child, mut stdout) = support::child(&["--serve", mode]);
     let address: SocketAddr =
-        line.trim().strip_prefix("address=").expect("address=").parse().expect("an address");
+        support::read_value(&mut stdout, "address").parse().expect("an address");
     let (throughput, p99, cpu) = load(address, child.id());
     drop(child.stdin.take());
     let mut rest = String::new();
     let _ = stdout.read_to_string(&mut rest);
     let _ = child.wait();
     (throughput, p99, cpu, rest.trim().trim_start_matches("done").trim().to_owned())
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 fn main() {
@@ -394,7 +331,7 @@ fn main() {
             summaries.insert(mode, summary);
         }
     }
-    let medians = |mode: &str| results[mode].clone().map(median);
+    let medians = |mode: &str| results[mode].clone().map(support::median);
     let [plain_throughput, plain_p99, plain_cpu] = medians("plain");
     println!("\nmedians         req/s   ratio  p99 (us)  ratio  CPU/req (us)  ratio  last run");
     for mode in chosen {

@@ -3,7 +3,6 @@
 use crate::mode::{Mode, MODE_VAR};
 use crate::recorder::{Recorder, RecorderGuard};
 use crate::writer::say;
-use tracing_subscriber::prelude::*;
 
 /// The variable naming the trace file.
 pub const TRACE_VAR: &str = "HINDSIGHT_TRACE";
@@ -17,9 +16,9 @@ pub const TRACE_VAR: &str = "HINDSIGHT_TRACE";
 ///   options, such as `ring:size=64MiB,age=30s` (the grammar is in [`Mode`]'s module docs).
 ///
 /// When recording, this builds a [`Recorder`] with the default settings and that mode, and
-/// installs it as the global default subscriber (a
-/// [`Registry`](tracing_subscriber::Registry) with the recorder as its only layer). If a
-/// global subscriber is already installed, the recorder's wrappers and helpers still
+/// installs [`Recorder::subscriber()`] as the global default subscriber (the cheapest way to
+/// record tokio's instrumentation; the program's own spans and events are then seen by no
+/// one). If a global subscriber is already installed, the recorder's wrappers and helpers still
 /// record, but tokio's instrumentation is not seen: install the recorder yourself next to
 /// your layers then (see [`Recorder`]). Keep the guard alive for as long as the program
 /// should be recorded:
@@ -48,9 +47,9 @@ pub fn init() -> Option<RecorderGuard> {
         _ => Mode::Streaming,
     };
     match Recorder::builder().path(&path).mode(mode).build() {
-        Ok((recorder, guard)) => {
+        Ok((_layer, guard)) => {
             // An already installed global subscriber keeps its place.
-            let _ = tracing_subscriber::registry().with(recorder).try_init();
+            let _ = tracing::subscriber::set_global_default(Recorder::subscriber());
             Some(guard)
         }
         Err(e) => {

@@ -5,12 +5,14 @@
 //! # Recording
 //!
 //! - [`init`]: one line in `main` records as `HINDSIGHT_TRACE` and `HINDSIGHT_MODE` say, when
-//!   set.
+//!   set, with the recorder's own [`Subscriber`](subscriber::Subscriber) as the global
+//!   subscriber (the cheapest way to record tokio's instrumentation).
 //! - [`Recorder`]: a `tracing` Layer with a builder ([path](RecorderBuilder::path), [buffer
 //!   sizes](RecorderBuilder::buffer_events), [overflow policy](OverflowPolicy),
 //!   [mode](RecorderBuilder::mode)) and a guard that finishes the trace when dropped. It
 //!   records tokio's own instrumentation (with `--cfg tokio_unstable`) and user-defined locks
-//!   (see [`layer`]).
+//!   (see [`layer`]); [`Recorder::layer()`] puts it next to other layers (fmt,
+//!   console-subscriber), [`Recorder::subscriber()`] records alone, for less.
 //! - Two [modes](Mode): streaming every event to a file, or a [flight
 //!   recorder](FlightRecorder) that keeps the last N MiB in memory and writes a complete,
 //!   numbered trace (a *dump*) when triggered: by [`dump()`], a panic, `SIGUSR1`, or its
@@ -83,6 +85,8 @@ mod session;
 pub mod shared;
 #[cfg(feature = "record")]
 mod signal;
+#[cfg(feature = "record")]
+pub mod subscriber;
 #[cfg(feature = "record")]
 pub mod sync;
 #[cfg(feature = "record")]

@@ -2,8 +2,10 @@
 
 use crate::flight::FlightSink;
 use crate::format::Header;
+use crate::layer::RecorderFilter;
 use crate::mode::Mode;
 use crate::session::{OverflowPolicy, Session, Watch};
+use crate::subscriber::Subscriber;
 use crate::trigger::{DumpError, DumpRequest};
 use crate::writer::{self, Sink, StreamSink, WriterReport};
 use std::fs::File;
@@ -12,6 +14,9 @@ use std::panic::Location;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use tracing_subscriber::filter::Filtered;
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::Layer;
 
 /// Default events per thread buffer: 32 Ki events, about 1.5 MiB per recording thread.
 pub const DEFAULT_BUFFER_EVENTS: usize = 32 * 1024;
@@ -88,10 +93,10 @@ pub struct RecordingSummary {
 /// ```no_run
 /// use tracing_subscriber::prelude::*;
 ///
-/// let (recorder, guard) = hindsight_recorder::Recorder::builder()
-///     .path("incident.trace")
-///     .build()?;
-/// tracing_subscriber::registry().with(recorder).init();
+/// use hindsight_recorder::Recorder;
+///
+/// let (_, guard) = Recorder::builder().path("incident.trace").build()?;
+/// tracing_subscriber::registry().with(Recorder::layer()).init();
 /// // ... run the program; the trace is complete when `guard` is dropped.
 /// drop(guard);
 /// # Ok::<(), hindsight_recorder::RecorderError>(())
@@ -104,15 +109,16 @@ pub struct RecordingSummary {
 /// an [`EnvFilter`](tracing_subscriber::EnvFilter) added with `.with(filter)` as a layer of
 /// its own, or a `max_level_*` feature of `tracing` — disables those callsites for every
 /// layer, the recorder included. Attach such filters to the layers they are meant for instead
-/// (per-layer filtering), and leave the recorder unfiltered:
+/// (per-layer filtering), and leave the recorder with its own:
 ///
 /// ```no_run
+/// use hindsight_recorder::Recorder;
 /// use tracing_subscriber::{fmt, prelude::*, EnvFilter};
 ///
-/// let (recorder, _guard) = hindsight_recorder::Recorder::builder().path("t.trace").build()?;
+/// let (_, _guard) = Recorder::builder().path("t.trace").build()?;
 /// tracing_subscriber::registry()
 ///     .with(fmt::layer().with_filter(EnvFilter::from_default_env())) // only the log output
-///     .with(recorder) // sees everything, tokio's TRACE spans included
+///     .with(Recorder::layer()) // sees what it reads, tokio's TRACE spans included
 ///     .init();
 /// # Ok::<(), hindsight_recorder::RecorderError>(())
 /// ```
@@ -130,11 +136,25 @@ impl Recorder {
         RecorderBuilder::default()
     }
 
-    /// The layer alone, without starting a recording: it records into whichever recording
-    /// is active (one started by [`RecorderBuilder::build`] or [`init`](crate::init)), and
-    /// does nothing while none is.
-    pub fn layer() -> Recorder {
-        Recorder { _private: () }
+    /// The layer alone, without starting a recording, with its per-layer
+    /// [filter](crate::layer::RecorderFilter): it records into whichever recording is active
+    /// (one started by [`RecorderBuilder::build`] or [`init`](crate::init)), and does nothing
+    /// while none is. The filter lets tracing skip every callsite the recorder does not read
+    /// (unless another layer reads it), without hiding anything from the other layers; a
+    /// bare [`Recorder`] (as [`RecorderBuilder::build`] returns it) records the same, but is
+    /// called for every span and event.
+    pub fn layer<S>() -> Filtered<Recorder, RecorderFilter, S>
+    where
+        S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    {
+        Recorder { _private: () }.with_filter(RecorderFilter)
+    }
+
+    /// The recorder as a `tracing` subscriber of its own, for programs that want only
+    /// hindsight: cheaper than the layer, but no other layer can be added to it (see
+    /// [`Subscriber`]). [`init`](crate::init) installs one.
+    pub fn subscriber() -> Subscriber {
+        Subscriber::new()
     }
 }
 
@@ -266,7 +286,7 @@ impl RecorderBuilder {
                 )),
             }
         }
-        Ok((Recorder::layer(), guard))
+        Ok((Recorder { _private: () }, guard))
     }
 }
 

@@ -1,13 +1,26 @@
 //! The recorder is one layer among others: next to console-subscriber's `ConsoleLayer` in one
-//! `Registry`, both see tokio's instrumentation and nothing panics.
+//! `Registry`, both see tokio's instrumentation and nothing panics; and the recorder's filter
+//! hides nothing from the other layers.
 #![cfg(feature = "record")]
 
 mod common;
 
 use common::{check_lock_order, trace_path, Trace};
 use hindsight_recorder::Recorder;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tracing_subscriber::prelude::*;
+
+/// A layer of the program's own: counts the events of target `app`.
+struct AppEvents(Arc<AtomicUsize>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for AppEvents {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if event.metadata().target() == "app" {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
 
 #[test]
 fn recorder_and_console_layer_share_one_registry() {
@@ -15,8 +28,13 @@ fn recorder_and_console_layer_share_one_registry() {
     let console = console_subscriber::ConsoleLayer::builder()
         .server_addr(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
         .spawn();
-    let (recorder, guard) = Recorder::builder().path(&path).build().unwrap();
-    tracing_subscriber::registry().with(console).with(recorder).init();
+    let (_, guard) = Recorder::builder().path(&path).build().unwrap();
+    let app_events = Arc::new(AtomicUsize::new(0));
+    tracing_subscriber::registry()
+        .with(console)
+        .with(Recorder::layer())
+        .with(AppEvents(app_events.clone()))
+        .init();
 
     let runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
@@ -26,6 +44,7 @@ fn recorder_and_console_layer_share_one_registry() {
             .map(|i| {
                 let shared = shared.clone();
                 tokio::spawn(async move {
+                    tracing::info!(target: "app", task = i, "started");
                     for _ in 0..50 {
                         *shared.lock().await += i;
                         tokio::task::yield_now().await;
@@ -41,6 +60,7 @@ fn recorder_and_console_layer_share_one_registry() {
     });
     drop(runtime);
     assert_eq!(sum, 50 * (1 + 2 + 3));
+    assert_eq!(app_events.load(Ordering::Relaxed), 4, "the program's layer saw its events");
     guard.finish().unwrap();
 
     let trace = Trace::read(&path);

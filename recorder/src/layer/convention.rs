@@ -1,6 +1,6 @@
 //! The tracing convention for user-defined locks (see the [module docs](super)).
 
-use super::fields::Fields;
+use super::fields::ConventionFields;
 use crate::format::{EventKind, LockMode};
 use crate::local;
 use crate::registry::{NamedUse, SiteSource};
@@ -31,13 +31,13 @@ fn track(lock: crate::format::LockId, wait: Option<Wait>) {
 }
 
 /// Records one lock convention event; malformed ones are ignored.
-pub(crate) fn record(metadata: &'static Metadata<'static>, fields: Fields) {
-    let Some(name) = fields.lock_name.as_deref() else { return };
-    let mode = match fields.mode.as_deref() {
+pub(crate) fn record(metadata: &'static Metadata<'static>, fields: &ConventionFields) {
+    let Some(name) = fields.lock_name.as_ref().map(|name| name.as_str()) else { return };
+    let mode = match fields.mode.as_ref().map(|mode| mode.as_str()) {
         Some("shared") | Some("read") => LockMode::Shared,
         _ => LockMode::Exclusive,
     };
-    let Some(op) = fields.op.as_deref() else { return };
+    let Some(op) = fields.op.as_ref().map(|op| op.as_str()) else { return };
     let used = match op {
         "requested" => NamedUse::Request,
         "acquired" | "try_acquired" => NamedUse::Acquire,

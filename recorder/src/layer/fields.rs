@@ -1,6 +1,8 @@
-//! Reading the fields of tokio's spans and events, and of the lock convention's events.
+//! Reading the fields of tokio's spans and events, and of the lock convention's events,
+//! without allocating for the usual (short) values: one visitor for each, so that an event
+//! of tokio's fills in a few numbers and flags and nothing else.
 
-use std::fmt;
+use std::fmt::{self, Write};
 use tracing::field::{Field, Visit};
 
 /// A change announced by a `*.op` field of a tokio state update.
@@ -25,27 +27,90 @@ impl Change {
     }
 }
 
-/// Every field the recorder reads, from whichever span or event.
-#[derive(Debug, Default)]
-pub(crate) struct Fields {
-    /// `task.name` of a task span.
-    pub(crate) task_name: Option<String>,
-    /// `kind` of a task span.
-    pub(crate) kind: Option<String>,
-    /// `task.id` of a task span (tokio's task id) or of a waker event (the span's id).
+/// A string field's value: kept inline up to `N` bytes, on the heap beyond.
+#[derive(Clone)]
+pub(crate) struct Text<const N: usize> {
+    len: usize,
+    inline: [u8; N],
+    heap: Option<String>,
+}
+
+impl<const N: usize> Default for Text<N> {
+    fn default() -> Self {
+        Text { len: 0, inline: [0; N], heap: None }
+    }
+}
+
+impl<const N: usize> Text<N> {
+    /// The value.
+    pub(crate) fn as_str(&self) -> &str {
+        match &self.heap {
+            Some(heap) => heap,
+            // Only whole `&str`s are copied in, so the bytes are UTF-8.
+            None => std::str::from_utf8(&self.inline[..self.len]).unwrap_or_default(),
+        }
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
+        self.heap = None;
+    }
+
+    fn set(&mut self, value: &str) {
+        self.clear();
+        let _ = self.write_str(value);
+    }
+
+    fn set_debug(&mut self, value: &dyn fmt::Debug) {
+        self.clear();
+        let _ = write!(self, "{value:?}");
+    }
+}
+
+impl<const N: usize> Write for Text<N> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        if let Some(heap) = &mut self.heap {
+            heap.push_str(s);
+        } else if let Some(room) = self.inline.get_mut(self.len..self.len + s.len()) {
+            room.copy_from_slice(s.as_bytes());
+            self.len += s.len();
+        } else {
+            let mut heap = String::with_capacity(self.len + s.len());
+            heap.push_str(self.as_str());
+            heap.push_str(s);
+            self.heap = Some(heap);
+        }
+        Ok(())
+    }
+}
+
+impl<const N: usize> fmt::Debug for Text<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+/// A short name (a kind, a type, an operation).
+pub(crate) type Name = Text<32>;
+/// A path or a user-given name.
+pub(crate) type Long = Text<128>;
+
+/// A waker event's `op`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WakerOp {
+    /// `waker.wake`
+    Wake,
+    /// `waker.wake_by_ref`
+    WakeByRef,
+    /// `waker.clone` or `waker.drop`: nothing the recorder reads.
+    CloneOrDrop,
+}
+
+/// The fields of tokio's events: numbers and flags only, nothing to allocate or drop.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct EventFields {
+    /// `task.id` of a waker event (the task span's id).
     pub(crate) task_id: Option<u64>,
-    /// `loc.file`.
-    pub(crate) file: Option<String>,
-    /// `loc.line`.
-    pub(crate) line: Option<u32>,
-    /// `loc.col`.
-    pub(crate) col: Option<u32>,
-    /// `concrete_type` of a resource span.
-    pub(crate) concrete_type: Option<String>,
-    /// `is_internal` of a resource span.
-    pub(crate) is_internal: bool,
-    /// `source` of an async op span.
-    pub(crate) source: Option<String>,
     /// `locked` of a mutex state update.
     pub(crate) locked: Option<bool>,
     /// `write_locked` of a rwlock state update.
@@ -60,36 +125,25 @@ pub(crate) struct Fields {
     pub(crate) permits_op: Option<Change>,
     /// `is_ready` of a poll op event.
     pub(crate) is_ready: Option<bool>,
-    /// `op` of a waker event or of a lock convention event.
-    pub(crate) op: Option<String>,
-    /// `lock.name` of a lock convention event.
-    pub(crate) lock_name: Option<String>,
-    /// `mode` of a lock convention event.
-    pub(crate) mode: Option<String>,
+    /// `op` of a waker event.
+    pub(crate) waker_op: Option<WakerOp>,
 }
 
-impl Visit for Fields {
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        match field.name() {
-            "task.name" => self.task_name = Some(format!("{value:?}")),
-            "kind" => self.kind = Some(format!("{value:?}")),
-            "concrete_type" => self.concrete_type = Some(format!("{value:?}")),
-            _ => {}
-        }
-    }
+impl Visit for EventFields {
+    fn record_debug(&mut self, _: &Field, _: &dyn fmt::Debug) {}
 
     fn record_str(&mut self, field: &Field, value: &str) {
         match field.name() {
-            "task.name" => self.task_name = Some(value.to_owned()),
-            "kind" => self.kind = Some(value.to_owned()),
-            "loc.file" => self.file = Some(value.to_owned()),
-            "concrete_type" => self.concrete_type = Some(value.to_owned()),
-            "source" => self.source = Some(value.to_owned()),
             "current_readers.op" => self.readers_op = Change::parse(value),
             "permits.op" => self.permits_op = Change::parse(value),
-            "op" => self.op = Some(value.to_owned()),
-            "lock.name" => self.lock_name = Some(value.to_owned()),
-            "mode" => self.mode = Some(value.to_owned()),
+            "op" => {
+                self.waker_op = match value {
+                    "waker.wake" => Some(WakerOp::Wake),
+                    "waker.wake_by_ref" => Some(WakerOp::WakeByRef),
+                    "waker.clone" | "waker.drop" => Some(WakerOp::CloneOrDrop),
+                    _ => None,
+                }
+            }
             _ => {}
         }
     }
@@ -97,8 +151,6 @@ impl Visit for Fields {
     fn record_u64(&mut self, field: &Field, value: u64) {
         match field.name() {
             "task.id" => self.task_id = Some(value),
-            "loc.line" => self.line = u32::try_from(value).ok(),
-            "loc.col" => self.col = u32::try_from(value).ok(),
             "permits" => self.permits = Some(value),
             "permits_obtained" => self.permits_obtained = Some(value),
             _ => {}
@@ -113,11 +165,128 @@ impl Visit for Fields {
 
     fn record_bool(&mut self, field: &Field, value: bool) {
         match field.name() {
-            "is_internal" => self.is_internal = value,
             "locked" => self.locked = Some(value),
             "write_locked" => self.write_locked = Some(value),
             "is_ready" => self.is_ready = Some(value),
             _ => {}
         }
+    }
+}
+
+/// The fields of tokio's task, resource and async op spans.
+#[derive(Debug, Default)]
+pub(crate) struct SpanFields {
+    /// `task.name` of a task span.
+    pub(crate) task_name: Option<Long>,
+    /// `kind` of a task span.
+    pub(crate) kind: Option<Name>,
+    /// `task.id` of a task span (tokio's task id).
+    pub(crate) task_id: Option<u64>,
+    /// `loc.file`.
+    pub(crate) file: Option<Long>,
+    /// `loc.line`.
+    pub(crate) line: Option<u32>,
+    /// `loc.col`.
+    pub(crate) col: Option<u32>,
+    /// `concrete_type` of a resource span.
+    pub(crate) concrete_type: Option<Name>,
+    /// `is_internal` of a resource span.
+    pub(crate) is_internal: bool,
+    /// `source` of an async op span.
+    pub(crate) source: Option<Name>,
+}
+
+fn set<const N: usize>(slot: &mut Option<Text<N>>, value: &str) {
+    slot.get_or_insert_with(Text::default).set(value);
+}
+
+fn set_debug<const N: usize>(slot: &mut Option<Text<N>>, value: &dyn fmt::Debug) {
+    slot.get_or_insert_with(Text::default).set_debug(value);
+}
+
+impl Visit for SpanFields {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        match field.name() {
+            "task.name" => set_debug(&mut self.task_name, value),
+            "kind" => set_debug(&mut self.kind, value),
+            "concrete_type" => set_debug(&mut self.concrete_type, value),
+            _ => {}
+        }
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            "task.name" => set(&mut self.task_name, value),
+            "kind" => set(&mut self.kind, value),
+            "loc.file" => set(&mut self.file, value),
+            "concrete_type" => set(&mut self.concrete_type, value),
+            "source" => set(&mut self.source, value),
+            _ => {}
+        }
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        match field.name() {
+            "task.id" => self.task_id = Some(value),
+            "loc.line" => self.line = u32::try_from(value).ok(),
+            "loc.col" => self.col = u32::try_from(value).ok(),
+            _ => {}
+        }
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        if let Ok(value) = u64::try_from(value) {
+            self.record_u64(field, value);
+        }
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        if field.name() == "is_internal" {
+            self.is_internal = value;
+        }
+    }
+}
+
+/// The fields of a lock convention event.
+#[derive(Debug, Default)]
+pub(crate) struct ConventionFields {
+    /// `op`.
+    pub(crate) op: Option<Name>,
+    /// `lock.name`.
+    pub(crate) lock_name: Option<Long>,
+    /// `mode`.
+    pub(crate) mode: Option<Name>,
+}
+
+impl Visit for ConventionFields {
+    fn record_debug(&mut self, _: &Field, _: &dyn fmt::Debug) {}
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            "op" => set(&mut self.op, value),
+            "lock.name" => set(&mut self.lock_name, value),
+            "mode" => set(&mut self.mode, value),
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_keeps_short_values_inline_and_long_ones_whole() {
+        let mut short = Name::default();
+        short.set("Mutex::lock");
+        assert_eq!(short.as_str(), "Mutex::lock");
+        assert!(short.heap.is_none());
+        let long = "é".repeat(40);
+        let mut text = Name::default();
+        text.set(&long);
+        assert_eq!(text.as_str(), long);
+        let mut debug = Name::default();
+        debug.set_debug(&format_args!("{}", "block_on"));
+        assert_eq!(debug.as_str(), "block_on");
     }
 }

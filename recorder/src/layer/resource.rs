@@ -14,7 +14,6 @@
 //! thread, in its own program order — with the number it was given. Replay, which honours
 //! each lock's numbers, sees the release before the acquisition it enabled.
 
-use super::fields::Fields;
 use crate::format::{EventKind, LockId, LockKind, LockMode, SiteId, TaskId, ThreadId};
 use crate::{local, session};
 use std::num::NonZeroU64;
@@ -201,11 +200,9 @@ pub(crate) struct Timer {
 }
 
 impl Timer {
-    /// The timer of a `Sleep` resource span with these fields, if they say where it was made.
-    pub(crate) fn new(fields: &Fields) -> Option<Timer> {
-        let file = fields.file.clone()?;
-        let location = (file, fields.line.unwrap_or(0), fields.col.unwrap_or(0));
-        Some(Timer { location, site: Mutex::new(None) })
+    /// The timer of a `Sleep` resource span made at `file`, `line`, `col`.
+    pub(crate) fn new(file: &str, line: u32, col: u32) -> Timer {
+        Timer { location: (file.to_owned(), line, col), site: Mutex::new(None) }
     }
 
     /// A poll of the timer returned pending: the task being polled suspends at the `.await`
