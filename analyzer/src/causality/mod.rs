@@ -42,7 +42,7 @@ mod clock;
 pub mod shb;
 pub mod wcp;
 
-pub use clock::{Clock, Epoch};
+pub use clock::{Clock, ClockTable, Epoch};
 
 use crate::detect::Context;
 use crate::replay::Actor;
