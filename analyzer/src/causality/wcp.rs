@@ -11,7 +11,8 @@
 //!   variable; since happens-before orders the exclusive sections on a lock, the last release
 //!   by another slot knows all earlier ones, so two are kept — the last, and the last by
 //!   another slot than its — so that a slot never orders itself through them; shared
-//!   sections overlap, and keep one per slot);
+//!   sections overlap, and keep one per slot; as in happens-before, a shared section orders
+//!   nothing in another shared one);
 //! - (b) if the acquisition of a critical section is WCP-before the release of a later one on
 //!   the same lock, so is its release (a per-lock history of sections, each slot with a cursor
 //!   into it: the paper's `Acq`/`Rel` queues with one entry per section instead of one per
@@ -112,6 +113,7 @@ impl LockState {
 #[derive(Debug)]
 struct Open {
     lock: LockId,
+    exclusive: bool,
     /// Its position in the lock's history.
     position: u64,
     /// The accesses made inside it (and inside sections nested in it), `true` for writes.
@@ -352,7 +354,7 @@ impl Wcp {
             self.losses.sections += u64::from(unseen);
         }
         let accesses = self.spare_accesses.pop().unwrap_or_default();
-        self.open[slot as usize].push(Open { lock, position, accesses });
+        self.open[slot as usize].push(Open { lock, exclusive, position, accesses });
     }
 
     /// `slot` accesses `var` (a write if `write`): rule (a) orders it after the releases of
@@ -367,7 +369,8 @@ impl Wcp {
             if let Some((table, group)) = self.group(section.lock, var) {
                 table.order_after(group, conflicts, slot, &mut pred);
             }
-            if self.shared.is_empty() {
+            // Two shared sections are never ordered, as in happens-before.
+            if self.shared.is_empty() || !section.exclusive {
                 continue;
             }
             if let Some(SharedReleases(lists)) = self.shared.get(&(section.lock, var)) {
