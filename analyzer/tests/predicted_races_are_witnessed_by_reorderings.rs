@@ -16,7 +16,7 @@
 mod race_support;
 
 use hindsight_analyzer::causality::Relation;
-use race_support::{generate, reported, Features, Op, Program};
+use race_support::{check_witnesses, generate, reported, Features, Op, Program};
 use std::collections::{BTreeSet, HashSet};
 
 /// Programs of threads and locks only: the setting of the SHB and WCP papers.
@@ -208,6 +208,9 @@ fn predicted_races_are_witnessed_and_their_shares_counted() {
         with_races += usize::from(!racy.is_empty());
         for (relation, share) in Relation::ALL.into_iter().zip(&mut shares) {
             let found = reported(&program, relation);
+            if let Err(problem) = check_witnesses(&program, relation, &found) {
+                panic!("{problem}: {program:?}");
+            }
             let real = |r: &race_support::Reported| truth.races.contains(&(r.earlier, r.later));
             match relation {
                 Relation::Shb => {

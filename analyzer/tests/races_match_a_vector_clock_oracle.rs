@@ -11,7 +11,7 @@ mod race_support;
 
 use hindsight_analyzer::causality::Relation;
 use proptest::prelude::*;
-use race_support::{generate, reported, Features, Kind, Op, Program};
+use race_support::{check_witnesses, generate, reported, Features, Kind, Op, Program};
 use std::collections::{BTreeSet, HashMap};
 
 /// A vector clock with one entry per actor.
@@ -118,6 +118,8 @@ fn check(program: &Program, relation: Relation) -> Result<(), TestCaseError> {
             "{relation} reported {race:?}, not a racy pair of the oracle: {program:?}"
         );
     }
+    let witnesses = check_witnesses(program, relation, &found);
+    prop_assert!(witnesses.is_ok(), "{}: {program:?}", witnesses.unwrap_err());
     Ok(())
 }
 
@@ -131,6 +133,17 @@ proptest! {
     #[test]
     fn hb_finds_exactly_the_racy_accesses_of_full_vector_clocks(seed in any::<u64>(), len in 4usize..40) {
         check(&generate(seed, len, Features::ALL), Relation::Hb)?;
+    }
+
+    #[test]
+    fn wcp_finds_every_racy_access_of_hb_and_proves_what_it_says(seed in any::<u64>(), len in 4usize..40) {
+        let program = generate(seed, len, Features::ALL);
+        let hb: BTreeSet<usize> = oracle(&program, false).iter().map(|&(_, later)| later).collect();
+        let found = reported(&program, Relation::Wcp);
+        let racy: BTreeSet<usize> = found.iter().map(|r| r.later).collect();
+        prop_assert!(racy.is_superset(&hb), "WCP lost an HB race: {:?}", program);
+        let witnesses = check_witnesses(&program, Relation::Wcp, &found);
+        prop_assert!(witnesses.is_ok(), "{}: {program:?}", witnesses.unwrap_err());
     }
 
     #[test]

@@ -41,6 +41,7 @@
 mod clock;
 pub mod shb;
 pub mod wcp;
+pub mod witness;
 
 pub use clock::{Clock, ClockTable, Epoch};
 
@@ -504,6 +505,6 @@ impl Causality {
 }
 
 /// Whether `lock` is a counting semaphore (whose sections can overlap: not a lock to WCP).
-fn is_semaphore(cx: &Context<'_>, lock: LockId) -> bool {
+pub fn is_semaphore(cx: &Context<'_>, lock: LockId) -> bool {
     cx.trace.locks().get(lock.index()).is_some_and(|l| l.kind == LockKind::Semaphore)
 }

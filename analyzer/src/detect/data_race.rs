@@ -23,10 +23,12 @@
 //! a trace of locks alone (most traces) costs the detector next to nothing.
 
 use super::{Context, Detector, Interest};
+use crate::causality::witness::{self, Recent, Unbuilt};
 use crate::causality::{Causality, Epoch, Relation};
 use crate::prefetch::prefetch_entry;
 use crate::replay::Actor;
-use crate::report::{AccessDetail, Detail, Finding, FindingKind, RaceDetail, Severity};
+use crate::report::witness::WitnessStep;
+use crate::report::{AccessDetail, Detail, Finding, FindingKind, Forgotten, RaceDetail, Severity};
 use hindsight_recorder::format::{Event, EventKind, LockId, SiteId, ThreadId, VarId};
 use std::collections::HashMap;
 
@@ -44,6 +46,8 @@ struct Info {
     time_ns: u64,
     /// The access's position among all accesses, in replay order.
     order: u64,
+    /// Its number among the events the detector saw (see [`Recent`]).
+    event: u64,
     thread: ThreadId,
     site: SiteId,
     /// The first locks held, [`NO_LOCK`] past the last.
@@ -56,6 +60,7 @@ impl Default for Info {
             actor: Actor::Thread(ThreadId(0)),
             time_ns: 0,
             order: 0,
+            event: 0,
             thread: ThreadId(0),
             site: SiteId(0),
             locks: [NO_LOCK; HELD_LOCKS_KEPT],
@@ -112,6 +117,8 @@ struct RaceRecord {
     hb_ordered: bool,
     /// If so, the locks whose critical sections happens-before orders it through.
     via_locks: Vec<LockId>,
+    /// A schedule that runs the two back to back (SHB and WCP).
+    witness: Option<Result<Vec<WitnessStep>, Unbuilt>>,
     count: u64,
 }
 
@@ -130,6 +137,8 @@ pub struct DataRace {
     races: HashMap<RaceKey, RaceRecord>,
     /// Accesses seen.
     accesses: u64,
+    /// The last events seen, for witness schedules (SHB and WCP).
+    recent: Option<Recent>,
 }
 
 impl Default for DataRace {
@@ -154,6 +163,7 @@ impl DataRace {
             many_reads: HashMap::new(),
             races: HashMap::new(),
             accesses: 0,
+            recent: (relation != Relation::Hb).then(Recent::default),
         }
     }
 
@@ -177,6 +187,7 @@ impl DataRace {
             actor,
             time_ns: event.time_ns,
             order: self.accesses,
+            event: self.recent.as_ref().map_or(0, Recent::last),
             thread: event.thread,
             site,
             locks,
@@ -252,12 +263,18 @@ impl DataRace {
             (shadow.read, details.read) = (epoch, info);
         }
         if !raced.is_empty() {
-            self.record_races(var, raced, access);
+            self.record_races(cx, var, raced, access);
         }
         self.causality.after_access(slot, var, write);
     }
 
-    fn record_races(&mut self, var: VarId, mut raced: Vec<Access>, later: Access) {
+    fn record_races(
+        &mut self,
+        cx: &Context<'_>,
+        var: VarId,
+        mut raced: Vec<Access>,
+        later: Access,
+    ) {
         if self.causality.relation() != Relation::Hb {
             // SHB's and WCP's guarantees are about the latest unordered access.
             raced.sort_by_key(|earlier| earlier.info.order);
@@ -284,7 +301,18 @@ impl DataRace {
             } else {
                 Vec::new()
             };
-            self.races.insert(key, RaceRecord { earlier, later, hb_ordered, via_locks, count: 1 });
+            let witness = self.recent.as_ref().map(|recent| {
+                let moved = recent.schedule(earlier.info.event, later.info.event, |lock| {
+                    crate::causality::is_semaphore(cx, lock)
+                })?;
+                let numbers = moved.into_iter().chain([earlier.info.event, later.info.event]);
+                Ok(numbers
+                    .filter_map(|number| recent.get(number))
+                    .map(|event| witness::step(cx, event))
+                    .collect())
+            });
+            let record = RaceRecord { earlier, later, hb_ordered, via_locks, witness, count: 1 };
+            self.races.insert(key, record);
         }
     }
 
@@ -352,6 +380,12 @@ impl Detector for DataRace {
     }
 
     fn on_event(&mut self, cx: &Context<'_>, event: &Event) {
+        // (Only the kinds it declares, so that a schedule does not depend on what else
+        // replay shows it.)
+        let wanted = self.interest().wants(&event.kind);
+        if let (Some(recent), true) = (&mut self.recent, wanted) {
+            recent.push(event);
+        }
         if self.causality.started() {
             self.on_clocked_event(cx, event);
         } else if self.starts_clocks(event) {
@@ -374,14 +408,20 @@ impl Detector for DataRace {
         });
         let relation = self.causality.relation();
         let losses = self.causality.losses();
+        let forgotten = (relation == Relation::Wcp && !losses.is_empty())
+            .then_some(Forgotten { sections: losses.sections, accesses: losses.accesses });
         for (rank, (key, record)) in races.iter().enumerate() {
-            let proved = relation != Relation::Wcp || rank == 0;
+            let witnessed = matches!(record.witness, Some(Ok(_)));
+            let proved = relation != Relation::Wcp || rank == 0 || witnessed;
             let mut finding = race_finding(cx, key.var, record, relation, proved);
-            if relation == Relation::Wcp && !losses.is_empty() {
+            if let Some(forgotten) = forgotten {
                 finding.evidence.push(format!(
                     "WCP's bounds forgot {} critical sections and {} accesses inside them: it may have lost orders that would rule this race out",
-                    losses.sections, losses.accesses
+                    forgotten.sections, forgotten.accesses
                 ));
+                if let Detail::DataRace(detail) = &mut finding.detail {
+                    detail.forgotten = Some(forgotten);
+                }
             }
             findings.push(finding);
         }
@@ -495,6 +535,17 @@ fn race_finding(
                 .to_owned(),
         );
     }
+    let (witness, witness_missing) = match &record.witness {
+        Some(Ok(steps)) => {
+            schedule_evidence(&mut finding.evidence, steps);
+            (steps.clone(), None)
+        }
+        Some(Err(unbuilt)) => {
+            finding.evidence.push(unbuilt.to_string());
+            (Vec::new(), Some(unbuilt.to_string()))
+        }
+        None => (Vec::new(), None),
+    };
     if record.count > 1 {
         finding.evidence.push(format!("this pair of sites raced {} times", record.count));
     }
@@ -504,13 +555,41 @@ fn race_finding(
          flag), record that order with `hindsight_recorder::annotate::release` after the first \
          access and `annotate::acquire` before the second, on one synchronisation variable"
     ));
-    finding.detail = Detail::DataRace(RaceDetail {
+    finding.detail = Detail::DataRace(Box::new(RaceDetail {
         variable: name,
         first,
         second,
         count: record.count,
         relation: relation.name().to_owned(),
         reason,
-    });
+        witness,
+        witness_missing,
+        forgotten: None,
+    }));
     finding
+}
+
+/// Schedule steps the text tells, at most: the JSON has them all.
+const SCHEDULE_SHOWN: usize = 12;
+
+/// A witness schedule as evidence lines: a short numbered list.
+fn schedule_evidence(evidence: &mut Vec<String>, steps: &[WitnessStep]) {
+    let moved = steps.len().saturating_sub(2);
+    evidence.push(if moved == 0 {
+        "a schedule runs them back to back: the events recorded before the first access, then:"
+            .to_owned()
+    } else {
+        format!(
+            "a schedule runs them back to back: the events recorded before the first access, then {moved} recorded after it that the second access needs, then the two:"
+        )
+    });
+    let (count, head) = (steps.len(), SCHEDULE_SHOWN - 2);
+    for (number, step) in steps.iter().enumerate() {
+        // The first moved steps and the two accesses.
+        if count <= SCHEDULE_SHOWN || number < head || number >= count - 2 {
+            evidence.push(format!("  {}. {step}", number + 1));
+        } else if number == head {
+            evidence.push(format!("  … {} more steps", count - SCHEDULE_SHOWN));
+        }
+    }
 }

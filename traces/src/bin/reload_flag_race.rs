@@ -57,7 +57,7 @@ fn main() -> Result<()> {
         hindsight_recorder::thread::spawn("handler", move || {
             // The handler starts later in this run; nothing in the program makes it so.
             std::thread::sleep(Duration::from_millis(20));
-            stats.lock().expect("stats poisoned").requests += 1;
+            stats.lock().expect("stats poisoned").requests += 1; // site: stats-section
             reload_pending.read(|flag| flag.load(Ordering::Relaxed)) // site: flag-read
         })?
     };
