@@ -95,8 +95,13 @@ impl ClockTable {
                 self.flat.resize((row + 1) * width, 0);
             }
             let cells = &mut self.flat[row * width..(row + 1) * width];
-            cells[..entries.len()].copy_from_slice(entries);
-            cells[entries.len()..].fill(0);
+            match width {
+                1 => copy_padded::<1>(cells, entries),
+                2 => copy_padded::<2>(cells, entries),
+                4 => copy_padded::<4>(cells, entries),
+                8 => copy_padded::<8>(cells, entries),
+                _ => copy_padded::<FLAT_SLOTS>(cells, entries),
+            }
         } else {
             if self.clocks.len() <= row {
                 self.clocks.resize(row + 1, Clock::default());
@@ -147,6 +152,17 @@ impl ClockTable {
                 .collect();
             self.flat = Vec::new();
         }
+    }
+}
+
+/// Copies `entries` into `cells`, `W` of them, and zeroes the rest: a copy of a size known
+/// when compiling, which costs a few moves where `copy_from_slice` and `fill` would call
+/// `memcpy` and `memset`.
+#[inline(always)]
+fn copy_padded<const W: usize>(cells: &mut [u32], entries: &[u32]) {
+    let Ok(cells) = <&mut [u32; W]>::try_from(cells) else { return };
+    for (slot, cell) in cells.iter_mut().enumerate() {
+        *cell = entries.get(slot).copied().unwrap_or(0);
     }
 }
 

@@ -275,6 +275,14 @@ impl Causality {
         }
     }
 
+    /// Fetches what an acquisition of `lock` will touch in the engine (a look-ahead hint).
+    #[inline]
+    pub fn prefetch_acquisition(&self, lock: LockId) {
+        if let Some(wcp) = &self.wcp {
+            wcp.prefetch_acquisition(lock);
+        }
+    }
+
     /// Remembers the caller (`slot`) of a `block_on` future's `task`, which it waits for.
     fn note_block_on(&mut self, cx: &Context<'_>, task: TaskId, slot: u32) {
         if crate::detect::task_kind(cx, task) == Some("block_on") {

@@ -316,6 +316,17 @@ impl Wcp {
         self.primary.prefetch(var.index());
     }
 
+    /// Fetches the history entry and clock row the next section on `lock` will fill (a
+    /// look-ahead hint).
+    #[inline]
+    pub(super) fn prefetch_acquisition(&self, lock: LockId) {
+        if let Some(state) = self.locks.get(lock.index()) {
+            let index = (state.next % HISTORY as u64) as usize;
+            crate::prefetch::prefetch_entry(&state.history, index);
+            state.released.prefetch(index, 1);
+        }
+    }
+
     fn lock(&mut self, lock: LockId) -> &mut LockState {
         if self.locks.len() <= lock.index() {
             self.locks.resize_with(lock.index() + 1, LockState::default);
@@ -491,6 +502,10 @@ impl Wcp {
         }
         cursor.waits_for = Epoch::NONE;
         let mut position = cursor.position.max(base);
+        // The last section passed whose release is not yet joined: a later one's release
+        // knows it unless both are shared (happens-before orders the sections of a lock
+        // otherwise), so only the last of a run is joined.
+        let mut pending: Option<(usize, bool)> = None;
         while position < own {
             let index = (position % HISTORY as u64) as usize;
             let entry = state.history[index];
@@ -506,9 +521,15 @@ impl Wcp {
                     cursor.waits_for = acquired;
                     break;
                 }
-                pred.join_entries(state.released.row(index));
+                if let Some((earlier, false)) = pending.filter(|_| !entry.exclusive) {
+                    pred.join_entries(state.released.row(earlier));
+                }
+                pending = Some((index, entry.exclusive));
             }
             position += 1;
+        }
+        if let Some((last, _)) = pending {
+            pred.join_entries(state.released.row(last));
         }
         cursor.position = position;
     }

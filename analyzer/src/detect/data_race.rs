@@ -366,16 +366,21 @@ impl Detector for DataRace {
     }
 
     fn prefetch_interest(&self) -> Interest {
-        Interest::READ | Interest::WRITE
+        Interest::READ | Interest::WRITE | Interest::LOCK_ACQUIRED
     }
 
-    /// Fetches the variable's shadow and details.
+    /// Fetches the variable's shadow and details, or what the causality engine keeps of
+    /// the lock.
     #[inline]
     fn prefetch(&self, event: &Event) {
-        if let EventKind::Read { var, .. } | EventKind::Write { var, .. } = event.kind {
-            prefetch_entry(&self.shadows, var.index());
-            prefetch_entry(&self.details, var.index());
-            self.causality.prefetch_access(var);
+        match event.kind {
+            EventKind::Read { var, .. } | EventKind::Write { var, .. } => {
+                prefetch_entry(&self.shadows, var.index());
+                prefetch_entry(&self.details, var.index());
+                self.causality.prefetch_access(var);
+            }
+            EventKind::LockAcquired { lock, .. } => self.causality.prefetch_acquisition(lock),
+            _ => {}
         }
     }
 
