@@ -364,6 +364,12 @@ impl Wcp {
             }
             self.losses.sections += u64::from(unseen);
         }
+        // Rule (b) will walk the history from this slot's cursor at the release.
+        if let Some(cursor) = state.cursors.iter().find(|cursor| cursor.slot == slot) {
+            let from = (cursor.position.max(state.base()) % HISTORY as u64) as usize;
+            crate::prefetch::prefetch_entry(&state.history, from);
+            state.released.prefetch(from, 1);
+        }
         let accesses = self.spare_accesses.pop().unwrap_or_default();
         self.open[slot as usize].push(Open { lock, exclusive, position, accesses });
     }
