@@ -442,3 +442,37 @@ fn shb_orders_a_read_after_the_write_it_saw_with_many_threads() {
     );
     assert_eq!(pairs(&races_in(&b, Relation::Shb)), vec![ready_race]);
 }
+
+/// A witness schedule is built from the last 4096 events only: two racing writes 5000 lock
+/// events apart are still reported, with the reason no schedule was built; 100 apart, with
+/// the schedule (the two writes: nothing between them is needed).
+#[test]
+fn a_schedule_is_built_only_for_accesses_close_enough() {
+    let build = |between: usize| {
+        let mut b = TraceBuilder::new("far");
+        let (t1, t2, t3) = (b.thread("t1"), b.thread("t2"), b.thread("t3"));
+        let (x, m) = (b.variable("x"), b.mutex("m"));
+        let (a, s, l) =
+            (b.site("src/x.rs", 1, 1), b.site("src/x.rs", 2, 1), b.site("src/x.rs", 3, 1));
+        b.on(t1).write(x, a);
+        for _ in 0..between / 2 {
+            b.on(t3).acquire(m, l).release(m);
+        }
+        b.on(t2).write(x, s);
+        b
+    };
+    let far = races_in(&build(5000), Relation::Shb);
+    assert_eq!(far.len(), 1, "{far:#?}");
+    let Detail::DataRace(detail) = &far[0].detail else { panic!("{:?}", far[0].detail) };
+    assert!(detail.witness.is_empty());
+    assert_eq!(
+        detail.witness_missing.as_deref(),
+        Some("schedule not built: the two accesses are 5001 events apart, more than the 4096 kept")
+    );
+    let near = races_in(&build(100), Relation::Shb);
+    let Detail::DataRace(detail) = &near[0].detail else { panic!("{:?}", near[0].detail) };
+    let steps: Vec<(&str, &str)> =
+        detail.witness.iter().map(|s| (s.actor.as_str(), s.event.as_str())).collect();
+    assert_eq!(steps, [("thread `t1`", "writes `x`"), ("thread `t2`", "writes `x`")]);
+    assert_eq!(detail.witness_missing, None);
+}

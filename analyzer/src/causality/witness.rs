@@ -31,7 +31,11 @@ use std::collections::{HashMap, HashSet};
 pub const WINDOW: usize = 4096;
 
 /// Lock hand-overs a schedule may have to add before it is given up.
-const MAX_HAND_OVERS: usize = 256;
+const MAX_HAND_OVERS: usize = 64;
+
+/// Schedules built per analysis, at most (each costs up to a pass over [`WINDOW`] events per
+/// hand-over).
+pub const MAX_SCHEDULES: usize = 1000;
 
 /// Why no schedule was built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -49,6 +53,9 @@ pub enum Unbuilt {
     /// Too many lock hand-overs to add.
     #[error("schedule not built: more than {MAX_HAND_OVERS} critical sections had to be moved")]
     TooManyHandOvers,
+    /// Enough schedules were built already.
+    #[error("schedule not built: only the first {MAX_SCHEDULES} racing pairs get one")]
+    TooMany,
 }
 
 /// The last [`WINDOW`] events a detector saw, numbered from 0 in the order seen.
@@ -57,11 +64,13 @@ pub struct Recent {
     events: Vec<Event>,
     /// Events seen: the number of the next.
     seen: u64,
+    /// Schedules asked for so far.
+    schedules: usize,
 }
 
 impl Default for Recent {
     fn default() -> Self {
-        Recent { events: Vec::with_capacity(WINDOW), seen: 0 }
+        Recent { events: Vec::with_capacity(WINDOW), seen: 0, schedules: 0 }
     }
 }
 
@@ -93,13 +102,17 @@ impl Recent {
 
     /// The moved events (their numbers, in order) of a schedule that runs event `first` then
     /// event `second` back to back (see the module docs); `semaphore` says which locks are
-    /// semaphores.
+    /// semaphores. Past [`MAX_SCHEDULES`] calls, none.
     pub fn schedule(
-        &self,
+        &mut self,
         first: u64,
         second: u64,
         semaphore: impl Fn(LockId) -> bool,
     ) -> Result<Vec<u64>, Unbuilt> {
+        if self.schedules == MAX_SCHEDULES {
+            return Err(Unbuilt::TooMany);
+        }
+        self.schedules += 1;
         if self.get(first).is_none() || self.get(second).is_none() || second <= first {
             return Err(Unbuilt::TooFar(second.saturating_sub(first)));
         }

@@ -301,7 +301,7 @@ impl DataRace {
             } else {
                 Vec::new()
             };
-            let witness = self.recent.as_ref().map(|recent| {
+            let witness = self.recent.as_mut().map(|recent| {
                 let moved = recent.schedule(earlier.info.event, later.info.event, |lock| {
                     crate::causality::is_semaphore(cx, lock)
                 })?;
