@@ -18,7 +18,7 @@
 mod race_support;
 
 use hindsight_analyzer::causality::Relation;
-use race_support::{check_witnesses, generate, reported, Features, Op, Program};
+use race_support::{check_witnesses, generate, program_order, reported, Features, Op, Program};
 use std::collections::{BTreeSet, HashSet};
 
 /// Programs of threads (and a task, a logical thread) and locks only: the setting of the SHB
@@ -162,17 +162,7 @@ impl Explorer<'_> {
 /// Every correct reordering of `program`, explored.
 fn brute_force(program: &Program) -> Truth {
     let n = program.actors.len();
-    let mut steps_of = vec![Vec::new(); n];
-    let mut saw = vec![None; program.steps.len()];
-    let mut last = vec![None; program.features.vars as usize];
-    for (index, step) in program.steps.iter().enumerate() {
-        steps_of[step.actor].push(index);
-        match step.op {
-            Op::Read(var) => saw[index] = last[var as usize],
-            Op::Write(var) => last[var as usize] = Some(index),
-            _ => {}
-        }
-    }
+    let (steps_of, saw) = program_order(program, |_| true);
     let locks = (program.features.mutexes + program.features.rwlocks) as usize;
     let mut spawned = vec![false; n];
     spawned[0] = true;

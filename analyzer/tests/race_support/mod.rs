@@ -371,6 +371,28 @@ pub fn reported(program: &Program, relation: Relation) -> Vec<Reported> {
         .collect()
 }
 
+/// Per actor, the indices of its steps that `keep` keeps, in order; and per step, the write
+/// (a step) that its read saw in the trace.
+pub fn program_order(
+    program: &Program,
+    keep: impl Fn(&usize) -> bool,
+) -> (Vec<Vec<usize>>, Vec<Option<usize>>) {
+    let mut steps_of = vec![Vec::new(); program.actors.len()];
+    let mut saw = vec![None; program.steps.len()];
+    let mut last = vec![None; program.features.vars as usize];
+    for (index, step) in program.steps.iter().enumerate() {
+        if keep(&index) {
+            steps_of[step.actor].push(index);
+        }
+        match step.op {
+            Op::Read(var) => saw[index] = last[var as usize],
+            Op::Write(var) => last[var as usize] = Some(index),
+            _ => {}
+        }
+    }
+    (steps_of, saw)
+}
+
 /// Checks a witness schedule of the race (`earlier`, `later`): running every step before
 /// `earlier` as recorded, then `witness` (the moved steps, then `earlier` and `later`), must
 /// be a correct run of `program` — each actor's steps in program order, a child after its
@@ -401,19 +423,7 @@ pub fn check_witness(
         !(step.op == Op::Finish && program.actors[step.actor] == Kind::Thread)
     };
     let n = program.actors.len();
-    let mut steps_of = vec![Vec::new(); n];
-    let mut saw = vec![None; steps.len()];
-    let mut last = vec![None; program.features.vars as usize];
-    for (index, step) in steps.iter().enumerate() {
-        if is_step(&index) {
-            steps_of[step.actor].push(index);
-        }
-        match step.op {
-            Op::Read(var) => saw[index] = last[var as usize],
-            Op::Write(var) => last[var as usize] = Some(index),
-            _ => {}
-        }
-    }
+    let (steps_of, saw) = program_order(program, is_step);
     let locks = (program.features.mutexes + program.features.rwlocks) as usize;
     let mut exclusive: Vec<Option<usize>> = vec![None; locks];
     let mut shared = vec![0usize; locks];
