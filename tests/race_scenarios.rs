@@ -371,3 +371,31 @@ fn export_chrome_shows_the_races_of_the_chosen_relation() {
     assert!(exported("wcp").contains(predicted));
     assert!(!exported("shb").contains(predicted));
 }
+
+/// SHB proves every race it reports: on every committed trace, each SHB race comes with a
+/// schedule, or says it was not built for a bound (and WCP's schedules are checked the same
+/// way as SHB's by the analyzer's random-program tests).
+#[test]
+fn every_shb_race_of_the_committed_traces_has_a_schedule() {
+    let mut races = 0;
+    for entry in std::fs::read_dir("traces").expect("the committed traces") {
+        let path = entry.expect("a directory entry").path();
+        if path.extension().is_none_or(|e| e != "trace") {
+            continue;
+        }
+        let (_, report) = races_with(path.to_str().expect("a UTF-8 path"), "shb");
+        for finding in report["findings"].as_array().expect("findings") {
+            if finding["kind"] != "data-race" {
+                continue;
+            }
+            races += 1;
+            let detail = &finding["detail"];
+            let built = detail["witness"].as_array().is_some_and(|steps| steps.len() >= 2);
+            let bounded = detail["witness_missing"]
+                .as_str()
+                .is_some_and(|why| why.starts_with("schedule not built:"));
+            assert!(built || bounded, "{path:?}: {finding}");
+        }
+    }
+    assert!(races >= 5, "the committed traces have SHB races ({races})");
+}

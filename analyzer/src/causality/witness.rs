@@ -7,7 +7,7 @@
 //! closure, backwards from `b`, of: program order, spawn before the child, the child's events
 //! before its join, a message's send before its receipt, a wake before the task's next poll, a
 //! release annotation before a later acquire one, a semaphore's releases before a later
-//! acquisition, a task's end before later events of the thread it ran on (a `block_on`), and
+//! acquisition, a `block_on` future's end before its caller's later events, and
 //! the write a read saw before the read. Locks are then checked by running the schedule: where
 //! a moved acquisition finds its lock held by a section whose release was left out, that
 //! release (and its own closure) is moved too, and the run starts again. If `a` itself joins
@@ -101,13 +101,12 @@ impl Recent {
     }
 
     /// The moved events (their numbers, in order) of a schedule that runs event `first` then
-    /// event `second` back to back (see the module docs); `semaphore` says which locks are
-    /// semaphores. Past [`MAX_SCHEDULES`] calls, none.
+    /// event `second` back to back (see the module docs). Past [`MAX_SCHEDULES`] calls, none.
     pub fn schedule(
         &mut self,
+        cx: &Context<'_>,
         first: u64,
         second: u64,
-        semaphore: impl Fn(LockId) -> bool,
     ) -> Result<Vec<u64>, Unbuilt> {
         if self.schedules == MAX_SCHEDULES {
             return Err(Unbuilt::TooMany);
@@ -117,7 +116,7 @@ impl Recent {
             return Err(Unbuilt::TooFar(second.saturating_sub(first)));
         }
         let events: Vec<&Event> = (first..=second).filter_map(|n| self.get(n)).collect();
-        let window = Window::new(&events, semaphore);
+        let window = Window::new(cx, &events);
         let mut needed = vec![false; events.len()];
         window.close(&mut needed, events.len() - 1)?;
         for _ in 0..MAX_HAND_OVERS {
@@ -145,7 +144,8 @@ struct Window<'a> {
 }
 
 impl<'a> Window<'a> {
-    fn new(events: &'a [&'a Event], semaphore: impl Fn(LockId) -> bool) -> Self {
+    fn new(cx: &Context<'_>, events: &'a [&'a Event]) -> Self {
+        let semaphore = |lock| crate::causality::is_semaphore(cx, lock);
         let actors: Vec<Actor> = events.iter().map(|e| Actor::of(e)).collect();
         let mut needs = vec![Vec::new(); events.len()];
         let mut locks = vec![None; events.len()];
@@ -156,7 +156,7 @@ impl<'a> Window<'a> {
         let mut wakes: HashMap<u32, Vec<usize>> = HashMap::new();
         let mut sync_releases: HashMap<u32, Vec<usize>> = HashMap::new();
         let mut permits: HashMap<LockId, Vec<usize>> = HashMap::new();
-        // Per thread, the ends of tasks that ran on it.
+        // Per thread, the ends of the `block_on` futures it ran (and waited for).
         let mut task_ends: HashMap<u32, Vec<usize>> = HashMap::new();
         for (p, event) in events.iter().enumerate() {
             let actor = actors[p];
@@ -197,7 +197,11 @@ impl<'a> Window<'a> {
                 EventKind::ThreadJoined { thread, .. } => {
                     need.extend(last_of.get(&Actor::Thread(thread)));
                 }
-                EventKind::TaskFinished { .. } => {
+                EventKind::TaskFinished { .. }
+                    if event.task.is_some_and(|task| {
+                        crate::detect::task_kind(cx, task) == Some("block_on")
+                    }) =>
+                {
                     task_ends.entry(event.thread.0).or_default().push(p);
                 }
                 EventKind::Send { channel, message, .. } => {

@@ -302,9 +302,7 @@ impl DataRace {
                 Vec::new()
             };
             let witness = self.recent.as_mut().map(|recent| {
-                let moved = recent.schedule(earlier.info.event, later.info.event, |lock| {
-                    crate::causality::is_semaphore(cx, lock)
-                })?;
+                let moved = recent.schedule(cx, earlier.info.event, later.info.event)?;
                 let numbers = moved.into_iter().chain([earlier.info.event, later.info.event]);
                 Ok(numbers
                     .filter_map(|number| recent.get(number))
