@@ -415,6 +415,9 @@ fn wcp_says_when_its_bounds_forgot_critical_sections() {
     assert_eq!(pairs(&found), vec![("a:1:0".to_owned(), "a:2:0".to_owned(), 1)]);
     let said = found[0].evidence.iter().any(|line| line.contains("forgot 45 critical sections"));
     assert!(said, "{:?}", found[0].evidence);
+    let Detail::DataRace(detail) = &found[0].detail else { panic!("{:?}", found[0].detail) };
+    let forgotten = detail.forgotten.expect("the JSON detail says it too");
+    assert_eq!((forgotten.sections, forgotten.accesses), (45, 0));
 }
 
 /// SHB with many logical threads (its last-write clocks leave their flat table past 16):
