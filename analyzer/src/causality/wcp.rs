@@ -120,21 +120,30 @@ struct Open {
     accesses: Vec<(VarId, bool)>,
 }
 
-/// Which earlier accesses rule (a) looks up for an access: a write conflicts with any, a read
-/// with writes.
+/// The kind of the accesses of the sections whose releases rule (a) keeps (a read followed
+/// by a write of the same variable counts as the write only: a later access that conflicts
+/// with the read conflicts with the write too).
 #[derive(Debug, Clone, Copy)]
-enum Conflicts {
-    Any = 0,
-    Writes = 1,
+enum Kind {
+    Read = 0,
+    Write = 1,
 }
 
-impl Conflicts {
-    /// What a later access conflicts with.
+impl Kind {
+    /// The kind of an access.
     fn of(write: bool) -> Self {
         if write {
-            Conflicts::Any
+            Kind::Write
         } else {
-            Conflicts::Writes
+            Kind::Read
+        }
+    }
+
+    /// The kinds of earlier accesses an access of this kind conflicts with.
+    fn conflicting(self) -> &'static [Kind] {
+        match self {
+            Kind::Read => &[Kind::Write],
+            Kind::Write => &[Kind::Read, Kind::Write],
         }
     }
 }
@@ -156,7 +165,7 @@ impl Default for LastTwo {
     }
 }
 
-/// A (lock, variable) pair's rule (a) releases, by [`Conflicts`].
+/// A (lock, variable) pair's rule (a) releases, by [`Kind`].
 #[derive(Debug, Clone, Copy)]
 struct Group {
     lock: u32,
@@ -173,7 +182,7 @@ impl Default for Group {
 }
 
 /// Rule (a)'s releases of exclusive sections, by group of (lock, variable), their `H` clocks
-/// in one flat table: row `4 * group + 2 * conflicts + i` for `last[conflicts].releases[i]`.
+/// in one flat table: row `4 * group + 2 * kind + i` for `last[kind].releases[i]`.
 #[derive(Debug, Default)]
 struct ReleaseTable {
     groups: Vec<Group>,
@@ -181,8 +190,8 @@ struct ReleaseTable {
 }
 
 impl ReleaseTable {
-    fn row(group: usize, conflicts: Conflicts, index: u8) -> usize {
-        4 * group + 2 * conflicts as usize + usize::from(index)
+    fn row(group: usize, kind: Kind, index: u8) -> usize {
+        4 * group + 2 * kind as usize + usize::from(index)
     }
 
     /// The group at `index`, made if missing.
@@ -193,9 +202,9 @@ impl ReleaseTable {
         &mut self.groups[index]
     }
 
-    /// `slot`, whose `H` is `h`, released a section that made accesses `conflicts` looks up.
-    fn released(&mut self, group: usize, conflicts: Conflicts, slot: u32, h: &Clock) {
-        let last = &mut self.groups[group].last[conflicts as usize];
+    /// `slot`, whose `H` is `h`, released a section that made an access of `kind`.
+    fn released(&mut self, group: usize, kind: Kind, slot: u32, h: &Clock) {
+        let last = &mut self.groups[group].last[kind as usize];
         let latest = last.releases[usize::from(last.latest)];
         // The last release by another slot than `slot` stays; `slot`'s earlier one, known
         // to this one, goes.
@@ -206,14 +215,14 @@ impl ReleaseTable {
         };
         last.releases[usize::from(index)] = Epoch { slot, clock: h.get(slot) };
         last.latest = index;
-        self.clocks.set(Self::row(group, conflicts, index), h);
+        self.clocks.set(Self::row(group, kind, index), h);
     }
 
     /// Orders `pred`, `P` of `slot`, after the last release by another slot of a section
-    /// that made an access `conflicts` looks up, unless it knows it already.
+    /// that made an access of `kind`, unless it knows it already.
     #[inline]
-    fn order_after(&self, group: usize, conflicts: Conflicts, slot: u32, pred: &mut Clock) {
-        let last = &self.groups[group].last[conflicts as usize];
+    fn order_after(&self, group: usize, kind: Kind, slot: u32, pred: &mut Clock) {
+        let last = &self.groups[group].last[kind as usize];
         let mut index = last.latest;
         if last.releases[usize::from(index)].slot == slot {
             index = 1 - index;
@@ -221,7 +230,7 @@ impl ReleaseTable {
         // A clock that knows a slot's event at least as late as the release knows all the
         // release knew (only ticking events hand clocks on), so a release known adds nothing.
         if last.releases[usize::from(index)].unordered(slot, pred) {
-            pred.join_entries(self.clocks.row(Self::row(group, conflicts, index)));
+            pred.join_entries(self.clocks.row(Self::row(group, kind, index)));
         }
     }
 
@@ -234,7 +243,7 @@ impl ReleaseTable {
 }
 
 /// The releases of shared sections on a lock that made accesses to a variable, one per slot
-/// and [`Conflicts`]: shared sections overlap, so no release knows the others.
+/// and [`Kind`]: shared sections overlap, so no release knows the others.
 #[derive(Debug, Default)]
 struct SharedReleases([Vec<(Epoch, Clock)>; 2]);
 
@@ -380,18 +389,21 @@ impl Wcp {
         if self.open[slot as usize].is_empty() {
             return;
         }
-        let conflicts = Conflicts::of(write);
+        let conflicting = Kind::of(write).conflicting();
         let mut pred = std::mem::take(&mut self.preds[slot as usize]);
         for section in self.open[slot as usize].iter() {
             if let Some((table, group)) = self.group(section.lock, var) {
-                table.order_after(group, conflicts, slot, &mut pred);
+                for &kind in conflicting {
+                    table.order_after(group, kind, slot, &mut pred);
+                }
             }
             // Two shared sections are never ordered, as in happens-before.
             if self.shared.is_empty() || !section.exclusive {
                 continue;
             }
             if let Some(SharedReleases(lists)) = self.shared.get(&(section.lock, var)) {
-                for (release, clock) in &lists[conflicts as usize] {
+                let releases = conflicting.iter().flat_map(|&kind| &lists[kind as usize]);
+                for (release, clock) in releases {
                     if release.unordered(slot, &pred) {
                         pred.join(clock);
                     }
@@ -431,26 +443,21 @@ impl Wcp {
         h: &Clock,
     ) {
         for &(var, write) in accesses {
-            let kinds: &[Conflicts] =
-                if write { &[Conflicts::Any, Conflicts::Writes] } else { &[Conflicts::Any] };
+            let kind = Kind::of(write);
             if exclusive {
                 let (table, group) = self.group_mut(lock, var);
-                for &conflicts in kinds {
-                    table.released(group, conflicts, slot, h);
-                }
+                table.released(group, kind, slot, h);
                 continue;
             }
             let SharedReleases(lists) = self.shared.entry((lock, var)).or_default();
-            for &conflicts in kinds {
-                let list = &mut lists[conflicts as usize];
-                let release = Epoch { slot, clock: h.get(slot) };
-                match list.iter_mut().find(|(earlier, _)| earlier.slot == slot) {
-                    Some((earlier, clock)) => {
-                        *earlier = release;
-                        clock.assign(h);
-                    }
-                    None => list.push((release, h.clone())),
+            let list = &mut lists[kind as usize];
+            let release = Epoch { slot, clock: h.get(slot) };
+            match list.iter_mut().find(|(earlier, _)| earlier.slot == slot) {
+                Some((earlier, clock)) => {
+                    *earlier = release;
+                    clock.assign(h);
                 }
+                None => list.push((release, h.clone())),
             }
         }
     }
