@@ -479,3 +479,24 @@ fn a_schedule_is_built_only_for_accesses_close_enough() {
     assert_eq!(steps, [("thread `t1`", "writes `x`"), ("thread `t2`", "writes `x`")]);
     assert_eq!(detail.witness_missing, None);
 }
+
+/// WCP with more logical threads than its flat clock rows hold (16): writes under one lock by
+/// twenty threads never race, in any relation; an unlocked write after them races with the
+/// last locked one.
+#[test]
+fn wcp_orders_conflicting_sections_of_many_threads() {
+    let mut b = TraceBuilder::new("many");
+    let (m, x) = (b.mutex("m"), b.variable("x"));
+    let (locked, unlocked, at) = (b.site("a", 1, 0), b.site("a", 2, 0), b.site("a", 3, 0));
+    let threads: Vec<_> = (0..20).map(|t| b.thread(&format!("t{t}"))).collect();
+    for _ in 0..3 {
+        for &thread in &threads {
+            b.on(thread).acquire(m, at).write(x, locked).release(m);
+        }
+    }
+    b.on(threads[0]).write(x, unlocked);
+    for relation in Relation::ALL {
+        let found = races_in(&b, relation);
+        assert_eq!(pairs(&found), vec![("a:1:0".to_owned(), "a:2:0".to_owned(), 1)], "{relation}");
+    }
+}
