@@ -385,9 +385,10 @@ impl Detector for DataRace {
     fn on_event(&mut self, cx: &Context<'_>, event: &Event) {
         // (Only the kinds it declares, so that a schedule does not depend on what else
         // replay shows it.)
-        let wanted = self.interest().wants(&event.kind);
-        if let (Some(recent), true) = (&mut self.recent, wanted) {
-            recent.push(event);
+        if self.recent.is_some() && self.interest().wants(&event.kind) {
+            if let Some(recent) = &mut self.recent {
+                recent.push(event);
+            }
         }
         if self.causality.started() {
             self.on_clocked_event(cx, event);
