@@ -16,8 +16,13 @@
 //! Races are reported per ordered pair of sites (earlier, later), with an occurrence count, so
 //! that every racy access's site appears as the later site of a pair. In HB the racy access is
 //! paired with every remembered earlier access it is unordered with (the latest always among
-//! them); in SHB and WCP only with the latest (the one their soundness theorems speak of). HB and SHB races are errors; in WCP only the first race is
-//! sure to be real, later ones are warnings, "predicted, unverified".
+//! them); in SHB and WCP only with the latest (the one their soundness theorems speak of).
+//!
+//! In SHB and WCP, the first occurrence of each pair also gets a witness schedule (see
+//! [`crate::causality::witness`]) from the last events the detector saw: the steps
+//! of a reordering that runs the two accesses back to back. HB and SHB races are errors; in
+//! WCP only the first race is sure to be real, so a later one is an error when a schedule
+//! proves it, else a warning, "predicted, unverified".
 //!
 //! Clocks are kept from the first access or join on (see the causality engine's docs), so that
 //! a trace of locks alone (most traces) costs the detector next to nothing.
