@@ -500,3 +500,48 @@ fn wcp_orders_conflicting_sections_of_many_threads() {
         assert_eq!(pairs(&found), vec![("a:1:0".to_owned(), "a:2:0".to_owned(), 1)], "{relation}");
     }
 }
+
+/// A WCP race whose schedule must run a critical section before the earlier access's own:
+/// `t2`'s section on `m` touched nothing of `t1`'s, so it may run first, and then `t1`'s write
+/// and `t2`'s read are back to back. The schedule proves it, so this second race is an error.
+#[test]
+fn a_wcp_schedule_may_run_a_section_before_the_earlier_access_own() {
+    let mut b = TraceBuilder::new("swap");
+    let (t0, t1, t2, t3) = (b.thread("t0"), b.thread("t1"), b.thread("t2"), b.thread("t3"));
+    let (m, x, y) = (b.mutex("m"), b.variable("x"), b.variable("y"));
+    let (w, r, s, u) = (b.site("a", 1, 0), b.site("a", 2, 0), b.site("a", 3, 0), b.site("a", 4, 0));
+    // A first race, so that the one below is a later one.
+    b.on(t0).write(y, u);
+    b.on(t3).write(y, u);
+    b.on(t1).acquire(m, s).write(x, w).release(m);
+    b.on(t2).acquire(m, s).release(m).read(x, r);
+    assert_eq!(
+        pairs(&races_in(&b, Relation::Shb)),
+        vec![("a:4:0".to_owned(), "a:4:0".to_owned(), 1)]
+    );
+    let found = races_in(&b, Relation::Wcp);
+    assert_eq!(
+        pairs(&found),
+        vec![
+            ("a:4:0".to_owned(), "a:4:0".to_owned(), 1),
+            ("a:1:0".to_owned(), "a:2:0".to_owned(), 1)
+        ]
+    );
+    assert_eq!(found[1].severity, Severity::Error);
+    let Detail::DataRace(detail) = &found[1].detail else { panic!("{:?}", found[1].detail) };
+    let steps: Vec<(&str, &str)> =
+        detail.witness.iter().map(|s| (s.actor.as_str(), s.event.as_str())).collect();
+    assert_eq!(
+        steps,
+        [
+            ("thread `t2`", "acquires `m`"),
+            ("thread `t2`", "releases `m`"),
+            ("thread `t1`", "acquires `m`"),
+            ("thread `t1`", "writes `x`"),
+            ("thread `t2`", "reads `x`"),
+        ]
+    );
+    let said =
+        found[1].evidence.iter().any(|line| line.contains("the events recorded before step 1"));
+    assert!(said, "{:?}", found[1].evidence);
+}

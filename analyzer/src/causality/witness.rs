@@ -1,22 +1,31 @@
 //! Witness schedules for races: a reordering of the recorded events in which two racing
-//! accesses run back to back.
+//! accesses run back to back. A schedule is given as its steps: every event recorded before
+//! its first step runs first, as recorded; then the steps, in their order, the earlier access
+//! `a` and the later one `b` last; events recorded since the first step and not among the
+//! steps wait.
 //!
-//! The schedule runs every event recorded before the earlier access `a` as recorded, then the
-//! *moved* events — those recorded between `a` and the later access `b` that `b` cannot run
-//! without — in their recorded order, then `a`, then `b`. What `b` cannot run without is the
-//! closure, backwards from `b`, of: program order, spawn before the child, the child's events
-//! before its join, a message's send before its receipt, a wake before the task's next poll, a
-//! release annotation before a later acquire one, a semaphore's releases before a later
-//! acquisition, a `block_on` future's end before its caller's later events, and
-//! the write a read saw before the read. Locks are then checked by running the schedule: where
-//! a moved acquisition finds its lock held by a section whose release was left out, that
-//! release (and its own closure) is moved too, and the run starts again. If `a` itself joins
-//! the moved events, no schedule of this shape exists.
+//! First, the schedule that keeps everything before `a`: the steps are the events recorded
+//! between `a` and `b` that `b` cannot run without, in their recorded order, then `a`, then
+//! `b`. What `b` cannot run without is the closure, backwards from `b`, of: program order,
+//! spawn before the child, the child's events before its join, a message's send before its
+//! receipt, a wake before the task's next poll, a release annotation before a later acquire
+//! one, a semaphore's releases before a later acquisition, a `block_on` future's end before
+//! its caller's later events, and the write a read saw before the read. Locks are then
+//! checked by running the schedule: where a step's acquisition finds its lock held by a
+//! section whose release was left out, that release (and its own closure) joins the steps, and
+//! the run starts again. If `a` itself is needed, no schedule of this shape exists.
 //!
-//! Every read but `a` and `b` sees the write it saw in the trace (the schedule keeps recorded
-//! order, and the write each read saw is in it), so the schedule is one the program could
-//! run. For an SHB race one always exists (what it adds is ordered before `b` by SHB, which
-//! `a` is not); for a WCP race it often does, and then proves the race.
+//! Then, if that fails, one that reorders events before `a` too (WCP's races often need a
+//! critical section to run before `a`'s own): the steps are what `a` and what `b` need, run in
+//! recorded order where locks allow, except that a section left open at the end (`a`'s own)
+//! is acquired only after the other sections on its lock, and conflicting accesses keep their
+//! recorded order; again with releases added where a lock must be handed over.
+//!
+//! Every read but `a` and `b` sees the write it saw in the trace (the write each read saw is
+//! among the steps, and conflicting accesses keep their order), so the schedule is one the
+//! program could run. For an SHB race the first kind always exists (what it adds is ordered
+//! before `b` by SHB, which `a` is not); for a WCP race one of the two often does, and then
+//! proves the race.
 //!
 //! Only the last [`WINDOW`] events are kept, so a schedule is built only when the two accesses
 //! are at most that many events apart.
@@ -32,6 +41,9 @@ pub const WINDOW: usize = 4096;
 
 /// Lock hand-overs a schedule may have to add before it is given up.
 const MAX_HAND_OVERS: usize = 64;
+
+/// Events a reordered schedule may need, at most (each step of its run looks at all).
+const MAX_REORDERED: usize = 512;
 
 /// Schedules built per analysis, at most (each costs up to a pass over [`WINDOW`] events per
 /// hand-over).
@@ -100,8 +112,10 @@ impl Recent {
         self.events.get((number % WINDOW as u64) as usize)
     }
 
-    /// The moved events (their numbers, in order) of a schedule that runs event `first` then
-    /// event `second` back to back (see the module docs). Past [`MAX_SCHEDULES`] calls, none.
+    /// The steps (event numbers, in the order the schedule runs them, `first` and `second`
+    /// last) of a schedule that runs event `first` then event `second` back to back, after
+    /// every event recorded before its first step (see the module docs). Past
+    /// [`MAX_SCHEDULES`] calls, none.
     pub fn schedule(
         &mut self,
         cx: &Context<'_>,
@@ -115,27 +129,38 @@ impl Recent {
         if self.get(first).is_none() || self.get(second).is_none() || second <= first {
             return Err(Unbuilt::TooFar(second.saturating_sub(first)));
         }
-        let events: Vec<&Event> = (first..=second).filter_map(|n| self.get(n)).collect();
-        let window = Window::new(cx, &events);
-        let mut needed = vec![false; events.len()];
-        window.close(&mut needed, events.len() - 1)?;
-        for _ in 0..MAX_HAND_OVERS {
-            match window.lock_conflict(&needed)? {
-                None => {
-                    let moved = (1..events.len() - 1).filter(|&p| needed[p]);
-                    return Ok(moved.map(|p| first + p as u64).collect());
-                }
-                Some(release) => window.close(&mut needed, release)?,
+        let numbered = |from: u64| -> Vec<&Event> {
+            (from..=second).filter_map(|number| self.get(number)).collect()
+        };
+        let events = numbered(first);
+        match Window::new(cx, &events, 0).moved_after_first() {
+            Ok(moved) => {
+                let numbers = moved.into_iter().map(|p| first + p as u64);
+                Ok(numbers.chain([first, second]).collect())
             }
+            Err(Unbuilt::Needed) => {
+                // Reordering the events before the first access too (critical sections that
+                // must run before the first access's own).
+                let start = self.seen - self.events.len() as u64;
+                let events = numbered(start);
+                let window = Window::new(cx, &events, (first - start) as usize);
+                Ok(window.reordered()?.into_iter().map(|p| start + p as u64).collect())
+            }
+            Err(unbuilt) => Err(unbuilt),
         }
-        Err(Unbuilt::TooManyHandOvers)
     }
 }
 
-/// The events from the earlier access (position 0) to the later one (the last), with what
+/// Per lock, who holds it: actor, mode, and the position of the release that ends the hold,
+/// if the window has it.
+type Holders = HashMap<LockId, Vec<(Actor, LockMode, Option<usize>)>>;
+
+/// Recorded events up to the later access (the last), the earlier one among them, with what
 /// each one needs.
 struct Window<'a> {
     events: &'a [&'a Event],
+    /// The position of the earlier access.
+    first: usize,
     actors: Vec<Actor>,
     /// Per position, the earlier positions it needs, lock hand-overs aside.
     needs: Vec<Vec<usize>>,
@@ -144,7 +169,7 @@ struct Window<'a> {
 }
 
 impl<'a> Window<'a> {
-    fn new(cx: &Context<'_>, events: &'a [&'a Event]) -> Self {
+    fn new(cx: &Context<'_>, events: &'a [&'a Event], first: usize) -> Self {
         let semaphore = |lock| crate::causality::is_semaphore(cx, lock);
         let actors: Vec<Actor> = events.iter().map(|e| Actor::of(e)).collect();
         let mut needs = vec![Vec::new(); events.len()];
@@ -226,15 +251,15 @@ impl<'a> Window<'a> {
             }
             last_of.insert(actor, p);
         }
-        Window { events, actors, needs, locks }
+        Window { events, first, actors, needs, locks }
     }
 
     /// Marks `from` and what it needs, transitively; fails if that includes the earlier
-    /// access (position 0).
+    /// access.
     fn close(&self, needed: &mut [bool], from: usize) -> Result<(), Unbuilt> {
         let mut stack = vec![from];
         while let Some(p) = stack.pop() {
-            if p == 0 {
+            if p == self.first {
                 return Err(Unbuilt::Needed);
             }
             if std::mem::replace(&mut needed[p], true) {
@@ -245,19 +270,160 @@ impl<'a> Window<'a> {
         Ok(())
     }
 
-    /// Runs the schedule's locks: the position of a release that must be moved, because a
-    /// moved acquisition finds its lock held by that release's section, if any.
-    fn lock_conflict(&self, needed: &[bool]) -> Result<Option<usize>, Unbuilt> {
-        // Who holds what as the earlier access runs: whoever releases a lock in the window
-        // before acquiring it there.
-        let mut holders: HashMap<LockId, Vec<(Actor, LockMode)>> = HashMap::new();
+    /// The positions of the events moved before the earlier access (at position 0): what
+    /// the later one needs, and the lock hand-overs that lets run.
+    fn moved_after_first(&self) -> Result<Vec<usize>, Unbuilt> {
+        let last = self.events.len() - 1;
+        let mut needed = vec![false; self.events.len()];
+        self.close(&mut needed, last)?;
+        for _ in 0..MAX_HAND_OVERS {
+            match self.lock_conflict(&needed)? {
+                None => return Ok((1..last).filter(|&p| needed[p]).collect()),
+                Some(release) => self.close(&mut needed, release)?,
+            }
+        }
+        Err(Unbuilt::TooManyHandOvers)
+    }
+
+    /// Who holds which lock as the window starts: whoever releases it there before
+    /// acquiring it; with the position of that release.
+    fn holders_at_start(&self) -> Holders {
+        let mut holders = Holders::new();
         let mut touched: HashSet<(LockId, Actor)> = HashSet::new();
         for (p, lock) in self.locks.iter().enumerate() {
             let Some((lock, mode, acquires)) = *lock else { continue };
             if touched.insert((lock, self.actors[p])) && !acquires {
-                holders.entry(lock).or_default().push((self.actors[p], mode));
+                holders.entry(lock).or_default().push((self.actors[p], mode, Some(p)));
             }
         }
+        holders
+    }
+
+    /// The position of the release that ends the section acquired at `acquired`, if the
+    /// window has it.
+    fn release_of(&self, acquired: usize) -> Option<usize> {
+        let Some((lock, _, true)) = self.locks[acquired] else { return None };
+        let actor = self.actors[acquired];
+        (acquired + 1..self.events.len()).find(|&q| {
+            self.actors[q] == actor && matches!(self.locks[q], Some((l, _, false)) if l == lock)
+        })
+    }
+
+    /// A schedule of the window's events that the two accesses need, in an order of its own
+    /// (the positions, the two accesses last): what each access needs, run in recorded
+    /// order where locks allow, a section that stays open to the end (the earlier access's
+    /// own) acquired only after the other sections on its lock, conflicting accesses kept in
+    /// recorded order (so that every read still sees its write), and releases added where a
+    /// lock must be handed over.
+    fn reordered(&self) -> Result<Vec<usize>, Unbuilt> {
+        let (first, last) = (self.first, self.events.len() - 1);
+        let mut needed = vec![false; self.events.len()];
+        for &need in &self.needs[first] {
+            self.close(&mut needed, need)?;
+        }
+        needed[first] = true;
+        self.close(&mut needed, last)?;
+        for _ in 0..MAX_HAND_OVERS {
+            if needed.iter().filter(|&&n| n).count() > MAX_REORDERED {
+                return Err(Unbuilt::Needed);
+            }
+            match self.run_in_order(&needed) {
+                Ok(mut order) => {
+                    order.extend([first, last]);
+                    return Ok(order);
+                }
+                Err(Some(release)) => self.close(&mut needed, release)?,
+                Err(None) => return Err(Unbuilt::Needed),
+            }
+        }
+        Err(Unbuilt::TooManyHandOvers)
+    }
+
+    /// [`reordered`](Self::reordered)'s run of the `needed` events but the two accesses:
+    /// their order, or the release a stuck acquisition waits for (`None` if none helps).
+    fn run_in_order(&self, needed: &[bool]) -> Result<Vec<usize>, Option<usize>> {
+        let (first, last) = (self.first, self.events.len() - 1);
+        let mut remaining: Vec<usize> = (0..last).filter(|&p| needed[p] && p != first).collect();
+        let mut done = vec![false; self.events.len()];
+        let mut holders = self.holders_at_start();
+        // The events recorded before the earliest needed one run first, as recorded.
+        let start = needed.iter().position(|&n| n).unwrap_or(first);
+        for p in 0..start {
+            self.take_or_give(&mut holders, p);
+        }
+        done[..start].fill(true);
+        let mut order = Vec::with_capacity(remaining.len());
+        while !remaining.is_empty() {
+            let mut wanted = None;
+            let ready = remaining.iter().position(|&p| {
+                if !self.needs[p].iter().all(|&q| done[q]) || self.waits_for_access(p, &remaining) {
+                    return false;
+                }
+                let Some((lock, mode, true)) = self.locks[p] else { return true };
+                let actor = self.actors[p];
+                let conflicts = |other: Actor, other_mode: LockMode| {
+                    other != actor
+                        && (mode == LockMode::Exclusive || other_mode == LockMode::Exclusive)
+                };
+                let held = holders.get(&lock).into_iter().flatten();
+                if let Some(&(_, _, release)) = held.clone().find(|h| conflicts(h.0, h.1)) {
+                    wanted = wanted.or(release.filter(|&r| !needed[r]));
+                    return false;
+                }
+                // A section left open runs after the others on its lock.
+                let open = self.release_of(p).is_none_or(|r| !needed[r]);
+                !(open
+                    && remaining.iter().any(|&q| {
+                        q != p
+                            && matches!(self.locks[q], Some((l, m, true))
+                                if l == lock && conflicts(self.actors[q], m))
+                    }))
+            });
+            let Some(index) = ready else { return Err(wanted) };
+            let p = remaining.remove(index);
+            self.take_or_give(&mut holders, p);
+            done[p] = true;
+            order.push(p);
+        }
+        Ok(order)
+    }
+
+    /// Runs the lock event at `p` (if it is one) on `holders`.
+    fn take_or_give(&self, holders: &mut Holders, p: usize) {
+        match self.locks[p] {
+            Some((lock, mode, true)) => {
+                let hold = (self.actors[p], mode, self.release_of(p));
+                holders.entry(lock).or_default().push(hold);
+            }
+            Some((lock, _, false)) => {
+                let held = holders.entry(lock).or_default();
+                if let Some(at) = held.iter().position(|h| h.0 == self.actors[p]) {
+                    held.remove(at);
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// Whether the access at `p` must wait for a conflicting access recorded before it that
+    /// has not run (keeping what every read sees).
+    fn waits_for_access(&self, p: usize, remaining: &[usize]) -> bool {
+        let Some((var, write)) = access(self.events[p]) else { return false };
+        remaining.iter().take_while(|&&q| q < p).any(|&q| {
+            access(self.events[q])
+                .is_some_and(|(other, other_write)| other == var && (write || other_write))
+        })
+    }
+
+    /// Runs the schedule's locks: the position of a release that must be moved, because a
+    /// moved acquisition finds its lock held by that release's section, if any.
+    fn lock_conflict(&self, needed: &[bool]) -> Result<Option<usize>, Unbuilt> {
+        // Who holds what as the earlier access runs.
+        let mut holders: HashMap<LockId, Vec<(Actor, LockMode)>> = self
+            .holders_at_start()
+            .into_iter()
+            .map(|(lock, held)| (lock, held.into_iter().map(|(a, m, _)| (a, m)).collect()))
+            .collect();
         for p in (1..self.events.len()).filter(|&p| needed[p]) {
             let Some((lock, mode, acquires)) = self.locks[p] else { continue };
             let actor = self.actors[p];
@@ -283,6 +449,15 @@ impl<'a> Window<'a> {
             held.push((actor, mode));
         }
         Ok(None)
+    }
+}
+
+/// The variable an event accesses, and whether it writes it.
+fn access(event: &Event) -> Option<(u32, bool)> {
+    match event.kind {
+        EventKind::Read { var, .. } => Some((var.0, false)),
+        EventKind::Write { var, .. } => Some((var.0, true)),
+        _ => None,
     }
 }
 

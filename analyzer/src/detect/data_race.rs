@@ -114,6 +114,15 @@ struct RaceKey {
     later: (SiteId, bool),
 }
 
+/// A witness schedule of a race, as the report tells it.
+#[derive(Debug, Clone)]
+struct Witness {
+    steps: Vec<WitnessStep>,
+    /// Whether it runs events recorded before the earlier access in another order (else it
+    /// runs them all as recorded, then steps recorded after it).
+    reordered: bool,
+}
+
 #[derive(Debug, Clone)]
 struct RaceRecord {
     earlier: Access,
@@ -123,7 +132,7 @@ struct RaceRecord {
     /// If so, the locks whose critical sections happens-before orders it through.
     via_locks: Vec<LockId>,
     /// A schedule that runs the two back to back (SHB and WCP).
-    witness: Option<Result<Vec<WitnessStep>, Unbuilt>>,
+    witness: Option<Result<Witness, Unbuilt>>,
     count: u64,
 }
 
@@ -307,12 +316,14 @@ impl DataRace {
                 Vec::new()
             };
             let witness = self.recent.as_mut().map(|recent| {
-                let moved = recent.schedule(cx, earlier.info.event, later.info.event)?;
-                let numbers = moved.into_iter().chain([earlier.info.event, later.info.event]);
-                Ok(numbers
+                let numbers = recent.schedule(cx, earlier.info.event, later.info.event)?;
+                let reordered = numbers.iter().any(|&number| number < earlier.info.event);
+                let steps = numbers
+                    .into_iter()
                     .filter_map(|number| recent.get(number))
                     .map(|event| witness::step(cx, event))
-                    .collect())
+                    .collect();
+                Ok(Witness { steps, reordered })
             });
             let record = RaceRecord { earlier, later, hb_ordered, via_locks, witness, count: 1 };
             self.races.insert(key, record);
@@ -545,9 +556,9 @@ fn race_finding(
         );
     }
     let (witness, witness_missing) = match &record.witness {
-        Some(Ok(steps)) => {
-            schedule_evidence(&mut finding.evidence, steps);
-            (steps.clone(), None)
+        Some(Ok(witness)) => {
+            schedule_evidence(&mut finding.evidence, witness);
+            (witness.steps.clone(), None)
         }
         Some(Err(unbuilt)) => {
             finding.evidence.push(unbuilt.to_string());
@@ -582,9 +593,15 @@ fn race_finding(
 const SCHEDULE_SHOWN: usize = 12;
 
 /// A witness schedule as evidence lines: a short numbered list.
-fn schedule_evidence(evidence: &mut Vec<String>, steps: &[WitnessStep]) {
+fn schedule_evidence(evidence: &mut Vec<String>, witness: &Witness) {
+    let steps = &witness.steps;
     let moved = steps.len().saturating_sub(2);
-    evidence.push(if moved == 0 {
+    evidence.push(if witness.reordered {
+        format!(
+            "a schedule runs them back to back: the events recorded before step 1, then these {} steps in this order (the others recorded since wait), the two last:",
+            steps.len()
+        )
+    } else if moved == 0 {
         "a schedule runs them back to back: the events recorded before the first access, then:"
             .to_owned()
     } else {

@@ -719,8 +719,9 @@ pub struct RaceDetail {
     #[serde(default)]
     pub reason: String,
     /// A schedule that runs them back to back (SHB and WCP): after every event the trace
-    /// recorded before the earlier access, these steps, the two accesses last. Empty when
-    /// none was built (see `witness_missing`).
+    /// recorded before its first step, these steps in this order, the two accesses last
+    /// (events recorded since the first step and not among them wait). Empty when none was
+    /// built (see `witness_missing`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub witness: Vec<witness::WitnessStep>,
     /// Why no schedule was built, when none was.

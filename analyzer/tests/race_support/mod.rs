@@ -393,9 +393,9 @@ pub fn program_order(
     (steps_of, saw)
 }
 
-/// Checks a witness schedule of the race (`earlier`, `later`): running every step before
-/// `earlier` as recorded, then `witness` (the moved steps, then `earlier` and `later`), must
-/// be a correct run of `program` — each actor's steps in program order, a child after its
+/// Checks a witness schedule of the race (`earlier`, `later`): running every step recorded
+/// before the earliest step of `witness` as recorded, then `witness` in its order (`earlier`
+/// and `later` last), must be a correct run of `program` — each actor's steps in program order, a child after its
 /// spawn, a join after the child's last step, locks held per their mode, a message received
 /// after it was sent, an acquire annotation after the release annotations recorded before it,
 /// and every read but the racing pair's seeing the write it saw in the trace — that ends with
@@ -433,7 +433,8 @@ pub fn check_witness(
     spawned[0] = true;
     let mut sent = HashSet::new();
     let mut run = HashSet::new();
-    for index in (0..earlier).chain(witness.iter().copied()).filter(is_step) {
+    let start = witness.iter().copied().min().unwrap_or(earlier);
+    for index in (0..start).chain(witness.iter().copied()).filter(is_step) {
         let step = steps[index];
         let a = step.actor;
         if !run.insert(index) {
