@@ -43,7 +43,10 @@ pub const WINDOW: usize = 4096;
 const MAX_HAND_OVERS: usize = 64;
 
 /// Events a reordered schedule may need, at most (each step of its run looks at all).
-const MAX_REORDERED: usize = 512;
+const MAX_REORDERED: usize = 256;
+
+/// Lock hand-overs a reordered schedule may add (each costs a new run).
+const MAX_REORDERED_HAND_OVERS: usize = 8;
 
 /// Schedules built per analysis, at most (each costs up to a pass over [`WINDOW`] events per
 /// hand-over).
@@ -57,10 +60,9 @@ pub enum Unbuilt {
         "schedule not built: the two accesses are {0} events apart, more than the {WINDOW} kept"
     )]
     TooFar(u64),
-    /// Running the later access needs the earlier one to have run (some order this
-    /// construction keeps and the relation does not: WCP lets critical sections swap in ways
-    /// a single reordering of this shape cannot).
-    #[error("no schedule of the recorded events found that runs them back to back: the later access needs events that follow the earlier one")]
+    /// Neither kind of schedule exists: the later access needs the earlier one to have run,
+    /// or the locks allow no order of what they need (a WCP prediction may be false).
+    #[error("no schedule of the recorded events found that runs them back to back: what the later access needs includes the earlier one, or the locks allow no such order")]
     Needed,
     /// Too many lock hand-overs to add.
     #[error("schedule not built: more than {MAX_HAND_OVERS} critical sections had to be moved")]
@@ -144,7 +146,9 @@ impl Recent {
                 let start = self.seen - self.events.len() as u64;
                 let events = numbered(start);
                 let window = Window::new(cx, &events, (first - start) as usize);
-                Ok(window.reordered()?.into_iter().map(|p| start + p as u64).collect())
+                // (Whatever stops this one, the first kind's reason stands.)
+                let order = window.reordered().map_err(|_| Unbuilt::Needed)?;
+                Ok(order.into_iter().map(|p| start + p as u64).collect())
             }
             Err(unbuilt) => Err(unbuilt),
         }
@@ -323,7 +327,7 @@ impl<'a> Window<'a> {
         }
         needed[first] = true;
         self.close(&mut needed, last)?;
-        for _ in 0..MAX_HAND_OVERS {
+        for _ in 0..=MAX_REORDERED_HAND_OVERS {
             if needed.iter().filter(|&&n| n).count() > MAX_REORDERED {
                 return Err(Unbuilt::Needed);
             }
@@ -336,7 +340,7 @@ impl<'a> Window<'a> {
                 Err(None) => return Err(Unbuilt::Needed),
             }
         }
-        Err(Unbuilt::TooManyHandOvers)
+        Err(Unbuilt::Needed)
     }
 
     /// [`reordered`](Self::reordered)'s run of the `needed` events but the two accesses:
