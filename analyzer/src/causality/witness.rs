@@ -45,6 +45,10 @@ const MAX_HAND_OVERS: usize = 64;
 /// Events a reordered schedule may need, at most (each step of its run looks at all).
 const MAX_REORDERED: usize = 256;
 
+/// How far before the earlier access a reordered schedule may start, tried in turn (in
+/// events; the last reaches back to the oldest kept).
+const REORDER_FROM: [u64; 4] = [16, 128, 1024, WINDOW as u64];
+
 /// Lock hand-overs a reordered schedule may add (each costs a new run).
 const MAX_REORDERED_HAND_OVERS: usize = 8;
 
@@ -142,13 +146,25 @@ impl Recent {
             }
             Err(Unbuilt::Needed) => {
                 // Reordering the events before the first access too (critical sections that
-                // must run before the first access's own).
-                let start = self.seen - self.events.len() as u64;
-                let events = numbered(start);
-                let window = Window::new(cx, &events, (first - start) as usize);
-                // (Whatever stops this one, the first kind's reason stands.)
-                let order = window.reordered().map_err(|_| Unbuilt::Needed)?;
-                Ok(order.into_iter().map(|p| start + p as u64).collect())
+                // must run before the first access's own), from a little before it on, then
+                // from further back (what the accesses need grows with the stretch).
+                let oldest = self.seen - self.events.len() as u64;
+                let starts =
+                    REORDER_FROM.iter().map(|&back| first.saturating_sub(back).max(oldest));
+                let mut tried = None;
+                for start in starts {
+                    if tried == Some(start) {
+                        continue;
+                    }
+                    tried = Some(start);
+                    let events = numbered(start);
+                    let window = Window::new(cx, &events, (first - start) as usize);
+                    if let Ok(order) = window.reordered() {
+                        return Ok(order.into_iter().map(|p| start + p as u64).collect());
+                    }
+                }
+                // (Whatever stops these, the first kind's reason stands.)
+                Err(Unbuilt::Needed)
             }
             Err(unbuilt) => Err(unbuilt),
         }
