@@ -19,7 +19,8 @@
 //! critical section to run before `a`'s own): the steps are what `a` and what `b` need, run in
 //! recorded order where locks allow, except that a section left open at the end (`a`'s own)
 //! is acquired only after the other sections on its lock, and conflicting accesses keep their
-//! recorded order; again with releases added where a lock must be handed over.
+//! recorded order; again with releases added where a lock must be handed over. It starts a
+//! few events before `a` (what is recorded before runs as recorded), then further back.
 //!
 //! Every read but `a` and `b` sees the write it saw in the trace (the write each read saw is
 //! among the steps, and conflicting accesses keep their order), so the schedule is one the
