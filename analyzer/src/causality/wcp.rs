@@ -519,19 +519,28 @@ impl Wcp {
         // knows it unless both are shared (happens-before orders the sections of a lock
         // otherwise), so only the last of a run is joined.
         let mut pending: Option<(usize, bool)> = None;
+        // The first shared section a shared release passed over: rule (b) never holds between
+        // two shared sections, but it may between that one and a later exclusive release of
+        // this slot, so the cursor stays there.
+        let mut skipped = None;
         while position < own {
             let index = (position % HISTORY as u64) as usize;
             let entry = state.history[index];
             if entry.slot != slot {
                 if !exclusive && !entry.exclusive {
-                    break; // Two read sections can overlap: no order between them.
+                    skipped = skipped.or(Some(position));
+                    position += 1;
+                    continue;
                 }
                 if !entry.done {
                     break;
                 }
                 let acquired = Epoch { slot: entry.slot, clock: entry.acquired };
                 if acquired.unordered(slot, pred) {
-                    cursor.waits_for = acquired;
+                    // (Past a skipped section, the next release must look again.)
+                    if skipped.is_none() {
+                        cursor.waits_for = acquired;
+                    }
                     break;
                 }
                 if let Some((earlier, false)) = pending.filter(|_| !entry.exclusive) {
@@ -544,6 +553,6 @@ impl Wcp {
         if let Some((last, _)) = pending {
             pred.join_entries(state.released.row(last));
         }
-        cursor.position = position;
+        cursor.position = skipped.unwrap_or(position);
     }
 }
