@@ -440,34 +440,22 @@ impl<'a> Window<'a> {
     /// moved acquisition finds its lock held by that release's section, if any.
     fn lock_conflict(&self, needed: &[bool]) -> Result<Option<usize>, Unbuilt> {
         // Who holds what as the earlier access runs.
-        let mut holders: HashMap<LockId, Vec<(Actor, LockMode)>> = self
-            .holders_at_start()
-            .into_iter()
-            .map(|(lock, held)| (lock, held.into_iter().map(|(a, m, _)| (a, m)).collect()))
-            .collect();
+        let mut holders = self.holders_at_start();
         for p in (1..self.events.len()).filter(|&p| needed[p]) {
-            let Some((lock, mode, acquires)) = self.locks[p] else { continue };
-            let actor = self.actors[p];
-            let held = holders.entry(lock).or_default();
-            if !acquires {
-                if let Some(at) = held.iter().position(|&(holder, _)| holder == actor) {
-                    held.remove(at);
+            if let Some((lock, mode, true)) = self.locks[p] {
+                let actor = self.actors[p];
+                let blocking =
+                    holders.get(&lock).into_iter().flatten().find(|&&(holder, held, _)| {
+                        holder != actor
+                            && (mode == LockMode::Exclusive || held == LockMode::Exclusive)
+                    });
+                if let Some(&(_, _, release)) = blocking {
+                    // The release that ends that hold (the trace has it before this
+                    // acquisition, unless events are missing: then give up).
+                    return release.map(Some).ok_or(Unbuilt::Needed);
                 }
-                continue;
             }
-            let blocking = held.iter().find(|&&(holder, held_mode)| {
-                holder != actor && (mode == LockMode::Exclusive || held_mode == LockMode::Exclusive)
-            });
-            if let Some(&(holder, _)) = blocking {
-                // The holder released it before this acquisition in the trace (if the trace
-                // says otherwise, events are missing: give up).
-                let release = (1..p).rev().find(|&q| {
-                    self.actors[q] == holder
-                        && matches!(self.locks[q], Some((l, _, false)) if l == lock)
-                });
-                return release.map(Some).ok_or(Unbuilt::Needed);
-            }
-            held.push((actor, mode));
+            self.take_or_give(&mut holders, p);
         }
         Ok(None)
     }
