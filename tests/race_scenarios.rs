@@ -51,6 +51,25 @@ fn ordered_accesses(report: &Value) -> Vec<(&str, &str)> {
     pairs
 }
 
+/// A finding's witness schedule: each step's actor, event and site (`-` for none).
+fn witness(finding: &Value) -> Vec<(String, String, String)> {
+    let steps = finding["detail"]["witness"].as_array().expect("a witness schedule");
+    steps
+        .iter()
+        .map(|step| {
+            let text = |field: &str| step[field].as_str().unwrap_or("-").to_owned();
+            (text("actor"), text("event"), text("site"))
+        })
+        .collect()
+}
+
+/// `(actor, event, site)` of a witness step; `site` is `role file:line:col` as [`site`] gives
+/// it, or `-`.
+fn step(actor: &str, event: &str, site: &str) -> (String, String, String) {
+    let site = site.split_once(' ').map_or(site, |(_, place)| place);
+    (actor.to_owned(), event.to_owned(), site.to_owned())
+}
+
 /// The event counts of `hindsight info --format json`.
 fn event_counts(trace: &str) -> Value {
     let out = hindsight(&["info", trace, "--format", "json"]);
@@ -189,7 +208,10 @@ fn reload_flag_race_is_predicted_by_wcp_only() {
     let write = s("flag-write", "write(", "write");
     let read = s("flag-read", "read(", "read");
     let threads = ["handler", "reloader"];
-    assert_eq!(seen(&report), vec![race("reload_pending", &[], &threads, &[], write, read)]);
+    assert_eq!(
+        seen(&report),
+        vec![race("reload_pending", &[], &threads, &[], write.clone(), read.clone())]
+    );
     let finding = &report["findings"][0];
     assert!(finding["title"].as_str().expect("a title").starts_with("predicted data race"));
     assert_eq!(finding["detail"]["relation"], "wcp");
@@ -199,6 +221,22 @@ fn reload_flag_race_is_predicted_by_wcp_only() {
          another schedule may run those sections the other way round"
     );
     assert_eq!(ordered_accesses(&report), [("write", "read")]);
+    // Proved by a schedule that runs the handler's `stats` section before the flag is set
+    // (this recording spawned the handler after the flag's write: the spawn comes first).
+    let stats = s("stats-section", "lock()", "acquire");
+    let spawn = s("spawn-handler", "hindsight_recorder", "spawn");
+    assert_eq!(
+        witness(finding),
+        [
+            step("thread `main`", "spawns thread `handler`", &spawn),
+            step("thread `handler`", "acquires `stats`", &stats),
+            step("thread `handler`", "releases `stats`", "-"),
+            step("thread `reloader`", "writes `reload_pending`", &write),
+            step("thread `handler`", "reads `reload_pending`", &read),
+        ]
+    );
+    let evidence = finding["evidence"].to_string();
+    assert!(evidence.contains("a schedule runs them back to back"), "{evidence}");
 }
 
 #[test]
@@ -231,6 +269,36 @@ fn ready_flag_publish_has_a_second_race_in_hb_that_shb_rules_out() {
     let (status, report) = analyze_json(&[trace]);
     assert_eq!((status, seen(&report)), (1, vec![ready]));
     assert_eq!(report["findings"][0]["detail"]["relation"], "shb");
+    // SHB proves it with a schedule: once the reader is spawned, the write and the read.
+    let file = "traces/src/bin/ready_flag_publish.rs";
+    let source = std::fs::read_to_string(file).expect("the scenario's source");
+    let (line, code) = (1..)
+        .zip(source.lines())
+        .find(|(_, code)| code.contains("spawn(\"reader\""))
+        .expect("the reader is spawned");
+    let col = code.find("hindsight_recorder").expect("a spawn") + 1;
+    let spawn_reader = format!("{file}:{line}:{col}");
+    assert_eq!(
+        witness(&report["findings"][0]),
+        [
+            step("thread `main`", "spawns thread `reader`", &spawn_reader),
+            step("thread `publisher`", "writes `ready`", &s("ready-write", "write(", "write")),
+            step("thread `reader`", "reads `ready`", &s("ready-read", "read(", "read")),
+        ]
+    );
+    // WCP finds the `config` race too, but no schedule that keeps what the reader saw runs
+    // it: it stays a warning, "predicted, unverified".
+    let (_, report) = races_with(trace, "wcp");
+    let config = &report["findings"][1];
+    assert_eq!(
+        (&config["severity"], &config["variables"][0]),
+        (&"warning".into(), &"config".into())
+    );
+    assert!(config["detail"]["witness"].is_null());
+    assert!(config["detail"]["witness_missing"]
+        .as_str()
+        .expect("why no schedule")
+        .starts_with("no schedule of the recorded events found"));
 }
 
 /// Issue 20's minimal STD case, read by `hindsight analyze` as a user gives it: both races,
@@ -267,6 +335,17 @@ fn the_minimal_std_case_reports_both_races_in_every_relation() {
             vec![vec![(write.clone(), 10), (write.clone(), 20)], vec![(write, 10), (read, 30)]],
             "--races {relation}"
         );
+        // SHB and WCP prove both with a schedule (T0 joins T2 before T1 writes, for the
+        // second); HB builds none.
+        for finding in report["findings"].as_array().expect("findings") {
+            let steps = finding["detail"]["witness"].as_array().map_or(0, Vec::len);
+            let expected = match (relation, finding["sites"][1]["line"].as_u64()) {
+                ("hb", _) => 0,
+                (_, Some(20)) => 2,
+                _ => 4,
+            };
+            assert_eq!(steps, expected, "--races {relation}: {finding}");
+        }
     }
     std::fs::remove_file(&path).expect("the temporary file is removed");
 }
@@ -294,4 +373,32 @@ fn export_chrome_shows_the_races_of_the_chosen_relation() {
     let predicted = "predicted data race on `reload_pending`";
     assert!(exported("wcp").contains(predicted));
     assert!(!exported("shb").contains(predicted));
+}
+
+/// SHB proves every race it reports: on every committed trace, each SHB race comes with a
+/// schedule, or says it was not built for a bound (and WCP's schedules are checked the same
+/// way as SHB's by the analyzer's random-program tests).
+#[test]
+fn every_shb_race_of_the_committed_traces_has_a_schedule() {
+    let mut races = 0;
+    for entry in std::fs::read_dir("traces").expect("the committed traces") {
+        let path = entry.expect("a directory entry").path();
+        if path.extension().is_none_or(|e| e != "trace") {
+            continue;
+        }
+        let (_, report) = races_with(path.to_str().expect("a UTF-8 path"), "shb");
+        for finding in report["findings"].as_array().expect("findings") {
+            if finding["kind"] != "data-race" {
+                continue;
+            }
+            races += 1;
+            let detail = &finding["detail"];
+            let built = detail["witness"].as_array().is_some_and(|steps| steps.len() >= 2);
+            let bounded = detail["witness_missing"]
+                .as_str()
+                .is_some_and(|why| why.starts_with("schedule not built:"));
+            assert!(built || bounded, "{path:?}: {finding}");
+        }
+    }
+    assert!(races >= 5, "the committed traces have SHB races ({races})");
 }

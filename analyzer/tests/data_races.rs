@@ -415,6 +415,9 @@ fn wcp_says_when_its_bounds_forgot_critical_sections() {
     assert_eq!(pairs(&found), vec![("a:1:0".to_owned(), "a:2:0".to_owned(), 1)]);
     let said = found[0].evidence.iter().any(|line| line.contains("forgot 45 critical sections"));
     assert!(said, "{:?}", found[0].evidence);
+    let Detail::DataRace(detail) = &found[0].detail else { panic!("{:?}", found[0].detail) };
+    let forgotten = detail.forgotten.expect("the JSON detail says it too");
+    assert_eq!((forgotten.sections, forgotten.accesses), (45, 0));
 }
 
 /// SHB with many logical threads (its last-write clocks leave their flat table past 16):
@@ -441,4 +444,104 @@ fn shb_orders_a_read_after_the_write_it_saw_with_many_threads() {
         vec![ready_race.clone(), ("a:1:0".to_owned(), "a:4:0".to_owned(), 1)]
     );
     assert_eq!(pairs(&races_in(&b, Relation::Shb)), vec![ready_race]);
+}
+
+/// A witness schedule is built from the last 4096 events only: two racing writes 5000 lock
+/// events apart are still reported, with the reason no schedule was built; 100 apart, with
+/// the schedule (the two writes: nothing between them is needed).
+#[test]
+fn a_schedule_is_built_only_for_accesses_close_enough() {
+    let build = |between: usize| {
+        let mut b = TraceBuilder::new("far");
+        let (t1, t2, t3) = (b.thread("t1"), b.thread("t2"), b.thread("t3"));
+        let (x, m) = (b.variable("x"), b.mutex("m"));
+        let (a, s, l) =
+            (b.site("src/x.rs", 1, 1), b.site("src/x.rs", 2, 1), b.site("src/x.rs", 3, 1));
+        b.on(t1).write(x, a);
+        for _ in 0..between / 2 {
+            b.on(t3).acquire(m, l).release(m);
+        }
+        b.on(t2).write(x, s);
+        b
+    };
+    let far = races_in(&build(5000), Relation::Shb);
+    assert_eq!(far.len(), 1, "{far:#?}");
+    let Detail::DataRace(detail) = &far[0].detail else { panic!("{:?}", far[0].detail) };
+    assert!(detail.witness.is_empty());
+    assert_eq!(
+        detail.witness_missing.as_deref(),
+        Some("schedule not built: the two accesses are 5001 events apart, more than the 4096 kept")
+    );
+    let near = races_in(&build(100), Relation::Shb);
+    let Detail::DataRace(detail) = &near[0].detail else { panic!("{:?}", near[0].detail) };
+    let steps: Vec<(&str, &str)> =
+        detail.witness.iter().map(|s| (s.actor.as_str(), s.event.as_str())).collect();
+    assert_eq!(steps, [("thread `t1`", "writes `x`"), ("thread `t2`", "writes `x`")]);
+    assert_eq!(detail.witness_missing, None);
+}
+
+/// WCP with more logical threads than its flat clock rows hold (16): writes under one lock by
+/// twenty threads never race, in any relation; an unlocked write after them races with the
+/// last locked one.
+#[test]
+fn wcp_orders_conflicting_sections_of_many_threads() {
+    let mut b = TraceBuilder::new("many");
+    let (m, x) = (b.mutex("m"), b.variable("x"));
+    let (locked, unlocked, at) = (b.site("a", 1, 0), b.site("a", 2, 0), b.site("a", 3, 0));
+    let threads: Vec<_> = (0..20).map(|t| b.thread(&format!("t{t}"))).collect();
+    for _ in 0..3 {
+        for &thread in &threads {
+            b.on(thread).acquire(m, at).write(x, locked).release(m);
+        }
+    }
+    b.on(threads[0]).write(x, unlocked);
+    for relation in Relation::ALL {
+        let found = races_in(&b, relation);
+        assert_eq!(pairs(&found), vec![("a:1:0".to_owned(), "a:2:0".to_owned(), 1)], "{relation}");
+    }
+}
+
+/// A WCP race whose schedule must run a critical section before the earlier access's own:
+/// `t2`'s section on `m` touched nothing of `t1`'s, so it may run first, and then `t1`'s write
+/// and `t2`'s read are back to back. The schedule proves it, so this second race is an error.
+#[test]
+fn a_wcp_schedule_may_run_a_section_before_the_earlier_access_own() {
+    let mut b = TraceBuilder::new("swap");
+    let (t0, t1, t2, t3) = (b.thread("t0"), b.thread("t1"), b.thread("t2"), b.thread("t3"));
+    let (m, x, y) = (b.mutex("m"), b.variable("x"), b.variable("y"));
+    let (w, r, s, u) = (b.site("a", 1, 0), b.site("a", 2, 0), b.site("a", 3, 0), b.site("a", 4, 0));
+    // A first race, so that the one below is a later one.
+    b.on(t0).write(y, u);
+    b.on(t3).write(y, u);
+    b.on(t1).acquire(m, s).write(x, w).release(m);
+    b.on(t2).acquire(m, s).release(m).read(x, r);
+    assert_eq!(
+        pairs(&races_in(&b, Relation::Shb)),
+        vec![("a:4:0".to_owned(), "a:4:0".to_owned(), 1)]
+    );
+    let found = races_in(&b, Relation::Wcp);
+    assert_eq!(
+        pairs(&found),
+        vec![
+            ("a:4:0".to_owned(), "a:4:0".to_owned(), 1),
+            ("a:1:0".to_owned(), "a:2:0".to_owned(), 1)
+        ]
+    );
+    assert_eq!(found[1].severity, Severity::Error);
+    let Detail::DataRace(detail) = &found[1].detail else { panic!("{:?}", found[1].detail) };
+    let steps: Vec<(&str, &str)> =
+        detail.witness.iter().map(|s| (s.actor.as_str(), s.event.as_str())).collect();
+    assert_eq!(
+        steps,
+        [
+            ("thread `t2`", "acquires `m`"),
+            ("thread `t2`", "releases `m`"),
+            ("thread `t1`", "acquires `m`"),
+            ("thread `t1`", "writes `x`"),
+            ("thread `t2`", "reads `x`"),
+        ]
+    );
+    let said =
+        found[1].evidence.iter().any(|line| line.contains("the events recorded before step 1"));
+    assert!(said, "{:?}", found[1].evidence);
 }

@@ -1,5 +1,5 @@
 //! Soundness of predicted races, against brute force: on random programs of up to ~12 steps
-//! (threads, mutexes, read-write locks, spawn/join), enumerate every correct reordering of the
+//! (threads, a task, mutexes, read-write locks, spawn/join), enumerate every correct reordering of the
 //! trace — each thread's program order, spawn before the child, the child's end before its
 //! join, locks held per their mode, and every read seeing the same write as in the trace (the
 //! racing pair exempt) — and check that
@@ -7,7 +7,9 @@
 //! - every SHB race is witnessed by a reordering after which its two accesses are both next
 //!   (so can run back to back);
 //! - the first WCP race, and the first HB race, are witnessed so, or some reordering
-//!   deadlocks (WCP is weakly sound).
+//!   deadlocks (WCP is weakly sound);
+//! - every schedule the analyzer gives (SHB and WCP) passes the program's constraints, so
+//!   brute force finds its race too, and WCP races are errors exactly when proved.
 //!
 //! It also counts, per relation, the share of the oracle's racy accesses it finds
 //! (`cargo test -p hindsight-analyzer --test predicted_races_are_witnessed_by_reorderings --
@@ -16,13 +18,14 @@
 mod race_support;
 
 use hindsight_analyzer::causality::Relation;
-use race_support::{generate, reported, Features, Op, Program};
+use race_support::{check_witnesses, generate, program_order, reported, Features, Op, Program};
 use std::collections::{BTreeSet, HashSet};
 
-/// Programs of threads and locks only: the setting of the SHB and WCP papers.
+/// Programs of threads (and a task, a logical thread) and locks only: the setting of the SHB
+/// and WCP papers.
 const FEATURES: Features = Features {
     threads: 2,
-    tasks: 0,
+    tasks: 1,
     vars: 2,
     mutexes: 2,
     rwlocks: 1,
@@ -159,17 +162,7 @@ impl Explorer<'_> {
 /// Every correct reordering of `program`, explored.
 fn brute_force(program: &Program) -> Truth {
     let n = program.actors.len();
-    let mut steps_of = vec![Vec::new(); n];
-    let mut saw = vec![None; program.steps.len()];
-    let mut last = vec![None; program.features.vars as usize];
-    for (index, step) in program.steps.iter().enumerate() {
-        steps_of[step.actor].push(index);
-        match step.op {
-            Op::Read(var) => saw[index] = last[var as usize],
-            Op::Write(var) => last[var as usize] = Some(index),
-            _ => {}
-        }
-    }
+    let (steps_of, saw) = program_order(program, |_| true);
     let locks = (program.features.mutexes + program.features.rwlocks) as usize;
     let mut spawned = vec![false; n];
     spawned[0] = true;
@@ -186,11 +179,16 @@ fn brute_force(program: &Program) -> Truth {
     explorer.truth
 }
 
-/// Per relation: racy accesses of the oracle found, and of all its racy accesses.
+/// Per relation: what it found of the oracle's racy accesses, and what it reported.
 #[derive(Debug, Default, Clone, Copy)]
 struct Share {
     found: usize,
+    /// Pairs reported.
+    reported: usize,
+    /// Of those, pairs brute force finds no reordering for.
     reported_not_real: usize,
+    /// Of those, pairs with a schedule (SHB and WCP).
+    with_schedule: usize,
 }
 
 #[test]
@@ -208,6 +206,9 @@ fn predicted_races_are_witnessed_and_their_shares_counted() {
         with_races += usize::from(!racy.is_empty());
         for (relation, share) in Relation::ALL.into_iter().zip(&mut shares) {
             let found = reported(&program, relation);
+            if let Err(problem) = check_witnesses(&program, relation, &found) {
+                panic!("{problem}: {program:?}");
+            }
             let real = |r: &race_support::Reported| truth.races.contains(&(r.earlier, r.later));
             match relation {
                 Relation::Shb => {
@@ -224,9 +225,15 @@ fn predicted_races_are_witnessed_and_their_shares_counted() {
                     }
                 }
             }
+            // A schedule the analyzer built is a correct reordering, so brute force finds it.
+            for race in found.iter().filter(|r| r.witness.is_some()) {
+                assert!(real(race), "{relation} race {race:?} has a schedule brute force lacks");
+            }
             let later: BTreeSet<usize> = found.iter().map(|r| r.later).collect();
             share.found += later.intersection(&racy).count();
+            share.reported += found.len();
             share.reported_not_real += found.iter().filter(|r| !real(r)).count();
+            share.with_schedule += found.iter().filter(|r| r.witness.is_some()).count();
         }
     }
     eprintln!(
@@ -234,10 +241,12 @@ fn predicted_races_are_witnessed_and_their_shares_counted() {
     );
     for (relation, share) in Relation::ALL.into_iter().zip(shares) {
         eprintln!(
-            "{relation}: found {} of {racy_total} racy accesses ({:.1}%); {} reported pairs not witnessed",
+            "{relation}: found {} of {racy_total} racy accesses ({:.1}%); of {} reported pairs, {} not witnessed by brute force, {} with a schedule",
             share.found,
             100.0 * share.found as f64 / racy_total.max(1) as f64,
-            share.reported_not_real
+            share.reported,
+            share.reported_not_real,
+            share.with_schedule,
         );
     }
     assert!(with_races > 0, "the programs race sometimes");

@@ -41,8 +41,9 @@
 mod clock;
 pub mod shb;
 pub mod wcp;
+pub mod witness;
 
-pub use clock::{Clock, Epoch};
+pub use clock::{Clock, ClockTable, Epoch};
 
 use crate::detect::Context;
 use crate::replay::Actor;
@@ -271,6 +272,14 @@ impl Causality {
         }
         if let Some(wcp) = &self.wcp {
             wcp.prefetch(var);
+        }
+    }
+
+    /// Fetches what an acquisition of `lock` will touch in the engine (a look-ahead hint).
+    #[inline]
+    pub fn prefetch_acquisition(&self, lock: LockId) {
+        if let Some(wcp) = &self.wcp {
+            wcp.prefetch_acquisition(lock);
         }
     }
 
@@ -504,6 +513,6 @@ impl Causality {
 }
 
 /// Whether `lock` is a counting semaphore (whose sections can overlap: not a lock to WCP).
-fn is_semaphore(cx: &Context<'_>, lock: LockId) -> bool {
+pub fn is_semaphore(cx: &Context<'_>, lock: LockId) -> bool {
     cx.trace.locks().get(lock.index()).is_some_and(|l| l.kind == LockKind::Semaphore)
 }

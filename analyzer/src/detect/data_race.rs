@@ -16,17 +16,24 @@
 //! Races are reported per ordered pair of sites (earlier, later), with an occurrence count, so
 //! that every racy access's site appears as the later site of a pair. In HB the racy access is
 //! paired with every remembered earlier access it is unordered with (the latest always among
-//! them); in SHB and WCP only with the latest (the one their soundness theorems speak of). HB and SHB races are errors; in WCP only the first race is
-//! sure to be real, later ones are warnings, "predicted, unverified".
+//! them); in SHB and WCP only with the latest (the one their soundness theorems speak of).
+//!
+//! In SHB and WCP, the first occurrence of each pair also gets a witness schedule (see
+//! [`crate::causality::witness`]) from the last events the detector saw: the steps
+//! of a reordering that runs the two accesses back to back. HB and SHB races are errors; in
+//! WCP only the first race is sure to be real, so a later one is an error when a schedule
+//! proves it, else a warning, "predicted, unverified".
 //!
 //! Clocks are kept from the first access or join on (see the causality engine's docs), so that
 //! a trace of locks alone (most traces) costs the detector next to nothing.
 
 use super::{Context, Detector, Interest};
+use crate::causality::witness::{self, Recent, Unbuilt};
 use crate::causality::{Causality, Epoch, Relation};
 use crate::prefetch::prefetch_entry;
 use crate::replay::Actor;
-use crate::report::{AccessDetail, Detail, Finding, FindingKind, RaceDetail, Severity};
+use crate::report::witness::WitnessStep;
+use crate::report::{AccessDetail, Detail, Finding, FindingKind, Forgotten, RaceDetail, Severity};
 use hindsight_recorder::format::{Event, EventKind, LockId, SiteId, ThreadId, VarId};
 use std::collections::HashMap;
 
@@ -44,6 +51,8 @@ struct Info {
     time_ns: u64,
     /// The access's position among all accesses, in replay order.
     order: u64,
+    /// Its number among the events the detector saw (see [`Recent`]).
+    event: u64,
     thread: ThreadId,
     site: SiteId,
     /// The first locks held, [`NO_LOCK`] past the last.
@@ -56,6 +65,7 @@ impl Default for Info {
             actor: Actor::Thread(ThreadId(0)),
             time_ns: 0,
             order: 0,
+            event: 0,
             thread: ThreadId(0),
             site: SiteId(0),
             locks: [NO_LOCK; HELD_LOCKS_KEPT],
@@ -104,6 +114,15 @@ struct RaceKey {
     later: (SiteId, bool),
 }
 
+/// A witness schedule of a race, as the report tells it.
+#[derive(Debug, Clone)]
+struct Witness {
+    steps: Vec<WitnessStep>,
+    /// Whether it runs events recorded before the earlier access in another order (else it
+    /// runs them all as recorded, then steps recorded after it).
+    reordered: bool,
+}
+
 #[derive(Debug, Clone)]
 struct RaceRecord {
     earlier: Access,
@@ -112,6 +131,8 @@ struct RaceRecord {
     hb_ordered: bool,
     /// If so, the locks whose critical sections happens-before orders it through.
     via_locks: Vec<LockId>,
+    /// A schedule that runs the two back to back (SHB and WCP).
+    witness: Option<Result<Witness, Unbuilt>>,
     count: u64,
 }
 
@@ -130,6 +151,8 @@ pub struct DataRace {
     races: HashMap<RaceKey, RaceRecord>,
     /// Accesses seen.
     accesses: u64,
+    /// The last events seen, for witness schedules (SHB and WCP).
+    recent: Option<Recent>,
 }
 
 impl Default for DataRace {
@@ -154,6 +177,7 @@ impl DataRace {
             many_reads: HashMap::new(),
             races: HashMap::new(),
             accesses: 0,
+            recent: (relation != Relation::Hb).then(Recent::default),
         }
     }
 
@@ -177,6 +201,7 @@ impl DataRace {
             actor,
             time_ns: event.time_ns,
             order: self.accesses,
+            event: self.recent.as_ref().map_or(0, Recent::last),
             thread: event.thread,
             site,
             locks,
@@ -252,12 +277,18 @@ impl DataRace {
             (shadow.read, details.read) = (epoch, info);
         }
         if !raced.is_empty() {
-            self.record_races(var, raced, access);
+            self.record_races(cx, var, raced, access);
         }
         self.causality.after_access(slot, var, write);
     }
 
-    fn record_races(&mut self, var: VarId, mut raced: Vec<Access>, later: Access) {
+    fn record_races(
+        &mut self,
+        cx: &Context<'_>,
+        var: VarId,
+        mut raced: Vec<Access>,
+        later: Access,
+    ) {
         if self.causality.relation() != Relation::Hb {
             // SHB's and WCP's guarantees are about the latest unordered access.
             raced.sort_by_key(|earlier| earlier.info.order);
@@ -284,7 +315,18 @@ impl DataRace {
             } else {
                 Vec::new()
             };
-            self.races.insert(key, RaceRecord { earlier, later, hb_ordered, via_locks, count: 1 });
+            let witness = self.recent.as_mut().map(|recent| {
+                let numbers = recent.schedule(cx, earlier.info.event, later.info.event)?;
+                let reordered = numbers.iter().any(|&number| number < earlier.info.event);
+                let steps = numbers
+                    .into_iter()
+                    .filter_map(|number| recent.get(number))
+                    .map(|event| witness::step(cx, event))
+                    .collect();
+                Ok(Witness { steps, reordered })
+            });
+            let record = RaceRecord { earlier, later, hb_ordered, via_locks, witness, count: 1 };
+            self.races.insert(key, record);
         }
     }
 
@@ -338,20 +380,32 @@ impl Detector for DataRace {
     }
 
     fn prefetch_interest(&self) -> Interest {
-        Interest::READ | Interest::WRITE
+        Interest::READ | Interest::WRITE | Interest::LOCK_ACQUIRED
     }
 
-    /// Fetches the variable's shadow and details.
+    /// Fetches the variable's shadow and details, or what the causality engine keeps of
+    /// the lock.
     #[inline]
     fn prefetch(&self, event: &Event) {
-        if let EventKind::Read { var, .. } | EventKind::Write { var, .. } = event.kind {
-            prefetch_entry(&self.shadows, var.index());
-            prefetch_entry(&self.details, var.index());
-            self.causality.prefetch_access(var);
+        match event.kind {
+            EventKind::Read { var, .. } | EventKind::Write { var, .. } => {
+                prefetch_entry(&self.shadows, var.index());
+                prefetch_entry(&self.details, var.index());
+                self.causality.prefetch_access(var);
+            }
+            EventKind::LockAcquired { lock, .. } => self.causality.prefetch_acquisition(lock),
+            _ => {}
         }
     }
 
     fn on_event(&mut self, cx: &Context<'_>, event: &Event) {
+        // (Only the kinds it declares, so that a schedule does not depend on what else
+        // replay shows it.)
+        if self.recent.is_some() && self.interest().wants(&event.kind) {
+            if let Some(recent) = &mut self.recent {
+                recent.push(event);
+            }
+        }
         if self.causality.started() {
             self.on_clocked_event(cx, event);
         } else if self.starts_clocks(event) {
@@ -374,14 +428,20 @@ impl Detector for DataRace {
         });
         let relation = self.causality.relation();
         let losses = self.causality.losses();
+        let forgotten = (relation == Relation::Wcp && !losses.is_empty())
+            .then_some(Forgotten { sections: losses.sections, accesses: losses.accesses });
         for (rank, (key, record)) in races.iter().enumerate() {
-            let proved = relation != Relation::Wcp || rank == 0;
+            let witnessed = matches!(record.witness, Some(Ok(_)));
+            let proved = relation != Relation::Wcp || rank == 0 || witnessed;
             let mut finding = race_finding(cx, key.var, record, relation, proved);
-            if relation == Relation::Wcp && !losses.is_empty() {
+            if let Some(forgotten) = forgotten {
                 finding.evidence.push(format!(
                     "WCP's bounds forgot {} critical sections and {} accesses inside them: it may have lost orders that would rule this race out",
-                    losses.sections, losses.accesses
+                    forgotten.sections, forgotten.accesses
                 ));
+                if let Detail::DataRace(detail) = &mut finding.detail {
+                    detail.forgotten = Some(forgotten);
+                }
             }
             findings.push(finding);
         }
@@ -495,6 +555,17 @@ fn race_finding(
                 .to_owned(),
         );
     }
+    let (witness, witness_missing) = match &record.witness {
+        Some(Ok(witness)) => {
+            schedule_evidence(&mut finding.evidence, witness);
+            (witness.steps.clone(), None)
+        }
+        Some(Err(unbuilt)) => {
+            finding.evidence.push(unbuilt.to_string());
+            (Vec::new(), Some(unbuilt.to_string()))
+        }
+        None => (Vec::new(), None),
+    };
     if record.count > 1 {
         finding.evidence.push(format!("this pair of sites raced {} times", record.count));
     }
@@ -504,13 +575,47 @@ fn race_finding(
          flag), record that order with `hindsight_recorder::annotate::release` after the first \
          access and `annotate::acquire` before the second, on one synchronisation variable"
     ));
-    finding.detail = Detail::DataRace(RaceDetail {
+    finding.detail = Detail::DataRace(Box::new(RaceDetail {
         variable: name,
         first,
         second,
         count: record.count,
         relation: relation.name().to_owned(),
         reason,
-    });
+        witness,
+        witness_missing,
+        forgotten: None,
+    }));
     finding
+}
+
+/// Schedule steps the text tells, at most: the JSON has them all.
+const SCHEDULE_SHOWN: usize = 12;
+
+/// A witness schedule as evidence lines: a short numbered list.
+fn schedule_evidence(evidence: &mut Vec<String>, witness: &Witness) {
+    let steps = &witness.steps;
+    let moved = steps.len().saturating_sub(2);
+    evidence.push(if witness.reordered {
+        format!(
+            "a schedule runs them back to back: the events recorded before step 1, then these {} steps in this order (the others recorded since wait), the two last:",
+            steps.len()
+        )
+    } else if moved == 0 {
+        "a schedule runs them back to back: the events recorded before the first access, then:"
+            .to_owned()
+    } else {
+        format!(
+            "a schedule runs them back to back: the events recorded before the first access, then {moved} recorded after it that the second access needs, then the two:"
+        )
+    });
+    let (count, head) = (steps.len(), SCHEDULE_SHOWN - 2);
+    for (number, step) in steps.iter().enumerate() {
+        // The first moved steps and the two accesses.
+        if count <= SCHEDULE_SHOWN || number < head || number >= count - 2 {
+            evidence.push(format!("  {}. {step}", number + 1));
+        } else if number == head {
+            evidence.push(format!("  … {} more steps", count - SCHEDULE_SHOWN));
+        }
+    }
 }

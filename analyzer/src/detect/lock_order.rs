@@ -1008,8 +1008,7 @@ fn predicted_finding(
     if !witness.is_empty() {
         finding.evidence.push("a schedule that deadlocks (each actor's deciding step):".to_owned());
         for (n, step) in witness.iter().enumerate() {
-            let at = step.site.as_deref().map_or_else(String::new, |s| format!(" at {s}"));
-            finding.evidence.push(format!("{}. {} {}{at}", n + 1, step.actor, step.event));
+            finding.evidence.push(format!("{}. {step}", n + 1));
         }
     }
     if prediction.patterns > 1 {

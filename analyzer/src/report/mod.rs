@@ -13,7 +13,7 @@ pub mod json;
 mod repeats;
 pub mod sarif;
 pub mod text;
-mod witness;
+pub mod witness;
 
 pub use witness::WitnessStep;
 
@@ -263,7 +263,7 @@ pub enum Detail {
     /// Of a `stale-lock`.
     StaleLock(StaleLockDetail),
     /// Of a `data-race`.
-    DataRace(RaceDetail),
+    DataRace(Box<RaceDetail>),
     /// Of a `guard-across-await`.
     GuardAcrossAwait(GuardDetail),
     /// Of a `blocking-in-async`.
@@ -753,6 +753,29 @@ pub struct RaceDetail {
     /// reordered).
     #[serde(default)]
     pub reason: String,
+    /// A schedule that runs them back to back (SHB and WCP): after every event the trace
+    /// recorded before its first step, these steps in this order, the two accesses last
+    /// (events recorded since the first step and not among them wait). Empty when none was
+    /// built (see `witness_missing`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub witness: Vec<witness::WitnessStep>,
+    /// Why no schedule was built, when none was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub witness_missing: Option<String>,
+    /// WCP's bounds: orders it forgot, which may make this race one a complete analysis
+    /// would not report (absent when nothing was forgotten).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forgotten: Option<Forgotten>,
+}
+
+/// What WCP's bounds made it forget over the whole trace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Forgotten {
+    /// Critical sections dropped from a lock's history before every thread or task had
+    /// looked at them.
+    pub sections: u64,
+    /// Accesses inside critical sections forgotten.
+    pub accesses: u64,
 }
 
 /// One access of a data race.

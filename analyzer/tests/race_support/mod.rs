@@ -9,6 +9,7 @@ use hindsight_analyzer::causality::Relation;
 use hindsight_analyzer::report::{Detail, Severity};
 use hindsight_analyzer::{analyze_bytes, AnalyzeOptions, FindingKind};
 use hindsight_recorder::format::{EventKind, TraceBuilder, VarId};
+use std::collections::{HashMap, HashSet};
 
 /// What an actor is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -248,6 +249,11 @@ pub fn generate(seed: u64, len: usize, features: Features) -> Program {
 
 /// The trace of `program`, as the recorder would write it.
 pub fn build(program: &Program) -> TraceBuilder {
+    build_with_times(program).0
+}
+
+/// [`build`], with the time of each step's event (every event has its own time).
+pub fn build_with_times(program: &Program) -> (TraceBuilder, Vec<u64>) {
     let mut b = TraceBuilder::new("random");
     let runtime = b.thread("runtime");
     let mut threads = Vec::new();
@@ -272,6 +278,7 @@ pub fn build(program: &Program) -> TraceBuilder {
     let channel = b.channel("ch");
     let mut started = vec![false; program.actors.len()];
     started[0] = true;
+    let mut times = Vec::new();
     for (index, step) in program.steps.iter().enumerate() {
         let site = b.site("p", index as u32 + 1, 0);
         let a = step.actor;
@@ -286,7 +293,7 @@ pub fn build(program: &Program) -> TraceBuilder {
             (None, Some(task)) => b.in_task(runtime, task).poll_start(),
             (None, None) => unreachable!("an actor is a thread or a task"),
         };
-        let actor = match step.op {
+        match step.op {
             Op::Read(var) => actor.read(vars[var as usize], site),
             Op::Write(var) => actor.write(vars[var as usize], site),
             Op::Acquire(lock, false) => actor.acquire(locks[lock as usize], site),
@@ -311,20 +318,23 @@ pub fn build(program: &Program) -> TraceBuilder {
             Op::SyncRelease => actor.event(EventKind::SyncRelease { var: sync_object, site }),
             Op::SyncAcquire => actor.event(EventKind::SyncAcquire { var: sync_object, site }),
         };
-        if tasks[a].is_some() && step.op != Op::Finish {
-            let _ = actor.poll_end(false);
+        times.push(b.events().last().expect("a step adds an event").time_ns);
+        if let (Some(task), false) = (tasks[a], step.op == Op::Finish) {
+            let _ = b.in_task(runtime, task).poll_end(false);
         }
     }
-    b
+    (b, times)
 }
 
-/// A race as the analyzer reports it: the steps of its earlier and later accesses, and its
-/// severity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// A race as the analyzer reports it: the steps of its earlier and later accesses, its
+/// severity, and the steps of its witness schedule (the moved steps, then the two
+/// accesses), if it has one.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Reported {
     pub earlier: usize,
     pub later: usize,
     pub error: bool,
+    pub witness: Option<Vec<usize>>,
 }
 
 /// The step a site `p:LINE:0` names.
@@ -336,7 +346,9 @@ fn step_of(site: &str) -> usize {
 /// The races `relation` reports on `program`, in report order.
 pub fn reported(program: &Program, relation: Relation) -> Vec<Reported> {
     let options = AnalyzeOptions { races: relation, ..AnalyzeOptions::default() };
-    let bytes = build(program).build();
+    let (builder, times) = build_with_times(program);
+    let step_at: HashMap<u64, usize> = times.into_iter().zip(0..).collect();
+    let bytes = builder.build();
     let report = analyze_bytes(vec![("random.trace".to_owned(), bytes)], &options)
         .expect("a built trace is analysed");
     report
@@ -345,11 +357,160 @@ pub fn reported(program: &Program, relation: Relation) -> Vec<Reported> {
         .filter(|f| f.kind == FindingKind::DataRace)
         .map(|f| {
             let Detail::DataRace(detail) = &f.detail else { panic!("{:?}", f.detail) };
+            // A task's polls are no steps of the program.
+            let witness = (!detail.witness.is_empty()).then(|| {
+                detail.witness.iter().filter_map(|s| step_at.get(&s.time_ns).copied()).collect()
+            });
             Reported {
                 earlier: step_of(&detail.first.site),
                 later: step_of(&detail.second.site),
                 error: f.severity == Severity::Error,
+                witness,
             }
         })
         .collect()
+}
+
+/// Per actor, the indices of its steps that `keep` keeps, in order; and per step, the write
+/// (a step) that its read saw in the trace.
+pub fn program_order(
+    program: &Program,
+    keep: impl Fn(&usize) -> bool,
+) -> (Vec<Vec<usize>>, Vec<Option<usize>>) {
+    let mut steps_of = vec![Vec::new(); program.actors.len()];
+    let mut saw = vec![None; program.steps.len()];
+    let mut last = vec![None; program.features.vars as usize];
+    for (index, step) in program.steps.iter().enumerate() {
+        if keep(&index) {
+            steps_of[step.actor].push(index);
+        }
+        match step.op {
+            Op::Read(var) => saw[index] = last[var as usize],
+            Op::Write(var) => last[var as usize] = Some(index),
+            _ => {}
+        }
+    }
+    (steps_of, saw)
+}
+
+/// Checks a witness schedule of the race (`earlier`, `later`): running every step recorded
+/// before the earliest step of `witness` as recorded, then `witness` in its order (`earlier`
+/// and `later` last), must be a correct run of `program` — each actor's steps in program order, a child after its
+/// spawn, a join after the child's last step, locks held per their mode, a message received
+/// after it was sent, an acquire annotation after the release annotations recorded before it,
+/// and every read but the racing pair's seeing the write it saw in the trace — that ends with
+/// the two accesses back to back. (A thread's end is no event of the trace: it ends after its
+/// last step.)
+pub fn check_witness(
+    program: &Program,
+    earlier: usize,
+    later: usize,
+    witness: &[usize],
+) -> Result<(), String> {
+    let steps = &program.steps;
+    if witness.len() < 2 || witness[witness.len() - 2..] != [earlier, later] {
+        return Err(format!("the schedule {witness:?} does not end with {earlier}, {later}"));
+    }
+    let (Some((v1, w1)), Some((v2, w2))) = (steps[earlier].op.access(), steps[later].op.access())
+    else {
+        return Err("the racing steps are not accesses".to_owned());
+    };
+    if v1 != v2 || !(w1 || w2) || steps[earlier].actor == steps[later].actor {
+        return Err("the racing steps do not conflict".to_owned());
+    }
+    let is_step = |index: &usize| {
+        let step = steps[*index];
+        !(step.op == Op::Finish && program.actors[step.actor] == Kind::Thread)
+    };
+    let n = program.actors.len();
+    let (steps_of, saw) = program_order(program, is_step);
+    let locks = (program.features.mutexes + program.features.rwlocks) as usize;
+    let mut exclusive: Vec<Option<usize>> = vec![None; locks];
+    let mut shared = vec![0usize; locks];
+    let mut last_write = vec![None; program.features.vars as usize];
+    let mut done = vec![0usize; n];
+    let mut spawned = vec![false; n];
+    spawned[0] = true;
+    let mut sent = HashSet::new();
+    let mut run = HashSet::new();
+    let start = witness.iter().copied().min().unwrap_or(earlier);
+    for index in (0..start).chain(witness.iter().copied()).filter(is_step) {
+        let step = steps[index];
+        let a = step.actor;
+        if !run.insert(index) {
+            return Err(format!("step {index} runs twice"));
+        }
+        if steps_of[a].get(done[a]) != Some(&index) {
+            return Err(format!("step {index} runs out of its actor's program order"));
+        }
+        if !spawned[a] {
+            return Err(format!("step {index} runs before its actor is spawned"));
+        }
+        let racing = index == earlier || index == later;
+        match step.op {
+            Op::Read(var) if !racing && last_write[var as usize] != saw[index] => {
+                return Err(format!("read {index} sees another write than in the trace"));
+            }
+            Op::Write(var) => last_write[var as usize] = Some(index),
+            Op::Acquire(lock, is_shared) => {
+                let l = lock as usize;
+                if exclusive[l].is_some() || (!is_shared && shared[l] > 0) {
+                    return Err(format!("step {index} acquires a held lock"));
+                }
+                if is_shared {
+                    shared[l] += 1;
+                } else {
+                    exclusive[l] = Some(a);
+                }
+            }
+            Op::Release(lock, true) => shared[lock as usize] -= 1,
+            Op::Release(lock, false) => exclusive[lock as usize] = None,
+            Op::Spawn(child) => spawned[child] = true,
+            Op::Join(child) if done[child] != steps_of[child].len() => {
+                return Err(format!("join {index} runs before its child's last step"));
+            }
+            Op::Send(message) => drop(sent.insert(message)),
+            Op::Receive(message) if !sent.contains(&message) => {
+                return Err(format!("receive {index} runs before its send"));
+            }
+            Op::SyncAcquire => {
+                let mut released = (0..index).filter(|&r| steps[r].op == Op::SyncRelease);
+                if let Some(missing) = released.find(|r| !run.contains(r)) {
+                    return Err(format!(
+                        "acquire annotation {index} runs before release {missing}"
+                    ));
+                }
+            }
+            _ => {}
+        }
+        done[a] += 1;
+    }
+    Ok(())
+}
+
+/// Checks the witnesses of the races `found` that `relation` reported on `program`: HB
+/// builds none; every SHB race has one; every witness given passes [`check_witness`]; and a
+/// WCP race is an error exactly when it is the first or has a witness (else "predicted,
+/// unverified").
+pub fn check_witnesses(
+    program: &Program,
+    relation: Relation,
+    found: &[Reported],
+) -> Result<(), String> {
+    for (rank, race) in found.iter().enumerate() {
+        match (&race.witness, relation) {
+            (Some(_), Relation::Hb) => return Err(format!("HB built a witness: {race:?}")),
+            (None, Relation::Shb) => return Err(format!("SHB race without a witness: {race:?}")),
+            _ => {}
+        }
+        if let Some(witness) = &race.witness {
+            check_witness(program, race.earlier, race.later, witness)
+                .map_err(|e| format!("{relation} witness of {race:?}: {e}"))?;
+        }
+        let proved = relation != Relation::Wcp || rank == 0 || race.witness.is_some();
+        if race.error != proved {
+            return Err(format!("{relation} race {race:?} has the wrong severity"));
+        }
+    }
+    Ok(())
 }
