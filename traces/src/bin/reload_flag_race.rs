@@ -54,12 +54,13 @@ fn main() -> Result<()> {
     };
     let handler = {
         let (stats, reload_pending) = (stats.clone(), reload_pending.clone());
-        hindsight_recorder::thread::spawn("handler", move || { // site: spawn-handler
+        let serve = move || {
             // The handler starts later in this run; nothing in the program makes it so.
             std::thread::sleep(Duration::from_millis(20));
             stats.lock().expect("stats poisoned").requests += 1; // site: stats-section
             reload_pending.read(|flag| flag.load(Ordering::Relaxed)) // site: flag-read
-        })?
+        };
+        hindsight_recorder::thread::spawn("handler", serve)? // site: spawn-handler
     };
     reloader.join().map_err(|_| anyhow!("the reloader panicked"))?;
     let served_old = !handler.join().map_err(|_| anyhow!("the handler panicked"))?;
