@@ -9,7 +9,7 @@ use crate::error::AnalyzeError;
 use crate::replay::{Actor, Replay, State};
 use crate::report::{
     ClassTotals, DamagedRegion, FileSummary, Finding, FindingKind, LockEntry, LockOrderEdge,
-    LockStatistics, Report, Severity, TaskEntry, ThreadEntry, TraceSummary,
+    LockStatistics, Report, Severity, TaskEntry, ThreadEntry, TraceSummary, LOCK_ORDERS_KEPT,
 };
 use crate::trace::{ClassId, Trace};
 use hindsight_recorder::format::{LockId, TaskId, ThreadId};
@@ -113,12 +113,15 @@ fn analyze_predicting(
     suite.finish(&cx, &mut findings);
     demote_uncertain(replay.trace(), replay.state(), &mut findings);
     let (lock_statistics, class_statistics) = suite.contention_mut().statistics(&cx);
+    let (lock_orders, lock_orders_total) =
+        suite.lock_order().map_or_else(|| (Vec::new(), 0), |graph| lock_orders(&cx, graph));
     let mut report = Report {
         trace: summary(&replay),
         findings,
         locks: locks(&replay, &lock_statistics, &class_statistics),
         tasks: tasks(&replay),
-        lock_orders: suite.lock_order().map_or_else(Vec::new, |graph| lock_orders(&cx, graph)),
+        lock_orders,
+        lock_orders_total,
     };
     report.group_repeats();
     report.sort_findings();
@@ -181,9 +184,19 @@ fn demote(findings: &mut [Finding], name: &str, polled_tasks: bool, loss: impl F
 }
 
 /// The lock-order graph, most frequent order first (then by class names).
-fn lock_orders(cx: &Context<'_>, graph: &LockOrder) -> Vec<LockOrderEdge> {
-    let mut edges: Vec<LockOrderEdge> = graph
-        .order_edges()
+/// The most frequent orders of the lock-order graph (at most [`LOCK_ORDERS_KEPT`]), and how
+/// many it has in all: chosen by count before any name is written out.
+fn lock_orders(cx: &Context<'_>, graph: &LockOrder) -> (Vec<LockOrderEdge>, usize) {
+    let mut all: Vec<_> = graph.order_edges().collect();
+    let total = all.len();
+    if total > LOCK_ORDERS_KEPT {
+        all.select_nth_unstable_by_key(LOCK_ORDERS_KEPT - 1, |&(.., count, _, _)| {
+            std::cmp::Reverse(count)
+        });
+        all.truncate(LOCK_ORDERS_KEPT);
+    }
+    let mut edges: Vec<LockOrderEdge> = all
+        .into_iter()
         .map(|(from, to, count, held_at, taken_at)| LockOrderEdge {
             from: cx.trace.class_name(from).to_owned(),
             to: cx.trace.class_name(to).to_owned(),
@@ -195,7 +208,7 @@ fn lock_orders(cx: &Context<'_>, graph: &LockOrder) -> Vec<LockOrderEdge> {
     edges.sort_by(|a, b| {
         b.count.cmp(&a.count).then_with(|| (&a.from, &a.to).cmp(&(&b.from, &b.to)))
     });
-    edges
+    (edges, total)
 }
 
 fn summary(replay: &Replay) -> TraceSummary {

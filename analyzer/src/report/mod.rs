@@ -608,12 +608,20 @@ pub struct Report {
     pub locks: Vec<LockEntry>,
     /// The tasks.
     pub tasks: Vec<TaskEntry>,
-    /// Every order in which two lock classes were taken (the lock-order graph), most frequent
-    /// first; empty when lock-order cycles were not asked for. For the terminal UI: the JSON
-    /// report keeps its contracted shape, and `hindsight export --dot` draws the graph.
+    /// The orders in which two lock classes were taken (the lock-order graph), most frequent
+    /// first, at most [`LOCK_ORDERS_KEPT`]; empty when lock-order cycles were not asked for.
+    /// For the terminal UI: the JSON report keeps its contracted shape, and `hindsight export
+    /// --dot` draws the whole graph.
     #[serde(skip)]
     pub lock_orders: Vec<LockOrderEdge>,
+    /// How many orders the graph has in all (`lock_orders` keeps the most frequent).
+    #[serde(skip)]
+    pub lock_orders_total: usize,
 }
+
+/// The most frequent lock orders a [`Report`] keeps for the terminal UI (a graph over
+/// 100,000 locks has 800,000 of them; nobody reads past the first screens).
+pub const LOCK_ORDERS_KEPT: usize = 4096;
 
 /// One edge of the lock-order graph: a lock of class `to` taken while one of class `from`
 /// was held.

@@ -109,9 +109,9 @@ fn split_site(site: &str) -> Option<(&str, &str, &str)> {
 
 /// Lists the orders in which lock classes were taken (the whole lock-order graph), most
 /// frequent first, as many as fit in `area`.
-fn render_orders(orders: &[LockOrderEdge], area: Rect, buf: &mut Buffer) {
+fn render_orders(orders: &[LockOrderEdge], total: usize, area: Rect, buf: &mut Buffer) {
     let room = usize::from(area.height.saturating_sub(2));
-    let shown = if orders.len() > room { room.saturating_sub(1) } else { orders.len() };
+    let shown = if total > room { room.saturating_sub(1).min(orders.len()) } else { orders.len() };
     let mut lines: Vec<Line<'_>> = orders[..shown]
         .iter()
         .map(|order| {
@@ -126,11 +126,10 @@ fn render_orders(orders: &[LockOrderEdge], area: Rect, buf: &mut Buffer) {
             ))
         })
         .collect();
-    if shown < orders.len() {
-        lines.push(line(format!("  … and {} more", orders.len() - shown)));
+    if shown < total {
+        lines.push(line(format!("  … and {} more", total - shown)));
     }
-    let title =
-        format!(" Lock orders: {} (A → B: B taken while holding A; first sites) ", orders.len());
+    let title = format!(" Lock orders: {total} (A → B: B taken while holding A; first sites) ");
     Paragraph::new(lines).block(block(title)).render(area, buf);
 }
 
@@ -145,7 +144,7 @@ impl Widget for &LockGraphView {
         let [area, orders_area] =
             Layout::vertical([Constraint::Fill(1), Constraint::Length(orders_height)]).areas(area);
         if orders_height > 0 {
-            render_orders(orders, orders_area, buf);
+            render_orders(orders, self.data.report.lock_orders_total, orders_area, buf);
         }
         let [left, right] =
             Layout::horizontal([Constraint::Percentage(40), Constraint::Percentage(60)])
