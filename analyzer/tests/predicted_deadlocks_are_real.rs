@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::analyze;
+use common::{analyze, Rng};
 use hindsight_analyzer::report::Detail;
 use hindsight_analyzer::{FindingKind, Severity};
 use hindsight_recorder::format::{LockId, ThreadId, TraceBuilder};
@@ -25,18 +25,6 @@ enum Op {
     Spawn(usize),
     /// Waits for thread `.0` to finish.
     Join(usize),
-}
-
-/// A small deterministic random source (xorshift).
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n as u64) as usize
-    }
 }
 
 /// A random program: 3 threads over 3 locks; thread 0 spawns thread 2 and may join it.

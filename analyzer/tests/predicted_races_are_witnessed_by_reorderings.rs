@@ -15,6 +15,7 @@
 //! (`cargo test -p hindsight-analyzer --test predicted_races_are_witnessed_by_reorderings --
 //! --nocapture` prints them; `RACE_WITNESS_PROGRAMS` sets how many programs).
 
+mod common;
 mod race_support;
 
 use hindsight_analyzer::causality::Relation;

@@ -9,6 +9,7 @@
 //! `RACE_ORACLE_CASES=300000 cargo test --release -p hindsight-analyzer --test
 //! races_match_a_vector_clock_oracle` runs a large size.
 
+mod common;
 mod race_support;
 
 use hindsight_analyzer::causality::Relation;

@@ -783,15 +783,8 @@ fn predicted_finding(
     let trace = cx.trace;
     let k = verdict.nodes.len();
     // Two locks of one name (made at one line) are told apart by their ids.
-    let lock_name = |lock: LockId| {
-        let name = trace.lock_name(lock);
-        let twin = verdict.nodes.iter().flatten().any(|&l| l != lock && trace.lock_name(l) == name);
-        if twin {
-            format!("{name} #{}", lock.0)
-        } else {
-            name
-        }
-    };
+    let lock_name =
+        |lock: LockId| predict::instance_name(trace, verdict.nodes.iter().flatten().copied(), lock);
     let node_name = |i: usize| match verdict.nodes[i] {
         Some(lock) => lock_name(lock),
         None => format!("end of {}", verdict.items[i].actor.describe(trace)),

@@ -168,6 +168,21 @@ pub struct Predictions {
     witnessed: HashSet<CycleKey>,
 }
 
+/// `lock`'s name, with its id when another lock of `among` has the same name (two locks made
+/// at one line: `pool #0`, `pool #1`).
+pub(crate) fn instance_name(
+    trace: &Trace,
+    among: impl IntoIterator<Item = LockId>,
+    lock: LockId,
+) -> String {
+    let name = trace.lock_name(lock);
+    if among.into_iter().any(|other| other != lock && trace.lock_name(other) == name) {
+        format!("{name} #{}", lock.0)
+    } else {
+        name
+    }
+}
+
 /// The rotation of `cycle` that starts at its least element.
 pub fn normalize(mut cycle: CycleKey) -> CycleKey {
     if let Some(start) = (0..cycle.len()).min_by_key(|&i| cycle[i]) {

@@ -519,17 +519,12 @@ fn schedule(
 /// How a witness names `lock`: its name, and its id when another lock of the pattern has the
 /// same name (two locks made at one line), as the finding names them (`pool #0`).
 fn instance_name(trace: &Trace, pattern: &[&Abstract], lock: LockId) -> String {
-    let name = trace.lock_name(lock);
     let wanted = pattern.iter().filter_map(|a| match a.want {
         Want::Lock(wanted, _) => Some(wanted),
         Want::End(_) => None,
     });
     let held = pattern.iter().flat_map(|a| a.held.iter().map(|h| h.lock));
-    if wanted.chain(held).any(|other| other != lock && trace.lock_name(other) == name) {
-        format!("{name} #{}", lock.0)
-    } else {
-        name
-    }
+    super::instance_name(trace, wanted.chain(held), lock)
 }
 
 /// One step of a witness.

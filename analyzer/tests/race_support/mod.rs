@@ -5,6 +5,7 @@
 //! of file `p`, so that a finding's sites name the steps.
 #![allow(dead_code)]
 
+use crate::common::Rng;
 use hindsight_analyzer::causality::Relation;
 use hindsight_analyzer::report::{Detail, Severity};
 use hindsight_analyzer::{analyze_bytes, AnalyzeOptions, FindingKind};
@@ -90,18 +91,6 @@ pub struct Program {
     pub actors: Vec<Kind>,
     pub features: Features,
     pub steps: Vec<Step>,
-}
-
-/// A small deterministic random number generator (xorshift).
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n.max(1) as u64) as usize
-    }
 }
 
 #[derive(Debug, Clone, Default)]
