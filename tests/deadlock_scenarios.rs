@@ -293,6 +293,59 @@ fn rwlock_readers_hang_is_one_deadlock_of_the_four_tasks() {
 }
 
 #[test]
+fn oneshot_actors_hang_is_one_deadlock_through_the_replies_and_nothing_else() {
+    let (status, report) = analyze_json(&["traces/oneshot_actors_hang.trace"]);
+    assert_eq!(status, 1);
+    let s = "oneshot_actors_hang";
+    let deadlock = Seen {
+        kind: "deadlock".into(),
+        severity: "error".into(),
+        locks: Vec::new(),
+        threads: sorted(&["tokio-rt-worker"]),
+        tasks: sorted(&["client", "inventory", "pricing"]),
+        variables: Vec::new(),
+        sites: sorted(&[
+            &site(s, "await-price", "await", "waiting"),
+            &site(s, "await-stock", "await", "waiting"),
+            &site(s, "ask-price", "send", "sent"),
+            &site(s, "ask-stock", "send", "sent"),
+        ]),
+    };
+    assert_eq!(seen(&report), [deadlock]);
+    let cycle = &only(&report, "deadlock")["detail"]["cycle"];
+    assert_eq!(
+        fields(cycle, ["task", "wait_kind", "waits_for"]),
+        [["inventory", "message", "price-reply"], ["pricing", "message", "stock-reply"]]
+    );
+
+    let text = analyze_text("traces/oneshot_actors_hang.trace");
+    for line in [
+        "error[deadlock]: task `inventory` and task `pricing` wait for each other's messages \
+         forever"
+            .to_owned(),
+        format!(
+            "  - task `inventory` waits for the reply on `price-reply` at {}; only task `pricing` \
+             (the message task `inventory` sent on `pricing-mailbox` at {} may carry it, unread \
+             in that channel, which it reads) may hold its sending end, and it is stuck too",
+            at(s, "await-price", "await"),
+            at(s, "ask-price", "send")
+        ),
+        format!(
+            "  - task `pricing` waits for the reply on `stock-reply` at {}; only task `inventory` \
+             (the message task `pricing` sent on `inventory-mailbox` at {} may carry it, unread \
+             in that channel, which it reads) may hold its sending end, and it is stuck too",
+            at(s, "await-stock", "await"),
+            at(s, "ask-stock", "send")
+        ),
+        "  - task `client` is stuck behind it too: it waits for a message on `quote-reply`"
+            .to_owned(),
+        "1 error, 0 warnings, 0 info".to_owned(),
+    ] {
+        assert!(text.contains(&line), "missing {line:?} in\n{text}");
+    }
+}
+
+#[test]
 fn rwlock_readers_near_miss_is_a_predicted_error_with_the_writers_asking_first() {
     let (status, report) = analyze_json(&["traces/rwlock_readers_near_miss.trace"]);
     assert_eq!(status, 1);

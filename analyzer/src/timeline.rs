@@ -1271,6 +1271,12 @@ fn describe(trace: &Trace, event: &Event) -> String {
             crate::report::format_ns(runnable_ns)
         ),
         K::RecordingEnded => "the recording ended cleanly".to_owned(),
+        K::ChannelCreated { channel, kind } => {
+            format!("created {} channel `{}`", kind.name(), trace.channel_name(channel))
+        }
+        K::ReceiveWaiting { channel, site } => {
+            format!("waits for a message on `{}`{}", trace.channel_name(channel), at(Some(site)))
+        }
     }
 }
 

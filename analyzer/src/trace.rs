@@ -535,6 +535,13 @@ impl Trace {
             }
             K::PollCpu { cpu_ns, runnable_ns } => K::PollCpu { cpu_ns, runnable_ns },
             K::RecordingEnded => K::RecordingEnded,
+            K::ChannelCreated { channel, kind } => {
+                K::ChannelCreated { channel: self.channel_ix(process, channel), kind }
+            }
+            K::ReceiveWaiting { channel, site } => K::ReceiveWaiting {
+                channel: self.channel_ix(process, channel),
+                site: self.site_ix(process, site),
+            },
         };
         let offset = self.processes[process].time_offset_ns;
         Event {
@@ -807,6 +814,18 @@ impl Trace {
             },
         };
         self.qualify(base, task.process)
+    }
+
+    /// A channel's display name: its name, else where it was created, else `channel#N`.
+    pub fn channel_name(&self, id: ChannelId) -> String {
+        let Some(channel) = self.channels.get(id.index()) else {
+            return format!("channel#{}", id.0);
+        };
+        match (channel.name, channel.site) {
+            (Some(name), _) if !self.string(name).is_empty() => self.string(name).to_owned(),
+            (_, Some(site)) => format!("{}", SiteText(self, site)),
+            _ => format!("channel#{}", id.0),
+        }
     }
 
     /// A variable's name.

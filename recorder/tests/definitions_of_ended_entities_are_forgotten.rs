@@ -204,10 +204,12 @@ impl Defined {
                 site(s);
             }
             EventKind::Send { channel, site: s, .. }
-            | EventKind::Receive { channel, site: s, .. } => {
+            | EventKind::Receive { channel, site: s, .. }
+            | EventKind::ReceiveWaiting { channel, site: s } => {
                 has(&self.channels, channel.0, "channel");
                 site(Some(s));
             }
+            EventKind::ChannelCreated { channel, .. } => has(&self.channels, channel.0, "channel"),
             EventKind::Read { var, site: s }
             | EventKind::Write { var, site: s }
             | EventKind::SyncRelease { var, site: s }

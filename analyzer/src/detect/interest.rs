@@ -9,7 +9,7 @@ use hindsight_recorder::format::EventKind;
 pub struct Interest(u32);
 
 /// How many kinds of events there are.
-pub(crate) const KINDS: usize = 29;
+pub(crate) const KINDS: usize = 31;
 
 impl Interest {
     /// Every event.
@@ -74,6 +74,10 @@ impl Interest {
     pub const POLL_CPU: Interest = Interest(1 << 27);
     /// [`EventKind::RecordingEnded`].
     pub const RECORDING_ENDED: Interest = Interest(1 << 28);
+    /// [`EventKind::ChannelCreated`].
+    pub const CHANNEL_CREATED: Interest = Interest(1 << 29);
+    /// [`EventKind::ReceiveWaiting`].
+    pub const RECEIVE_WAITING: Interest = Interest(1 << 30);
 
     /// The position of `kind` in the set (below [`KINDS`]).
     #[inline]
@@ -109,6 +113,8 @@ impl Interest {
             K::Permits { .. } => 26,
             K::PollCpu { .. } => 27,
             K::RecordingEnded => 28,
+            K::ChannelCreated { .. } => 29,
+            K::ReceiveWaiting { .. } => 30,
         }
     }
 

@@ -397,6 +397,9 @@ impl StateAtDeath {
                 }
                 WaitFor::Thread(thread) => format!("thread `{}`", cx.trace.thread_name(thread)),
                 WaitFor::Task(task) => format!("task `{}`", cx.trace.task_name(task)),
+                WaitFor::Message(channel) => {
+                    format!("a message on `{}`", cx.trace.channel_name(channel))
+                }
             };
             f.evidence.push(format!(
                 "{who} waited for {what}{} since t={}",

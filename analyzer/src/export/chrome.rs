@@ -335,6 +335,9 @@ impl<W: Write> Timeline<W> {
                 (K::TaskJoined { task: joined, .. }, WaitFor::Task(task)) if joined == task => {
                     "joined"
                 }
+                (K::Receive { channel: got, .. }, WaitFor::Message(channel)) if got == channel => {
+                    "received"
+                }
                 _ => "stopped waiting",
             };
             let is_wait = |s: &Slice| matches!(s, Slice::Wait { .. });
@@ -608,6 +611,7 @@ fn write_slice<W: Write>(
                     args.task = Some(name);
                     title
                 }
+                WaitFor::Message(channel) => format!("receive {}", trace.channel_name(channel)),
             };
             ("wait", title)
         }

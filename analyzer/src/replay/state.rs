@@ -6,7 +6,7 @@
 
 use crate::trace::Trace;
 use hindsight_recorder::format::{
-    Event, EventKind, LockId, LockMode, PermitOp, SiteId, TaskId, ThreadId,
+    ChannelId, Event, EventKind, LockId, LockMode, PermitOp, SiteId, TaskId, ThreadId,
 };
 
 /// Who does something: an OS thread outside any task, or an async task (wherever it is
@@ -70,6 +70,8 @@ pub enum WaitFor {
     Thread(ThreadId),
     /// A task to finish (awaiting its handle).
     Task(TaskId),
+    /// A message on a channel.
+    Message(ChannelId),
 }
 
 /// An actor's current wait.
@@ -105,6 +107,10 @@ pub struct ActorState {
     pub first_seen_ns: Option<u64>,
     /// How it ended, if it did.
     pub end: Option<End>,
+    /// Leaf futures that said they were pending in the task's current (or last) poll: a
+    /// receive, a lock, a sleep. A wait for a message stands only when its receive was the
+    /// poll's only one; with another (a timeout, a `select!`), something else may wake it.
+    leaf_waits_in_poll: u8,
 }
 
 /// Extra state of a thread.
@@ -488,6 +494,10 @@ impl State {
         if state.first_seen_ns.is_none() {
             state.first_seen_ns = Some(now);
         }
+        // A thread blocked in a receive does nothing else until it returns.
+        if event.task.is_none() && !matches!(event.kind, K::ReceiveWaiting { .. }) {
+            state.end_message_wait(None);
+        }
         match event.kind {
             K::LockRequested { lock, mode, site } => {
                 state.wait = Some(Wait {
@@ -546,6 +556,7 @@ impl State {
                 thread.polled_tasks = true;
                 if let Some(task) = event.task {
                     let task = grow(&mut self.tasks, task.index());
+                    task.actor.leaf_waits_in_poll = 0;
                     task.polls += 1;
                     task.running_on = Some(event.thread);
                     task.poll_started_ns = now;
@@ -554,7 +565,12 @@ impl State {
             K::PollEnded { .. } => {
                 grow(&mut self.threads, event.thread.index()).current_task = None;
                 if let Some(task) = event.task {
-                    grow(&mut self.tasks, task.index()).running_on = None;
+                    let task = grow(&mut self.tasks, task.index());
+                    task.running_on = None;
+                    // A poll that did not wait for its message again went on to other things.
+                    if task.actor.leaf_waits_in_poll != 1 {
+                        task.actor.end_message_wait(None);
+                    }
                 }
             }
             K::TaskFinished { cancelled } => {
@@ -598,10 +614,29 @@ impl State {
             K::ThreadSpawned { thread, .. } => {
                 grow(&mut self.threads, thread.index());
             }
+            K::Receive { channel, .. } => state.end_message_wait(Some(channel)),
+            K::ReceiveWaiting { channel, site } => {
+                state.leaf_waits_in_poll = state.leaf_waits_in_poll.saturating_add(1);
+                let since_ns = match state.wait {
+                    Some(Wait { target: WaitFor::Message(c), since_ns, .. }) if c == channel => {
+                        since_ns
+                    }
+                    _ => now,
+                };
+                state.wait = Some(Wait {
+                    target: WaitFor::Message(channel),
+                    site: Some(site),
+                    since_ns,
+                    thread: event.thread,
+                });
+            }
+            K::AwaitPending { .. } => {
+                state.leaf_waits_in_poll = state.leaf_waits_in_poll.saturating_add(1);
+            }
             K::ThreadStarted
             | K::Wake { .. }
             | K::Send { .. }
-            | K::Receive { .. }
+            | K::ChannelCreated { .. }
             | K::Read { .. }
             | K::Write { .. }
             | K::SyncRelease { .. }
@@ -638,13 +673,23 @@ impl State {
                     PermitOp::Closed => permits.closed = true,
                 }
             }
-            K::Panicked { .. } | K::AwaitPending { .. } | K::PollCpu { .. } => {}
+            K::Panicked { .. } | K::PollCpu { .. } => {}
             K::RecordingEnded => self.clean_ends += 1,
         }
     }
 }
 
 impl ActorState {
+    /// Ends the actor's wait if it waits for a message on `channel` (on any channel: `None`).
+    #[inline]
+    fn end_message_wait(&mut self, channel: Option<ChannelId>) {
+        if let Some(Wait { target: WaitFor::Message(c), .. }) = self.wait {
+            if channel.is_none_or(|channel| channel == c) {
+                self.wait = None;
+            }
+        }
+    }
+
     /// Ends the actor's wait if it waits for `lock`; returns whether it did.
     #[inline]
     fn end_lock_wait(&mut self, lock: LockId) -> bool {

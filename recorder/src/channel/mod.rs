@@ -10,6 +10,12 @@
 //! id, the acting thread and task, and the caller's site (`#[track_caller]`: the line of the
 //! `send` or `recv` call, or of the `.await` of a oneshot receiver).
 //!
+//! Creating a channel records a [`ChannelCreated`](crate::format::EventKind::ChannelCreated)
+//! event, and a receive that has to wait records a
+//! [`ReceiveWaiting`](crate::format::EventKind::ReceiveWaiting) event (a task: each poll that
+//! returns pending there; a thread: before it blocks). From those the analyzer tells a task
+//! that awaits a reply nobody can send any more: a captured `deadlock` through channels.
+//!
 //! The send is recorded right before the message enters the channel, so it always comes
 //! before its receipt in the trace. A send that then fails (the receiver is gone) leaves a
 //! recorded send that nothing receives, which orders nothing. While no recorder records, a
@@ -37,7 +43,7 @@ pub mod oneshot;
 pub mod std_mpsc;
 
 use crate::defined::Defined;
-use crate::format::{ChannelId, EventKind};
+use crate::format::{ChannelId, ChannelKind, EventKind};
 use crate::local::{self, Ctx};
 use crate::registry::Entity;
 use std::borrow::Cow;
@@ -106,6 +112,25 @@ impl ChannelMeta {
         (message, value)
     }
 
+    /// The channel, of `kind`, was created here: records its creation by the current actor.
+    fn record_creation(&self, kind: ChannelKind) {
+        local::with(|ctx| {
+            let channel = self.id(ctx);
+            ctx.record(EventKind::ChannelCreated { channel, kind });
+        });
+    }
+
+    /// The actor waits for a message at `at`: a task's receive returned pending, or a thread
+    /// is about to block in one.
+    #[inline]
+    pub(crate) fn record_waiting(&self, at: &'static Location<'static>) {
+        local::with(|ctx| {
+            let channel = self.id(ctx);
+            let site = ctx.site(at);
+            ctx.record(EventKind::ReceiveWaiting { channel, site });
+        });
+    }
+
     /// `message` came out of the wrapped channel at `at`: records the receipt (unless it was
     /// sent while nothing recorded) and returns the value it carried.
     #[inline]
@@ -130,13 +155,16 @@ pub(crate) struct End<I> {
     inner: I,
 }
 
-/// Both ends of a channel named `name` created at `site`, around the wrapped ends `tx`, `rx`.
+/// Both ends of a channel of `kind` named `name` created at `site`, around the wrapped ends
+/// `tx`, `rx`; records the creation.
 pub(crate) fn ends<S, R>(
     name: Option<Cow<'static, str>>,
     site: &'static Location<'static>,
+    kind: ChannelKind,
     (tx, rx): (S, R),
 ) -> (End<S>, End<R>) {
     let meta = Arc::new(ChannelMeta::new(name, site));
+    meta.record_creation(kind);
     (End { meta: meta.clone(), inner: tx }, End { meta, inner: rx })
 }
 

@@ -6,6 +6,7 @@
 //! name (`channel_named("jobs", 16)`).
 
 use super::{ends, End};
+use crate::format::ChannelKind;
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
@@ -43,7 +44,7 @@ fn bounded<T>(
     buffer: usize,
     site: &'static Location<'static>,
 ) -> (Sender<T>, Receiver<T>) {
-    let (tx, rx) = ends(name, site, ::tokio::sync::mpsc::channel(buffer));
+    let (tx, rx) = ends(name, site, ChannelKind::Queue, ::tokio::sync::mpsc::channel(buffer));
     (Sender(tx), Receiver(rx))
 }
 
@@ -65,7 +66,7 @@ fn unbounded<T>(
     name: Option<Cow<'static, str>>,
     site: &'static Location<'static>,
 ) -> (UnboundedSender<T>, UnboundedReceiver<T>) {
-    let (tx, rx) = ends(name, site, ::tokio::sync::mpsc::unbounded_channel());
+    let (tx, rx) = ends(name, site, ChannelKind::Queue, ::tokio::sync::mpsc::unbounded_channel());
     (UnboundedSender(tx), UnboundedReceiver(rx))
 }
 
@@ -174,10 +175,14 @@ impl<T> Receiver<T> {
     #[track_caller]
     pub fn recv(&mut self) -> impl Future<Output = Option<T>> + '_ {
         let at = Location::caller();
-        async move {
-            let message = self.0.inner.recv().await?;
-            Some(self.0.meta.untag(at, message))
-        }
+        std::future::poll_fn(move |cx| {
+            let end = &mut self.0;
+            let polled = end.inner.poll_recv(cx);
+            if polled.is_pending() {
+                end.meta.record_waiting(at);
+            }
+            polled.map(|message| Some(end.meta.untag(at, message?)))
+        })
     }
 
     /// Receives a message if one is there now, like
@@ -197,7 +202,14 @@ impl<T> Receiver<T> {
     #[track_caller]
     pub fn blocking_recv(&mut self) -> Option<T> {
         let at = Location::caller();
-        let message = self.0.inner.blocking_recv()?;
+        let message = match self.0.inner.try_recv() {
+            Ok(message) => message,
+            Err(TryRecvError::Disconnected) => return None,
+            Err(TryRecvError::Empty) => {
+                self.0.meta.record_waiting(at);
+                self.0.inner.blocking_recv()?
+            }
+        };
         Some(self.0.meta.untag(at, message))
     }
 
@@ -294,10 +306,14 @@ impl<T> UnboundedReceiver<T> {
     #[track_caller]
     pub fn recv(&mut self) -> impl Future<Output = Option<T>> + '_ {
         let at = Location::caller();
-        async move {
-            let message = self.0.inner.recv().await?;
-            Some(self.0.meta.untag(at, message))
-        }
+        std::future::poll_fn(move |cx| {
+            let end = &mut self.0;
+            let polled = end.inner.poll_recv(cx);
+            if polled.is_pending() {
+                end.meta.record_waiting(at);
+            }
+            polled.map(|message| Some(end.meta.untag(at, message?)))
+        })
     }
 
     /// Receives a message if one is there now.
@@ -315,7 +331,14 @@ impl<T> UnboundedReceiver<T> {
     #[track_caller]
     pub fn blocking_recv(&mut self) -> Option<T> {
         let at = Location::caller();
-        let message = self.0.inner.blocking_recv()?;
+        let message = match self.0.inner.try_recv() {
+            Ok(message) => message,
+            Err(TryRecvError::Disconnected) => return None,
+            Err(TryRecvError::Empty) => {
+                self.0.meta.record_waiting(at);
+                self.0.inner.blocking_recv()?
+            }
+        };
         Some(self.0.meta.untag(at, message))
     }
 

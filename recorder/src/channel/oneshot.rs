@@ -6,6 +6,7 @@
 //! `&mut` borrow instead.
 
 use super::{ends, End};
+use crate::format::ChannelKind;
 use std::borrow::Cow;
 use std::fmt;
 use std::future::{Future, IntoFuture};
@@ -32,7 +33,7 @@ fn make<T>(
     name: Option<Cow<'static, str>>,
     site: &'static Location<'static>,
 ) -> (Sender<T>, Receiver<T>) {
-    let (tx, rx) = ends(name, site, ::tokio::sync::oneshot::channel());
+    let (tx, rx) = ends(name, site, ChannelKind::Oneshot, ::tokio::sync::oneshot::channel());
     (Sender(tx), Receiver(rx))
 }
 
@@ -96,6 +97,7 @@ impl<T> Receiver<T> {
     #[track_caller]
     pub fn blocking_recv(self) -> Result<T, RecvError> {
         let at = Location::caller();
+        self.0.meta.record_waiting(at);
         let message = self.0.inner.blocking_recv()?;
         Ok(self.0.meta.untag(at, message))
     }
@@ -111,7 +113,11 @@ impl<T> Receiver<T> {
         at: &'static Location<'static>,
     ) -> Poll<Result<T, RecvError>> {
         let end = &mut self.0;
-        Pin::new(&mut end.inner).poll(cx).map_ok(|message| end.meta.untag(at, message))
+        let polled = Pin::new(&mut end.inner).poll(cx);
+        if polled.is_pending() {
+            end.meta.record_waiting(at);
+        }
+        polled.map_ok(|message| end.meta.untag(at, message))
     }
 }
 

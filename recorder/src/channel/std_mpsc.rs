@@ -4,6 +4,7 @@
 //! The same functions and methods as std's, with std's error types.
 
 use super::{ends, End};
+use crate::format::ChannelKind;
 use std::borrow::Cow;
 use std::fmt;
 use std::panic::Location;
@@ -26,7 +27,7 @@ fn unbounded<T>(
     name: Option<Cow<'static, str>>,
     site: &'static Location<'static>,
 ) -> (Sender<T>, Receiver<T>) {
-    let (tx, rx) = ends(name, site, std::sync::mpsc::channel());
+    let (tx, rx) = ends(name, site, ChannelKind::Queue, std::sync::mpsc::channel());
     (Sender(tx), Receiver(rx))
 }
 
@@ -51,7 +52,7 @@ fn bounded<T>(
     bound: usize,
     site: &'static Location<'static>,
 ) -> (SyncSender<T>, Receiver<T>) {
-    let (tx, rx) = ends(name, site, std::sync::mpsc::sync_channel(bound));
+    let (tx, rx) = ends(name, site, ChannelKind::Queue, std::sync::mpsc::sync_channel(bound));
     (SyncSender(tx), Receiver(rx))
 }
 
@@ -133,7 +134,14 @@ impl<T> Receiver<T> {
     #[track_caller]
     pub fn recv(&self) -> Result<T, RecvError> {
         let at = Location::caller();
-        let message = self.0.inner.recv()?;
+        let message = match self.0.inner.try_recv() {
+            Ok(message) => message,
+            Err(TryRecvError::Disconnected) => return Err(RecvError),
+            Err(TryRecvError::Empty) => {
+                self.0.meta.record_waiting(at);
+                self.0.inner.recv()?
+            }
+        };
         Ok(self.0.meta.untag(at, message))
     }
 

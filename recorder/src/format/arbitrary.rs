@@ -7,7 +7,7 @@
 //! order, tasks polled on two threads at once.
 
 use super::{
-    ChannelDef, ChannelId, Definition, Event, EventKind, Header, LockDef, LockId,
+    ChannelDef, ChannelId, ChannelKind, Definition, Event, EventKind, Header, LockDef, LockId,
     LockImplementation, LockKind, LockMode, PermitOp, SiteDef, SiteId, StringId, TaskDef, TaskId,
     ThreadDef, ThreadId, TraceWriter, VarDef, VarId,
 };
@@ -32,7 +32,7 @@ pub fn event_kind(
     ids: impl Strategy<Value = u32> + Clone,
     numbers: impl Strategy<Value = u64> + Clone,
 ) -> impl Strategy<Value = EventKind> {
-    (0u8..29, ids.clone(), ids, numbers.clone(), numbers, any::<bool>(), any::<bool>()).prop_map(
+    (0u8..31, ids.clone(), ids, numbers.clone(), numbers, any::<bool>(), any::<bool>()).prop_map(
         |(variant, a, b, x, y, flag, other)| {
             let (lock, site, var) = (LockId(a), SiteId(b), VarId(a));
             let opt_site = flag.then_some(site);
@@ -76,6 +76,11 @@ pub fn event_kind(
                     count: x as u32,
                 },
                 27 => EventKind::PollCpu { cpu_ns: x, runnable_ns: y },
+                28 => EventKind::ChannelCreated {
+                    channel: ChannelId(a),
+                    kind: ChannelKind::ALL[(y % 2) as usize],
+                },
+                29 => EventKind::ReceiveWaiting { channel: ChannelId(a), site },
                 _ => EventKind::RecordingEnded,
             }
         },

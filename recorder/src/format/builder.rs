@@ -25,7 +25,7 @@ use super::defs::{
     ChannelDef, Definition, Header, LockDef, LockImplementation, LockKind, SiteDef, TaskDef,
     ThreadDef, VarDef,
 };
-use super::event::{Event, EventKind, LockMode, PermitOp};
+use super::event::{ChannelKind, Event, EventKind, LockMode, PermitOp};
 use super::ids::{ChannelId, LockId, SiteId, StringId, TaskId, ThreadId, VarId};
 use super::writer::TraceWriter;
 use std::collections::HashMap;
@@ -430,6 +430,16 @@ impl Actor<'_> {
     /// Receives `message` from `channel`.
     pub fn receive(self, channel: ChannelId, message: u64, site: SiteId) -> Self {
         self.event(EventKind::Receive { channel, message, site })
+    }
+
+    /// Creates `channel`, of `kind` (define it first with [`TraceBuilder::channel`]).
+    pub fn create_channel(self, channel: ChannelId, kind: ChannelKind) -> Self {
+        self.event(EventKind::ChannelCreated { channel, kind })
+    }
+
+    /// Waits for a message on `channel` at `site` (a task: before a pending poll end).
+    pub fn receive_waiting(self, channel: ChannelId, site: SiteId) -> Self {
+        self.event(EventKind::ReceiveWaiting { channel, site })
     }
 
     /// Reads `var`.

@@ -250,6 +250,50 @@ pub enum EventKind {
     /// version 3 or later without this event ended mid-flight: the process was killed, or
     /// the trace is a flight recorder's dump, and what was held then is the state at the end.
     RecordingEnded,
+    /// The actor created `channel`, a channel of `kind`. Its sending end starts with the
+    /// creator: where it goes from there (with messages, into spawned tasks) tells who could
+    /// still send on it. Version 4.
+    ChannelCreated {
+        /// The channel.
+        channel: ChannelId,
+        /// What sort of channel it is.
+        kind: ChannelKind,
+    },
+    /// The actor is about to wait for a message on `channel`: a task's receive returned
+    /// pending (the record comes before the poll end it explains, and is written again by
+    /// every poll that stays pending there), or a thread is about to block in a receive. The
+    /// wait ends with the actor's [`Receive`](EventKind::Receive) on the channel, or, for a
+    /// task, with a later poll that does not wait there again. Version 4.
+    ReceiveWaiting {
+        /// The channel.
+        channel: ChannelId,
+        /// Where the receive is awaited or called.
+        site: SiteId,
+    },
+}
+
+/// What sort of channel a [`EventKind::ChannelCreated`] event created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[repr(u8)]
+pub enum ChannelKind {
+    /// A one-shot channel: one value, usually a reply that someone awaits.
+    Oneshot,
+    /// A queue of messages from any number of senders (tokio's or std's `mpsc`): a receiver
+    /// waiting on it is often just idle.
+    Queue,
+}
+
+impl ChannelKind {
+    /// Every kind, in the order of their encoding.
+    pub const ALL: [ChannelKind; 2] = [ChannelKind::Oneshot, ChannelKind::Queue];
+
+    /// A short stable name, as reports print it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ChannelKind::Oneshot => "oneshot",
+            ChannelKind::Queue => "queue",
+        }
+    }
 }
 
 /// What happened to a semaphore's permits, in an [`EventKind::Permits`] event. Acquisitions
@@ -319,6 +363,8 @@ impl EventKind {
             EventKind::Permits { .. } => "permits",
             EventKind::PollCpu { .. } => "poll_cpu",
             EventKind::RecordingEnded => "recording_ended",
+            EventKind::ChannelCreated { .. } => "channel_created",
+            EventKind::ReceiveWaiting { .. } => "receive_waiting",
         }
     }
 

@@ -42,7 +42,7 @@ pub const MAGIC: [u8; 4] = *b"HSTR";
 
 /// The format version this crate writes. Bump it whenever the encoding of any serialized type
 /// changes, and re-record the committed traces (see `traces/README.md`).
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 
 /// The oldest format version this crate reads.
 pub const OLDEST_READABLE_VERSION: u32 = 1;

@@ -78,7 +78,7 @@ mod v1;
 mod v2;
 mod writer;
 
-/// The newest payload encoding (version 3 is version 2's with more records).
+/// The newest payload encoding (versions 3 and 4 are version 2's with more records).
 use v2 as current;
 
 pub use builder::{Actor, TraceBuilder};
@@ -86,7 +86,7 @@ pub use defs::{
     ChannelDef, Definition, Header, LockDef, LockImplementation, LockKind, SiteDef, TaskDef,
     ThreadDef, VarDef,
 };
-pub use event::{Event, EventKind, LockMode, PermitOp};
+pub use event::{ChannelKind, Event, EventKind, LockMode, PermitOp};
 pub use frame::{
     CHUNK_HEADER_LEN, FORMAT_VERSION, MAGIC, MAX_CHUNK_LEN, OLDEST_READABLE_VERSION, SYNC,
 };

@@ -637,7 +637,9 @@ fn encode_kind(state: &mut DeltaState, dt: u64, kind: EventKind) -> Record {
         | K::AwaitPending { .. }
         | K::Permits { .. }
         | K::PollCpu { .. }
-        | K::RecordingEnded => unreachable!("version 1 has no record of {kind:?}"),
+        | K::RecordingEnded
+        | K::ChannelCreated { .. }
+        | K::ReceiveWaiting { .. } => unreachable!("version 1 has no record of {kind:?}"),
     }
 }
 

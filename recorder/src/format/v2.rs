@@ -1,9 +1,9 @@
-//! Versions 2 and 3 of the chunk payload encoding: at most about four bytes per event.
+//! Versions 2, 3 and 4 of the chunk payload encoding: at most about four bytes per event.
 //!
 //! Version 3 is version 2 with five more [`Ext`] records (a panic, the site of a pending
-//! `.await`, semaphore permits, a long poll's CPU time, the recorder's clean end): a version 3
-//! reader reads version 2 files as they are, and a version 2 file holding one of the new
-//! records is damaged.
+//! `.await`, semaphore permits, a long poll's CPU time, the recorder's clean end), and version
+//! 4 is version 3 with two more (a channel's creation, a wait for a message). A reader reads
+//! the older versions' files as they are, and an older file holding a newer record is damaged.
 //!
 //! A payload starts with one byte that says what it holds: 0 the [`Header`], 1 definitions,
 //! 2 an event batch, 3 a watermark. Headers, definitions and watermarks follow as bincode
@@ -37,7 +37,7 @@
 //! change anything here.
 
 use super::defs::{Definition, Header};
-use super::event::{Event, EventKind, LockMode, PermitOp};
+use super::event::{ChannelKind, Event, EventKind, LockMode, PermitOp};
 use super::frame::{bincode_config, describe_decode_error};
 use super::ids::{ChannelId, LockId, SiteId, StringId, TaskId, ThreadId, VarId};
 use super::in_place::{decode_records, DecodeRecord, Records, Slots, WINDOW};
@@ -128,10 +128,16 @@ enum Ext {
     PollCpu,
     /// Version 3: none.
     RecordingEnded,
+    /// Version 4: channel, kind ([`ChannelKind`] as a byte).
+    ChannelCreated,
+    /// Version 4: channel, site.
+    ReceiveWaiting,
 }
 
 /// The first [`Ext`] op that version 2 does not have.
 const FIRST_V3_EXT: u8 = Ext::Panicked as u8;
+/// The first [`Ext`] op that version 3 does not have.
+const FIRST_V4_EXT: u8 = Ext::ChannelCreated as u8;
 
 // Bits of the flags byte of ext records.
 const SHARED: u8 = 1;
@@ -457,6 +463,16 @@ fn encode_kind(
             put_leb(out, runnable_ns);
         }
         K::RecordingEnded => ext(out, Ext::RecordingEnded),
+        K::ChannelCreated { channel, kind } => {
+            ext(out, Ext::ChannelCreated);
+            put_leb(out, u64::from(channel.0));
+            out.push(kind as u8);
+        }
+        K::ReceiveWaiting { channel, site } => {
+            ext(out, Ext::ReceiveWaiting);
+            put_leb(out, u64::from(channel.0));
+            put_leb(out, u64::from(site.0));
+        }
     }
 }
 
@@ -489,14 +505,19 @@ pub(crate) struct Scratch {
     dense: Vec<Remembered>,
     sparse: FxHashMap<u32, LockMemoryOut>,
     batch: u32,
-    /// The file is of version 2, which has no records of version 3.
-    version_2: bool,
+    /// The first [`Ext`] op that the file's version does not have (`None`: the newest).
+    first_unknown_ext: Option<u8>,
 }
 
 impl Scratch {
-    /// The scratch of a reader of a file of format `version` (2 or 3).
+    /// The scratch of a reader of a file of format `version` (2, 3 or 4).
     pub(crate) fn for_version(version: u32) -> Self {
-        Scratch { version_2: version == 2, ..Scratch::default() }
+        let first_unknown_ext = match version {
+            2 => Some(FIRST_V3_EXT),
+            3 => Some(FIRST_V4_EXT),
+            _ => None,
+        };
+        Scratch { first_unknown_ext, ..Scratch::default() }
     }
 
     /// Forgets every lock: a new batch starts.
@@ -791,7 +812,7 @@ impl Records<'_, Scratch> {
         let c = &mut window;
         use EventKind as K;
         let op = c.byte()?;
-        if self.locks.version_2 && op >= FIRST_V3_EXT {
+        if self.locks.first_unknown_ext.is_some_and(|first| op >= first) {
             return None;
         }
         let mode =
@@ -873,6 +894,13 @@ impl Records<'_, Scratch> {
                 K::PollCpu { cpu_ns: c.leb()?, runnable_ns: c.leb()? }
             }
             op if op == Ext::RecordingEnded as u8 => K::RecordingEnded,
+            op if op == Ext::ChannelCreated as u8 => {
+                let channel = ChannelId(c.u32()?);
+                K::ChannelCreated { channel, kind: *ChannelKind::ALL.get(usize::from(c.byte()?))? }
+            }
+            op if op == Ext::ReceiveWaiting as u8 => {
+                K::ReceiveWaiting { channel: ChannelId(c.u32()?), site: c.site()? }
+            }
             _ => return None,
         };
         let slot = slots.next()?;
@@ -886,12 +914,12 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// Events of one thread covering every event kind: version 1's, with version 3's
-    /// records put in among them.
+    /// Events of one thread covering every event kind: version 1's, with the records of
+    /// versions 3 and 4 put in among them.
     fn events() -> impl Strategy<Value = Vec<Event>> {
         let id = prop_oneof![0u32..4, any::<u32>()];
         let big = prop_oneof![0u64..300, any::<u64>()];
-        let v3 = (0u8..5, id.clone(), id, big.clone(), big, any::<bool>()).prop_map(
+        let v3 = (0u8..7, id.clone(), id, big.clone(), big, any::<bool>()).prop_map(
             |(variant, a, b, x, y, flag)| match variant {
                 0 => EventKind::Panicked { site: flag.then_some(SiteId(b)) },
                 1 => EventKind::AwaitPending { site: SiteId(b) },
@@ -901,6 +929,11 @@ mod tests {
                     count: x as u32,
                 },
                 3 => EventKind::PollCpu { cpu_ns: x, runnable_ns: y },
+                4 => EventKind::ChannelCreated {
+                    channel: ChannelId(a),
+                    kind: ChannelKind::ALL[(y % 2) as usize],
+                },
+                5 => EventKind::ReceiveWaiting { channel: ChannelId(a), site: SiteId(b) },
                 _ => EventKind::RecordingEnded,
             },
         );
@@ -974,6 +1007,17 @@ mod tests {
         assert_eq!(decode(&encode(&old), &mut version_2), Some(old.to_vec()));
         assert_eq!(decode(&encode(&new), &mut version_2), None, "damage in a version 2 file");
         assert_eq!(decode(&encode(&new), &mut Scratch::for_version(3)), Some(new.to_vec()));
+    }
+
+    #[test]
+    fn a_version_3_file_has_no_version_4_records() {
+        let at = |kind| Event { time_ns: 5, thread: ThreadId(7), task: None, kind };
+        let old = [at(EventKind::Panicked { site: None })];
+        let new = [at(EventKind::ReceiveWaiting { channel: ChannelId(1), site: SiteId(2) })];
+        let mut version_3 = Scratch::for_version(3);
+        assert_eq!(decode(&encode(&old), &mut version_3), Some(old.to_vec()));
+        assert_eq!(decode(&encode(&new), &mut version_3), None, "damage in a version 3 file");
+        assert_eq!(decode(&encode(&new), &mut Scratch::for_version(4)), Some(new.to_vec()));
     }
 
     #[test]

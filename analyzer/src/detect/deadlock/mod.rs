@@ -1,10 +1,17 @@
 //! `deadlock`: threads and tasks blocked on each other at the end of the trace, the hang that
 //! was captured.
 //!
-//! At the end, each actor still waiting (for a lock, or for a thread or task to finish) points
-//! to whoever keeps it waiting: the holders of the lock in a conflicting mode, or the thread
-//! or task it joins. Each elementary cycle of that wait-for graph is one finding, with who
-//! holds what since when, and who waits for what since when.
+//! At the end, each actor still waiting (for a lock, a permit, a thread or task to finish, a
+//! message) points to whoever keeps it waiting: the holders of the lock in a conflicting
+//! mode, the thread or task it joins, or whoever may hold the sending end of the channel it
+//! waits on ([`senders`]). A lock or a join needs all of those to move; a permit or a message
+//! needs any one of them, so such a wait is stuck only when every one of them is stuck too
+//! (found as a fixpoint from the actors that can move). One stuck group of actors (a
+//! strongly connected part of the wait-for graph) is one finding, told by its first cycle,
+//! with who holds what since when, and who waits for what since when. Actors that only wait
+//! for work on queues (mailboxes) are idle, not stuck: a group of them alone is no finding.
+
+mod senders;
 
 use super::cycles::{elementary_cycles, Bounds};
 use super::{Context, Detector, Interest};
@@ -13,72 +20,115 @@ use crate::report::{
     format_ns, push_unique, BlockedActor, DeadlockDetail, Detail, Finding, FindingKind, HeldLock,
     Severity,
 };
-use hindsight_recorder::format::{LockId, LockMode};
+use hindsight_recorder::format::{ChannelKind, Event, LockId, LockMode};
 use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
-use std::collections::HashMap;
+use senders::{Holders, SenderReach, Via};
+use std::collections::{HashMap, HashSet};
 
 /// Bounds of the cycle enumeration over the wait-for graph.
 const BOUNDS: Bounds = Bounds { max_cycles: 100, max_len: 64, max_steps: 1_000_000 };
 
-/// The `deadlock` detector; see the module docs. It needs only the final state.
+/// The `deadlock` detector; see the module docs. Besides the state at the end, it follows
+/// where channels' sending ends may have gone ([`senders`]).
 #[derive(Debug, Default)]
-pub struct Deadlock;
+pub struct Deadlock {
+    senders: SenderReach,
+}
 
 impl Deadlock {
     /// The detector.
     pub fn new() -> Self {
-        Deadlock
+        Deadlock::default()
     }
 }
 
-/// Why one actor waits for the next: a hold of the lock it wants, or nothing (a join).
-type Blocker = Option<Hold>;
+/// Why one actor waits for the next: a hold of the lock it wants, the sending end of the
+/// channel it waits on, or nothing (a join, a writer queued ahead).
+#[derive(Debug, Clone, Copy)]
+enum Blocker {
+    Hold(Hold),
+    Sender(Via),
+    Ahead,
+}
+
+impl Blocker {
+    fn hold(self) -> Option<Hold> {
+        match self {
+            Blocker::Hold(hold) => Some(hold),
+            Blocker::Sender(_) | Blocker::Ahead => None,
+        }
+    }
+}
+
+/// Whom one actor's wait needs: all of its targets to move (a lock's holders, a joined
+/// actor), or any one of them (a permit back, a message from any possible sender).
+#[derive(Debug)]
+struct Needs {
+    targets: Vec<(Actor, Blocker)>,
+    any: bool,
+}
 
 impl Detector for Deadlock {
     fn kind(&self) -> FindingKind {
         FindingKind::Deadlock
     }
 
-    /// It looks only at the state at the end.
+    /// The state at the end, and the events that move channels' sending ends.
     fn interest(&self) -> Interest {
-        Interest::NONE
+        Interest::CHANNEL_CREATED
+            | Interest::SEND
+            | Interest::RECEIVE
+            | Interest::TASK_SPAWNED
+            | Interest::THREAD_SPAWNED
+    }
+
+    fn on_event(&mut self, _cx: &Context<'_>, event: &Event) {
+        self.senders.on_event(event);
     }
 
     fn finish(&mut self, cx: &Context<'_>, findings: &mut Vec<Finding>) {
         let state = cx.state;
-        let mut graph: DiGraph<Actor, Blocker> = DiGraph::new();
-        let mut nodes: HashMap<Actor, NodeIndex> = HashMap::new();
         let mut waits: HashMap<Actor, Wait> = HashMap::new();
-        let mut node = |graph: &mut DiGraph<Actor, Blocker>, actor: Actor| {
-            *nodes.entry(actor).or_insert_with(|| graph.add_node(actor))
-        };
-        let ended = |actor: Actor| state.actor(actor).is_some_and(|a| a.end.is_some());
+        let mut needs: HashMap<Actor, Needs> = HashMap::new();
+        let mut reached: HashMap<Actor, Holders> = HashMap::new();
         let mut self_waits: Vec<(Actor, Hold)> = Vec::new();
+        let ended = |actor: Actor| state.actor(actor).is_some_and(|a| a.end.is_some());
         for (actor, actor_state) in state.actors() {
             let (Some(wait), None) = (actor_state.wait, actor_state.end) else {
                 continue;
             };
+            waits.insert(actor, wait);
             let mut targets: Vec<(Actor, Blocker)> = Vec::new();
+            let mut any = false;
             match wait.target {
                 WaitFor::Lock { lock, mode } => {
-                    if let Some(lock_state) = state.lock(lock) {
-                        if lock_state.semaphore {
-                            let holders = &lock_state.holders;
-                            permit_wait(state, actor, holders, &mut targets, &mut self_waits);
-                        } else {
-                            if mode == LockMode::Shared {
-                                queued_writers(cx, actor, lock, &wait, &mut targets);
+                    let Some(lock_state) = state.lock(lock) else { continue };
+                    if lock_state.semaphore {
+                        // It needs any one permit back, not all of them.
+                        any = true;
+                        let holders = &lock_state.holders;
+                        let others: Vec<&Holder> =
+                            holders.iter().filter(|h| h.actor != actor).collect();
+                        if others.is_empty() {
+                            // It holds all the permits itself: it waits for itself.
+                            if let Some(own) = holders.iter().rev().find(|h| h.actor == actor) {
+                                self_waits.push((actor, own.hold));
                             }
-                            for holder in &lock_state.holders {
-                                let conflict = mode == LockMode::Exclusive
-                                    || holder.hold.mode == LockMode::Exclusive;
-                                if holder.actor == actor && conflict {
-                                    // Relocking a lock it holds: it waits for itself.
-                                    self_waits.push((actor, holder.hold));
-                                } else if conflict {
-                                    targets.push((holder.actor, Some(holder.hold)));
-                                }
+                        }
+                        targets.extend(others.iter().map(|h| (h.actor, Blocker::Hold(h.hold))));
+                    } else {
+                        if mode == LockMode::Shared {
+                            queued_writers(cx, actor, lock, &wait, &mut targets);
+                        }
+                        for holder in &lock_state.holders {
+                            let conflict = mode == LockMode::Exclusive
+                                || holder.hold.mode == LockMode::Exclusive;
+                            if holder.actor == actor && conflict {
+                                // Relocking a lock it holds: it waits for itself.
+                                self_waits.push((actor, holder.hold));
+                            } else if conflict {
+                                targets.push((holder.actor, Blocker::Hold(holder.hold)));
                             }
                         }
                     }
@@ -93,21 +143,48 @@ impl Detector for Deadlock {
                         None => Actor::Thread(thread),
                     };
                     if !ended(Actor::Thread(thread)) {
-                        targets.push((target, None));
+                        targets.push((target, Blocker::Ahead));
                     }
                 }
                 WaitFor::Task(task) => {
                     if !ended(Actor::Task(task)) {
-                        targets.push((Actor::Task(task), None));
+                        targets.push((Actor::Task(task), Blocker::Ahead));
                     }
                 }
+                WaitFor::Message(channel) => {
+                    // Whoever may hold the sending end could send; one that ended dropped
+                    // it, which ends the wait too.
+                    let Some(holders) = self.senders.holders(channel) else { continue };
+                    let others: Vec<(Actor, Via)> =
+                        holders.holders.iter().copied().filter(|(a, _)| *a != actor).collect();
+                    if others.is_empty() || others.iter().any(|(a, _)| ended(*a)) {
+                        continue;
+                    }
+                    any = true;
+                    targets.extend(others.into_iter().map(|(a, via)| (a, Blocker::Sender(via))));
+                    reached.insert(actor, holders);
+                }
             }
-            waits.insert(actor, wait);
-            if targets.is_empty() {
+            if !targets.is_empty() {
+                needs.insert(actor, Needs { targets, any });
+            }
+        }
+        let stuck = stuck_actors(state, &needs);
+        // The wait-for graph: a wait that needs any one of its targets is an edge only when
+        // all of them are stuck.
+        let mut graph: DiGraph<Actor, Blocker> = DiGraph::new();
+        let mut nodes: HashMap<Actor, NodeIndex> = HashMap::new();
+        let mut node = |graph: &mut DiGraph<Actor, Blocker>, actor: Actor| {
+            *nodes.entry(actor).or_insert_with(|| graph.add_node(actor))
+        };
+        let mut order: Vec<(&Actor, &Needs)> = needs.iter().collect();
+        order.sort_by_key(|(actor, _)| **actor);
+        for (&actor, need) in order {
+            if need.any && !stuck.contains(&actor) {
                 continue;
             }
             let from = node(&mut graph, actor);
-            for (target, blocker) in targets {
+            for &(target, blocker) in &need.targets {
                 let to = node(&mut graph, target);
                 if graph.find_edge(from, to).is_none() {
                     graph.add_edge(from, to, blocker);
@@ -133,9 +210,15 @@ impl Detector for Deadlock {
         }
         // Per stuck group, its finding's place in `findings`.
         let mut finding_of: HashMap<usize, usize> = HashMap::new();
+        // Actors idle on a queue (a mailbox, a work queue): waiting for work is no hang.
+        let idle = |actor: &Actor| reached.get(actor).is_some_and(|h| h.kind == ChannelKind::Queue);
         for (group_id, group) in groups {
+            let members = group.iter().flatten().map(|&n| graph[n]);
+            if members.clone().all(|actor| idle(&actor)) {
+                continue;
+            }
             let cycle = &group[0];
-            let mut found = cycle_finding(cx, &graph, cycle, &waits);
+            let mut found = cycle_finding(cx, &graph, cycle, &waits, &reached);
             let others: Vec<Vec<String>> = group[1..]
                 .iter()
                 .map(|c| c.iter().map(|&n| graph[n].describe(cx.trace)).collect())
@@ -151,7 +234,7 @@ impl Detector for Deadlock {
                         .join("; ")
                 ));
                 for other in &group[1..] {
-                    found.absorb(cycle_finding(cx, &graph, other, &waits));
+                    found.absorb(cycle_finding(cx, &graph, other, &waits, &reached));
                 }
                 if let Detail::Deadlock(detail) = &mut found.detail {
                     detail.other_cycles = others;
@@ -161,7 +244,7 @@ impl Detector for Deadlock {
             findings.push(found);
         }
         for (actor, hold) in self_waits {
-            findings.push(finding(cx, &[actor], &[Some(hold)], &waits));
+            findings.push(finding(cx, &[actor], &[Blocker::Hold(hold)], &waits, &reached));
         }
         // Waits outside every cycle: behind a deadlock, part of its incident; else, if long,
         // a hang the trace cannot close, told with what is known of whoever could end it.
@@ -170,15 +253,15 @@ impl Detector for Deadlock {
             waits.iter().filter(|(actor, _)| !in_cycle.contains(actor)).collect();
         outside.sort_by_key(|(actor, wait)| (wait.since_ns, **actor));
         for (&actor, wait) in outside {
-            let Some(&from) = nodes.get(&actor) else { continue };
             // Stuck behind a deadlock: part of that incident.
-            let behind = petgraph::visit::Bfs::new(&graph, from);
-            let mut behind = behind;
             let mut group = None;
-            while let Some(n) = behind.next(&graph) {
-                if let Some(&ix) = finding_of.get(&group_of[n.index()]) {
-                    group = Some(ix);
-                    break;
+            if let Some(&from) = nodes.get(&actor) {
+                let mut behind = petgraph::visit::Bfs::new(&graph, from);
+                while let Some(n) = behind.next(&graph) {
+                    if let Some(&ix) = finding_of.get(&group_of[n.index()]) {
+                        group = Some(ix);
+                        break;
+                    }
                 }
             }
             if let Some(ix) = group {
@@ -193,9 +276,9 @@ impl Detector for Deadlock {
                 continue;
             }
             let long = state.end_ns().saturating_sub(wait.since_ns) >= LONG_WAIT_NS;
-            let blockers: Vec<Actor> = graph.neighbors(from).map(|n| graph[n]).collect();
-            if long && !blockers.is_empty() {
-                findings.push(long_wait(cx, actor, wait, &blockers, &waits));
+            let Some(need) = needs.get(&actor) else { continue };
+            if long && !idle(&actor) {
+                findings.push(long_wait(cx, actor, wait, &need.targets, &waits));
             }
         }
     }
@@ -224,6 +307,7 @@ fn waited_for(cx: &Context<'_>, wait: &Wait) -> String {
         WaitFor::Lock { lock, .. } => format!("`{}`", cx.trace.lock_name(lock)),
         WaitFor::Thread(t) => format!("thread `{}` to finish", cx.trace.thread_name(t)),
         WaitFor::Task(t) => format!("task `{}` to finish", cx.trace.task_name(t)),
+        WaitFor::Message(c) => format!("a message on `{}`", cx.trace.channel_name(c)),
     }
 }
 
@@ -232,7 +316,7 @@ fn long_wait(
     cx: &Context<'_>,
     actor: Actor,
     wait: &Wait,
-    blockers: &[Actor],
+    blockers: &[(Actor, Blocker)],
     waits: &HashMap<Actor, Wait>,
 ) -> Finding {
     let trace = cx.trace;
@@ -240,7 +324,7 @@ fn long_wait(
     let what = waited_for(cx, wait);
     let lock = match wait.target {
         WaitFor::Lock { lock, .. } => Some(lock),
-        WaitFor::Thread(_) | WaitFor::Task(_) => None,
+        WaitFor::Thread(_) | WaitFor::Task(_) | WaitFor::Message(_) => None,
     };
     let title = format!(
         "{} waited {} for {what} until the trace ended, with no deadlock cycle found",
@@ -264,7 +348,7 @@ fn long_wait(
         format_ns(wait.since_ns),
         format_ns(cx.state.end_ns())
     ));
-    for &blocker in blockers {
+    for &(blocker, why) in blockers {
         let doing = match waits.get(&blocker) {
             Some(other) => format!(
                 "itself waits for {} since t={}",
@@ -275,7 +359,11 @@ fn long_wait(
                      for something hindsight does not record)"
                 .to_owned(),
         };
-        let role = if lock.is_some() { "holds it" } else { "has not finished" };
+        let role = match why {
+            Blocker::Hold(_) => "holds it".to_owned(),
+            Blocker::Sender(via) => format!("may hold its sending end ({})", via_text(cx, via)),
+            Blocker::Ahead => "has not finished".to_owned(),
+        };
         finding.evidence.push(format!("{} {role} and {doing}", blocker.describe(trace)));
     }
     finding.help = Some(
@@ -306,7 +394,7 @@ fn queued_writers(
         };
         let writer = other.target == WaitFor::Lock { lock, mode: LockMode::Exclusive };
         if writer && other.since_ns <= wait.since_ns {
-            targets.push((actor, None));
+            targets.push((actor, Blocker::Ahead));
         }
     }
 }
@@ -317,40 +405,76 @@ fn cycle_finding(
     graph: &DiGraph<Actor, Blocker>,
     cycle: &[NodeIndex],
     waits: &HashMap<Actor, Wait>,
+    reached: &HashMap<Actor, Holders>,
 ) -> Finding {
     let actors: Vec<Actor> = cycle.iter().map(|&n| graph[n]).collect();
     // The blocker between each actor and the next.
     let blockers: Vec<Blocker> = (0..cycle.len())
         .map(|i| {
             let (a, b) = (cycle[i], cycle[(i + 1) % cycle.len()]);
-            graph.find_edge(a, b).and_then(|e| graph[e])
+            graph.find_edge(a, b).map_or(Blocker::Ahead, |e| graph[e])
         })
         .collect();
-    finding(cx, &actors, &blockers, waits)
+    finding(cx, &actors, &blockers, waits, reached)
 }
 
-/// Who keeps `actor` waiting for a permit of a semaphore that `holders` hold. It needs any
-/// one permit back, not all of them, so it is stuck only if every other holder is stuck too.
-/// (A trace does not say how many permits there are; whoever waits found them all taken.)
-/// With no other holder, it holds all the permits itself: it waits for itself.
-fn permit_wait(
-    state: &State,
-    actor: Actor,
-    holders: &[Holder],
-    targets: &mut Vec<(Actor, Blocker)>,
-    self_waits: &mut Vec<(Actor, Hold)>,
-) {
-    let others: Vec<&Holder> = holders.iter().filter(|h| h.actor != actor).collect();
-    if others.is_empty() {
-        if let Some(own) = holders.iter().rev().find(|h| h.actor == actor) {
-            self_waits.push((actor, own.hold));
+/// The actors whose waits can never end: a fixpoint from those that can move (not waiting,
+/// not ended). A wait that needs all its targets ends once all of them can move; one that
+/// needs any one, once one of them can. An ended actor never moves (a lock it holds stays
+/// held); message waits with an ended possible sender were left out already.
+fn stuck_actors(state: &State, needs: &HashMap<Actor, Needs>) -> HashSet<Actor> {
+    let mut moving: HashSet<Actor> = HashSet::new();
+    loop {
+        let before = moving.len();
+        for (&actor, need) in needs {
+            if moving.contains(&actor) {
+                continue;
+            }
+            // A target moves if it is not waiting, or waits for something that will end or
+            // that the trace cannot tell; an ended one never does.
+            let moves = |(target, _): &(Actor, Blocker)| {
+                moving.contains(target)
+                    || state.actor(*target).is_none_or(|a| {
+                        a.end.is_none() && (a.wait.is_none() || !needs.contains_key(target))
+                    })
+            };
+            let unblocked = if need.any {
+                need.targets.iter().any(moves)
+            } else {
+                need.targets.iter().all(moves)
+            };
+            if unblocked {
+                moving.insert(actor);
+            }
         }
-        return;
+        if moving.len() == before {
+            break;
+        }
     }
-    let stuck =
-        |h: &&Holder| state.actor(h.actor).is_some_and(|a| a.wait.is_some() && a.end.is_none());
-    if others.iter().all(stuck) {
-        targets.extend(others.iter().map(|h| (h.actor, Some(h.hold))));
+    needs.keys().filter(|a| !moving.contains(a)).copied().collect()
+}
+
+/// How a possible holder of a sending end may have got it, as evidence says it.
+fn via_text(cx: &Context<'_>, via: Via) -> String {
+    let trace = cx.trace;
+    match via {
+        Via::Created => "it created the channel".to_owned(),
+        Via::Message { channel, from, site } => format!(
+            "it received the message {} sent on `{}` at {} after it may have had it",
+            from.describe(trace),
+            trace.channel_name(channel),
+            trace.site_text(site)
+        ),
+        Via::Spawned { parent } => {
+            format!("spawned by {}, which may have moved it in", parent.describe(trace))
+        }
+        Via::InFlight { channel, from, site } => format!(
+            "the message {} sent on `{}` at {} may carry it, unread in that channel, which it \
+             reads",
+            from.describe(trace),
+            trace.channel_name(channel),
+            trace.site_text(site)
+        ),
     }
 }
 
@@ -361,6 +485,7 @@ fn finding(
     actors: &[Actor],
     blockers: &[Blocker],
     waits: &HashMap<Actor, Wait>,
+    reached: &HashMap<Actor, Holders>,
 ) -> Finding {
     let n = actors.len();
     let since = |i: usize| waits.get(&actors[i]).map_or(0, |w| w.since_ns);
@@ -370,6 +495,9 @@ fn finding(
     let names: Vec<String> = order.iter().map(|&i| actors[i].describe(cx.trace)).collect();
     let title = match names.as_slice() {
         [a] => format!("{a} waits forever for a lock it holds itself"),
+        [a, b] if reached.contains_key(&actors[order[0]]) => {
+            format!("{a} and {b} wait for each other's messages forever")
+        }
         [a, b] => format!("{a} and {b} wait for each other forever"),
         _ => format!("{} wait for each other in a cycle, forever", names.join(", ")),
     };
@@ -381,11 +509,12 @@ fn finding(
             continue;
         };
         // What this actor holds that the previous one waits for.
-        let held = blockers[(i + n - 1) % n];
+        let held = blockers[(i + n - 1) % n].hold();
         let (waits_for, wait_kind) = match wait.target {
             WaitFor::Lock { lock, .. } => (cx.trace.lock_name(lock), "lock"),
             WaitFor::Thread(t) => (cx.trace.thread_name(t), "thread"),
             WaitFor::Task(t) => (cx.trace.task_name(t), "task"),
+            WaitFor::Message(c) => (cx.trace.channel_name(c), "message"),
         };
         cx.add_actor(&mut finding, actor, wait.thread);
         if let Some(hold) = held {
@@ -397,6 +526,11 @@ fn finding(
         }
         if let Some(site) = wait.site {
             finding.sites.push(cx.site_ref(site, "waiting"));
+        }
+        // Where the sending end of the channel it waits on left for the next one.
+        if let Blocker::Sender(Via::Message { site, .. } | Via::InFlight { site, .. }) = blockers[i]
+        {
+            finding.sites.push(cx.site_ref(site, "sent"));
         }
         finding.time_ns = finding.time_ns.max(wait.since_ns);
         let next = actors[(i + 1) % n].describe(cx.trace);
@@ -422,6 +556,7 @@ fn finding(
             }
             WaitFor::Lock { .. } => format!("waits for `{waits_for}`{at}, held by {next}"),
             WaitFor::Thread(_) | WaitFor::Task(_) => format!("waits for {next} to finish{at}"),
+            WaitFor::Message(_) => message_wait_text(cx, actor, &waits_for, &at, reached),
         };
         finding.evidence.push(format!(
             "{} {holds_text}{waits_text}, since t={}",
@@ -452,12 +587,55 @@ fn finding(
         format_ns(end),
         format_ns(end.saturating_sub(finding.time_ns))
     ));
+    let through_messages = actors.iter().any(|a| reached.contains_key(a));
     finding.help = Some(
-        "each waits for something the next one holds: take these locks in one global order \
-         everywhere (or take them all under one outer lock), and never wait for a thread or \
-         task while holding a lock it needs"
-            .to_owned(),
+        if through_messages {
+            "each waits for a message that only another stuck one can send: an actor that \
+             awaits a reply while it cannot serve its own mailbox deadlocks when the call comes \
+             back to it; answer from a spawned task, or do not await the reply inside the \
+             handler"
+        } else {
+            "each waits for something the next one holds: take these locks in one global \
+             order everywhere (or take them all under one outer lock), and never wait for a \
+             thread or task while holding a lock it needs"
+        }
+        .to_owned(),
     );
     finding.detail = Detail::Deadlock(DeadlockDetail { cycle, other_cycles: Vec::new() });
     finding
+}
+
+/// What an actor waiting for a message on `channel` waits for, as evidence says it: the
+/// channel and every possible holder of its sending end, with how each may have got it.
+fn message_wait_text(
+    cx: &Context<'_>,
+    actor: Actor,
+    channel: &str,
+    at: &str,
+    reached: &HashMap<Actor, Holders>,
+) -> String {
+    let Some(holders) = reached.get(&actor) else {
+        return format!("waits for a message on `{channel}`{at}");
+    };
+    let what = match holders.kind {
+        ChannelKind::Oneshot => "the reply",
+        ChannelKind::Queue => "a message",
+    };
+    let others: Vec<String> = holders
+        .holders
+        .iter()
+        .filter(|(a, _)| *a != actor)
+        .map(|&(a, via)| format!("{} ({})", a.describe(cx.trace), via_text(cx, via)))
+        .collect();
+    match others.as_slice() {
+        [only] => format!(
+            "waits for {what} on `{channel}`{at}; only {only} may hold its sending end, and it \
+             is stuck too"
+        ),
+        _ => format!(
+            "waits for {what} on `{channel}`{at}; only {} may hold its sending end, and all of \
+             them are stuck too",
+            others.join(" or ")
+        ),
+    }
 }
