@@ -232,6 +232,18 @@ fn waiting_for_a_permit_is_a_deadlock_only_if_every_other_holder_is_stuck() {
 }
 
 #[test]
+fn waiting_for_a_permit_of_a_counter_semaphore_is_not_claimed() {
+    // The same stuck holders, but the semaphore is used as a counter: a permit was forgotten
+    // and permits are added back by whoever produces them, which the trace cannot name. So
+    // the waiter is not proved stuck, and no deadlock is claimed through it.
+    let mut b = permits(true);
+    let permits = hindsight_recorder::format::LockId(1);
+    let producer = b.thread("producer");
+    b.on(producer).permits(permits, hindsight_recorder::format::PermitOp::Added, 1);
+    assert_eq!(deadlocks(&b), Vec::<Vec<String>>::new());
+}
+
+#[test]
 fn waiting_for_a_permit_while_holding_the_only_ones_is_a_deadlock_of_one() {
     let mut b = TraceBuilder::new("permits");
     let t = b.thread("a");

@@ -105,6 +105,13 @@ impl Detector for Deadlock {
                 WaitFor::Lock { lock, mode } => {
                     let Some(lock_state) = state.lock(lock) else { continue };
                     if lock_state.semaphore {
+                        // A semaphore used as a counter (permits forgotten or added) gets
+                        // permits from whoever adds them, which the trace cannot name; a
+                        // closed one fails its waiters.
+                        let permits = state.permits(lock);
+                        if permits.is_some_and(|p| p.forgotten > 0 || p.added > 0 || p.closed) {
+                            continue;
+                        }
                         // It needs any one permit back, not all of them.
                         any = true;
                         let holders = &lock_state.holders;
