@@ -27,7 +27,9 @@ use crate::replay::{Actor, Replay};
 use crate::report::format_ns;
 use crate::trace::Trace;
 use crate::AnalyzeError;
-use hindsight_recorder::format::{Event, EventKind, LockId, LockMode, SiteId, TaskId, ThreadId};
+use hindsight_recorder::format::{
+    ChannelId, Event, EventKind, LockId, LockMode, SiteId, TaskId, ThreadId,
+};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::path::Path;
@@ -477,6 +479,7 @@ enum WaitNow {
     Lock { lock: u32, shared: bool, since: u64 },
     Thread { thread: ThreadId, since: u64 },
     Task { task: TaskId, since: u64 },
+    Message { channel: ChannelId, since: u64 },
 }
 
 /// A lane's state while building.
@@ -488,6 +491,8 @@ struct LaneBuild {
     last_ns: u64,
     holds: Vec<HoldNow>,
     wait: Option<WaitNow>,
+    /// A task's current (or last) poll waited for a message again.
+    waited_for_message_in_poll: bool,
     poll_since: Option<u64>,
     /// For a thread: the task it is polling now.
     polling: Option<TaskId>,
@@ -627,6 +632,13 @@ impl TimelineBuilder {
         self.lane(actor).events += 1;
         self.account(actor, now);
         use EventKind as K;
+        // A thread blocked in a receive does nothing else until it returns (as replay).
+        if event.task.is_none() && !matches!(event.kind, K::ReceiveWaiting { .. }) {
+            let lane = self.lane(actor);
+            if matches!(lane.wait, Some(WaitNow::Message { .. })) {
+                lane.wait = None;
+            }
+        }
         match event.kind {
             K::LockRequested { lock, mode, .. } => {
                 let lock = self.lock_ix(lock);
@@ -671,6 +683,7 @@ impl TimelineBuilder {
                     let task = self.lane(Actor::Task(task));
                     task.poll_since = Some(now);
                     task.polls += 1;
+                    task.waited_for_message_in_poll = false;
                 }
             }
             K::PollEnded { .. } => {
@@ -680,7 +693,14 @@ impl TimelineBuilder {
                     self.account(thread, now);
                     end_poll(self.lane(thread), now);
                     self.lane(thread).polling = None;
-                    end_poll(self.lane(Actor::Task(task)), now);
+                    let task = self.lane(Actor::Task(task));
+                    end_poll(task, now);
+                    // A poll that did not wait for its message again went on to other things.
+                    if !task.waited_for_message_in_poll
+                        && matches!(task.wait, Some(WaitNow::Message { .. }))
+                    {
+                        task.wait = None;
+                    }
                 }
             }
             K::TaskFinished { cancelled } => {
@@ -706,6 +726,19 @@ impl TimelineBuilder {
             K::TaskJoined { task, .. } => {
                 let lane = self.lane(actor);
                 if matches!(lane.wait, Some(WaitNow::Task { task: t, .. }) if t == task) {
+                    lane.wait = None;
+                }
+            }
+            K::ReceiveWaiting { channel, .. } => {
+                let lane = self.lane(actor);
+                lane.waited_for_message_in_poll = true;
+                if !matches!(lane.wait, Some(WaitNow::Message { channel: c, .. }) if c == channel) {
+                    lane.wait = Some(WaitNow::Message { channel, since: now });
+                }
+            }
+            K::Receive { channel, .. } => {
+                let lane = self.lane(actor);
+                if matches!(lane.wait, Some(WaitNow::Message { channel: c, .. }) if c == channel) {
                     lane.wait = None;
                 }
             }
@@ -1172,6 +1205,13 @@ fn state_at_end(trace: &Trace, actor: Actor, lane: &LaneBuild) -> String {
                 format_ns(since)
             );
         }
+        Some(WaitNow::Message { channel, since }) => {
+            return format!(
+                "waiting for a message on `{}` since {}",
+                trace.channel_name(channel),
+                format_ns(since)
+            );
+        }
         None => {}
     }
     match actor {
@@ -1334,6 +1374,28 @@ mod tests {
         assert_eq!(columns[0].holds.top().map(|(l, _)| l), Some(0));
         let near = t.events_near(0, 1);
         assert_eq!(near[0].text, "acquired `a` at src/a.rs:1:1");
+    }
+
+    #[test]
+    fn a_task_that_waits_for_a_message_again_in_each_poll_still_waits_at_the_end() {
+        let mut b = TraceBuilder::new("t");
+        let worker = b.thread("worker");
+        let (waiter, quitter) = (b.task("waiter", None), b.task("quitter", None));
+        let reply = b.channel("reply");
+        let site = b.site("src/a.rs", 1, 1);
+        b.in_task(worker, waiter).poll_start().receive_waiting(reply, site).poll_end(false);
+        b.in_task(worker, quitter).poll_start().receive_waiting(reply, site).poll_end(false);
+        b.advance(100);
+        // A spurious wake: the waiter waits there again; the quitter went on to other things.
+        b.in_task(worker, waiter).poll_start().receive_waiting(reply, site).poll_end(false);
+        b.in_task(worker, quitter).poll_start().poll_end(false);
+        let t = timeline(&b);
+        let state = |name: &str| {
+            let lane = t.lanes().iter().find(|l| l.name.contains(name)).expect("a lane");
+            lane.state_at_end.clone()
+        };
+        assert_eq!(state("waiter"), "waiting for a message on `reply` since 10ns");
+        assert_eq!(state("quitter"), "suspended (not finished)");
     }
 
     #[test]
