@@ -185,3 +185,46 @@ fn a_reply_whose_sender_never_left_the_waiter_is_not_claimed() {
     b.advance(2_000_000_000);
     assert_eq!(analyze(&b).findings, vec![]);
 }
+
+#[test]
+fn a_notification_only_stuck_tasks_could_send_is_a_deadlock() {
+    // `main` creates the notifier `space` and spawns `flusher` and `writer` (both may hold
+    // it), then joins `flusher`. `flusher` holds `buffer` and waits for `space`; `writer`,
+    // which would notify, waits for `buffer`.
+    let mut b = TraceBuilder::new("notify");
+    let (main, worker) = (b.thread("main"), b.thread("tokio-runtime-worker"));
+    let (flusher, writer) = (b.task("flusher", None), b.task("writer", None));
+    let space = b.channel("space");
+    let buffer = b.async_mutex("buffer");
+    let s = b.site("src/log.rs", 7, 9);
+    b.on(main)
+        .create_channel(space, ChannelKind::Notify)
+        .spawn_task(flusher, None)
+        .spawn_task(writer, None);
+    b.in_task(worker, flusher)
+        .poll_start()
+        .acquire(buffer, s)
+        .receive_waiting(space, s)
+        .poll_end(false);
+    b.in_task(worker, writer).poll_start().request(buffer, s).poll_end(false);
+    b.on(main).event(hindsight_recorder::format::EventKind::TaskJoinRequested {
+        task: flusher,
+        site: Some(s),
+    });
+    b.advance(2_000_000_000);
+    let report = analyze(&b);
+    let found: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|f| f.kind == FindingKind::Deadlock)
+        .map(|f| (f.severity, f.tasks.clone(), f.threads.clone()))
+        .collect();
+    assert_eq!(
+        found,
+        vec![(
+            Severity::Error,
+            vec!["flusher".to_owned(), "writer".to_owned()],
+            vec!["tokio-runtime-worker".to_owned(), "main".to_owned()]
+        )]
+    );
+}

@@ -308,3 +308,81 @@ fn tokio_channels_from_threads_and_messages_sent_before_recording() {
     assert_eq!(seen, [(true, send_line), (false, recv_line)]);
     assert_eq!(pairs(&all).len(), 1);
 }
+
+#[test]
+fn channels_record_their_creation_and_each_receive_that_waits() {
+    use hindsight_recorder::format::ChannelKind;
+    use hindsight_recorder::sync::Notify;
+    let _turn = serial();
+    let path = trace_path("channel-waits");
+    let (_layer, guard) = Recorder::builder().path(&path).build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    let waited_at = (line!() + 8, line!() + 9, line!() + 10);
+    runtime.block_on(async {
+        let (tx, rx) = oneshot::channel_named::<u32>("reply");
+        let (queue_tx, mut queue_rx) = mpsc::channel_named::<u32>("queue", 4);
+        let ready = std::sync::Arc::new(Notify::named("ready"));
+        let helper = hindsight_recorder::task::spawn("helper", {
+            let ready = ready.clone();
+            async move {
+                let reply = rx.await.unwrap();
+                let queued = queue_rx.recv().await.unwrap();
+                ready.notified().await;
+                reply + queued
+            }
+        });
+        // Each of the helper's three waits is pending once before it is served.
+        let pause = || tokio::time::sleep(Duration::from_millis(5));
+        pause().await;
+        tx.send(1).unwrap();
+        pause().await;
+        queue_tx.send(2).await.unwrap();
+        pause().await;
+        ready.notify_one();
+        assert_eq!(helper.await.unwrap(), 3);
+        // A receipt with the value already there does not wait.
+        let (tx, rx) = oneshot::channel::<u32>();
+        tx.send(4).unwrap();
+        assert_eq!(rx.await.unwrap(), 4);
+    });
+    drop(runtime);
+    guard.finish().unwrap();
+
+    let trace = Trace::read(&path);
+    let names = channels(&trace);
+    let name = |channel: ChannelId| names[&channel].0.clone().unwrap_or_default();
+    let created: Vec<(String, ChannelKind)> = trace
+        .events
+        .iter()
+        .filter_map(|e| match e.kind {
+            EventKind::ChannelCreated { channel, kind } => Some((name(channel), kind)),
+            _ => None,
+        })
+        .collect();
+    let created_names: Vec<(&str, ChannelKind)> =
+        created.iter().map(|(n, k)| (n.as_str(), *k)).collect();
+    assert_eq!(
+        created_names,
+        [
+            ("reply", ChannelKind::Oneshot),
+            ("queue", ChannelKind::Queue),
+            ("ready", ChannelKind::Notify),
+            ("", ChannelKind::Oneshot)
+        ]
+    );
+    let waits: Vec<(String, u32)> = trace
+        .events
+        .iter()
+        .filter_map(|e| match e.kind {
+            EventKind::ReceiveWaiting { channel, site } => {
+                Some((name(channel), trace.site(site).expect("a site").1))
+            }
+            _ => None,
+        })
+        .collect();
+    let (reply, queue, ready) = waited_at;
+    assert_eq!(
+        waits,
+        [("reply".to_owned(), reply), ("queue".to_owned(), queue), ("ready".to_owned(), ready)]
+    );
+}

@@ -39,6 +39,7 @@
 //! ```
 
 pub mod mpsc;
+pub(crate) mod notify;
 pub mod oneshot;
 pub mod std_mpsc;
 

@@ -78,7 +78,7 @@ pub fn event_kind(
                 27 => EventKind::PollCpu { cpu_ns: x, runnable_ns: y },
                 28 => EventKind::ChannelCreated {
                     channel: ChannelId(a),
-                    kind: ChannelKind::ALL[(y % 2) as usize],
+                    kind: ChannelKind::ALL[(y % 3) as usize],
                 },
                 29 => EventKind::ReceiveWaiting { channel: ChannelId(a), site },
                 _ => EventKind::RecordingEnded,

@@ -281,17 +281,22 @@ pub enum ChannelKind {
     /// A queue of messages from any number of senders (tokio's or std's `mpsc`): a receiver
     /// waiting on it is often just idle.
     Queue,
+    /// A notifier (tokio's `Notify`): no messages, only wake-ups; a task waiting on it is
+    /// often just idle, like a queue's receiver.
+    Notify,
 }
 
 impl ChannelKind {
     /// Every kind, in the order of their encoding.
-    pub const ALL: [ChannelKind; 2] = [ChannelKind::Oneshot, ChannelKind::Queue];
+    pub const ALL: [ChannelKind; 3] =
+        [ChannelKind::Oneshot, ChannelKind::Queue, ChannelKind::Notify];
 
     /// A short stable name, as reports print it.
     pub fn name(self) -> &'static str {
         match self {
             ChannelKind::Oneshot => "oneshot",
             ChannelKind::Queue => "queue",
+            ChannelKind::Notify => "notify",
         }
     }
 }

@@ -931,7 +931,7 @@ mod tests {
                 3 => EventKind::PollCpu { cpu_ns: x, runnable_ns: y },
                 4 => EventKind::ChannelCreated {
                     channel: ChannelId(a),
-                    kind: ChannelKind::ALL[(y % 2) as usize],
+                    kind: ChannelKind::ALL[(y % 3) as usize],
                 },
                 5 => EventKind::ReceiveWaiting { channel: ChannelId(a), site: SiteId(b) },
                 _ => EventKind::RecordingEnded,

@@ -3,7 +3,8 @@
 //!
 //! - [`Mutex`] and [`RwLock`]: blocking, with the API of `std::sync` (poisoning included);
 //! - [`tokio::Mutex`] and [`tokio::RwLock`]: async,
-//!   with the API of `tokio::sync`.
+//!   with the API of `tokio::sync`;
+//! - [`Notify`]: tokio's, recording who waits for a notification.
 //!
 //! Every lock records where it was created and, for each acquisition, where it was asked for
 //! (`#[track_caller]`). A lock may be given a name (`Mutex::named("sqlite", db)`), which is
@@ -22,5 +23,6 @@ mod mutex;
 mod rwlock;
 pub mod tokio;
 
+pub use crate::channel::notify::{Notified, Notify};
 pub use mutex::{Mutex, MutexGuard};
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};

@@ -9,7 +9,8 @@
 //! (found as a fixpoint from the actors that can move). One stuck group of actors (a
 //! strongly connected part of the wait-for graph) is one finding, told by its first cycle,
 //! with who holds what since when, and who waits for what since when. Actors that only wait
-//! for work on queues (mailboxes) are idle, not stuck: a group of them alone is no finding.
+//! for work on queues (mailboxes) or for notifications are idle, not stuck: a group of them
+//! alone is no finding.
 
 mod senders;
 
@@ -218,7 +219,11 @@ impl Detector for Deadlock {
         // Per stuck group, its finding's place in `findings`.
         let mut finding_of: HashMap<usize, usize> = HashMap::new();
         // Actors idle on a queue (a mailbox, a work queue): waiting for work is no hang.
-        let idle = |actor: &Actor| reached.get(actor).is_some_and(|h| h.kind == ChannelKind::Queue);
+        let idle = |actor: &Actor| {
+            reached
+                .get(actor)
+                .is_some_and(|h| matches!(h.kind, ChannelKind::Queue | ChannelKind::Notify))
+        };
         for (group_id, group) in groups {
             let members = group.iter().flatten().map(|&n| graph[n]);
             if members.clone().all(|actor| idle(&actor)) {
@@ -627,6 +632,7 @@ fn message_wait_text(
     let what = match holders.kind {
         ChannelKind::Oneshot => "the reply",
         ChannelKind::Queue => "a message",
+        ChannelKind::Notify => "a notification",
     };
     let others: Vec<String> = holders
         .holders
