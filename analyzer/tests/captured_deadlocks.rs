@@ -373,3 +373,25 @@ fn a_long_wait_with_no_cycle_is_a_warning_naming_the_holder() {
         finding.evidence
     );
 }
+
+#[test]
+fn a_stuck_group_with_more_cycles_than_listed_is_one_finding_that_says_so() {
+    // Six threads each hold a permit of a full pool and ask for a second one: each waits for
+    // any of the other five, all stuck, a group of hundreds of cycles.
+    let mut b = TraceBuilder::new("pool");
+    let pool = b.lock(LockKind::Semaphore, false, Some("pool"), None);
+    let site = b.site("src/pool.rs", 3, 9);
+    let threads: Vec<_> = (0..6).map(|i| b.thread(&format!("w{i}"))).collect();
+    for &t in &threads {
+        b.on(t).acquire(pool, site);
+    }
+    for &t in &threads {
+        b.on(t).request(pool, site);
+    }
+    let report = analyze(&b);
+    let found = of_deadlocks(&report);
+    assert_eq!(found.len(), 1, "{:#?}", report.findings);
+    assert_eq!(found[0].threads.len(), 6);
+    let last = found[0].evidence.last().expect("evidence");
+    assert!(last.starts_with("the group has more cycles than listed"), "{last}");
+}

@@ -199,21 +199,18 @@ impl Detector for Deadlock {
                 }
             }
         }
-        let (cycles, _) = elementary_cycles(&graph, BOUNDS);
         // One stuck group of actors (a strongly connected part of the wait-for graph) is one
-        // incident: one finding, told by its first cycle, listing the others.
+        // incident: one finding, told by its first cycle, listing the others. Cycles are
+        // enumerated group by group, so that the bounds never hide a group.
         let mut group_of = vec![0; graph.node_count()];
+        let mut groups: Vec<(usize, Vec<Vec<NodeIndex>>, bool)> = Vec::new();
         for (group, members) in tarjan_scc(&graph).into_iter().enumerate() {
-            for n in members {
+            for &n in &members {
                 group_of[n.index()] = group;
             }
-        }
-        let mut groups: Vec<(usize, Vec<Vec<NodeIndex>>)> = Vec::new();
-        for cycle in cycles {
-            let group = group_of[cycle[0].index()];
-            match groups.iter_mut().find(|(g, _)| *g == group) {
-                Some((_, list)) => list.push(cycle),
-                None => groups.push((group, vec![cycle])),
+            let (cycles, cut) = group_cycles(&graph, &members);
+            if !cycles.is_empty() {
+                groups.push((group, cycles, cut));
             }
         }
         // Per stuck group, its finding's place in `findings`.
@@ -224,7 +221,7 @@ impl Detector for Deadlock {
                 .get(actor)
                 .is_some_and(|h| matches!(h.kind, ChannelKind::Queue | ChannelKind::Notify))
         };
-        for (group_id, group) in groups {
+        for (group_id, group, cut) in groups {
             let members = group.iter().flatten().map(|&n| graph[n]);
             if members.clone().all(|actor| idle(&actor)) {
                 continue;
@@ -251,6 +248,13 @@ impl Detector for Deadlock {
                 if let Detail::Deadlock(detail) = &mut found.detail {
                     detail.other_cycles = others;
                 }
+            }
+            if cut {
+                found.evidence.push(format!(
+                    "the group has more cycles than listed: their enumeration stops at {} cycles \
+                     of at most {} actors",
+                    BOUNDS.max_cycles, BOUNDS.max_len
+                ));
             }
             finding_of.insert(group_id, findings.len());
             findings.push(found);
@@ -294,6 +298,25 @@ impl Detector for Deadlock {
             }
         }
     }
+}
+
+/// The elementary cycles of the stuck group `members` (a strongly connected part of `graph`),
+/// within [`BOUNDS`], and whether the bounds cut them short. None for a single actor that
+/// does not wait for itself.
+fn group_cycles(
+    graph: &DiGraph<Actor, Blocker>,
+    members: &[NodeIndex],
+) -> (Vec<Vec<NodeIndex>>, bool) {
+    if let [one] = members {
+        if graph.find_edge(*one, *one).is_none() {
+            return (Vec::new(), false);
+        }
+    }
+    let inside: HashSet<NodeIndex> = members.iter().copied().collect();
+    let group = graph.filter_map(|n, _| inside.contains(&n).then_some(n), |_, _| Some(()));
+    let (cycles, cut) = elementary_cycles(&group, BOUNDS);
+    let cycles = cycles.into_iter().map(|c| c.into_iter().map(|n| group[n]).collect()).collect();
+    (cycles, cut)
 }
 
 /// A wait at least this long at the end of the trace, outside every cycle, is reported.
