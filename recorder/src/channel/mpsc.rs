@@ -11,6 +11,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::panic::Location;
+use std::task::{Context, Poll};
 
 pub use ::tokio::sync::mpsc::error;
 use error::{SendError, TryRecvError, TrySendError};
@@ -174,23 +175,14 @@ impl<T> Receiver<T> {
     /// this call's site.
     #[track_caller]
     pub fn recv(&mut self) -> impl Future<Output = Option<T>> + '_ {
-        let at = Location::caller();
-        std::future::poll_fn(move |cx| {
-            let end = &mut self.0;
-            let polled = end.inner.poll_recv(cx);
-            if polled.is_pending() {
-                end.meta.record_waiting(at);
-            }
-            polled.map(|message| Some(end.meta.untag(at, message?)))
-        })
+        self.0.recv_at(Location::caller())
     }
 
     /// Receives a message if one is there now, like
     /// [`tokio::sync::mpsc::Receiver::try_recv`].
     #[track_caller]
     pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
-        let message = self.0.inner.try_recv()?;
-        Ok(self.0.meta.untag(Location::caller(), message))
+        self.0.try_recv_at(Location::caller())
     }
 
     /// Receives the next message from synchronous code, blocking the thread, like
@@ -201,16 +193,7 @@ impl<T> Receiver<T> {
     /// Like tokio's, when called within an asynchronous execution context.
     #[track_caller]
     pub fn blocking_recv(&mut self) -> Option<T> {
-        let at = Location::caller();
-        let message = match self.0.inner.try_recv() {
-            Ok(message) => message,
-            Err(TryRecvError::Disconnected) => return None,
-            Err(TryRecvError::Empty) => {
-                self.0.meta.record_waiting(at);
-                self.0.inner.blocking_recv()?
-            }
-        };
-        Some(self.0.meta.untag(at, message))
+        self.0.blocking_recv_at(Location::caller())
     }
 
     /// Closes the channel to new messages; those sent already can still be received.
@@ -305,22 +288,13 @@ impl<T> UnboundedReceiver<T> {
     /// is recorded at this call's site.
     #[track_caller]
     pub fn recv(&mut self) -> impl Future<Output = Option<T>> + '_ {
-        let at = Location::caller();
-        std::future::poll_fn(move |cx| {
-            let end = &mut self.0;
-            let polled = end.inner.poll_recv(cx);
-            if polled.is_pending() {
-                end.meta.record_waiting(at);
-            }
-            polled.map(|message| Some(end.meta.untag(at, message?)))
-        })
+        self.0.recv_at(Location::caller())
     }
 
     /// Receives a message if one is there now.
     #[track_caller]
     pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
-        let message = self.0.inner.try_recv()?;
-        Ok(self.0.meta.untag(Location::caller(), message))
+        self.0.try_recv_at(Location::caller())
     }
 
     /// Receives the next message from synchronous code, blocking the thread.
@@ -330,16 +304,7 @@ impl<T> UnboundedReceiver<T> {
     /// Like tokio's, when called within an asynchronous execution context.
     #[track_caller]
     pub fn blocking_recv(&mut self) -> Option<T> {
-        let at = Location::caller();
-        let message = match self.0.inner.try_recv() {
-            Ok(message) => message,
-            Err(TryRecvError::Disconnected) => return None,
-            Err(TryRecvError::Empty) => {
-                self.0.meta.record_waiting(at);
-                self.0.inner.blocking_recv()?
-            }
-        };
-        Some(self.0.meta.untag(at, message))
+        self.0.blocking_recv_at(Location::caller())
     }
 
     /// Closes the channel to new messages; those sent already can still be received.
@@ -371,5 +336,84 @@ impl<T> UnboundedReceiver<T> {
 impl<T> fmt::Debug for UnboundedReceiver<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt_as("UnboundedReceiver", f)
+    }
+}
+
+// === the receivers' recorded receives, written once for both ===
+
+/// What both of tokio's receivers offer, so that their recorded receives are written once.
+trait Inbox<T> {
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<(u64, T)>>;
+    fn try_recv(&mut self) -> Result<(u64, T), TryRecvError>;
+    fn blocking_recv(&mut self) -> Option<(u64, T)>;
+}
+
+impl<T> Inbox<T> for ::tokio::sync::mpsc::Receiver<(u64, T)> {
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<(u64, T)>> {
+        ::tokio::sync::mpsc::Receiver::poll_recv(self, cx)
+    }
+
+    fn try_recv(&mut self) -> Result<(u64, T), TryRecvError> {
+        ::tokio::sync::mpsc::Receiver::try_recv(self)
+    }
+
+    fn blocking_recv(&mut self) -> Option<(u64, T)> {
+        ::tokio::sync::mpsc::Receiver::blocking_recv(self)
+    }
+}
+
+impl<T> Inbox<T> for ::tokio::sync::mpsc::UnboundedReceiver<(u64, T)> {
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<(u64, T)>> {
+        ::tokio::sync::mpsc::UnboundedReceiver::poll_recv(self, cx)
+    }
+
+    fn try_recv(&mut self) -> Result<(u64, T), TryRecvError> {
+        ::tokio::sync::mpsc::UnboundedReceiver::try_recv(self)
+    }
+
+    fn blocking_recv(&mut self) -> Option<(u64, T)> {
+        ::tokio::sync::mpsc::UnboundedReceiver::blocking_recv(self)
+    }
+}
+
+impl<R> End<R> {
+    /// Receives the next message at `at`, recording each poll that waits and the receipt.
+    fn recv_at<T>(&mut self, at: &'static Location<'static>) -> impl Future<Output = Option<T>> + '_
+    where
+        R: Inbox<T>,
+    {
+        std::future::poll_fn(move |cx| {
+            let polled = self.inner.poll_recv(cx);
+            if polled.is_pending() {
+                self.meta.record_waiting(at);
+            }
+            polled.map(|message| Some(self.meta.untag(at, message?)))
+        })
+    }
+
+    /// Receives a message if one is there now, recording the receipt at `at`.
+    fn try_recv_at<T>(&mut self, at: &'static Location<'static>) -> Result<T, TryRecvError>
+    where
+        R: Inbox<T>,
+    {
+        let message = self.inner.try_recv()?;
+        Ok(self.meta.untag(at, message))
+    }
+
+    /// Receives the next message at `at`, blocking the thread; records the wait (if it has
+    /// to) and the receipt.
+    fn blocking_recv_at<T>(&mut self, at: &'static Location<'static>) -> Option<T>
+    where
+        R: Inbox<T>,
+    {
+        let message = match self.inner.try_recv() {
+            Ok(message) => message,
+            Err(TryRecvError::Disconnected) => return None,
+            Err(TryRecvError::Empty) => {
+                self.meta.record_waiting(at);
+                self.inner.blocking_recv()?
+            }
+        };
+        Some(self.meta.untag(at, message))
     }
 }
