@@ -137,6 +137,11 @@ impl SenderReach {
         };
         self.channels.insert(channel, reach);
         self.created.push_back(channel);
+        if self.created.len() > 2 * MAX_CHANNELS {
+            // Most are gone (their values sent): keep the order of those still followed.
+            let channels = &self.channels;
+            self.created.retain(|c| channels.contains_key(c));
+        }
         self.hold(actor, channel);
     }
 
@@ -181,6 +186,11 @@ impl SenderReach {
         }
         self.carried.insert(message, Carried { on: channel, from: actor, site, ends });
         self.carried_order.push_back(message);
+        if self.carried_order.len() > 2 * MAX_CARRIED {
+            // Most were received: keep the order of those still in flight.
+            let carried = &self.carried;
+            self.carried_order.retain(|m| carried.contains_key(m));
+        }
     }
 
     fn received(&mut self, actor: Actor, channel: ChannelId, message: u64) {
@@ -314,6 +324,36 @@ mod tests {
         assert_eq!(reach.holders(reply), None);
         // A channel created before the trace began is unknown too.
         assert_eq!(reach.holders(ChannelId(9)), None);
+    }
+
+    #[test]
+    fn following_many_short_lived_replies_keeps_memory_bounded() {
+        let (queue, task) = (ChannelId(0), 1);
+        let mut reach = SenderReach::default();
+        reach.on_event(&event(
+            task,
+            EventKind::ChannelCreated { channel: queue, kind: ChannelKind::Queue },
+        ));
+        reach.on_event(&event(task, EventKind::Receive { channel: queue, message: 0, site: SITE }));
+        for n in 1..300_000u32 {
+            let reply = ChannelId(n);
+            let message = u64::from(n);
+            for kind in [
+                EventKind::ChannelCreated { channel: reply, kind: ChannelKind::Oneshot },
+                EventKind::Send { channel: queue, message, site: SITE },
+                EventKind::Receive { channel: queue, message, site: SITE },
+                EventKind::Send { channel: reply, message: message + 1_000_000, site: SITE },
+                EventKind::Receive { channel: reply, message: message + 1_000_000, site: SITE },
+            ] {
+                reach.on_event(&event(task, kind));
+            }
+        }
+        assert!(reach.channels.len() <= MAX_CHANNELS);
+        assert!(reach.created.len() <= 2 * MAX_CHANNELS + 1);
+        assert!(reach.carried.len() <= MAX_CARRIED);
+        assert!(reach.carried_order.len() <= 2 * MAX_CARRIED + 1);
+        assert!(reach.held_by.values().all(|list| list.len() <= MAX_PER_ACTOR));
+        assert!(reach.holders(queue).is_some(), "the queue is still followed");
     }
 
     #[test]
