@@ -95,3 +95,71 @@ fn a_poll_open_when_a_trace_stops_mid_flight_is_not_judged() {
     )));
     assert_eq!(blocking(&build(false)), 1);
 }
+
+/// `reader` waits 22.5 ms off the CPU in a 25 ms poll on `worker-1`, on a lock hindsight cannot
+/// see (a std mutex inside a library) held by `writer`, whose poll on `worker-0` was runnable
+/// but not running for 20 ms of it: the wait is the machine's starvation passed on, `info`.
+/// Without a starved poll beside it, the same wait is a warning. `writer`'s poll ends before
+/// or after `reader`'s: the judgment waits for it.
+///
+/// ```text
+/// worker-0  writer  [poll 30 ms: 1 ms CPU, 20 ms runnable  ]       (holder_ends_first: ends at 27 ms)
+/// worker-1  reader      [poll 25 ms: 0.5 ms CPU, 2 ms runnable, 22.5 ms off the CPU]
+///           0 ms    2 ms                                     27 ms    32 ms
+/// ```
+#[test]
+fn an_off_cpu_wait_beside_a_starved_poll_is_starvation_passed_on() {
+    let build = |writer_starved: bool, holder_ends_first: bool| {
+        let mut b = TraceBuilder::new("starved-holder");
+        let (worker0, worker1) = (b.thread("worker-0"), b.thread("worker-1"));
+        // Spawned at two sites: two findings, not one repeated.
+        let (writes, reads) = (b.site("src/db.rs", 10, 5), b.site("src/db.rs", 20, 5));
+        let (writer, reader) = (b.task("writer", Some(writes)), b.task("reader", Some(reads)));
+        let writer_runnable = if writer_starved { 20_000_000 } else { 0 };
+        let writer_cpu = EventKind::PollCpu { cpu_ns: 1_000_000, runnable_ns: writer_runnable };
+        b.in_task(worker0, writer).poll_start();
+        b.advance(2_000_000);
+        b.in_task(worker1, reader).poll_start();
+        if holder_ends_first {
+            b.advance(25_000_000);
+            b.in_task(worker0, writer).event(writer_cpu).poll_end(true).finish_task();
+        } else {
+            b.advance(25_000_000);
+        }
+        let reader_cpu = EventKind::PollCpu { cpu_ns: 500_000, runnable_ns: 2_000_000 };
+        b.in_task(worker1, reader).event(reader_cpu).poll_end(true).finish_task();
+        if !holder_ends_first {
+            b.advance(5_000_000);
+            b.in_task(worker0, writer).event(writer_cpu).poll_end(true).finish_task();
+        }
+        analyze(&b)
+    };
+    let reader_finding = |report: &hindsight_analyzer::Report| {
+        let reader = vec!["reader".to_owned()];
+        let found = report.findings.iter().filter(|f| f.tasks == reader);
+        found.map(|f| (f.severity, f.title.clone(), f.evidence.join("\n"))).collect::<Vec<_>>()
+    };
+    for holder_ends_first in [true, false] {
+        let found = reader_finding(&build(true, holder_ends_first));
+        assert_eq!(found.len(), 1, "{found:#?}");
+        let (severity, title, evidence) = &found[0];
+        assert_eq!(*severity, Severity::Info, "{found:#?}");
+        assert_eq!(
+            title,
+            "task `reader` had a poll of 25.000ms while the process was starved of CPU (not \
+             blocking)"
+        );
+        assert!(
+            evidence.contains(
+                "of its worst long poll (25.000ms), 500.0µs on the CPU and 2.000ms waiting for \
+                 one: it waited off the CPU for 22.500ms, while the other threads' polls beside \
+                 it were runnable but not running for 20.000ms"
+            ),
+            "{evidence}"
+        );
+        let alone = reader_finding(&build(false, holder_ends_first));
+        assert_eq!(alone.len(), 1, "{alone:#?}");
+        assert_eq!(alone[0].0, Severity::Warning, "{alone:#?}");
+        assert!(alone[0].2.contains("it waited off the CPU (a blocking call"), "{alone:#?}");
+    }
+}

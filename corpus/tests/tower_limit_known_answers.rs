@@ -11,7 +11,11 @@ use hindsight_analyzer::Report;
 
 /// Runs the harness in `mode` and analyses its trace.
 fn run(mode: &str) -> Report {
-    run_harness(env!("CARGO_BIN_EXE_tower_limit_load"), &format!("tower-{mode}"), &[mode, "16", "1"])
+    run_harness(
+        env!("CARGO_BIN_EXE_tower_limit_load"),
+        &format!("tower-{mode}"),
+        &[mode, "16", "1"],
+    )
 }
 
 #[test]

@@ -14,6 +14,14 @@
 //! is `info`, and says so. Without them (older traces, tokio's own tasks), wall-clock time
 //! decides, as before.
 //!
+//! A poll can also wait off the CPU *for* a starved thread: a task blocked on a std mutex
+//! (one hindsight cannot see, inside a library) whose holder, a poll on another worker, was
+//! itself runnable but not running. Such a wait is the machine's starvation passed on, not
+//! the task blocking: when the run-queue time of the other threads' polls that overlapped an
+//! off-CPU poll covers its off-CPU time but for less than the threshold, the poll is judged
+//! starved too (`info`), and the finding says so. The other threads' polls may end after the
+//! off-CPU one: its judgment waits for them, for at most [`MAX_PENDING`] polls at once.
+//!
 //! A poll that panics is measured up to its panic: what follows (panic hooks, a backtrace
 //! printed, unwinding) is the panic's handling, and `stale-lock` reports what the panic left
 //! behind.
@@ -23,7 +31,7 @@ use crate::replay::Actor;
 use crate::report::format_ns;
 use crate::report::{BlockingDetail, Detail, Finding, FindingKind, Severity};
 use hindsight_recorder::format::{Event, EventKind, LockId, SiteId, TaskId, ThreadId};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 /// The default `--poll-threshold`.
 pub const DEFAULT_POLL_THRESHOLD_NS: u64 = 10_000_000;
@@ -31,6 +39,39 @@ pub const DEFAULT_POLL_THRESHOLD_NS: u64 = 10_000_000;
 /// A wait for a blocking lock inside a poll is reported from this long on: shorter waits are
 /// ordinary uncontended-mutex traffic, longer ones a worker visibly stalled.
 pub const BLOCKING_WAIT_REPORT_NS: u64 = 1_000_000;
+
+/// Off-CPU polls awaiting the other threads' run-queue time, at most; past it, the oldest is
+/// judged with what is known (off the CPU).
+pub const MAX_PENDING: usize = 256;
+
+/// The recent long polls kept per thread to explain other threads' off-CPU waits.
+const RECENT_PER_THREAD: usize = 32;
+
+/// A long poll's run-queue time, between its start and end.
+#[derive(Debug, Clone, Copy)]
+struct Runnable {
+    started_ns: u64,
+    ended_ns: u64,
+    runnable_ns: u64,
+}
+
+impl Runnable {
+    /// Its run-queue time that can fall within `[from, to]`.
+    fn within(&self, from: u64, to: u64) -> u64 {
+        let overlap = self.ended_ns.min(to).saturating_sub(self.started_ns.max(from));
+        self.runnable_ns.min(overlap)
+    }
+}
+
+/// A long poll that waited off the CPU, not yet judged.
+#[derive(Debug, Clone, Copy)]
+struct OffCpuPoll {
+    task: TaskId,
+    thread: ThreadId,
+    poll: Runnable,
+    off_cpu_ns: u64,
+    judged: Judged,
+}
 
 /// A blocking-lock wait inside a poll.
 #[derive(Debug, Clone, Copy)]
@@ -59,6 +100,9 @@ struct Poll {
 enum Cause {
     /// Runnable but not running: the process was starved of CPU.
     Starved,
+    /// Off the CPU while other threads' overlapping polls were runnable but not running for
+    /// as long: it waited for a preempted thread, most likely.
+    WaitedForStarved,
     /// Not recorded: wall-clock time only.
     Unknown,
     /// Off the CPU while runnable time was short: a blocking call, a sleep, I/O.
@@ -83,6 +127,16 @@ impl Cause {
     }
 }
 
+/// A judged long poll: why it was long, with its CPU and run-queue time and (for a wait for
+/// a starved thread) the other threads' run-queue time that explains it.
+#[derive(Debug, Clone, Copy)]
+struct Judged {
+    cause: Cause,
+    duration_ns: u64,
+    cpu: Option<(u64, u64)>,
+    others_runnable_ns: u64,
+}
+
 /// What one task did over the trace.
 #[derive(Debug, Clone, Copy)]
 struct Aggregate {
@@ -91,9 +145,18 @@ struct Aggregate {
     longest_poll_at: u64,
     thread: ThreadId,
     longest_wait: Option<LockWait>,
-    /// The worst cause of its long polls (a CPU burn over an off-CPU wait over unknown over
-    /// starvation), with that poll's CPU and run-queue time.
-    cause: Option<(Cause, Option<(u64, u64)>)>,
+    /// Its long poll of the worst cause (a CPU burn over an off-CPU wait over unknown over
+    /// starvation).
+    worst: Option<Judged>,
+}
+
+impl Aggregate {
+    /// Keeps `judged` if its cause is worse than the worst so far.
+    fn keep_worst(&mut self, judged: Judged) {
+        if self.worst.is_none_or(|worst| judged.cause > worst.cause) {
+            self.worst = Some(judged);
+        }
+    }
 }
 
 /// The blocking-in-async detector; see the module docs.
@@ -102,12 +165,22 @@ pub struct BlockingInAsync {
     poll_threshold_ns: u64,
     polls: Vec<Option<Poll>>,
     found: HashMap<TaskId, Aggregate>,
+    /// Per thread, its recent long polls' run-queue time.
+    recent: Vec<VecDeque<Runnable>>,
+    /// Off-CPU polls that other threads' run-queue time may still explain, oldest first.
+    pending: VecDeque<OffCpuPoll>,
 }
 
 impl BlockingInAsync {
     /// A detector reporting polls of at least `poll_threshold_ns`.
     pub fn new(poll_threshold_ns: u64) -> Self {
-        BlockingInAsync { poll_threshold_ns, polls: Vec::new(), found: HashMap::new() }
+        BlockingInAsync {
+            poll_threshold_ns,
+            polls: Vec::new(),
+            found: HashMap::new(),
+            recent: Vec::new(),
+            pending: VecDeque::new(),
+        }
     }
 
     fn poll(&mut self, task: TaskId) -> &mut Option<Poll> {
@@ -125,6 +198,10 @@ impl BlockingInAsync {
             keep_longest(&mut poll.longest_wait, wait);
         }
         let duration = poll.panicked_ns.unwrap_or(now).saturating_sub(poll.started_ns);
+        let span = Runnable { started_ns: poll.started_ns, ended_ns: now, runnable_ns: 0 };
+        if let Some((_, runnable_ns)) = poll.cpu.filter(|&(_, runnable)| runnable > 0) {
+            self.explain_pending(poll.thread, Runnable { runnable_ns, ..span });
+        }
         let long = duration >= self.poll_threshold_ns;
         let stalled = poll.longest_wait.is_some_and(|w| w.waited_ns >= BLOCKING_WAIT_REPORT_NS);
         if !long && !stalled {
@@ -136,15 +213,9 @@ impl BlockingInAsync {
             longest_poll_at: poll.started_ns,
             thread: poll.thread,
             longest_wait: None,
-            cause: None,
+            worst: None,
         });
         entry.long_polls += u64::from(long);
-        if long {
-            let cause = Cause::of(duration, poll.cpu, self.poll_threshold_ns);
-            if entry.cause.is_none_or(|(worst, _)| cause > worst) {
-                entry.cause = Some((cause, poll.cpu));
-            }
-        }
         if duration > entry.longest_poll_ns {
             entry.longest_poll_ns = duration;
             entry.longest_poll_at = poll.started_ns;
@@ -152,6 +223,82 @@ impl BlockingInAsync {
         }
         if let Some(wait) = poll.longest_wait.filter(|w| w.waited_ns >= BLOCKING_WAIT_REPORT_NS) {
             keep_longest(&mut entry.longest_wait, wait);
+        }
+        if long {
+            let cause = Cause::of(duration, poll.cpu, self.poll_threshold_ns);
+            let judged =
+                Judged { cause, duration_ns: duration, cpu: poll.cpu, others_runnable_ns: 0 };
+            match (cause, poll.cpu) {
+                (Cause::OffCpu, Some((cpu_ns, runnable_ns))) => {
+                    let off_cpu_ns = duration.saturating_sub(cpu_ns.saturating_add(runnable_ns));
+                    let pending =
+                        OffCpuPoll { task, thread: poll.thread, poll: span, off_cpu_ns, judged };
+                    self.judge_off_cpu(pending);
+                }
+                _ => entry.keep_worst(judged),
+            }
+        }
+    }
+
+    /// Judges an off-CPU poll by the run-queue time of the other threads' polls that overlapped
+    /// it and have ended; if they do not explain it yet, it waits for those still to end.
+    fn judge_off_cpu(&mut self, mut pending: OffCpuPoll) {
+        let (from, to) = (pending.poll.started_ns, pending.poll.ended_ns);
+        pending.judged.others_runnable_ns = (self.recent.iter().enumerate())
+            .filter(|(thread, _)| *thread != pending.thread.index())
+            .flat_map(|(_, polls)| polls.iter().map(|p| p.within(from, to)))
+            .sum();
+        if !self.settle_if_explained(pending) {
+            if self.pending.len() == MAX_PENDING {
+                let oldest =
+                    self.pending.pop_front().expect("a full queue has a front; this is a bug");
+                self.settle(oldest.task, oldest.judged);
+            }
+            self.pending.push_back(pending);
+        }
+    }
+
+    /// Counts a poll of `thread` that was runnable for a while toward the pending off-CPU
+    /// polls of other threads it overlapped, settles those it explains, and keeps it for the
+    /// off-CPU polls to come.
+    fn explain_pending(&mut self, thread: ThreadId, poll: Runnable) {
+        let mut still = VecDeque::with_capacity(self.pending.len());
+        for mut pending in std::mem::take(&mut self.pending) {
+            if pending.thread != thread {
+                let (from, to) = (pending.poll.started_ns, pending.poll.ended_ns);
+                pending.judged.others_runnable_ns += poll.within(from, to);
+            }
+            if !self.settle_if_explained(pending) {
+                still.push_back(pending);
+            }
+        }
+        self.pending = still;
+        if self.recent.len() <= thread.index() {
+            self.recent.resize_with(thread.index() + 1, VecDeque::new);
+        }
+        let recent = &mut self.recent[thread.index()];
+        if recent.len() == RECENT_PER_THREAD {
+            recent.pop_front();
+        }
+        recent.push_back(poll);
+    }
+
+    /// Settles `pending` as a wait for a starved thread if the others' run-queue time leaves
+    /// less than the threshold of its off-CPU time unexplained.
+    fn settle_if_explained(&mut self, pending: OffCpuPoll) -> bool {
+        let unexplained = pending.off_cpu_ns.saturating_sub(pending.judged.others_runnable_ns);
+        let explained = unexplained < self.poll_threshold_ns;
+        if explained {
+            let judged = Judged { cause: Cause::WaitedForStarved, ..pending.judged };
+            self.settle(pending.task, judged);
+        }
+        explained
+    }
+
+    /// Counts a judged long poll toward its task's finding.
+    fn settle(&mut self, task: TaskId, judged: Judged) {
+        if let Some(entry) = self.found.get_mut(&task) {
+            entry.keep_worst(judged);
         }
     }
 
@@ -244,6 +391,10 @@ impl Detector for BlockingInAsync {
                 self.end_poll(TaskId(index as u32), poll, now);
             }
         }
+        // What no other thread's starvation explained waited off the CPU.
+        while let Some(pending) = self.pending.pop_front() {
+            self.settle(pending.task, pending.judged);
+        }
         let mut found: Vec<_> = self.found.drain().collect();
         found.sort_by_key(|(task, aggregate)| (aggregate.longest_poll_at, *task));
         for (task, aggregate) in found {
@@ -256,7 +407,8 @@ fn finding(cx: &Context<'_>, task: TaskId, found: &Aggregate, threshold_ns: u64)
     let actor = Actor::Task(task);
     let who = actor.describe(cx.trace);
     // Long only because the machine was busy, and no blocking-lock wait: not the task's doing.
-    let starved = found.longest_wait.is_none() && matches!(found.cause, Some((Cause::Starved, _)));
+    let starved = found.longest_wait.is_none()
+        && found.worst.is_some_and(|w| matches!(w.cause, Cause::Starved | Cause::WaitedForStarved));
     let title = match found.longest_wait {
         None if starved => format!(
             "{who} had a poll of {} while the process was starved of CPU (not blocking)",
@@ -294,17 +446,31 @@ fn finding(cx: &Context<'_>, task: TaskId, found: &Aggregate, threshold_ns: u64)
             format_ns(threshold_ns)
         ));
     }
-    if let Some((cause, Some((cpu_ns, runnable_ns)))) = found.cause {
+    if let Some(Judged {
+        cause,
+        duration_ns,
+        cpu: Some((cpu_ns, runnable_ns)),
+        others_runnable_ns,
+    }) = found.worst
+    {
+        let off_cpu_ns = duration_ns.saturating_sub(cpu_ns.saturating_add(runnable_ns));
         let what = match cause {
-            Cause::Cpu => "it burned the CPU: the work itself is long",
-            Cause::OffCpu => "it waited off the CPU (a blocking call, a sleep or I/O)",
-            _ => {
-                "it was runnable but not running: the process was starved of CPU, so this \
+            Cause::Cpu => "it burned the CPU: the work itself is long".to_owned(),
+            Cause::OffCpu => "it waited off the CPU (a blocking call, a sleep or I/O)".to_owned(),
+            Cause::WaitedForStarved => format!(
+                "it waited off the CPU for {}, while the other threads' polls beside it were \
+                 runnable but not running for {}: it most likely waited for one of them (a \
+                 lock holder that was preempted), so the machine was busy, not the task blocking",
+                format_ns(off_cpu_ns),
+                format_ns(others_runnable_ns)
+            ),
+            _ => "it was runnable but not running: the process was starved of CPU, so this \
                   poll was long because the machine was busy, not because it blocked"
-            }
+                .to_owned(),
         };
         finding.evidence.push(format!(
-            "of its worst long poll, {} on the CPU and {} waiting for one: {what}",
+            "of its worst long poll ({}), {} on the CPU and {} waiting for one: {what}",
+            format_ns(duration_ns),
             format_ns(cpu_ns),
             format_ns(runnable_ns)
         ));
