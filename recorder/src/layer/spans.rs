@@ -289,6 +289,7 @@ fn new_async_op(attrs: &tracing::span::Attributes<'_>, spans: &impl Spans) -> Op
                 site,
                 mode: resource::mode_of(source),
                 resource,
+                permits: std::sync::atomic::AtomicU32::new(1),
                 requested: Default::default(),
                 ready: Default::default(),
                 wait: Default::default(),
