@@ -166,7 +166,7 @@ impl Holders {
             if let Some(i) = self.pending.iter().position(|(held, _)| pick(held)) {
                 return Some(self.pending.remove(i).1);
             }
-            if let Some(i) = self.holders.iter().position(|held| pick(held)) {
+            if let Some(i) = self.holders.iter().position(pick) {
                 self.holders.remove(i);
                 return Some(self.next());
             }
