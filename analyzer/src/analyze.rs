@@ -342,10 +342,13 @@ fn tasks(replay: &Replay) -> Vec<TaskEntry> {
             let id = TaskId(i as u32);
             let task_state = state.tasks().get(i);
             let end = task_state.and_then(|t| t.actor.end);
+            let kind = task.kind.map(|k| trace.string(k).to_owned());
+            let spawn_site = task.spawn_site.map(|s| trace.site_text(s));
             TaskEntry {
                 name: trace.task_name(id),
-                kind: task.kind.map(|k| trace.string(k).to_owned()),
-                spawn_site: task.spawn_site.map(|s| trace.site_text(s)),
+                runtime: TaskEntry::is_runtime_internal(kind.as_deref(), spawn_site.as_deref()),
+                kind,
+                spawn_site,
                 spawned_ns: task_state.and_then(|t| t.spawned).map(|(time, _)| time),
                 finished_ns: end.map(|e| e.time_ns),
                 cancelled: end.is_some_and(|e| e.abnormal),

@@ -582,18 +582,20 @@ pub struct TaskEntry {
     pub cancelled: bool,
     /// Polls.
     pub polls: u64,
+    /// It is the async runtime's own rather than the program's (see
+    /// [`is_runtime_internal`](Self::is_runtime_internal)): reports count it apart.
+    #[serde(default)]
+    pub runtime: bool,
 }
 
 impl TaskEntry {
-    /// Whether it is the runtime's own rather than the program's: a `block_on` future, or a
-    /// task tokio spawned from its own source (the launches of its worker threads on the
-    /// blocking pool).
-    pub fn is_runtime_internal(&self) -> bool {
-        let from_tokio = self
-            .spawn_site
-            .as_deref()
+    /// Whether a task of `kind` spawned at `spawn_site` is the runtime's own rather than the
+    /// program's: a `block_on` future, or a task tokio spawned from its own source (the
+    /// launches of its worker threads on the blocking pool).
+    pub fn is_runtime_internal(kind: Option<&str>, spawn_site: Option<&str>) -> bool {
+        let from_tokio = spawn_site
             .is_some_and(|site| site.starts_with("tokio-") && site.contains("/src/runtime/"));
-        self.kind.as_deref() == Some("block_on") || from_tokio
+        kind == Some("block_on") || from_tokio
     }
 }
 
