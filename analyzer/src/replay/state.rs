@@ -126,6 +126,8 @@ pub struct ThreadState {
 pub struct Lost {
     /// When the first gap was.
     pub first_ns: u64,
+    /// When the last gap was (the events of each gap were dropped before it).
+    pub last_ns: u64,
     /// Gaps.
     pub gaps: u64,
     /// Events dropped in all.
@@ -609,7 +611,13 @@ impl State {
             | K::Mark { .. } => {}
             K::Gap { dropped } => {
                 let thread = grow(&mut self.threads, event.thread.index());
-                let lost = thread.lost.get_or_insert(Lost { first_ns: now, gaps: 0, events: 0 });
+                let lost = thread.lost.get_or_insert(Lost {
+                    first_ns: now,
+                    last_ns: now,
+                    gaps: 0,
+                    events: 0,
+                });
+                lost.last_ns = now;
                 lost.gaps += 1;
                 lost.events = lost.events.saturating_add(dropped);
             }

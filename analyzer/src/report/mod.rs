@@ -242,6 +242,29 @@ impl Finding {
             instances: Vec::new(),
         }
     }
+
+    /// The time its facts span on the threads and tasks it names, `(from, to)`, where its
+    /// detail says: a hold (`stale-lock`, `guard-across-await`), a poll (`blocking-in-async`),
+    /// waits and holds to the end (`deadlock`). Events lost inside that span may have changed
+    /// them; events lost outside it cannot, for the events at its start showed the actor
+    /// again. `None` where a finding may rest on anything before it (a lock order, a race's
+    /// clocks, statistics).
+    pub fn facts_span(&self) -> Option<(u64, u64)> {
+        let t = self.time_ns;
+        match &self.detail {
+            Detail::StaleLock(d) => {
+                Some((d.held_since_ns, d.held_since_ns.saturating_add(d.held_ns)))
+            }
+            Detail::GuardAcrossAwait(d) => Some((t, t.saturating_add(d.held_ns))),
+            Detail::BlockingInAsync(d) => Some((t, t.saturating_add(d.longest_poll_ns))),
+            Detail::Deadlock(d) => {
+                let holds = d.cycle.iter().filter_map(|a| a.holds.as_ref().map(|h| h.since_ns));
+                let waits = d.cycle.iter().map(|a| a.waiting_since_ns);
+                holds.chain(waits).min().map(|from| (from, u64::MAX))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Adds `item` to `list` unless it is there already (keeps the first-seen order).
