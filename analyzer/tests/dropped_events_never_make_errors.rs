@@ -67,11 +67,8 @@ fn a_gap_demotes_only_the_findings_whose_facts_it_falls_inside() {
     b.on(worker).event(EventKind::Gap { dropped: 4 }).advance(1_000_000);
     b.on(worker).acquire(after, s).finish();
     let report = analyze(&b);
-    let found: Vec<(&str, Severity, Vec<String>)> = report
-        .findings
-        .iter()
-        .map(|f| (f.kind.name(), f.severity, f.locks.clone()))
-        .collect();
+    let found: Vec<(&str, Severity, Vec<String>)> =
+        report.findings.iter().map(|f| (f.kind.name(), f.severity, f.locks.clone())).collect();
     let lock = |name: &str| vec![name.to_owned()];
     assert_eq!(
         found,

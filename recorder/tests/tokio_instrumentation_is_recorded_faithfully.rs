@@ -458,3 +458,51 @@ fn a_tokio_semaphores_releases_end_the_holds_they_give_back() {
     assert_eq!((count("lock_acquired"), count("lock_released")), (3, 3));
     let _ = std::fs::remove_file(&path);
 }
+
+/// tokio's `Default` (and `From`) make a lock inside tokio's own source, with no caller's
+/// location: such a lock is named by its type and by who made it — the task by its name, or
+/// by its spawn site — never by a line of tokio's. A lock made by `new` keeps no name.
+#[test]
+fn a_tokio_lock_made_by_default_is_named_by_its_type_and_owner() {
+    let _turn = serial();
+    install();
+    let path = trace_path("tokio-default");
+    let (_layer, guard) = Recorder::builder().path(&path).build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let spawned_at = runtime.block_on(async {
+        tokio::task::Builder::new()
+            .name("owner")
+            .spawn(async { *tokio::sync::Mutex::<u32>::default().lock().await += 1 })
+            .unwrap()
+            .await
+            .unwrap();
+        let line = line!() + 1;
+        tokio::spawn(async { *tokio::sync::RwLock::<u32>::default().write().await += 1 })
+            .await
+            .unwrap();
+        *tokio::sync::Mutex::new(0u32).lock().await += 1;
+        line
+    });
+    drop(runtime);
+    guard.finish().unwrap();
+
+    let trace = Trace::read(&path);
+    let names: Vec<Option<String>> = (trace.definitions.iter())
+        .filter_map(|d| match d {
+            Definition::Lock(lock) => Some(lock.name.and_then(|n| trace.string(n))),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            Some("tokio Mutex made by `default()` or `from()` in task `owner`".to_owned()),
+            Some(format!(
+                "tokio RwLock made by `default()` or `from()` in the task spawned at {}:{spawned_at}:9",
+                file!()
+            )),
+            None,
+        ]
+    );
+    let _ = std::fs::remove_file(&path);
+}

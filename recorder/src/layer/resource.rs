@@ -175,6 +175,21 @@ impl Holders {
     }
 }
 
+/// Whether `file`, a tokio lock's creation site, is inside tokio's own source: the lock was
+/// made by tokio's `Default` or `From` (`Mutex::default()`), which carry no caller's
+/// location, so the site says nothing of the program.
+pub(crate) fn made_inside_tokio(file: &str) -> bool {
+    crate::paths::dependency_path(file)
+        .is_some_and(|path| path.starts_with("tokio-") && path.contains("/src/sync/"))
+}
+
+/// The name of a tokio lock of type `concrete` made inside tokio's own source (see
+/// [`made_inside_tokio`]) by `owner` (who was running, in words): its type and owner, as
+/// the caller's line cannot be found.
+pub(crate) fn name_by_owner(concrete: &str, owner: &str) -> String {
+    format!("tokio {concrete} made by `default()` or `from()` in {owner}")
+}
+
 /// A tokio lock that the Layer records.
 #[derive(Debug)]
 pub(crate) struct Resource {
