@@ -163,3 +163,69 @@ fn an_off_cpu_wait_beside_a_starved_poll_is_starvation_passed_on() {
         assert!(alone[0].2.contains("it waited off the CPU (a blocking call"), "{alone:#?}");
     }
 }
+
+/// `reader` waits 9 ms inside a poll for blocking lock `cache`, held by `writer` on another
+/// worker, whose poll was runnable but not running for 8.5 ms of it: the holder was preempted,
+/// the wait is `info`. With a holder that ran, the same wait is a warning. `writer`'s poll
+/// ends before or after `reader`'s acquisition.
+///
+/// ```text
+/// worker-0  writer  [poll: lock(cache) ........ unlock (10 ms)] (ends at 10 or 12 ms)
+/// worker-1  reader       [poll: request(cache) ........ acquire (10 ms), unlock, end]
+///           0 ms    1 ms
+/// ```
+#[test]
+fn a_wait_for_a_holder_that_was_preempted_is_starvation() {
+    let build = |holder_starved: bool, holder_ends_first: bool| {
+        let mut b = TraceBuilder::new("preempted-holder");
+        let (worker0, worker1) = (b.thread("worker-0"), b.thread("worker-1"));
+        let (writes, reads) = (b.site("src/db.rs", 10, 5), b.site("src/db.rs", 20, 5));
+        let (writer, reader) = (b.task("writer", Some(writes)), b.task("reader", Some(reads)));
+        let cache = b.mutex("cache");
+        let (write_at, read_at) = (b.site("src/db.rs", 11, 9), b.site("src/db.rs", 21, 9));
+        let (cpu_ns, runnable_ns) =
+            if holder_starved { (1_000_000, 8_500_000) } else { (9_000_000, 0) };
+        let writer_cpu = EventKind::PollCpu { cpu_ns, runnable_ns };
+        b.in_task(worker0, writer).poll_start().acquire(cache, write_at);
+        b.advance(1_000_000);
+        b.in_task(worker1, reader).poll_start().request(cache, read_at);
+        b.advance(9_000_000);
+        b.in_task(worker0, writer).release(cache);
+        if holder_ends_first {
+            b.in_task(worker0, writer).event(writer_cpu).poll_end(true).finish_task();
+        }
+        b.in_task(worker1, reader).acquire(cache, read_at).release(cache).poll_end(true);
+        if !holder_ends_first {
+            b.advance(2_000_000);
+            b.in_task(worker0, writer).event(writer_cpu).poll_end(true).finish_task();
+        }
+        analyze(&b)
+    };
+    let reader_finding = |report: &hindsight_analyzer::Report| {
+        let reader = vec!["reader".to_owned()];
+        let found = report.findings.iter().filter(|f| f.tasks == reader);
+        found.map(|f| (f.severity, f.title.clone(), f.evidence.join("\n"))).collect::<Vec<_>>()
+    };
+    for holder_ends_first in [true, false] {
+        let found = reader_finding(&build(true, holder_ends_first));
+        assert_eq!(found.len(), 1, "{found:#?}");
+        let (severity, title, evidence) = &found[0];
+        assert_eq!(*severity, Severity::Info, "{found:#?}");
+        assert_eq!(
+            title,
+            "task `reader` waited 9.000ms for blocking lock `cache` whose holder was itself \
+             preempted (starved of CPU, not blocking)"
+        );
+        assert!(
+            evidence.contains(
+                "the lock's holder, on thread `worker-0`, was runnable but not running for \
+                 8.500ms of that wait"
+            ),
+            "{evidence}"
+        );
+        let ran = reader_finding(&build(false, holder_ends_first));
+        assert_eq!(ran.len(), 1, "{ran:#?}");
+        assert_eq!(ran[0].0, Severity::Warning, "{ran:#?}");
+        assert!(ran[0].1.contains("blocked its worker thread for 9.000ms waiting"), "{ran:#?}");
+    }
+}

@@ -19,8 +19,11 @@
 //! itself runnable but not running. Such a wait is the machine's starvation passed on, not
 //! the task blocking: when the run-queue time of the other threads' polls that overlapped an
 //! off-CPU poll covers its off-CPU time but for less than the threshold, the poll is judged
-//! starved too (`info`), and the finding says so. The other threads' polls may end after the
-//! off-CPU one: its judgment waits for them, for at most [`MAX_PENDING`] polls at once.
+//! starved too (`info`), and the finding says so. A wait for a blocking lock hindsight does
+//! see is judged by its holder alone: when the holder's thread, in a poll, was runnable but
+//! not running for all of the wait but less than [`BLOCKING_WAIT_REPORT_NS`], the holder was
+//! preempted and the wait is `info` too. The polls that explain may end after what they
+//! explain: its judgment waits for them, for at most [`MAX_PENDING`] judgments at once.
 //!
 //! A poll that panics is measured up to its panic: what follows (panic hooks, a backtrace
 //! printed, unwinding) is the panic's handling, and `stale-lock` reports what the panic left
@@ -63,14 +66,36 @@ impl Runnable {
     }
 }
 
-/// A long poll that waited off the CPU, not yet judged.
+/// What a pending judgment is about, and whose run-queue time can explain it.
 #[derive(Debug, Clone, Copy)]
-struct OffCpuPoll {
+enum Suspect {
+    /// A long poll that waited off the CPU: any other thread's run-queue time explains it.
+    OffCpuPoll(Judged),
+    /// A blocking-lock wait: only its holder's thread's run-queue time explains it.
+    LockWait { wait: LockWait, holder: ThreadId },
+}
+
+/// A long off-CPU poll or a blocking-lock wait of `task` on `thread`, not yet judged:
+/// `unexplained_ns` of waiting over `span`, of which other threads' run-queue time explains
+/// `explained_ns` so far.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
     task: TaskId,
     thread: ThreadId,
-    poll: Runnable,
-    off_cpu_ns: u64,
-    judged: Judged,
+    span: Runnable,
+    unexplained_ns: u64,
+    explained_ns: u64,
+    suspect: Suspect,
+}
+
+impl Pending {
+    /// Whether the run-queue time of `thread` can explain it.
+    fn explained_by(&self, thread: ThreadId) -> bool {
+        match self.suspect {
+            Suspect::OffCpuPoll(_) => thread != self.thread,
+            Suspect::LockWait { holder, .. } => thread == holder,
+        }
+    }
 }
 
 /// A blocking-lock wait inside a poll.
@@ -80,6 +105,11 @@ struct LockWait {
     site: SiteId,
     since_ns: u64,
     waited_ns: u64,
+    /// The thread of the lock's holder when the wait began, if another thread held it.
+    holder: Option<ThreadId>,
+    /// The holder's run-queue time during the wait, when it explains the wait: the holder
+    /// was preempted, and the wait is the machine's starvation passed on.
+    holder_runnable_ns: Option<u64>,
 }
 
 /// The poll a task is in now.
@@ -167,8 +197,9 @@ pub struct BlockingInAsync {
     found: HashMap<TaskId, Aggregate>,
     /// Per thread, its recent long polls' run-queue time.
     recent: Vec<VecDeque<Runnable>>,
-    /// Off-CPU polls that other threads' run-queue time may still explain, oldest first.
-    pending: VecDeque<OffCpuPoll>,
+    /// Off-CPU polls and blocking-lock waits that other threads' run-queue time may still
+    /// explain, oldest first.
+    pending: VecDeque<Pending>,
 }
 
 impl BlockingInAsync {
@@ -203,8 +234,8 @@ impl BlockingInAsync {
             self.explain_pending(poll.thread, Runnable { runnable_ns, ..span });
         }
         let long = duration >= self.poll_threshold_ns;
-        let stalled = poll.longest_wait.is_some_and(|w| w.waited_ns >= BLOCKING_WAIT_REPORT_NS);
-        if !long && !stalled {
+        let stalled = poll.longest_wait.filter(|w| w.waited_ns >= BLOCKING_WAIT_REPORT_NS);
+        if !long && stalled.is_none() {
             return;
         }
         let entry = self.found.entry(task).or_insert(Aggregate {
@@ -221,52 +252,81 @@ impl BlockingInAsync {
             entry.longest_poll_at = poll.started_ns;
             entry.thread = poll.thread;
         }
-        if let Some(wait) = poll.longest_wait.filter(|w| w.waited_ns >= BLOCKING_WAIT_REPORT_NS) {
-            keep_longest(&mut entry.longest_wait, wait);
+        let base = Pending {
+            task,
+            thread: poll.thread,
+            span,
+            unexplained_ns: 0,
+            explained_ns: 0,
+            suspect: Suspect::OffCpuPoll(Judged {
+                cause: Cause::Unknown,
+                duration_ns: duration,
+                cpu: poll.cpu,
+                others_runnable_ns: 0,
+            }),
+        };
+        if let Some(wait) = stalled {
+            // A wait for another thread's hold is judged by that thread's run-queue time.
+            match wait.holder.filter(|&holder| holder != poll.thread) {
+                Some(holder) => self.judge(Pending {
+                    span: Runnable {
+                        started_ns: wait.since_ns,
+                        ended_ns: wait.since_ns.saturating_add(wait.waited_ns),
+                        runnable_ns: 0,
+                    },
+                    unexplained_ns: wait.waited_ns,
+                    suspect: Suspect::LockWait { wait, holder },
+                    ..base
+                }),
+                None => {
+                    let suspect = Suspect::LockWait { wait, holder: poll.thread };
+                    self.settle(Pending { suspect, ..base }, false)
+                }
+            }
         }
         if long {
             let cause = Cause::of(duration, poll.cpu, self.poll_threshold_ns);
             let judged =
                 Judged { cause, duration_ns: duration, cpu: poll.cpu, others_runnable_ns: 0 };
+            let pending = Pending { suspect: Suspect::OffCpuPoll(judged), ..base };
             match (cause, poll.cpu) {
-                (Cause::OffCpu, Some((cpu_ns, runnable_ns))) => {
-                    let off_cpu_ns = duration.saturating_sub(cpu_ns.saturating_add(runnable_ns));
-                    let pending =
-                        OffCpuPoll { task, thread: poll.thread, poll: span, off_cpu_ns, judged };
-                    self.judge_off_cpu(pending);
-                }
-                _ => entry.keep_worst(judged),
+                (Cause::OffCpu, Some((cpu_ns, runnable_ns))) => self.judge(Pending {
+                    unexplained_ns: duration.saturating_sub(cpu_ns.saturating_add(runnable_ns)),
+                    ..pending
+                }),
+                _ => self.settle(pending, false),
             }
         }
     }
 
-    /// Judges an off-CPU poll by the run-queue time of the other threads' polls that overlapped
-    /// it and have ended; if they do not explain it yet, it waits for those still to end.
-    fn judge_off_cpu(&mut self, mut pending: OffCpuPoll) {
-        let (from, to) = (pending.poll.started_ns, pending.poll.ended_ns);
-        pending.judged.others_runnable_ns = (self.recent.iter().enumerate())
-            .filter(|(thread, _)| *thread != pending.thread.index())
+    /// Judges `pending` by the run-queue time of the threads' polls that can explain it, that
+    /// overlapped it and have ended; if they do not explain it yet, it waits for those still
+    /// to end.
+    fn judge(&mut self, mut pending: Pending) {
+        let (from, to) = (pending.span.started_ns, pending.span.ended_ns);
+        pending.explained_ns = (self.recent.iter().enumerate())
+            .filter(|(thread, _)| pending.explained_by(ThreadId(*thread as u32)))
             .flat_map(|(_, polls)| polls.iter().map(|p| p.within(from, to)))
             .sum();
         if !self.settle_if_explained(pending) {
             if self.pending.len() == MAX_PENDING {
                 let oldest =
                     self.pending.pop_front().expect("a full queue has a front; this is a bug");
-                self.settle(oldest.task, oldest.judged);
+                self.settle(oldest, false);
             }
             self.pending.push_back(pending);
         }
     }
 
-    /// Counts a poll of `thread` that was runnable for a while toward the pending off-CPU
-    /// polls of other threads it overlapped, settles those it explains, and keeps it for the
-    /// off-CPU polls to come.
+    /// Counts a poll of `thread` that was runnable for a while toward the pending judgments
+    /// it can explain and overlapped, settles those it explains, and keeps it for those to
+    /// come.
     fn explain_pending(&mut self, thread: ThreadId, poll: Runnable) {
         let mut still = VecDeque::with_capacity(self.pending.len());
         for mut pending in std::mem::take(&mut self.pending) {
-            if pending.thread != thread {
-                let (from, to) = (pending.poll.started_ns, pending.poll.ended_ns);
-                pending.judged.others_runnable_ns += poll.within(from, to);
+            if pending.explained_by(thread) {
+                let (from, to) = (pending.span.started_ns, pending.span.ended_ns);
+                pending.explained_ns += poll.within(from, to);
             }
             if !self.settle_if_explained(pending) {
                 still.push_back(pending);
@@ -283,22 +343,37 @@ impl BlockingInAsync {
         recent.push_back(poll);
     }
 
-    /// Settles `pending` as a wait for a starved thread if the others' run-queue time leaves
-    /// less than the threshold of its off-CPU time unexplained.
-    fn settle_if_explained(&mut self, pending: OffCpuPoll) -> bool {
-        let unexplained = pending.off_cpu_ns.saturating_sub(pending.judged.others_runnable_ns);
-        let explained = unexplained < self.poll_threshold_ns;
+    /// Settles `pending` as starvation passed on if the run-queue time that can explain it
+    /// leaves less than its margin unexplained: the poll threshold for a poll, the reported
+    /// wait for a blocking-lock wait.
+    fn settle_if_explained(&mut self, pending: Pending) -> bool {
+        let margin = match pending.suspect {
+            Suspect::OffCpuPoll(_) => self.poll_threshold_ns,
+            Suspect::LockWait { .. } => BLOCKING_WAIT_REPORT_NS,
+        };
+        let explained = pending.unexplained_ns.saturating_sub(pending.explained_ns) < margin;
         if explained {
-            let judged = Judged { cause: Cause::WaitedForStarved, ..pending.judged };
-            self.settle(pending.task, judged);
+            self.settle(pending, true);
         }
         explained
     }
 
-    /// Counts a judged long poll toward its task's finding.
-    fn settle(&mut self, task: TaskId, judged: Judged) {
-        if let Some(entry) = self.found.get_mut(&task) {
-            entry.keep_worst(judged);
+    /// Counts a judged long poll or blocking-lock wait toward its task's finding; `explained`:
+    /// by other threads' starvation.
+    fn settle(&mut self, pending: Pending, explained: bool) {
+        let Some(entry) = self.found.get_mut(&pending.task) else { return };
+        let by_others = explained.then_some(pending.explained_ns);
+        match pending.suspect {
+            Suspect::OffCpuPoll(judged) => entry.keep_worst(match by_others {
+                Some(others_runnable_ns) => {
+                    Judged { cause: Cause::WaitedForStarved, others_runnable_ns, ..judged }
+                }
+                None => judged,
+            }),
+            Suspect::LockWait { wait, .. } => keep_longest(
+                &mut entry.longest_wait,
+                LockWait { holder_runnable_ns: by_others, ..wait },
+            ),
         }
     }
 
@@ -337,8 +412,17 @@ impl BlockingInAsync {
             EventKind::LockRequested { lock, site, .. }
                 if cx.trace.lock(lock).waiting_blocks_thread() =>
             {
+                let holders = cx.state.lock(lock).map(|state| &state.holders[..]);
+                let holder = holders.and_then(|holders| holders.first()).map(|h| h.hold.thread);
                 if let Some(poll) = self.poll(task) {
-                    poll.waiting = Some(LockWait { lock, site, since_ns: now, waited_ns: 0 });
+                    poll.waiting = Some(LockWait {
+                        lock,
+                        site,
+                        since_ns: now,
+                        waited_ns: 0,
+                        holder,
+                        holder_runnable_ns: None,
+                    });
                 }
             }
             EventKind::LockAcquired { lock, .. } => {
@@ -354,8 +438,11 @@ impl BlockingInAsync {
     }
 }
 
+/// Keeps the longest wait, a wait the holder's starvation does not explain over any that it
+/// does.
 fn keep_longest(slot: &mut Option<LockWait>, wait: LockWait) {
-    if slot.is_none_or(|kept| wait.waited_ns > kept.waited_ns) {
+    let rank = |w: &LockWait| (w.holder_runnable_ns.is_none(), w.waited_ns);
+    if slot.is_none_or(|kept| rank(&wait) > rank(&kept)) {
         *slot = Some(wait);
     }
 }
@@ -391,9 +478,9 @@ impl Detector for BlockingInAsync {
                 self.end_poll(TaskId(index as u32), poll, now);
             }
         }
-        // What no other thread's starvation explained waited off the CPU.
+        // What no other thread's starvation explained waited off the CPU, or for its lock.
         while let Some(pending) = self.pending.pop_front() {
-            self.settle(pending.task, pending.judged);
+            self.settle(pending, false);
         }
         let mut found: Vec<_> = self.found.drain().collect();
         found.sort_by_key(|(task, aggregate)| (aggregate.longest_poll_at, *task));
@@ -406,13 +493,24 @@ impl Detector for BlockingInAsync {
 fn finding(cx: &Context<'_>, task: TaskId, found: &Aggregate, threshold_ns: u64) -> Finding {
     let actor = Actor::Task(task);
     let who = actor.describe(cx.trace);
-    // Long only because the machine was busy, and no blocking-lock wait: not the task's doing.
-    let starved = found.longest_wait.is_none()
-        && found.worst.is_some_and(|w| matches!(w.cause, Cause::Starved | Cause::WaitedForStarved));
+    // Long only because the machine was busy, and no blocking-lock wait but for a holder that
+    // was itself preempted: not the task's doing.
+    let polls_starved =
+        found.worst.map(|w| matches!(w.cause, Cause::Starved | Cause::WaitedForStarved));
+    let starved = match found.longest_wait {
+        None => polls_starved == Some(true),
+        Some(wait) => wait.holder_runnable_ns.is_some() && polls_starved != Some(false),
+    };
     let title = match found.longest_wait {
         None if starved => format!(
             "{who} had a poll of {} while the process was starved of CPU (not blocking)",
             format_ns(found.longest_poll_ns)
+        ),
+        Some(wait) if starved => format!(
+            "{who} waited {} for blocking lock `{}` whose holder was itself preempted (starved \
+             of CPU, not blocking)",
+            format_ns(wait.waited_ns),
+            cx.trace.lock_name(wait.lock)
         ),
         Some(wait) => format!(
             "{who} blocked its worker thread for {} waiting for blocking lock `{}`",
@@ -484,6 +582,14 @@ fn finding(cx: &Context<'_>, task: TaskId, found: &Aggregate, threshold_ns: u64)
             format_ns(wait.waited_ns),
             cx.trace.site_text(wait.site)
         ));
+        if let (Some(holder), Some(runnable_ns)) = (wait.holder, wait.holder_runnable_ns) {
+            finding.evidence.push(format!(
+                "the lock's holder, on thread `{}`, was runnable but not running for {} of that \
+                 wait: it was preempted, so the wait is the machine's starvation passed on",
+                cx.trace.thread_name(holder),
+                format_ns(runnable_ns)
+            ));
+        }
     }
     finding.help = Some(
         "move blocking work to `spawn_blocking`, and use an async lock where a task may wait"
