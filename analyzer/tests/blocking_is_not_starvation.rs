@@ -5,7 +5,7 @@
 mod common;
 
 use common::analyze;
-use hindsight_analyzer::report::Severity;
+use hindsight_analyzer::report::{Report, Severity};
 use hindsight_analyzer::FindingKind;
 use hindsight_recorder::format::{EventKind, TraceBuilder};
 
@@ -134,34 +134,15 @@ fn an_off_cpu_wait_beside_a_starved_poll_is_starvation_passed_on() {
         }
         analyze(&b)
     };
-    let reader_finding = |report: &hindsight_analyzer::Report| {
-        let reader = vec!["reader".to_owned()];
-        let found = report.findings.iter().filter(|f| f.tasks == reader);
-        found.map(|f| (f.severity, f.title.clone(), f.evidence.join("\n"))).collect::<Vec<_>>()
-    };
-    for holder_ends_first in [true, false] {
-        let found = reader_finding(&build(true, holder_ends_first));
-        assert_eq!(found.len(), 1, "{found:#?}");
-        let (severity, title, evidence) = &found[0];
-        assert_eq!(*severity, Severity::Info, "{found:#?}");
-        assert_eq!(
-            title,
-            "task `reader` had a poll of 25.000ms while the process was starved of CPU (not \
-             blocking)"
-        );
-        assert!(
-            evidence.contains(
-                "of its worst long poll (25.000ms), 500.0µs on the CPU and 2.000ms waiting for \
-                 one: it waited off the CPU for 22.500ms, while the other threads' polls beside \
-                 it were runnable but not running for 20.000ms"
-            ),
-            "{evidence}"
-        );
-        let alone = reader_finding(&build(false, holder_ends_first));
-        assert_eq!(alone.len(), 1, "{alone:#?}");
-        assert_eq!(alone[0].0, Severity::Warning, "{alone:#?}");
-        assert!(alone[0].2.contains("it waited off the CPU (a blocking call"), "{alone:#?}");
-    }
+    assert_starvation_passed_on(
+        build,
+        "task `reader` had a poll of 25.000ms while the process was starved of CPU (not \
+         blocking)",
+        "of its worst long poll (25.000ms), 500.0µs on the CPU and 2.000ms waiting for one: it \
+         waited off the CPU for 22.500ms, while the other threads' polls beside it were \
+         runnable but not running for 20.000ms",
+        "it waited off the CPU (a blocking call",
+    );
 }
 
 /// `reader` waits 9 ms inside a poll for blocking lock `cache`, held by `writer` on another
@@ -201,31 +182,39 @@ fn a_wait_for_a_holder_that_was_preempted_is_starvation() {
         }
         analyze(&b)
     };
-    let reader_finding = |report: &hindsight_analyzer::Report| {
+    assert_starvation_passed_on(
+        build,
+        "task `reader` waited 9.000ms for blocking lock `cache` whose holder was itself \
+         preempted (starved of CPU, not blocking)",
+        "the lock's holder, on thread `worker-0`, was runnable but not running for 8.500ms of \
+         that wait",
+        "blocked its worker thread for 9.000ms waiting",
+    );
+}
+
+/// Checks that task `reader` gets one finding, whether the other worker's poll ends before
+/// or after its own (`build(other_starved, other_ends_first)`): `info`, titled `title`, with
+/// `evidence`, when the other worker was starved; a warning that says `otherwise` when it ran.
+fn assert_starvation_passed_on(
+    build: impl Fn(bool, bool) -> Report,
+    title: &str,
+    evidence: &str,
+    otherwise: &str,
+) {
+    let of_reader = |report: &Report| {
         let reader = vec!["reader".to_owned()];
         let found = report.findings.iter().filter(|f| f.tasks == reader);
-        found.map(|f| (f.severity, f.title.clone(), f.evidence.join("\n"))).collect::<Vec<_>>()
+        found.map(|f| (f.severity, format!("{}\n{}", f.title, f.evidence.join("\n")))).collect()
     };
-    for holder_ends_first in [true, false] {
-        let found = reader_finding(&build(true, holder_ends_first));
+    for other_ends_first in [true, false] {
+        let found: Vec<(Severity, String)> = of_reader(&build(true, other_ends_first));
         assert_eq!(found.len(), 1, "{found:#?}");
-        let (severity, title, evidence) = &found[0];
-        assert_eq!(*severity, Severity::Info, "{found:#?}");
-        assert_eq!(
-            title,
-            "task `reader` waited 9.000ms for blocking lock `cache` whose holder was itself \
-             preempted (starved of CPU, not blocking)"
-        );
-        assert!(
-            evidence.contains(
-                "the lock's holder, on thread `worker-0`, was runnable but not running for \
-                 8.500ms of that wait"
-            ),
-            "{evidence}"
-        );
-        let ran = reader_finding(&build(false, holder_ends_first));
+        assert_eq!(found[0].0, Severity::Info, "{found:#?}");
+        assert!(found[0].1.starts_with(&format!("{title}\n")), "{found:#?}");
+        assert!(found[0].1.contains(evidence), "{found:#?}");
+        let ran: Vec<(Severity, String)> = of_reader(&build(false, other_ends_first));
         assert_eq!(ran.len(), 1, "{ran:#?}");
         assert_eq!(ran[0].0, Severity::Warning, "{ran:#?}");
-        assert!(ran[0].1.contains("blocked its worker thread for 9.000ms waiting"), "{ran:#?}");
+        assert!(ran[0].1.contains(otherwise), "{ran:#?}");
     }
 }

@@ -91,7 +91,7 @@ fn clients_sharing_one_connection_under_a_mutex_across_its_round_trips_are_a_gua
         .expect("the harness runs");
     assert!(status.success());
     let report = analyze_paths(&[&path], &AnalyzeOptions::default()).expect("readable");
-    let mutex = "corpus/src/bin/mini_redis_load.rs:45:39";
+    let mutex = "corpus/src/bin/mini_redis_load.rs:39:39";
     let found: Vec<(String, Severity, Vec<String>)> = report
         .findings
         .iter()

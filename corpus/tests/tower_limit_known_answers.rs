@@ -30,7 +30,7 @@ fn callers_that_wait_for_the_limit_before_taking_the_stats_lock_give_no_finding(
 #[test]
 fn a_stats_guard_held_across_the_call_is_a_guard_across_await() {
     let report = run("wrong");
-    let stats = "corpus/src/bin/tower_limit_load.rs:49:30";
+    let stats = "corpus/src/bin/tower_limit_load.rs:35:30";
     let found = summary(&report.findings);
     assert!(found.contains(&format!("guard-across-await Warning [{stats:?}]")), "{found:#?}");
     // Every caller queues on `stats`: the contention is the same bug's, seen from the lock.

@@ -14,12 +14,11 @@
 //!
 //! Usage: `deadpool_pool_load TRACE correct|wrong TASKS SECONDS`.
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use deadpool::managed::{Manager, Metrics, Pool, RecycleResult};
-use hindsight_recorder::Recorder;
+use hindsight_corpus::{record, KnownAnswerArgs};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use tracing_subscriber::prelude::*;
 
 /// Connections the pool holds at most.
 const POOL_SIZE: usize = 4;
@@ -57,22 +56,9 @@ impl Manager for Connections {
 }
 
 fn main() -> Result<()> {
-    let mut args = std::env::args().skip(1);
     let usage = "usage: deadpool_pool_load TRACE correct|wrong TASKS SECONDS";
-    let path = std::path::PathBuf::from(args.next().context(usage)?);
-    let wrong = match args.next().context(usage)?.as_str() {
-        "correct" => false,
-        "wrong" => true,
-        _ => bail!(usage),
-    };
-    let tasks: u64 = args.next().context(usage)?.parse().context(usage)?;
-    let seconds: f64 = args.next().context(usage)?.parse().context(usage)?;
-    let (recorder, guard) = Recorder::builder().path(&path).program("deadpool-pool").build()?;
-    tracing_subscriber::registry().with(recorder).init();
-
-    let runtime =
-        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let queries = runtime.block_on(async {
+    let KnownAnswerArgs { path, wrong, count: tasks, seconds } = KnownAnswerArgs::parse(usage)?;
+    let body = async {
         let pool: Pool<Connections> =
             Pool::builder(Connections::default()).max_size(POOL_SIZE).build()?;
         let until = Instant::now() + Duration::from_secs_f64(seconds);
@@ -98,15 +84,8 @@ fn main() -> Result<()> {
         for handle in handles {
             queries += handle.await??;
         }
-        Ok::<_, anyhow::Error>(queries)
-    })?;
-    drop(runtime);
-    let summary = guard.finish()?;
-    println!(
-        "deadpool-pool: {tasks} tasks, {queries} queries; {} events, {} bytes -> {}",
-        summary.events,
-        summary.bytes,
-        path.display()
-    );
+        Ok(queries)
+    };
+    record("deadpool-pool", &path, body, |queries| format!("{tasks} tasks, {queries} queries"))?;
     Ok(())
 }
