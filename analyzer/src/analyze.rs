@@ -136,14 +136,15 @@ fn analyze_predicting(
 /// then every finding about a task is uncertain as well.
 ///
 /// A gap's events were dropped just before it: a finding whose facts span a known time
-/// ([`Finding::facts_span`]) rests on the gap only if the gap falls inside that span. Replay
-/// keeps a thread's first and last gap, so between them every span counts as touched. A
-/// damaged region's time is unknown: it touches every finding of its threads.
+/// ([`Finding::facts_span`]) rests on the gap only if the gap falls inside that span
+/// ([`Lost::may_fall_in`](crate::replay::Lost::may_fall_in): exact for a thread's latest
+/// gaps, conservative for older ones). A damaged region's time is unknown: it touches every
+/// finding of its threads.
 fn demote_uncertain(trace: &Trace, state: &State, findings: &mut [Finding]) {
     for (index, thread_state) in state.threads().iter().enumerate() {
         let Some(lost) = thread_state.lost else { continue };
         let touched = |finding: &Finding| {
-            finding.facts_span().is_none_or(|(from, to)| from < lost.last_ns && lost.first_ns <= to)
+            finding.facts_span().is_none_or(|(from, to)| lost.may_fall_in(from, to))
         };
         let name = trace.thread_name(ThreadId(index as u32));
         let loss = |which: &str| {

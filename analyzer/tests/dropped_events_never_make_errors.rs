@@ -81,3 +81,37 @@ fn a_gap_demotes_only_the_findings_whose_facts_it_falls_inside() {
         report.findings
     );
 }
+
+/// A thread's many early gaps, more than replay keeps exactly, still leave a hold taken long
+/// after them certain; a hold taken among them is not.
+///
+/// ```text
+/// worker: lock(early) ─ [12 gaps, 1 µs apart] ─ (1 ms) ─ lock(late) ─ finish
+/// ```
+#[test]
+fn many_early_gaps_leave_a_later_hold_certain() {
+    let mut b = TraceBuilder::new("many-gaps");
+    let worker = b.thread("worker");
+    let (early, late) = (b.mutex("early"), b.mutex("late"));
+    let s = b.site("src/w.rs", 3, 9);
+    b.on(worker).start().acquire(early, s);
+    for _ in 0..12 {
+        b.advance(1_000);
+        b.on(worker).event(EventKind::Gap { dropped: 2 });
+    }
+    b.advance(1_000_000);
+    b.on(worker).acquire(late, s).finish();
+    let report = analyze(&b);
+    let stale: Vec<(Severity, Vec<String>)> = of_kind(&report, FindingKind::StaleLock)
+        .iter()
+        .map(|f| (f.severity, f.locks.clone()))
+        .collect();
+    assert_eq!(
+        stale,
+        vec![
+            (Severity::Error, vec!["late".to_owned()]),
+            (Severity::Info, vec!["early".to_owned()])
+        ]
+    );
+    assert_eq!(report.trace.dropped_events, 24);
+}
