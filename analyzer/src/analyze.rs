@@ -128,15 +128,24 @@ fn analyze_predicting(
     Ok(report)
 }
 
-/// Makes `info` every finding about a thread whose events were partly lost — in a damaged
-/// region, or dropped by the recorder (a gap) — and names the loss: what replay believes about
-/// that thread is uncertain, and a loss never produces an error (see "Lost events" in
-/// ARCHITECTURE.md). A thread that polled tasks may have lost any of their events too (which
-/// tasks it polled in the lost part is unknown), so then every finding about a task is
-/// uncertain as well.
+/// Makes `info` every finding that rests on what a thread's lost events may have changed — in
+/// a damaged region, or dropped by the recorder (a gap) — and names the loss: what replay
+/// believes about that thread is uncertain until its events show it again, and a loss never
+/// produces an error (see "Lost events" in ARCHITECTURE.md). A thread that polled tasks may
+/// have lost any of their events too (which tasks it polled in the lost part is unknown), so
+/// then every finding about a task is uncertain as well.
+///
+/// A gap's events were dropped just before it: a finding whose facts span a known time
+/// ([`Finding::facts_span`]) rests on the gap only if the gap falls inside that span
+/// ([`Lost::may_fall_in`](crate::replay::Lost::may_fall_in): exact for a thread's latest
+/// gaps, conservative for older ones). A damaged region's time is unknown: it touches every
+/// finding of its threads.
 fn demote_uncertain(trace: &Trace, state: &State, findings: &mut [Finding]) {
     for (index, thread_state) in state.threads().iter().enumerate() {
         let Some(lost) = thread_state.lost else { continue };
+        let touched = |finding: &Finding| {
+            finding.facts_span().is_none_or(|(from, to)| lost.may_fall_in(from, to))
+        };
         let name = trace.thread_name(ThreadId(index as u32));
         let loss = |which: &str| {
             format!(
@@ -147,7 +156,7 @@ fn demote_uncertain(trace: &Trace, state: &State, findings: &mut [Finding]) {
                 crate::report::format_ns(lost.first_ns)
             )
         };
-        demote(findings, &name, thread_state.polled_tasks, loss);
+        demote(findings.iter_mut().filter(|f| touched(f)), &name, thread_state.polled_tasks, loss);
     }
     for process in trace.processes() {
         for &thread in &process.lost_threads {
@@ -159,7 +168,7 @@ fn demote_uncertain(trace: &Trace, state: &State, findings: &mut [Finding]) {
                     process.path
                 )
             };
-            demote(findings, &name, polled_tasks, loss);
+            demote(findings.iter_mut(), &name, polled_tasks, loss);
         }
     }
 }
@@ -167,8 +176,13 @@ fn demote_uncertain(trace: &Trace, state: &State, findings: &mut [Finding]) {
 /// Makes `info` the findings about thread `name` (and, if it `polled_tasks`, about any task),
 /// saying which loss they may rest on: `loss` describes it, given what to say of the thread
 /// (nothing, or that it polled tasks).
-fn demote(findings: &mut [Finding], name: &str, polled_tasks: bool, loss: impl Fn(&str) -> String) {
-    for finding in findings.iter_mut() {
+fn demote<'a>(
+    findings: impl Iterator<Item = &'a mut Finding>,
+    name: &str,
+    polled_tasks: bool,
+    loss: impl Fn(&str) -> String,
+) {
+    for finding in findings {
         let which = if finding.threads.iter().any(|t| t == name) {
             ""
         } else if polled_tasks && !finding.tasks.is_empty() {
@@ -342,10 +356,13 @@ fn tasks(replay: &Replay) -> Vec<TaskEntry> {
             let id = TaskId(i as u32);
             let task_state = state.tasks().get(i);
             let end = task_state.and_then(|t| t.actor.end);
+            let kind = task.kind.map(|k| trace.string(k).to_owned());
+            let spawn_site = task.spawn_site.map(|s| trace.site_text(s));
             TaskEntry {
                 name: trace.task_name(id),
-                kind: task.kind.map(|k| trace.string(k).to_owned()),
-                spawn_site: task.spawn_site.map(|s| trace.site_text(s)),
+                runtime: TaskEntry::is_runtime_internal(kind.as_deref(), spawn_site.as_deref()),
+                kind,
+                spawn_site,
                 spawned_ns: task_state.and_then(|t| t.spawned).map(|(time, _)| time),
                 finished_ns: end.map(|e| e.time_ns),
                 cancelled: end.is_some_and(|e| e.abnormal),

@@ -104,6 +104,18 @@ impl Lock {
         }
     }
 
+    /// Words for what was done at `site` (`verb`, such as `"acquired"`): `VERB at SITE`, or,
+    /// where that is only the lock's creation site, `created at SITE (tokio gives no call
+    /// site)` — never a creation line passed off as the place of the operation.
+    pub fn did_at(&self, trace: &Trace, site: SiteId, verb: &str) -> String {
+        let text = trace.site_text(site);
+        if self.site_is_creation(trace, site) {
+            format!("created at {text} (tokio gives no call site)")
+        } else {
+            format!("{verb} at {text}")
+        }
+    }
+
     /// Whether waiting for it blocks the OS thread: as its implementation does, or as
     /// recorded where the implementation does not say.
     pub fn waiting_blocks_thread(&self) -> bool {

@@ -287,7 +287,7 @@ impl Trace {
             match definition {
                 Definition::String { id, text } => {
                     let ix = self.string_ix(process, *id);
-                    let text = dependency_path(text).unwrap_or(text);
+                    let text = hindsight_recorder::paths::readable(text);
                     let string = &mut self.strings[ix.index()];
                     string.clear();
                     string.push_str(text);
@@ -918,19 +918,6 @@ impl Known<'_> {
     }
 }
 
-/// The path of a file inside a dependency's source that cargo unpacked
-/// (`~/.cargo/registry/src/<index>/tokio-1.47.1/src/sync/mutex.rs`, or a git checkout's
-/// `~/.cargo/git/checkouts/<repo>/<rev>/src/lib.rs`), from the crate's (or repository's)
-/// folder on: `tokio-1.47.1/src/sync/mutex.rs`. The rest says only where one machine keeps
-/// its cache.
-fn dependency_path(path: &str) -> Option<&str> {
-    if let Some((_, inside)) = path.split_once("/.cargo/registry/src/") {
-        // Past the index's folder.
-        return inside.split_once('/').map(|(_, crate_path)| crate_path);
-    }
-    path.split_once("/.cargo/git/checkouts/").map(|(_, repository_path)| repository_path)
-}
-
 /// Displays a site as `file:line:col`, or as `LOC n` if it has no file but a line (a program
 /// location known by its number only, as an STD trace's `LOC`s are); `?` if neither.
 pub(crate) fn write_site(
@@ -960,23 +947,6 @@ impl fmt::Display for SiteText<'_> {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn files_in_cargos_cache_are_named_from_their_crate_on() {
-        use super::dependency_path;
-        assert_eq!(
-            dependency_path(
-                "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tokio-1.54.1/src/sync/mutex.rs"
-            ),
-            Some("tokio-1.54.1/src/sync/mutex.rs")
-        );
-        assert_eq!(
-            dependency_path("/home/u/.cargo/git/checkouts/bb8-3f1a/9c2e1d0/bb8/src/lib.rs"),
-            Some("bb8-3f1a/9c2e1d0/bb8/src/lib.rs")
-        );
-        assert_eq!(dependency_path("src/main.rs"), None);
-        assert_eq!(dependency_path("/work/app/src/main.rs"), None);
-    }
-
     use super::*;
 
     #[test]

@@ -204,9 +204,9 @@ fn text_names_an_unnamed_task_with_its_spawn_site() {
 }
 
 /// tokio's own tasks — a `block_on` future, the launches of its workers from its own source —
-/// are not counted as the program's tasks.
+/// are not counted as the program's tasks, in the text and in JSON (`"runtime": true`).
 #[test]
-fn text_counts_the_runtimes_own_tasks_apart() {
+fn text_and_json_count_the_runtimes_own_tasks_apart() {
     let mut b = TraceBuilder::new("runtime");
     let main = b.thread("main");
     let launch = b.site("tokio-1.54.1/src/runtime/scheduler/multi_thread/worker.rs", 515, 13);
@@ -224,4 +224,9 @@ fn text_counts_the_runtimes_own_tasks_apart() {
         .expect("readable");
     let out = text::render(&report);
     assert!(out.contains(": 1 thread, 2 tasks (and 2 of the runtime's own), 0 locks\n"), "{out}");
+    let json: Value = serde_json::from_str(&json::render(&report)).expect("JSON");
+    let runtime: Vec<bool> = (json["tasks"].as_array().expect("tasks").iter())
+        .map(|task| task["runtime"].as_bool().expect("a flag"))
+        .collect();
+    assert_eq!(runtime, [true, true, false, false]);
 }

@@ -3,32 +3,19 @@
 //! the wait for the service and the call, a `guard-across-await` on `stats` (and the
 //! contention it causes), and no error.
 
-use hindsight_analyzer::report::{Finding, Severity};
-use hindsight_analyzer::{analyze_paths, AnalyzeOptions, Report};
-use std::process::Command;
+mod common;
+
+use common::{run_harness, summary};
+use hindsight_analyzer::report::Severity;
+use hindsight_analyzer::Report;
 
 /// Runs the harness in `mode` and analyses its trace.
 fn run(mode: &str) -> Report {
-    let path = std::env::temp_dir()
-        .join(format!("hindsight-corpus-tower-{mode}-{}.trace", std::process::id()));
-    let status = Command::new(env!("CARGO_BIN_EXE_tower_limit_load"))
-        .args([path.to_str().expect("a UTF-8 path"), mode, "16", "1"])
-        .status()
-        .expect("the harness runs");
-    assert!(status.success());
-    let report = analyze_paths(&[&path], &AnalyzeOptions::default()).expect("readable");
-    let _ = std::fs::remove_file(&path);
-    report
-}
-
-/// `kind severity [locks]` of each finding, sorted.
-fn summary(findings: &[Finding]) -> Vec<String> {
-    let mut all: Vec<String> = findings
-        .iter()
-        .map(|f| format!("{} {:?} {:?}", f.kind.name(), f.severity, f.locks))
-        .collect();
-    all.sort();
-    all
+    run_harness(
+        env!("CARGO_BIN_EXE_tower_limit_load"),
+        &format!("tower-{mode}"),
+        &[mode, "16", "1"],
+    )
 }
 
 #[test]
@@ -43,7 +30,7 @@ fn callers_that_wait_for_the_limit_before_taking_the_stats_lock_give_no_finding(
 #[test]
 fn a_stats_guard_held_across_the_call_is_a_guard_across_await() {
     let report = run("wrong");
-    let stats = "corpus/src/bin/tower_limit_load.rs:49:30";
+    let stats = "corpus/src/bin/tower_limit_load.rs:35:30";
     let found = summary(&report.findings);
     assert!(found.contains(&format!("guard-across-await Warning [{stats:?}]")), "{found:#?}");
     // Every caller queues on `stats`: the contention is the same bug's, seen from the lock.

@@ -50,6 +50,7 @@
 #![warn(missing_docs)]
 
 pub mod format;
+pub mod paths;
 
 #[cfg(feature = "record")]
 pub mod annotate;

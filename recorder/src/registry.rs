@@ -584,6 +584,27 @@ impl Registry {
         name.map_or_else(|| format!("task #{}", id.0), |name| format!("task `{name}`"))
     }
 
+    /// Who is running, in words, to name what it makes: the task by its name (`task
+    /// `serve``), else by its spawn site (`the task spawned at FILE:LINE:COL`, a dependency's
+    /// file from its crate's folder on), else as `task #3`; outside any task, the thread.
+    pub(crate) fn describe_actor(&self, task: Option<TaskId>, thread: ThreadId) -> String {
+        let Some(task) = task else { return self.describe_thread(thread) };
+        let Some(Definition::Task(def)) = self.definition(Key::Task(task)) else {
+            return self.describe_task(task);
+        };
+        if def.name.is_some() {
+            return self.describe_task(task);
+        }
+        let site = def.spawn_site.and_then(|site| match self.definition(Key::Site(site))? {
+            Definition::Site(s) => {
+                let file = crate::paths::readable(self.text(s.file)?);
+                Some(format!("{file}:{}:{}", s.line, s.col))
+            }
+            _ => None,
+        });
+        site.map_or_else(|| self.describe_task(task), |at| format!("the task spawned at {at}"))
+    }
+
     /// The lock in words: its name in backquotes, or `the lock created at FILE:LINE:COL`, or
     /// `lock #3` (also once forgotten).
     pub(crate) fn describe_lock(&self, id: LockId) -> String {

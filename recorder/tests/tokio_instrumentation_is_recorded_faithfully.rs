@@ -8,7 +8,7 @@ mod common;
 
 use common::{check_lock_order, serial, trace_path, Trace};
 use hindsight_recorder::format::{
-    Definition, EventKind, LockImplementation, LockKind, LockMode, TaskId,
+    Definition, EventKind, LockImplementation, LockKind, LockMode, PermitOp, TaskId,
 };
 use hindsight_recorder::Recorder;
 use std::sync::Arc;
@@ -403,6 +403,15 @@ fn a_tokio_semaphores_releases_end_the_holds_they_give_back() {
             .unwrap()
             .await
             .unwrap();
+        // A pair of permits moved to another task and dropped there: that task's release of
+        // the pair's one hold, not two holds of others.
+        let pair = pool.clone().acquire_many_owned(2).await.unwrap();
+        tokio::task::Builder::new()
+            .name("dropper")
+            .spawn(async move { drop(pair) })
+            .unwrap()
+            .await
+            .unwrap();
         single.forget();
         tokio::task::Builder::new()
             .name("adder")
@@ -427,9 +436,73 @@ fn a_tokio_semaphores_releases_end_the_holds_they_give_back() {
             .count()
     };
     assert_eq!(released_by("many"), 1, "one hold of three permits");
+    assert_eq!(released_by("dropper"), 1, "the moved pair's hold");
     assert_eq!(released_by("adder"), 1, "the forgotten permit's hold");
+    // `acquire_many` says how many permits it took, right after its acquisition.
+    let many = kinds_of(&trace, trace.task_named("many"));
+    let taken = many.iter().position(|k| matches!(k, EventKind::LockAcquired { .. }));
+    let taken = taken.expect("`many` acquires");
+    assert!(
+        matches!(many[taken + 1], EventKind::Permits { op: PermitOp::Acquired, count: 3, .. }),
+        "{many:?}"
+    );
+    let counts: Vec<u32> = (trace.events.iter())
+        .filter_map(|e| match e.kind {
+            EventKind::Permits { op: PermitOp::Acquired, count, .. } => Some(count),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(counts, [3, 2], "the single permits need no count");
     // Every hold (the permits overlap: no lock order to check) ends exactly once.
     let count = |name: &str| trace.events.iter().filter(|e| e.kind.name() == name).count();
-    assert_eq!((count("lock_acquired"), count("lock_released")), (2, 2));
+    assert_eq!((count("lock_acquired"), count("lock_released")), (3, 3));
+    let _ = std::fs::remove_file(&path);
+}
+
+/// tokio's `Default` (and `From`) make a lock inside tokio's own source, with no caller's
+/// location: such a lock is named by its type and by who made it — the task by its name, or
+/// by its spawn site — never by a line of tokio's. A lock made by `new` keeps no name.
+#[test]
+fn a_tokio_lock_made_by_default_is_named_by_its_type_and_owner() {
+    let _turn = serial();
+    install();
+    let path = trace_path("tokio-default");
+    let (_layer, guard) = Recorder::builder().path(&path).build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let spawned_at = runtime.block_on(async {
+        tokio::task::Builder::new()
+            .name("owner")
+            .spawn(async { *tokio::sync::Mutex::<u32>::default().lock().await += 1 })
+            .unwrap()
+            .await
+            .unwrap();
+        let line = line!() + 1;
+        tokio::spawn(async { *tokio::sync::RwLock::<u32>::default().write().await += 1 })
+            .await
+            .unwrap();
+        *tokio::sync::Mutex::new(0u32).lock().await += 1;
+        line
+    });
+    drop(runtime);
+    guard.finish().unwrap();
+
+    let trace = Trace::read(&path);
+    let names: Vec<Option<String>> = (trace.definitions.iter())
+        .filter_map(|d| match d {
+            Definition::Lock(lock) => Some(lock.name.and_then(|n| trace.string(n))),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            Some("tokio Mutex made by `default()` or `from()` in task `owner`".to_owned()),
+            Some(format!(
+                "tokio RwLock made by `default()` or `from()` in the task spawned at {}:{spawned_at}:9",
+                file!()
+            )),
+            None,
+        ]
+    );
     let _ = std::fs::remove_file(&path);
 }

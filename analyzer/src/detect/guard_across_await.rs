@@ -378,12 +378,13 @@ fn finding(cx: &Context<'_>, lock: LockId, site: SiteId, found: &Aggregate) -> F
     let mut waiters = Vec::new();
     for (waiter, waited_ns) in &found.waiters {
         cx.add_actor(&mut finding, waiter.actor, waiter.thread);
-        finding.sites.push(cx.site_ref(waiter.site, "waiting"));
+        let role = lock_def.site_role(cx.trace, waiter.site, "waiting");
+        finding.sites.push(cx.site_ref(waiter.site, role));
         finding.evidence.push(format!(
-            "meanwhile {} waited {} for `{name}` at {}",
+            "meanwhile {} waited {} for `{name}` {}",
             waiter.actor.describe(cx.trace),
             format_ns(*waited_ns),
-            cx.trace.site_text(waiter.site)
+            lock_def.at_site(cx.trace, waiter.site)
         ));
         waiters.push(AwaitWaiter {
             actor: waiter.actor.describe(cx.trace),

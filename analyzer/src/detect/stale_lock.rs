@@ -378,9 +378,9 @@ impl StateAtDeath {
         for (actor, hold) in &self.holds {
             let who = actor.describe(cx.trace);
             f.evidence.push(format!(
-                "{who} held `{}` (acquired {}, {} before the end)",
+                "{who} held `{}` ({}, {} before the end)",
                 cx.trace.lock_name(hold.lock),
-                acquired_at(cx, hold),
+                cx.trace.lock(hold.lock).did_at(cx.trace, hold.site, "acquired"),
                 format_ns(end.saturating_sub(hold.since_ns))
             ));
             crate::report::push_unique(&mut f.locks, cx.trace.lock_name(hold.lock));
@@ -390,6 +390,10 @@ impl StateAtDeath {
         }
         for (actor, wait) in &waits {
             let who = actor.describe(cx.trace);
+            let waited_lock = match wait.target {
+                WaitFor::Lock { lock, .. } => Some(cx.trace.lock(lock)),
+                _ => None,
+            };
             let what = match wait.target {
                 WaitFor::Lock { lock, .. } => {
                     crate::report::push_unique(&mut f.locks, cx.trace.lock_name(lock));
@@ -403,12 +407,17 @@ impl StateAtDeath {
             };
             f.evidence.push(format!(
                 "{who} waited for {what}{} since t={}",
-                at_site(cx, wait.site),
+                match (waited_lock, wait.site) {
+                    (Some(lock), Some(site)) => format!(" {}", lock.at_site(cx.trace, site)),
+                    _ => at_site(cx, wait.site),
+                },
                 format_ns(wait.since_ns)
             ));
             cx.add_actor(&mut f, *actor, wait.thread);
             if let Some(site) = wait.site {
-                push_site(&mut f, cx.site_ref(site, "waiting"));
+                let role =
+                    waited_lock.map_or("waiting", |l| l.site_role(cx.trace, site, "waiting"));
+                push_site(&mut f, cx.site_ref(site, role));
             }
         }
         for &(task, thread, since) in &polling {

@@ -132,10 +132,50 @@ pub struct ThreadState {
 pub struct Lost {
     /// When the first gap was.
     pub first_ns: u64,
+    /// When the last gap was (the events of each gap were dropped before it).
+    pub last_ns: u64,
     /// Gaps.
     pub gaps: u64,
     /// Events dropped in all.
     pub events: u64,
+    /// When the latest [`Lost::RECENT`] gaps were, in a ring (slot `n % RECENT` for the
+    /// `n`th gap): bounded memory, exact times for a thread with few gaps.
+    recent: [u64; Lost::RECENT],
+}
+
+impl Lost {
+    /// How many gap times are kept exactly.
+    pub const RECENT: usize = 8;
+
+    /// A thread's lost events from its first gap, at `time_ns` (counted by [`add`](Self::add)).
+    fn new(time_ns: u64) -> Lost {
+        Lost { first_ns: time_ns, last_ns: time_ns, gaps: 0, events: 0, recent: [0; Lost::RECENT] }
+    }
+
+    /// Counts a gap at `time_ns` of `dropped` events.
+    fn add(&mut self, time_ns: u64, dropped: u64) {
+        self.recent[(self.gaps % Lost::RECENT as u64) as usize] = time_ns;
+        self.last_ns = time_ns;
+        self.gaps += 1;
+        self.events = self.events.saturating_add(dropped);
+    }
+
+    /// Whether a gap may fall in `(from, to]`: the events it stands for, dropped just before
+    /// it, may then have changed what replay believes from `from` on. Exact for the latest
+    /// [`Lost::RECENT`] gaps; the earlier ones are known only to lie between the first gap and
+    /// the oldest one kept.
+    pub fn may_fall_in(&self, from: u64, to: u64) -> bool {
+        let inside = |time: u64| from < time && time <= to;
+        let kept = (self.gaps as usize).min(Lost::RECENT);
+        if self.recent[..kept].iter().any(|&time| inside(time)) {
+            return true;
+        }
+        if self.gaps as usize <= Lost::RECENT {
+            return false;
+        }
+        let oldest_kept = self.recent[(self.gaps % Lost::RECENT as u64) as usize];
+        from < oldest_kept && self.first_ns <= to
+    }
 }
 
 /// Extra state of a task.
@@ -644,9 +684,7 @@ impl State {
             | K::Mark { .. } => {}
             K::Gap { dropped } => {
                 let thread = grow(&mut self.threads, event.thread.index());
-                let lost = thread.lost.get_or_insert(Lost { first_ns: now, gaps: 0, events: 0 });
-                lost.gaps += 1;
-                lost.events = lost.events.saturating_add(dropped);
+                thread.lost.get_or_insert_with(|| Lost::new(now)).add(now, dropped);
             }
             K::Permits { lock, op, count } => {
                 let lock_state = grow(&mut self.locks, lock.index());
@@ -791,5 +829,24 @@ mod tests {
     fn a_locks_hot_state_is_one_cache_line() {
         assert_eq!(std::mem::size_of::<Holders>(), 48);
         assert_eq!(std::mem::align_of::<LockState>(), 64);
+    }
+
+    #[test]
+    fn a_gap_falls_in_a_span_exactly_for_the_latest_gaps_and_conservatively_before() {
+        let mut lost = Lost::new(10);
+        for time in [10, 20, 30] {
+            lost.add(time, 1);
+        }
+        assert!(lost.may_fall_in(15, 20), "the gap at 20");
+        assert!(!lost.may_fall_in(20, 29), "the events of 30 were lost after 20, before 30");
+        assert!(!lost.may_fall_in(31, 100));
+        // 12 gaps, 10 apart: the latest 8 (50..=120) are exact, 10..=40 lie in [10, 50].
+        for time in (40..=120).step_by(10) {
+            lost.add(time, 1);
+        }
+        assert!(lost.may_fall_in(71, 80));
+        assert!(!lost.may_fall_in(71, 79));
+        assert!(lost.may_fall_in(21, 22), "older gaps are known only to lie in [10, 50]");
+        assert!(!lost.may_fall_in(121, 1_000));
     }
 }

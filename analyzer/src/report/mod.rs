@@ -242,6 +242,29 @@ impl Finding {
             instances: Vec::new(),
         }
     }
+
+    /// The time its facts span on the threads and tasks it names, `(from, to)`, where its
+    /// detail says: a hold (`stale-lock`, `guard-across-await`), a poll (`blocking-in-async`),
+    /// waits and holds to the end (`deadlock`). Events lost inside that span may have changed
+    /// them; events lost outside it cannot, for the events at its start showed the actor
+    /// again. `None` where a finding may rest on anything before it (a lock order, a race's
+    /// clocks, statistics).
+    pub fn facts_span(&self) -> Option<(u64, u64)> {
+        let t = self.time_ns;
+        match &self.detail {
+            Detail::StaleLock(d) => {
+                Some((d.held_since_ns, d.held_since_ns.saturating_add(d.held_ns)))
+            }
+            Detail::GuardAcrossAwait(d) => Some((t, t.saturating_add(d.held_ns))),
+            Detail::BlockingInAsync(d) => Some((t, t.saturating_add(d.longest_poll_ns))),
+            Detail::Deadlock(d) => {
+                let holds = d.cycle.iter().filter_map(|a| a.holds.as_ref().map(|h| h.since_ns));
+                let waits = d.cycle.iter().map(|a| a.waiting_since_ns);
+                holds.chain(waits).min().map(|from| (from, u64::MAX))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Adds `item` to `list` unless it is there already (keeps the first-seen order).
@@ -582,18 +605,20 @@ pub struct TaskEntry {
     pub cancelled: bool,
     /// Polls.
     pub polls: u64,
+    /// It is the async runtime's own rather than the program's (see
+    /// [`is_runtime_internal`](Self::is_runtime_internal)): reports count it apart.
+    #[serde(default)]
+    pub runtime: bool,
 }
 
 impl TaskEntry {
-    /// Whether it is the runtime's own rather than the program's: a `block_on` future, or a
-    /// task tokio spawned from its own source (the launches of its worker threads on the
-    /// blocking pool).
-    pub fn is_runtime_internal(&self) -> bool {
-        let from_tokio = self
-            .spawn_site
-            .as_deref()
+    /// Whether a task of `kind` spawned at `spawn_site` is the runtime's own rather than the
+    /// program's: a `block_on` future, or a task tokio spawned from its own source (the
+    /// launches of its worker threads on the blocking pool).
+    pub fn is_runtime_internal(kind: Option<&str>, spawn_site: Option<&str>) -> bool {
+        let from_tokio = spawn_site
             .is_some_and(|site| site.starts_with("tokio-") && site.contains("/src/runtime/"));
-        self.kind.as_deref() == Some("block_on") || from_tokio
+        kind == Some("block_on") || from_tokio
     }
 }
 

@@ -250,7 +250,7 @@ fn header(out: &mut Lines, report: &Report) {
 
 /// How many tasks the program had, and how many more the runtime had of its own.
 fn tasks_text(tasks: &[TaskEntry]) -> String {
-    let internal = tasks.iter().filter(|task| task.is_runtime_internal()).count() as u64;
+    let internal = tasks.iter().filter(|task| task.runtime).count() as u64;
     let program = counted(tasks.len() as u64 - internal, "task", "tasks");
     match internal {
         0 => program,

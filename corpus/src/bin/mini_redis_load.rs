@@ -14,9 +14,8 @@
 //! Usage: `mini_redis_load TRACE CLIENTS SECONDS [shared]`.
 
 use anyhow::{Context, Result};
-use hindsight_recorder::Recorder;
+use hindsight_corpus::record;
 use std::time::{Duration, Instant};
-use tracing_subscriber::prelude::*;
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
@@ -29,12 +28,7 @@ fn main() -> Result<()> {
         Some("shared") => true,
         Some(_) => anyhow::bail!(usage),
     };
-    let (recorder, guard) = Recorder::builder().path(&path).program("mini-redis").build()?;
-    tracing_subscriber::registry().with(recorder).init();
-
-    let runtime =
-        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let operations = runtime.block_on(async {
+    let body = async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -79,15 +73,9 @@ fn main() -> Result<()> {
         }
         let _ = stop.send(());
         server.await?.map_err(|e| anyhow::anyhow!("server: {e}"))?;
-        Ok::<_, anyhow::Error>(operations)
-    })?;
-    drop(runtime);
-    let summary = guard.finish()?;
-    println!(
-        "mini-redis: {clients} clients, {operations} operations; {} events, {} bytes -> {}",
-        summary.events,
-        summary.bytes,
-        path.display()
-    );
+        Ok(operations)
+    };
+    let done = |operations: &u64| format!("{clients} clients, {operations} operations");
+    record("mini-redis", &path, body, done)?;
     Ok(())
 }

@@ -12,12 +12,11 @@
 //!
 //! Usage: `tower_limit_load TRACE correct|wrong CALLERS SECONDS`.
 
-use anyhow::{bail, Context, Result};
-use hindsight_recorder::Recorder;
+use anyhow::Result;
+use hindsight_corpus::{record, KnownAnswerArgs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tower::{Service, ServiceBuilder, ServiceExt};
-use tracing_subscriber::prelude::*;
 
 /// Calls the service allows at once.
 const LIMIT: usize = 4;
@@ -29,22 +28,9 @@ async fn backend(request: u64) -> Result<u64, std::convert::Infallible> {
 }
 
 fn main() -> Result<()> {
-    let mut args = std::env::args().skip(1);
     let usage = "usage: tower_limit_load TRACE correct|wrong CALLERS SECONDS";
-    let path = std::path::PathBuf::from(args.next().context(usage)?);
-    let wrong = match args.next().context(usage)?.as_str() {
-        "correct" => false,
-        "wrong" => true,
-        _ => bail!(usage),
-    };
-    let callers: u64 = args.next().context(usage)?.parse().context(usage)?;
-    let seconds: f64 = args.next().context(usage)?.parse().context(usage)?;
-    let (recorder, guard) = Recorder::builder().path(&path).program("tower-limit").build()?;
-    tracing_subscriber::registry().with(recorder).init();
-
-    let runtime =
-        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let calls = runtime.block_on(async {
+    let KnownAnswerArgs { path, wrong, count: callers, seconds } = KnownAnswerArgs::parse(usage)?;
+    let body = async {
         let service = ServiceBuilder::new().concurrency_limit(LIMIT).service_fn(backend);
         let stats = Arc::new(tokio::sync::Mutex::new(0u64));
         let until = Instant::now() + Duration::from_secs_f64(seconds);
@@ -71,15 +57,8 @@ fn main() -> Result<()> {
             handle.await?.map_err(|e| anyhow::anyhow!("caller: {e}"))?;
         }
         let calls = *stats.lock().await;
-        Ok::<_, anyhow::Error>(calls)
-    })?;
-    drop(runtime);
-    let summary = guard.finish()?;
-    println!(
-        "tower-limit: {callers} callers, {calls} calls; {} events, {} bytes -> {}",
-        summary.events,
-        summary.bytes,
-        path.display()
-    );
+        Ok(calls)
+    };
+    record("tower-limit", &path, body, |calls| format!("{callers} callers, {calls} calls"))?;
     Ok(())
 }

@@ -4,7 +4,7 @@ use super::fields::{Change, ConventionFields, EventFields, WakerOp};
 use super::resource::{Actor, Resource};
 use super::spans::{self, Class, SpanKind, Spans};
 use super::{callsites, convention, Callsite};
-use crate::format::{EventKind, LockKind, LockMode, SiteId};
+use crate::format::{EventKind, LockKind, LockMode, PermitOp, SiteId};
 use crate::local::{self, Ctx};
 use crate::session;
 use std::sync::atomic::Ordering;
@@ -57,7 +57,7 @@ fn resource_state(event: &tracing::Event<'_>, spans: &impl Spans) {
                 _ => None,
             };
             match change {
-                Some((true, mode)) => acquired(&resource, mode, None),
+                Some((true, mode)) => acquired(&resource, mode, None, 1),
                 Some((false, mode)) => released(&resource, mode, 1),
                 None => {}
             }
@@ -84,7 +84,8 @@ fn resource_state(event: &tracing::Event<'_>, spans: &impl Spans) {
     }
 }
 
-/// A state update of an async op: permits handed to a waiter by whoever released them.
+/// A state update of an async op: the permits a semaphore's acquisition asks for, as it is
+/// made; permits handed to a waiter by whoever released them.
 fn async_op_state(event: &tracing::Event<'_>, spans: &impl Spans) {
     // The waiter's own poll also reports what it obtained, from inside its poll span;
     // a releaser handing permits over reports them with only the op span entered.
@@ -93,6 +94,16 @@ fn async_op_state(event: &tracing::Event<'_>, spans: &impl Spans) {
         return;
     }
     let fields = fields_of(event);
+    if let Some(requested) = fields.permits_requested {
+        // Made inside the `Semaphore::acquire_many` (or `acquire`) op it serves.
+        if let Some((op, _)) = spans::innermost(|class| class == Class::AsyncOp) {
+            if let Some(SpanKind::AsyncOp(op)) = spans.kind(op) {
+                let requested = u32::try_from(requested).unwrap_or(u32::MAX);
+                op.permits.store(requested, Ordering::Relaxed);
+            }
+        }
+        return;
+    }
     if fields.permits_op != Some(Change::Add) {
         return;
     }
@@ -132,7 +143,8 @@ fn poll_op(event: &tracing::Event<'_>, spans: &impl Spans) {
             op.ready.store(true, Ordering::Relaxed);
             drop(session::lock(&op.wait).take());
             if resource.kind == LockKind::Semaphore {
-                acquired(resource, LockMode::Exclusive, Some(op.site));
+                let permits = op.permits.load(Ordering::Relaxed);
+                acquired(resource, LockMode::Exclusive, Some(op.site), permits);
             } else {
                 local::with(|ctx| {
                     let actor = actor(ctx);
@@ -158,8 +170,9 @@ fn waker(metadata: &Metadata<'_>, fields: &EventFields, spans: &impl Spans) {
     local::with(|ctx| ctx.record(EventKind::Wake { task, by_ref }));
 }
 
-/// `resource` was acquired in `mode` by the current actor; `site` if known already.
-fn acquired(resource: &Resource, mode: LockMode, site: Option<SiteId>) {
+/// `resource` was acquired in `mode` by the current actor, `permits` of it (more than 1 only
+/// for a semaphore's `acquire_many`); `site` if known already.
+fn acquired(resource: &Resource, mode: LockMode, site: Option<SiteId>, permits: u32) {
     local::with(|ctx| {
         if resource.generation != ctx.session().generation() {
             return;
@@ -171,10 +184,13 @@ fn acquired(resource: &Resource, mode: LockMode, site: Option<SiteId>) {
                 Some(site) => (site, false),
                 None => (resource.site, true),
             };
-            (holders.acquire(resource.kind, actor, mode), site, via_try)
+            (holders.acquire(resource.kind, actor, mode, u64::from(permits)), site, via_try)
         };
         let lock = resource.lock;
         ctx.record(EventKind::LockAcquired { lock, mode, site, seq: Some(seq), via_try });
+        if permits != 1 {
+            ctx.record(EventKind::Permits { lock, op: PermitOp::Acquired, count: permits });
+        }
     });
 }
 
@@ -187,7 +203,8 @@ fn released(resource: &Resource, mode: LockMode, count: u64) {
         let actor = actor(ctx);
         let holds = session::lock(&resource.holders).holds_ended_by(resource.kind, actor, count);
         for _ in 0..holds.min(1024) {
-            let Some(seq) = session::lock(&resource.holders).release(actor, mode) else { break };
+            let released = session::lock(&resource.holders).release(actor, mode, count);
+            let Some(seq) = released else { break };
             let lock = resource.lock;
             ctx.record(EventKind::LockReleased { lock, mode, seq: Some(seq), poisoned: false });
         }

@@ -121,6 +121,8 @@ pub(crate) struct EventFields {
     pub(crate) permits: Option<u64>,
     /// `permits_obtained` of an async op state update.
     pub(crate) permits_obtained: Option<u64>,
+    /// `permits_requested` of an async op state update (made as the op is created).
+    pub(crate) permits_requested: Option<u64>,
     /// `permits.op`.
     pub(crate) permits_op: Option<Change>,
     /// `is_ready` of a poll op event.
@@ -153,6 +155,7 @@ impl Visit for EventFields {
             "task.id" => self.task_id = Some(value),
             "permits" => self.permits = Some(value),
             "permits_obtained" => self.permits_obtained = Some(value),
+            "permits_requested" => self.permits_requested = Some(value),
             _ => {}
         }
     }

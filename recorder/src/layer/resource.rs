@@ -28,6 +28,15 @@ pub(crate) enum Actor {
     Thread(ThreadId),
 }
 
+/// One hold of a lock: who, in which mode, of how many permits (1 but for a semaphore's
+/// `acquire_many`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Held {
+    actor: Actor,
+    mode: LockMode,
+    permits: u64,
+}
+
 /// The holders of one lock and its sequence counter.
 #[derive(Debug, Default)]
 pub(crate) struct Holders {
@@ -35,9 +44,9 @@ pub(crate) struct Holders {
     seq: u64,
     /// Permits (1 for a mutex; a rwlock's writers are checked by mode).
     capacity: Option<usize>,
-    holders: Vec<(Actor, LockMode)>,
+    holders: Vec<Held>,
     /// Releases given their number early, waiting for their holder's late report.
-    pending: Vec<(Actor, LockMode, NonZeroU64)>,
+    pending: Vec<(Held, NonZeroU64)>,
     /// Actors whose lock operation just completed (so their next acquisition is not a
     /// `try_lock`), with the operation's site.
     ready: Vec<(Actor, SiteId)>,
@@ -78,70 +87,107 @@ impl Holders {
         Some(self.ready.swap_remove(index).1)
     }
 
-    /// `actor` acquired the lock in `mode`; returns the acquisition's number. Holders that
-    /// cannot still hold it are given their release numbers first.
-    pub(crate) fn acquire(&mut self, kind: LockKind, actor: Actor, mode: LockMode) -> NonZeroU64 {
+    /// `actor` acquired the lock in `mode`, `permits` of it (1 but for a semaphore's
+    /// `acquire_many`); returns the acquisition's number. Holders that cannot still hold it
+    /// are given their release numbers first.
+    pub(crate) fn acquire(
+        &mut self,
+        kind: LockKind,
+        actor: Actor,
+        mode: LockMode,
+        permits: u64,
+    ) -> NonZeroU64 {
         let capacity = match kind {
-            LockKind::Semaphore => self.capacity.unwrap_or(usize::MAX),
+            LockKind::Semaphore => self.capacity.map_or(u64::MAX, |c| c as u64),
             _ => 1,
         };
         loop {
             let conflict = match (kind, mode) {
                 (LockKind::Semaphore, _) => {
-                    if self.holders.len() >= capacity {
-                        Some(0)
-                    } else {
-                        None
-                    }
+                    let out: u64 = self.holders.iter().map(|h| h.permits).sum();
+                    let full = out.saturating_add(permits) > capacity;
+                    (full && !self.holders.is_empty()).then_some(0)
                 }
                 (_, LockMode::Exclusive) => (!self.holders.is_empty()).then_some(0),
                 (_, LockMode::Shared) => {
-                    self.holders.iter().position(|(_, m)| *m == LockMode::Exclusive)
+                    self.holders.iter().position(|h| h.mode == LockMode::Exclusive)
                 }
             };
             let Some(index) = conflict else { break };
-            let (holder, held_mode) = self.holders.remove(index);
+            let holder = self.holders.remove(index);
             let seq = self.next();
-            self.pending.push((holder, held_mode, seq));
+            self.pending.push((holder, seq));
         }
-        self.holders.push((actor, mode));
+        self.holders.push(Held { actor, mode, permits });
         self.next()
     }
 
     /// How many holds `actor` giving back `count` units of a lock of `kind` ends. A lock's
     /// units are its holds. A semaphore's are permits: a holder gives back its own hold, of
-    /// however many permits it took (`acquire_many`); an actor that holds none gives back
-    /// permits forgotten by others (`add_permits`), a hold each.
+    /// however many permits it took (`acquire_many`); an actor that holds none gives back a
+    /// hold of exactly `count` permits that moved to it (a permit dropped by the task it was
+    /// handed to) if there is one, else permits forgotten by others (`add_permits`): the
+    /// oldest holds, as many as `count` permits cover.
     pub(crate) fn holds_ended_by(&self, kind: LockKind, actor: Actor, count: u64) -> u64 {
-        let holds = |a: &Actor| *a == actor;
-        let holder = self.holders.iter().any(|(a, _)| holds(a))
-            || self.pending.iter().any(|(a, _, _)| holds(a));
-        match kind {
-            LockKind::Semaphore if holder => 1,
-            _ => count,
+        if kind != LockKind::Semaphore {
+            return count;
         }
+        let all = || self.pending.iter().map(|(held, _)| held).chain(&self.holders);
+        if all().any(|h| h.actor == actor || h.permits == count) {
+            return 1;
+        }
+        let mut left = count;
+        let covered = all().take_while(|h| match left.checked_sub(h.permits) {
+            Some(rest) => {
+                left = rest;
+                true
+            }
+            None => false,
+        });
+        covered.count() as u64
     }
 
-    /// `actor` reported releasing the lock held in `mode`; returns the release's number, or
-    /// `None` for a release of a hold the Layer never saw.
-    pub(crate) fn release(&mut self, actor: Actor, mode: LockMode) -> Option<NonZeroU64> {
-        if let Some(i) = self.pending.iter().position(|(a, m, _)| *a == actor && *m == mode) {
-            return Some(self.pending.remove(i).2);
-        }
-        if let Some(i) = self.holders.iter().position(|(a, m)| *a == actor && *m == mode) {
-            self.holders.remove(i);
-            return Some(self.next());
-        }
-        // A guard moved to another task or thread: release the oldest hold of that mode.
-        if let Some(i) = self.pending.iter().position(|(_, m, _)| *m == mode) {
-            return Some(self.pending.remove(i).2);
-        }
-        if let Some(i) = self.holders.iter().position(|(_, m)| *m == mode) {
-            self.holders.remove(i);
-            return Some(self.next());
+    /// `actor` reported releasing the lock held in `mode`, giving back `permits` (1 but for a
+    /// semaphore); returns the release's number, or `None` for a release of a hold the Layer
+    /// never saw. Its own hold ends; else a hold moved to it: one of exactly `permits`
+    /// permits if there is one, else the oldest of that mode.
+    pub(crate) fn release(
+        &mut self,
+        actor: Actor,
+        mode: LockMode,
+        permits: u64,
+    ) -> Option<NonZeroU64> {
+        let picks: [&dyn Fn(&Held) -> bool; 3] = [
+            &|h| h.actor == actor && h.mode == mode,
+            &|h| h.permits == permits && h.mode == mode,
+            &|h| h.mode == mode,
+        ];
+        for pick in picks {
+            if let Some(i) = self.pending.iter().position(|(held, _)| pick(held)) {
+                return Some(self.pending.remove(i).1);
+            }
+            if let Some(i) = self.holders.iter().position(pick) {
+                self.holders.remove(i);
+                return Some(self.next());
+            }
         }
         None
     }
+}
+
+/// Whether `file`, a tokio lock's creation site, is inside tokio's own source: the lock was
+/// made by tokio's `Default` or `From` (`Mutex::default()`), which carry no caller's
+/// location, so the site says nothing of the program.
+pub(crate) fn made_inside_tokio(file: &str) -> bool {
+    crate::paths::dependency_path(file)
+        .is_some_and(|path| path.starts_with("tokio-") && path.contains("/src/sync/"))
+}
+
+/// The name of a tokio lock of type `concrete` made inside tokio's own source (see
+/// [`made_inside_tokio`]) by `owner` (who was running, in words): its type and owner, as
+/// the caller's line cannot be found.
+pub(crate) fn name_by_owner(concrete: &str, owner: &str) -> String {
+    format!("tokio {concrete} made by `default()` or `from()` in {owner}")
 }
 
 /// A tokio lock that the Layer records.
@@ -171,6 +217,9 @@ pub(crate) struct AsyncOp {
     pub(crate) site: SiteId,
     /// The mode it asks for.
     pub(crate) mode: LockMode,
+    /// The permits it asks for (a semaphore's `acquire_many`; 1 otherwise), from tokio's
+    /// `permits_requested`.
+    pub(crate) permits: std::sync::atomic::AtomicU32,
     /// A request was recorded (a poll returned pending).
     pub(crate) requested: std::sync::atomic::AtomicBool,
     /// The operation completed.

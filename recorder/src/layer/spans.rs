@@ -254,7 +254,12 @@ fn new_resource(fields: &SpanFields, spans: &impl Spans) -> Option<SpanKind> {
         let (line, col) = (fields.line.unwrap_or(0), fields.col.unwrap_or(0));
         let mut registry = session::lock(&ctx.session().registry);
         let site = registry.site_by_value(&file, line, col, None);
-        let lock = registry.lock(kind, LockImplementation::Tokio, false, None, Some(site));
+        let name = resource::made_inside_tokio(&file).then(|| {
+            let owner = registry.describe_actor(ctx.task(), ctx.thread());
+            resource::name_by_owner(concrete, &owner)
+        });
+        let lock =
+            registry.lock(kind, LockImplementation::Tokio, false, name.as_deref(), Some(site));
         SpanKind::Resource(Arc::new(Resource {
             generation: ctx.session().generation(),
             lock,
@@ -289,6 +294,7 @@ fn new_async_op(attrs: &tracing::span::Attributes<'_>, spans: &impl Spans) -> Op
                 site,
                 mode: resource::mode_of(source),
                 resource,
+                permits: std::sync::atomic::AtomicU32::new(1),
                 requested: Default::default(),
                 ready: Default::default(),
                 wait: Default::default(),

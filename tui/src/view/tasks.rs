@@ -1,12 +1,14 @@
 //! Tasks & threads: every thread and task with its spawn site, polls, busy time, longest poll,
 //! the locks it held at the end and its state at the end; a detail pane with the locks it took.
+//! The async runtime's own tasks (`block_on` futures, blocking-pool launches) are of kind
+//! `runtime` and counted apart from the program's.
 
 use super::{
     block, field, heading, line, ns_or_dash, raw, short_site, styled, TableNav, TableView,
 };
 use crate::data::Data;
 use hindsight_analyzer::report::format_ns;
-use hindsight_analyzer::timeline::Lane;
+use hindsight_analyzer::timeline::{Lane, LaneKind};
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Modifier, Style};
@@ -26,23 +28,42 @@ const TOP_LOCKS: usize = 12;
 #[derive(Debug)]
 pub struct TasksView {
     data: Rc<Data>,
+    /// Per lane, whether it is one of the runtime's own tasks.
+    runtime: Vec<bool>,
     nav: TableNav,
 }
 
 impl TasksView {
     /// The view over `data`: threads first, then tasks, in trace order.
     pub fn new(data: Rc<Data>) -> Self {
-        let mut view = TasksView { data, nav: TableNav::new(HEADER.len(), KIND, false) };
+        let tasks = &data.report.tasks;
+        let runtime = (data.timeline.lanes().iter())
+            .map(|lane| {
+                lane.kind == LaneKind::Task
+                    && tasks.iter().any(|task| task.runtime && task.name == lane.name)
+            })
+            .collect();
+        let nav = TableNav::new(HEADER.len(), KIND, false);
+        let mut view = TasksView { data, runtime, nav };
         view.refresh();
         view
     }
+
+    /// The kind of lane `index`, in words: `thread`, `task` or `runtime`.
+    fn kind(&self, index: usize, lane: &Lane) -> &'static str {
+        if self.runtime.get(index).copied().unwrap_or(false) {
+            "runtime"
+        } else {
+            lane.kind.name()
+        }
+    }
 }
 
-fn haystack(lane: &Lane) -> String {
+fn haystack(kind: &str, lane: &Lane) -> String {
     let locks: Vec<&str> = lane.locks_taken.iter().map(|l| l.lock.as_str()).collect();
     format!(
         "{} {} {} {} {}",
-        lane.kind.name(),
+        kind,
         lane.name,
         lane.spawn_site.as_deref().unwrap_or(""),
         lane.state_at_end,
@@ -50,10 +71,10 @@ fn haystack(lane: &Lane) -> String {
     )
 }
 
-fn compare(a: &Lane, b: &Lane, column: usize) -> Ordering {
+fn compare((a_kind, a): (&str, &Lane), (b_kind, b): (&str, &Lane), column: usize) -> Ordering {
     match column {
         0 => a.name.cmp(&b.name),
-        KIND => a.kind.cmp(&b.kind),
+        KIND => a.kind.cmp(&b.kind).then(a_kind.cmp(b_kind)),
         2 => a.spawn_site.cmp(&b.spawn_site),
         3 => a.polls.cmp(&b.polls),
         4 => a.busy_ns.cmp(&b.busy_ns),
@@ -74,10 +95,12 @@ impl TableView for TasksView {
 
     fn refresh(&mut self) {
         let lanes = self.data.timeline.lanes();
-        let mut rows = self.nav.matching(lanes.len(), |i| haystack(&lanes[i]));
+        let mut rows =
+            self.nav.matching(lanes.len(), |i| haystack(self.kind(i, &lanes[i]), &lanes[i]));
         let (column, descending) = (self.nav.sort, self.nav.descending);
         rows.sort_by(|&a, &b| {
-            let order = compare(&lanes[a], &lanes[b], column);
+            let lane = |i: usize| (self.kind(i, &lanes[i]), &lanes[i]);
+            let order = compare(lane(a), lane(b), column);
             let order = if descending { order.reverse() } else { order };
             order.then(a.cmp(&b))
         });
@@ -97,7 +120,7 @@ impl Widget for &TasksView {
                 let lane = &lanes[i];
                 vec![
                     lane.name.clone(),
-                    lane.kind.name().to_owned(),
+                    self.kind(i, lane).to_owned(),
                     lane.spawn_site.as_deref().map_or_else(|| "-".to_owned(), short_site),
                     lane.polls.to_string(),
                     ns_or_dash(lane.busy_ns),
@@ -116,7 +139,7 @@ impl Widget for &TasksView {
             .collect();
         let widths = [
             Constraint::Fill(2),
-            Constraint::Length(6),
+            Constraint::Length(7),
             Constraint::Fill(2),
             Constraint::Length(6),
             Constraint::Length(9),
@@ -124,18 +147,21 @@ impl Widget for &TasksView {
             Constraint::Fill(1),
             Constraint::Fill(2),
         ];
-        let threads = lanes
-            .iter()
-            .filter(|l| l.kind == hindsight_analyzer::timeline::LaneKind::Thread)
-            .count();
+        let threads = lanes.iter().filter(|l| l.kind == LaneKind::Thread).count();
+        let runtime = self.runtime.iter().filter(|&&r| r).count();
+        let own = match runtime {
+            0 => String::new(),
+            n => format!(" (and {n} of the runtime's own)"),
+        };
         let title = format!(
-            " Threads: {threads}, tasks: {} ({} shown) ",
-            lanes.len() - threads,
+            " Threads: {threads}, tasks: {}{own} ({} shown) ",
+            lanes.len() - threads - runtime,
             self.nav.rows.len()
         );
         self.nav.render(top, buf, block(title), &HEADER, &widths, rows);
 
-        let Some(lane) = self.nav.selected_item().and_then(|i| lanes.get(i)) else {
+        let selected = self.nav.selected_item().and_then(|i| Some((i, lanes.get(i)?)));
+        let Some((index, lane)) = selected else {
             Paragraph::new("Nothing matches.")
                 .block(block(" Detail ".to_owned()))
                 .render(bottom, buf);
@@ -143,7 +169,10 @@ impl Widget for &TasksView {
         };
         let mut lines = vec![
             Line::from(styled(
-                format!("{} `{}`", lane.kind.name(), lane.name),
+                match self.kind(index, lane) {
+                    "runtime" => format!("task `{}` (the runtime's own)", lane.name),
+                    kind => format!("{kind} `{}`", lane.name),
+                },
                 Style::new().add_modifier(Modifier::BOLD),
             )),
             field("spawned", lane.spawn_site.clone().unwrap_or_else(|| "-".to_owned())),

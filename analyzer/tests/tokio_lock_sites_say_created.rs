@@ -1,0 +1,80 @@
+//! tokio's own locks, recorded through tokio's instrumentation, carry only their creation site
+//! (tokio's resource spans give no call site): a finding labels that site "created", never
+//! "holding", "waiting" or "acquired", and says tokio gave no call site (issue 21, item 5).
+
+mod common;
+
+use common::{analyze, of_kind, sites};
+use hindsight_analyzer::FindingKind;
+use hindsight_recorder::format::{LockKind, TraceBuilder};
+
+const MS: u64 = 1_000_000;
+
+/// Eight tasks queue 150 ms each on a tokio mutex created at `src/db.rs:3:14`; the first holds
+/// it across an `.await`.
+///
+/// ```text
+/// worker  [task-0] acquire(db) ── poll ends pending ── ... ── release
+///         [task-1..7]   request(db) .............. acquire, release (one after another)
+/// ```
+fn queued_on_a_tokio_mutex() -> TraceBuilder {
+    let mut b = TraceBuilder::new("tokio-sites");
+    let worker = b.thread("worker");
+    let created = b.site("src/db.rs", 3, 14);
+    let db = b.lock(LockKind::Mutex, false, None, Some(created));
+    let tasks: Vec<_> = (0..8).map(|i| b.task(&format!("task-{i}"), None)).collect();
+    b.in_task(worker, tasks[0]).poll_start().acquire(db, created).poll_end(false);
+    for &task in &tasks[1..] {
+        b.in_task(worker, task).poll_start().request(db, created).poll_end(false);
+    }
+    b.advance(150 * MS);
+    b.in_task(worker, tasks[0]).poll_start().release(db).poll_end(true).finish_task();
+    for &task in &tasks[1..] {
+        b.in_task(worker, task).poll_start().acquire(db, created);
+        b.advance(20 * MS);
+        b.in_task(worker, task).release(db).poll_end(true).finish_task();
+    }
+    b
+}
+
+#[test]
+fn a_tokio_mutex_hotspot_names_its_creation_site_as_such() {
+    let report = analyze(&queued_on_a_tokio_mutex());
+    let found = of_kind(&report, FindingKind::ContentionHotspot);
+    assert_eq!(found.len(), 1, "{:#?}", report.findings);
+    let created = ("created".to_owned(), "src/db.rs:3:14".to_owned());
+    assert_eq!(sites(found[0]), vec![created.clone(), created.clone()]);
+    let evidence = found[0].evidence.join("\n");
+    assert!(
+        evidence.contains(
+            "holding (tokio gives no call site; the lock was created at src/db.rs:3:14): 8 times"
+        ),
+        "{evidence}"
+    );
+    assert!(
+        evidence.contains(
+            "waiting (tokio gives no call site; the lock was created at src/db.rs:3:14): 7 times"
+        ),
+        "{evidence}"
+    );
+    assert!(!evidence.contains("holding at") && !evidence.contains("waiting at"), "{evidence}");
+}
+
+#[test]
+fn the_waiters_of_a_tokio_guard_held_across_an_await_are_at_its_creation_site() {
+    let report = analyze(&queued_on_a_tokio_mutex());
+    let found = of_kind(&report, FindingKind::GuardAcrossAwait);
+    assert_eq!(found.len(), 1, "{:#?}", report.findings);
+    let roles: Vec<String> = sites(found[0]).into_iter().map(|(role, _)| role).collect();
+    assert!(roles.iter().all(|role| role == "created"), "{roles:?}");
+    let meanwhile: Vec<&String> =
+        found[0].evidence.iter().filter(|e| e.starts_with("meanwhile")).collect();
+    assert_eq!(meanwhile.len(), 7, "{:#?}", found[0].evidence);
+    assert!(
+        meanwhile.iter().all(|e| e.ends_with(
+            "for `src/db.rs:3:14` (tokio gives no call site; the lock was created at \
+             src/db.rs:3:14)"
+        )),
+        "{meanwhile:#?}"
+    );
+}
