@@ -78,3 +78,44 @@ fn the_waiters_of_a_tokio_guard_held_across_an_await_are_at_its_creation_site() 
         "{meanwhile:#?}"
     );
 }
+
+/// Two tasks take two tokio mutexes, created at `src/db.rs:3:14` and `src/db.rs:4:14`, in
+/// opposite orders; with `hang`, the second order never completes: each holds one and waits
+/// for the other.
+fn crossed_tokio_mutexes(hang: bool) -> TraceBuilder {
+    let mut b = TraceBuilder::new("tokio-crossed");
+    let worker = b.thread("worker");
+    let (at_a, at_b) = (b.site("src/db.rs", 3, 14), b.site("src/db.rs", 4, 14));
+    let a = b.lock(LockKind::Mutex, false, Some("a"), Some(at_a));
+    let c = b.lock(LockKind::Mutex, false, Some("b"), Some(at_b));
+    let (t1, t2) = (b.task("one", None), b.task("two", None));
+    if hang {
+        b.in_task(worker, t1).poll_start().acquire(a, at_a).request(c, at_b).poll_end(false);
+        b.in_task(worker, t2).poll_start().acquire(c, at_b).request(a, at_a).poll_end(false);
+        b.advance(2_000 * MS);
+    } else {
+        b.in_task(worker, t1).poll_start().acquire(a, at_a).acquire(c, at_b);
+        b.in_task(worker, t1).release(c).release(a).poll_end(true).finish_task();
+        b.in_task(worker, t2).poll_start().acquire(c, at_b).acquire(a, at_a);
+        b.in_task(worker, t2).release(a).release(c).poll_end(true).finish_task();
+    }
+    b
+}
+
+#[test]
+fn lock_order_and_deadlock_findings_on_tokio_locks_say_their_sites_are_creations() {
+    for (hang, kind) in [(false, FindingKind::LockOrderCycle), (true, FindingKind::Deadlock)] {
+        let report = analyze(&crossed_tokio_mutexes(hang));
+        let found = of_kind(&report, kind);
+        assert_eq!(found.len(), 1, "{:#?}", report.findings);
+        let roles: Vec<String> = sites(found[0]).into_iter().map(|(role, _)| role).collect();
+        assert!(roles.iter().all(|r| r == "created"), "{kind:?}: {roles:?}");
+        let evidence = found[0].evidence.join("\n");
+        assert!(
+            evidence.contains("created at src/db.rs:3:14 (tokio gives no call site)")
+                && evidence.contains("(tokio gives no call site; the lock was created at"),
+            "{kind:?}: {evidence}"
+        );
+        assert!(!evidence.contains("acquired at src/db.rs"), "{kind:?}: {evidence}");
+    }
+}

@@ -580,17 +580,20 @@ impl LockOrder {
             let edge = &self.edges[cycle[i]];
             let w = witnesses[i];
             cx.add_actor(&mut finding, w.actor, w.thread);
-            finding.sites.push(cx.site_ref(w.held.site, "held"));
-            finding.sites.push(cx.site_ref(w.site, "acquired"));
+            let (held_lock, taken_lock) = (cx.trace.lock(w.held.lock), cx.trace.lock(w.lock));
+            let held_role = held_lock.site_role(cx.trace, w.held.site, "held");
+            finding.sites.push(cx.site_ref(w.held.site, held_role));
+            let taken_role = taken_lock.site_role(cx.trace, w.site, "acquired");
+            finding.sites.push(cx.site_ref(w.site, taken_role));
             finding.time_ns = finding.time_ns.max(w.time_ns);
             let from = cx.trace.class_name(edge.from).to_owned();
             let to = cx.trace.class_name(edge.to).to_owned();
             let from_lock = cx.trace.lock_name(w.held.lock);
             let to_lock = cx.trace.lock_name(w.lock);
-            let held_at = cx.trace.site_text(w.held.site);
-            let acquired_at = cx.trace.site_text(w.site);
+            let held_at = held_lock.did_at(cx.trace, w.held.site, "acquired");
+            let acquired_at = taken_lock.at_site(cx.trace, w.site);
             finding.evidence.push(format!(
-                "{} holds `{}`{} (acquired at {}) and takes `{}`{} at {}, t={}",
+                "{} holds `{}`{} ({}) and takes `{}`{} {}, t={}",
                 w.actor.describe(cx.trace),
                 from,
                 instance_note(&from, &from_lock),
@@ -906,9 +909,13 @@ fn predicted_finding(
             item.site.map_or_else(|| "an unknown site".to_owned(), |s| trace.site_text(s));
         let asks = match item.want {
             Wanted::Lock(lock, mode) => format!(
-                "takes `{}`{} at {asked_at}",
+                "takes `{}`{} {}",
                 lock_name(lock),
-                if mode == LockMode::Shared { " to read" } else { "" }
+                if mode == LockMode::Shared { " to read" } else { "" },
+                item.site.map_or_else(
+                    || "at an unknown site".to_owned(),
+                    |s| trace.lock(lock).at_site(trace, s)
+                )
             ),
             Wanted::End(actor) => {
                 format!("waits for {} to finish at {asked_at}", actor.describe(trace))
@@ -920,19 +927,22 @@ fn predicted_finding(
             .and_then(|lock| item.held.iter().find(|h| h.lock == lock));
         let holds = match held {
             Some(h) => {
-                let at =
-                    h.site.map_or_else(|| "an unknown site".to_owned(), |s| trace.site_text(s));
+                let lock = trace.lock(h.lock);
+                let at = h.site.map_or_else(
+                    || "acquired at an unknown site".to_owned(),
+                    |s| lock.did_at(trace, s, "acquired"),
+                );
                 if let Some(site) = h.site {
-                    finding.sites.push(cx.site_ref(site, "held"));
+                    finding.sites.push(cx.site_ref(site, lock.site_role(trace, site, "held")));
                 }
                 match h.inherited_from {
                     Some(parent) => format!(
-                        "runs inside its parent {}'s hold of `{}` (acquired at {at}; the \
-                         parent joins it before releasing) and ",
+                        "runs inside its parent {}'s hold of `{}` ({at}; the parent joins it \
+                         before releasing) and ",
                         parent.describe(trace),
                         lock_name(h.lock)
                     ),
-                    None => format!("holds `{}` (acquired at {at}) and ", lock_name(h.lock)),
+                    None => format!("holds `{}` ({at}) and ", lock_name(h.lock)),
                 }
             }
             None if i >= k => "(a writer) ".to_owned(),
@@ -940,7 +950,7 @@ fn predicted_finding(
         };
         if let Some(site) = item.site {
             let role = match item.want {
-                Wanted::Lock(..) => "acquired",
+                Wanted::Lock(lock, _) => trace.lock(lock).site_role(trace, site, "acquired"),
                 Wanted::End(_) => "joined",
             };
             finding.sites.push(cx.site_ref(site, role));

@@ -300,6 +300,23 @@ impl Detector for Deadlock {
     }
 }
 
+/// Adds where `wait` started to `finding`'s sites and returns it as text (` at SITE`, or
+/// empty): a tokio lock's only site is its creation, said as such.
+fn wait_site(cx: &Context<'_>, finding: &mut Finding, wait: &Wait) -> String {
+    let Some(site) = wait.site else { return String::new() };
+    let (role, at) = match wait.target {
+        WaitFor::Lock { lock, .. } => {
+            let lock = cx.trace.lock(lock);
+            (lock.site_role(cx.trace, site, "waiting"), lock.at_site(cx.trace, site))
+        }
+        WaitFor::Thread(_) | WaitFor::Task(_) | WaitFor::Message(_) => {
+            ("waiting", format!("at {}", cx.trace.site_text(site)))
+        }
+    };
+    finding.sites.push(cx.site_ref(site, role));
+    format!(" {at}")
+}
+
 /// The elementary cycles of the stuck group `members` (a strongly connected part of `graph`),
 /// within [`BOUNDS`], and whether the bounds cut them short. None for a single actor that
 /// does not wait for itself.
@@ -371,11 +388,8 @@ fn long_wait(
     if let Some(lock) = lock {
         push_unique(&mut finding.locks, trace.lock_name(lock));
     }
-    if let Some(site) = wait.site {
-        finding.sites.push(cx.site_ref(site, "waiting"));
-    }
+    let at = wait_site(cx, &mut finding, wait);
     finding.time_ns = wait.since_ns;
-    let at = wait.site.map(|s| format!(" at {}", trace.site_text(s))).unwrap_or_default();
     finding.evidence.push(format!(
         "{} started waiting for {what}{at} at t={} and was still waiting when the trace ended \
          at t={}",
@@ -554,14 +568,13 @@ fn finding(
         cx.add_actor(&mut finding, actor, wait.thread);
         if let Some(hold) = held {
             push_unique(&mut finding.locks, cx.trace.lock_name(hold.lock));
-            finding.sites.push(cx.site_ref(hold.site, "held"));
+            let role = cx.trace.lock(hold.lock).site_role(cx.trace, hold.site, "held");
+            finding.sites.push(cx.site_ref(hold.site, role));
         }
         if let WaitFor::Lock { lock, .. } = wait.target {
             push_unique(&mut finding.locks, cx.trace.lock_name(lock));
         }
-        if let Some(site) = wait.site {
-            finding.sites.push(cx.site_ref(site, "waiting"));
-        }
+        let at = wait_site(cx, &mut finding, wait);
         // Where the sending end of the channel it waits on left for the next one.
         if let Blocker::Sender(Via::Message { site, .. } | Via::InFlight { site, .. }) = blockers[i]
         {
@@ -571,14 +584,13 @@ fn finding(
         let next = actors[(i + 1) % n].describe(cx.trace);
         let holds_text = match held {
             Some(hold) => format!(
-                "holds `{}` (acquired at {}, t={}) and ",
+                "holds `{}` ({}, t={}) and ",
                 cx.trace.lock_name(hold.lock),
-                cx.trace.site_text(hold.site),
+                cx.trace.lock(hold.lock).did_at(cx.trace, hold.site, "acquired"),
                 format_ns(hold.since_ns)
             ),
             None => String::new(),
         };
-        let at = wait.site.map(|s| format!(" at {}", cx.trace.site_text(s))).unwrap_or_default();
         let next_wait = waits.get(&actors[(i + 1) % n]).map(|w| w.target);
         let waits_text = match wait.target {
             WaitFor::Lock { lock, mode: LockMode::Shared }
