@@ -66,9 +66,12 @@ fn hindsight_clock() -> u64 {
     return std::time::Instant::now().elapsed().as_nanos() as u64;
 }
 
+/// A named way to read the clock.
+type ClockRead = (&'static str, fn() -> u64);
+
 /// The other ways to read the time-stamp counter (ordered against earlier instructions),
 /// to compare with the plain `rdtsc` the recorder uses.
-fn ordered_clock_reads() -> Vec<(&'static str, fn() -> u64)> {
+fn ordered_clock_reads() -> Vec<ClockRead> {
     #[cfg(target_arch = "x86_64")]
     {
         fn rdtscp() -> u64 {
@@ -83,7 +86,7 @@ fn ordered_clock_reads() -> Vec<(&'static str, fn() -> u64)> {
                 core::arch::x86_64::_rdtsc()
             }
         }
-        let mut reads: Vec<(&'static str, fn() -> u64)> = vec![("lfence + rdtsc", lfence_rdtsc)];
+        let mut reads: Vec<ClockRead> = vec![("lfence + rdtsc", lfence_rdtsc)];
         // Leaf 0x8000_0001, EDX bit 27: RDTSCP.
         let extended = core::arch::x86_64::__cpuid(0x8000_0001);
         if extended.edx & (1 << 27) != 0 {

@@ -293,10 +293,7 @@ fn report(
         "\n{workload}: median [range], and ratio to plain: the median of the per-round ratios \
          [their quartiles]"
     );
-    println!(
-        "{:<16} {first:>22} {:>21}  {second:>20} {:>21}  last run",
-        "mode", "ratio", "ratio"
-    );
+    println!("{:<16} {first:>22} {:>21}  {second:>20} {:>21}  last run", "mode", "ratio", "ratio");
     let plain = &figures["plain"];
     for mode in modes {
         let [a, b] = &figures[mode];

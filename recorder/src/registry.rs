@@ -198,7 +198,11 @@ impl Kept {
 
     /// Forgets the definition `number`, handing it to `last_look` first (in place: moving a
     /// definition out costs more than all the rest).
-    fn remove<R>(&mut self, number: u64, last_look: impl FnOnce(&mut Definition) -> R) -> Option<R> {
+    fn remove<R>(
+        &mut self,
+        number: u64,
+        last_look: impl FnOnce(&mut Definition) -> R,
+    ) -> Option<R> {
         let position = self.position(number)?;
         let slot = &mut self.entries[position].1;
         let looked = last_look(slot.as_mut()?);

@@ -235,7 +235,8 @@ impl Producer {
     /// it (a busy tokio worker holds most of its events a moment), so both must ask.
     #[inline]
     pub(crate) fn half_full(&mut self) -> bool {
-        if self.said_half_full || self.tail + self.held - self.cached_head < self.ring.capacity() / 2
+        if self.said_half_full
+            || self.tail + self.held - self.cached_head < self.ring.capacity() / 2
         {
             return false;
         }

@@ -117,7 +117,8 @@ impl Collector {
         };
         let start = self.session.start_ticks;
         let claim_after = self.session.held_claim_ticks;
-        let mut batch = Batch { events: std::mem::take(&mut self.spare_events), ..Batch::default() };
+        let mut batch =
+            Batch { events: std::mem::take(&mut self.spare_events), ..Batch::default() };
         let mut oldest_held = self.previous_round;
         // Events pushed before the round began have been drained (or are held since then).
         let mut drained_before = now;
