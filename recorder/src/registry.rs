@@ -795,6 +795,27 @@ mod tests {
     }
 
     #[test]
+    fn forgotten_definitions_leave_no_lasting_holes_behind_a_long_lived_one() {
+        let mut registry = Registry::default();
+        let main = registry.thread(Some("main"), 1);
+        for i in 0..10_000 {
+            let task = registry.task(None, "task", None, None);
+            let written = registry.take_unwritten();
+            let first = i == 0;
+            assert_eq!(written.len(), if first { 4 } else { 1 }, "the thread and the strings once");
+            registry.retire(Entity::Task(task), i);
+            registry.forget_retired(None);
+            let slots = registry.definitions.entries.len();
+            assert!(slots <= 2 * registry.len() + 17, "{slots} slots for {}", registry.len());
+        }
+        let kept = registry.all();
+        assert_eq!(kept.len(), 3, "{kept:?}");
+        assert!(matches!(kept[0], Definition::String { .. }), "in the order they were made");
+        assert!(matches!(&kept[1], Definition::Thread(t) if t.id == main));
+        assert!(matches!(kept[2], Definition::String { .. }));
+    }
+
+    #[test]
     fn a_recurring_name_is_not_defined_again_while_idle() {
         let mut registry = Registry::default();
         let mut ids = Vec::new();
