@@ -169,7 +169,7 @@ struct Unwritten;
 ///
 /// A service that spawns a short task per request defines and forgets one definition per
 /// request; here that is a push, a binary search and a take (and, amortized, a move), where
-/// a tree map rebalanced its nodes and allocated.
+/// a tree map would rebalance its nodes and allocate.
 #[derive(Debug, Default)]
 struct Kept {
     entries: Vec<(u64, Option<Definition>)>,
@@ -177,9 +177,13 @@ struct Kept {
 }
 
 impl Kept {
+    /// Holes never worth closing up.
+    const FEW_HOLES: usize = 16;
+
     /// Keeps `definition` under `number`, higher than any kept so far.
     fn push(&mut self, number: u64, definition: Definition) {
-        debug_assert!(self.entries.last().is_none_or(|(last, _)| *last < number), "a bug");
+        let in_order = self.entries.last().is_none_or(|(last, _)| *last < number);
+        debug_assert!(in_order, "definitions are kept in the order they are numbered; a bug");
         self.entries.push((number, Some(definition)));
     }
 
@@ -208,7 +212,7 @@ impl Kept {
         let looked = last_look(slot.as_mut()?);
         *slot = None;
         self.holes += 1;
-        if self.holes > 16 && 2 * self.holes > self.entries.len() {
+        if self.holes > Self::FEW_HOLES && 2 * self.holes > self.entries.len() {
             self.entries.retain(|(_, d)| d.is_some());
             self.holes = 0;
         }
@@ -806,7 +810,8 @@ mod tests {
             registry.retire(Entity::Task(task), i);
             registry.forget_retired(None);
             let slots = registry.definitions.entries.len();
-            assert!(slots <= 2 * registry.len() + 17, "{slots} slots for {}", registry.len());
+            let bound = 2 * registry.len() + Kept::FEW_HOLES + 1;
+            assert!(slots <= bound, "{slots} slots for {}", registry.len());
         }
         let kept = registry.all();
         assert_eq!(kept.len(), 3, "{kept:?}");
