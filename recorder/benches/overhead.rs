@@ -2,7 +2,9 @@
 //! `cargo bench -p hindsight-recorder --bench overhead` (add `-- uncontended` for (a) only).
 //!
 //! (a) added cost of one uncontended lock+unlock of the blocking wrapper over
-//!     `std::sync::Mutex`, recording on (and off);
+//!     `std::sync::Mutex`, recording on (and off), next to its floor: the std mutex with the
+//!     two clock reads of a timestamped acquire and release and nothing else (and what one
+//!     read costs as `rdtsc`, the recorder's, and ordered, as `lfence; rdtsc` or `rdtscp`);
 //! (b) one tokio program (8 shared tokio mutexes, 2 worker threads, a lock/unlock loop) run
 //!     plain, with console-subscriber, with hindsight through tokio's instrumentation (its
 //!     Layer in a `Registry`, and its own `Subscriber`), and with hindsight's async wrappers
@@ -62,6 +64,38 @@ fn hindsight_clock() -> u64 {
     return unsafe { core::arch::x86_64::_rdtsc() };
     #[cfg(not(target_arch = "x86_64"))]
     return std::time::Instant::now().elapsed().as_nanos() as u64;
+}
+
+/// A named way to read the clock.
+type ClockRead = (&'static str, fn() -> u64);
+
+/// The other ways to read the time-stamp counter (ordered against earlier instructions),
+/// to compare with the plain `rdtsc` the recorder uses.
+fn ordered_clock_reads() -> Vec<ClockRead> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        fn rdtscp() -> u64 {
+            let mut aux = 0;
+            // SAFETY: called only where CPUID says the CPU has `rdtscp` (below).
+            unsafe { core::arch::x86_64::__rdtscp(&mut aux) }
+        }
+        fn lfence_rdtsc() -> u64 {
+            // SAFETY: `lfence` and `rdtsc` have no preconditions on x86_64.
+            unsafe {
+                core::arch::x86_64::_mm_lfence();
+                core::arch::x86_64::_rdtsc()
+            }
+        }
+        let mut reads: Vec<ClockRead> = vec![("lfence + rdtsc", lfence_rdtsc)];
+        // Leaf 0x8000_0001, EDX bit 27: RDTSCP.
+        let extended = core::arch::x86_64::__cpuid(0x8000_0001);
+        if extended.edx & (1 << 27) != 0 {
+            reads.push(("rdtscp", rdtscp));
+        }
+        reads
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    Vec::new()
 }
 
 fn bench_uncontended() -> (f64, f64, f64, RecordingSummary) {
@@ -160,6 +194,30 @@ fn main() {
     println!(
         "    one read of the recorder's clock      {clock:7.1} ns  (two per recorded lock+unlock)"
     );
+    let std_mutex = std::sync::Mutex::new(0u64);
+    let floor = per_lock(
+        || {
+            let mut guard = black_box(&std_mutex).lock().unwrap();
+            black_box(hindsight_clock());
+            *guard += 1;
+            black_box(hindsight_clock());
+        },
+        || {},
+    );
+    println!(
+        "    std::sync::Mutex + two clock reads    {floor:7.1} ns  (+{:.1} ns: the floor of a \
+         timestamped acquire and release)",
+        floor - plain
+    );
+    for (name, read) in ordered_clock_reads() {
+        let ns = per_lock(
+            || {
+                black_box(read());
+            },
+            || {},
+        );
+        println!("    one read, {name:<27} {ns:7.1} ns");
+    }
     if std::env::args().any(|a| a == "uncontended") {
         return;
     }

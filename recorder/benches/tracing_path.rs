@@ -28,7 +28,9 @@
 //! spans and events, tracing's dispatch), to tell that apart from the recorder's own work. Everything is built with
 //! `--cfg tokio_unstable` (the workspace's `.cargo/config.toml`): `plain` is the program
 //! built the same way. Rounds alternate the modes; figures are medians over the rounds with
-//! their ranges, and the machine's load averages are printed before and after.
+//! their ranges, ratios are medians of the per-round ratios with their quartiles, and the
+//! machine's load averages are printed before and after (and, per workload, the 1-minute
+//! load at each round's start).
 
 mod support;
 
@@ -247,7 +249,9 @@ fn main() {
     for workload in workloads {
         let mut figures: BTreeMap<&str, [Vec<f64>; 2]> = BTreeMap::new();
         let mut summaries: BTreeMap<&str, String> = BTreeMap::new();
+        let mut loads = Vec::new();
         for round in 0..rounds {
+            loads.push(support::load_now());
             for i in 0..modes.len() {
                 let mode = modes[(i + round) % modes.len()];
                 let (run, summary) = match workload {
@@ -265,6 +269,11 @@ fn main() {
             }
         }
         report(workload, &modes, &figures, &summaries);
+        let (lo, hi) = support::range(&loads);
+        println!(
+            "load average (1 min) at the rounds' starts: median {:.2} [{lo:.2}-{hi:.2}]",
+            support::median(loads.clone())
+        );
     }
     println!("\nload average after: {}", support::load_average());
 }
@@ -280,19 +289,24 @@ fn report(
         "mini-redis" => ("req/s", "CPU us/req"),
         _ => ("ms", "CPU ms"),
     };
-    println!("\n{workload}: median [range] and ratio to plain (median of the per-round ratios)");
-    println!("{:<16} {first:>22} {:>7}  {second:>20} {:>7}  last run", "mode", "ratio", "ratio");
+    println!(
+        "\n{workload}: median [range], and ratio to plain: the median of the per-round ratios \
+         [their quartiles]"
+    );
+    println!("{:<16} {first:>22} {:>21}  {second:>20} {:>21}  last run", "mode", "ratio", "ratio");
     let plain = &figures["plain"];
     for mode in modes {
         let [a, b] = &figures[mode];
         // Ratios within each round (the modes of one round ran back to back).
         let ratio = |values: &[f64], base: &[f64]| {
-            support::median(values.iter().zip(base).map(|(v, p)| v / p).collect())
+            let ratios: Vec<f64> = values.iter().zip(base).map(|(v, p)| v / p).collect();
+            let (q1, q3) = support::quartiles(&ratios);
+            format!("{:.3} [{q1:.3}-{q3:.3}]", support::median(ratios))
         };
         let (a_lo, a_hi) = support::range(a);
         let (b_lo, b_hi) = support::range(b);
         println!(
-            "{mode:<16} {:8.1} [{a_lo:.0}-{a_hi:.0}] {:7.3}  {:7.2} [{b_lo:.2}-{b_hi:.2}] {:7.3}  {}",
+            "{mode:<16} {:8.1} [{a_lo:.0}-{a_hi:.0}] {:>21}  {:7.2} [{b_lo:.2}-{b_hi:.2}] {:>21}  {}",
             support::median(a.clone()),
             ratio(a, &plain[0]),
             support::median(b.clone()),

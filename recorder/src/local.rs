@@ -173,7 +173,7 @@ impl Local {
         if producer.push(event).is_err() {
             return self.overflow(event);
         }
-        if producer.used() == producer.ring().capacity() / 2 {
+        if producer.half_full() {
             self.wake_writer();
         }
     }
@@ -214,7 +214,12 @@ impl Local {
     fn hold_event(&mut self, event: RawEvent) -> Option<Held> {
         let producer = self.producer.as_mut()?;
         match producer.hold(event) {
-            Ok(outcome) => Some(outcome),
+            Ok(outcome) => {
+                if producer.half_full() {
+                    self.wake_writer();
+                }
+                Some(outcome)
+            }
             Err(Full::Full) => {
                 self.settle();
                 self.publish(event);

@@ -46,7 +46,7 @@ use crate::format::{
     SiteId, StringId, TaskDef, TaskId, ThreadDef, ThreadId, VarDef, VarId,
 };
 use rustc_hash::FxHashMap as HashMap;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 /// Interned strings kept after their last use, in case they come back.
 pub(crate) const IDLE_STRINGS: usize = 64;
@@ -164,11 +164,77 @@ struct Uses {
 #[derive(Debug)]
 struct Unwritten;
 
+/// The definitions kept, by their number (the order they were made in): a vector sorted by
+/// number, with a hole where one was forgotten, closed up once holes are half of it.
+///
+/// A service that spawns a short task per request defines and forgets one definition per
+/// request; here that is a push, a binary search and a take (and, amortized, a move), where
+/// a tree map would rebalance its nodes and allocate.
+#[derive(Debug, Default)]
+struct Kept {
+    entries: Vec<(u64, Option<Definition>)>,
+    holes: usize,
+}
+
+impl Kept {
+    /// Holes never worth closing up.
+    const FEW_HOLES: usize = 16;
+
+    /// Keeps `definition` under `number`, higher than any kept so far.
+    fn push(&mut self, number: u64, definition: Definition) {
+        let in_order = self.entries.last().is_none_or(|(last, _)| *last < number);
+        debug_assert!(in_order, "definitions are kept in the order they are numbered; a bug");
+        self.entries.push((number, Some(definition)));
+    }
+
+    fn position(&self, number: u64) -> Option<usize> {
+        self.entries.binary_search_by_key(&number, |(n, _)| *n).ok()
+    }
+
+    fn get(&self, number: u64) -> Option<&Definition> {
+        self.entries[self.position(number)?].1.as_ref()
+    }
+
+    fn get_mut(&mut self, number: u64) -> Option<&mut Definition> {
+        let position = self.position(number)?;
+        self.entries[position].1.as_mut()
+    }
+
+    /// Forgets the definition `number`, handing it to `last_look` first (in place: moving a
+    /// definition out costs more than all the rest).
+    fn remove<R>(
+        &mut self,
+        number: u64,
+        last_look: impl FnOnce(&mut Definition) -> R,
+    ) -> Option<R> {
+        let position = self.position(number)?;
+        let slot = &mut self.entries[position].1;
+        let looked = last_look(slot.as_mut()?);
+        *slot = None;
+        self.holes += 1;
+        if self.holes > Self::FEW_HOLES && 2 * self.holes > self.entries.len() {
+            self.entries.retain(|(_, d)| d.is_some());
+            self.holes = 0;
+        }
+        Some(looked)
+    }
+
+    /// The definitions numbered `from` or higher, in order.
+    fn since(&self, from: u64) -> impl Iterator<Item = &Definition> {
+        let start = self.entries.partition_point(|(n, _)| *n < from);
+        self.entries[start..].iter().filter_map(|(_, d)| d.as_ref())
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len() - self.holes
+    }
+}
+
 /// The definitions of one session.
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
     /// The definitions kept, by their number: the order they were made in.
-    definitions: BTreeMap<u64, Definition>,
+    definitions: Kept,
     /// The number of each kept definition.
     index: HashMap<Key, u64>,
     /// The number of the next definition.
@@ -216,12 +282,12 @@ impl Registry {
     fn define(&mut self, key: Key, definition: Definition) {
         let number = self.next;
         self.next += 1;
-        self.definitions.insert(number, definition);
+        self.definitions.push(number, definition);
         self.index.insert(key, number);
     }
 
     fn definition(&self, key: Key) -> Option<&Definition> {
-        self.index.get(&key).and_then(|number| self.definitions.get(number))
+        self.index.get(&key).and_then(|number| self.definitions.get(*number))
     }
 
     /// Interns `text` and counts one more use of it, by a definition or a label; see
@@ -261,9 +327,13 @@ impl Registry {
                 // Used again and unused again since it was queued: back in the queue.
                 Some(later) if later != since => self.idle.push_back((oldest, later)),
                 _ => {
-                    if let Ok(definition) = self.remove(Key::String(oldest)) {
+                    let text = |d: &mut Definition| match d {
+                        Definition::String { text, .. } => std::mem::take(text),
+                        _ => String::new(),
+                    };
+                    if let Ok(text) = self.remove(Key::String(oldest), text) {
                         self.uses.remove(&oldest);
-                        if let Some(Definition::String { text, .. }) = definition {
+                        if let Some(text) = text {
                             self.strings.remove(&text);
                         }
                     }
@@ -361,13 +431,13 @@ impl Registry {
     /// reader takes the later definition).
     pub(crate) fn set_lock_capacity(&mut self, id: LockId, permits: u32) {
         let Some(&number) = self.index.get(&Key::Lock(id)) else { return };
-        let Some(Definition::Lock(lock)) = self.definitions.get_mut(&number) else { return };
+        let Some(Definition::Lock(lock)) = self.definitions.get_mut(number) else { return };
         if lock.capacity == Some(permits) {
             return;
         }
         lock.capacity = Some(permits);
         if number < self.written {
-            let amended = self.definitions.remove(&number);
+            let amended = self.definitions.remove(number, |d| d.clone());
             self.define(Key::Lock(id), amended.expect("the definition was just amended"));
         }
     }
@@ -458,7 +528,7 @@ impl Registry {
 
     /// Definitions made since the last call.
     pub(crate) fn take_unwritten(&mut self) -> Vec<Definition> {
-        let new = self.definitions.range(self.written..).map(|(_, d)| d.clone()).collect();
+        let new = self.definitions.since(self.written).cloned().collect();
         self.written = self.next;
         new
     }
@@ -520,34 +590,39 @@ impl Registry {
                 return true;
             }
         };
-        let Ok(definition) = self.remove(key) else { return false };
-        let (first, second) = match definition {
-            Some(Definition::Thread(t)) => (t.name, None),
-            Some(Definition::Task(t)) => (t.name, t.kind),
-            Some(Definition::Lock(l)) => (l.name, None),
-            Some(Definition::Variable(v)) => (Some(v.name), None),
-            Some(Definition::Channel(c)) => (c.name, None),
-            Some(Definition::String { .. } | Definition::Site(_)) | None => (None, None),
+        let names = |definition: &mut Definition| match definition {
+            Definition::Thread(t) => [t.name, None],
+            Definition::Task(t) => [t.name, t.kind],
+            Definition::Lock(l) => [l.name, None],
+            Definition::Variable(v) => [Some(v.name), None],
+            Definition::Channel(c) => [c.name, None],
+            Definition::String { .. } | Definition::Site(_) => [None, None],
         };
-        for id in [first, second].into_iter().flatten() {
+        let Ok(names) = self.remove(key, names) else { return false };
+        for id in names.into_iter().flatten().flatten() {
             self.release_string(id);
         }
         true
     }
 
-    /// Removes the definition of `key` (if kept), unless it has not been written yet.
-    fn remove(&mut self, key: Key) -> Result<Option<Definition>, Unwritten> {
+    /// Removes the definition of `key` (if kept), unless it has not been written yet, and
+    /// gives what `last_look` found in it.
+    fn remove<R>(
+        &mut self,
+        key: Key,
+        last_look: impl FnOnce(&mut Definition) -> R,
+    ) -> Result<Option<R>, Unwritten> {
         let Some(&number) = self.index.get(&key) else { return Ok(None) };
         if number >= self.written {
             return Err(Unwritten);
         }
         self.index.remove(&key);
-        Ok(self.definitions.remove(&number))
+        Ok(self.definitions.remove(number, last_look))
     }
 
     /// Every definition kept, in the order they were made: what makes a dump self-contained.
     pub(crate) fn all(&self) -> Vec<Definition> {
-        self.definitions.values().cloned().collect()
+        self.definitions.since(0).cloned().collect()
     }
 
     /// How many definitions are kept.
@@ -742,6 +817,28 @@ mod tests {
         let written = registry.take_unwritten();
         assert_eq!(written, [Definition::String { id: again, text: "request-0".into() }]);
         assert!(again.0 > kind.0 + 1000, "a new id, never a forgotten one");
+    }
+
+    #[test]
+    fn forgotten_definitions_leave_no_lasting_holes_behind_a_long_lived_one() {
+        let mut registry = Registry::default();
+        let main = registry.thread(Some("main"), 1);
+        for i in 0..10_000 {
+            let task = registry.task(None, "task", None, None);
+            let written = registry.take_unwritten();
+            let first = i == 0;
+            assert_eq!(written.len(), if first { 4 } else { 1 }, "the thread and the strings once");
+            registry.retire(Entity::Task(task), i);
+            registry.forget_retired(None);
+            let slots = registry.definitions.entries.len();
+            let bound = 2 * registry.len() + Kept::FEW_HOLES + 1;
+            assert!(slots <= bound, "{slots} slots for {}", registry.len());
+        }
+        let kept = registry.all();
+        assert_eq!(kept.len(), 3, "{kept:?}");
+        assert!(matches!(kept[0], Definition::String { .. }), "in the order they were made");
+        assert!(matches!(&kept[1], Definition::Thread(t) if t.id == main));
+        assert!(matches!(kept[2], Definition::String { .. }));
     }
 
     #[test]

@@ -214,12 +214,14 @@ pub(crate) struct Producer {
     held: usize,
     /// Events were dropped since the last gap marker.
     gap: bool,
+    /// [`half_full`](Self::half_full) said so since the consumer's head was last read.
+    said_half_full: bool,
 }
 
 impl Producer {
     /// The producer of `ring`, which must have no other producer.
     pub(crate) fn new(ring: std::sync::Arc<Ring>) -> Producer {
-        Producer { ring, tail: 0, cached_head: 0, held: 0, gap: false }
+        Producer { ring, tail: 0, cached_head: 0, held: 0, gap: false, said_half_full: false }
     }
 
     /// The ring.
@@ -228,10 +230,18 @@ impl Producer {
         &self.ring
     }
 
-    /// Events written but not yet read by the consumer (held ones included), as last known.
+    /// Whether the ring has become half full (held events included, as last known): `true`
+    /// once per filling, the moment to wake the consumer. Both publishing and holding fill
+    /// it (a busy tokio worker holds most of its events a moment), so both must ask.
     #[inline]
-    pub(crate) fn used(&self) -> usize {
-        self.tail + self.held - self.cached_head
+    pub(crate) fn half_full(&mut self) -> bool {
+        if self.said_half_full
+            || self.tail + self.held - self.cached_head < self.ring.capacity() / 2
+        {
+            return false;
+        }
+        self.said_half_full = true;
+        true
     }
 
     /// Events held.
@@ -252,6 +262,7 @@ impl Producer {
     #[inline(never)]
     fn refresh_head(&mut self, needed: usize) -> bool {
         self.cached_head = self.ring.head.0.load(Ordering::Acquire);
+        self.said_half_full = false;
         self.tail + self.held + needed - self.cached_head <= self.ring.capacity()
     }
 
@@ -404,5 +415,41 @@ impl Producer {
         }
         self.tail = self.ring.tail.0.load(Ordering::Acquire);
         self.held = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(ticks: u64) -> RawEvent {
+        RawEvent { ticks, task: None, kind: EventKind::PollStarted }
+    }
+
+    #[test]
+    fn half_full_is_said_once_per_filling_whether_events_are_published_or_held() {
+        let ring = std::sync::Arc::new(Ring::new(64));
+        let mut producer = Producer::new(ring.clone());
+        // A tokio worker holds its poll's events: they fill the ring as much as published ones.
+        for ticks in 0..31 {
+            producer.push(event(ticks)).expect("room");
+            assert!(!producer.half_full());
+        }
+        producer.hold(event(31)).expect("room");
+        assert!(producer.half_full(), "32 of 64 slots used, the last one held");
+        producer.hold(event(32)).expect("room");
+        assert!(!producer.half_full(), "said once");
+        assert!(producer.reclaim());
+        producer.publish_held(2);
+        // The consumer drains; the producer learns it when the ring looks full, and says
+        // half full again at the next filling.
+        let mut out = Vec::new();
+        ring.drain(&mut out, |_| false);
+        assert_eq!(out.len(), 33);
+        for ticks in 33..64 + 33 {
+            producer.push(event(ticks)).expect("room");
+        }
+        assert!(producer.half_full(), "64 published since the drain");
+        assert!(!producer.half_full());
     }
 }

@@ -68,6 +68,10 @@ pub(crate) struct Collector {
     watermark: u64,
     /// The writer's own thread, once a mark needed it.
     own_thread: Option<ThreadId>,
+    /// The events vector of the previous round, emptied, for the next: a busy program's
+    /// rounds are large, and growing a vector from nothing each round copies it over and
+    /// over. Bounded by what the rings hold.
+    spare_events: Vec<Event>,
 }
 
 impl Collector {
@@ -81,7 +85,14 @@ impl Collector {
             rounds: 0,
             watermark: 0,
             own_thread: None,
+            spare_events: Vec::new(),
         }
+    }
+
+    /// Takes back the vectors of a round that has been written, for the next round.
+    pub(crate) fn recycle(&mut self, mut batch: Batch) {
+        batch.events.clear();
+        self.spare_events = batch.events;
     }
 
     /// One round. With `last`, held events are claimed however fresh they are.
@@ -106,7 +117,8 @@ impl Collector {
         };
         let start = self.session.start_ticks;
         let claim_after = self.session.held_claim_ticks;
-        let mut batch = Batch::default();
+        let mut batch =
+            Batch { events: std::mem::take(&mut self.spare_events), ..Batch::default() };
         let mut oldest_held = self.previous_round;
         // Events pushed before the round began have been drained (or are held since then).
         let mut drained_before = now;
@@ -307,6 +319,7 @@ impl Writer {
         } else {
             self.report.dropped += batch.recorded();
         }
+        self.collector.recycle(batch);
         let kept_from = self.sink.kept_from();
         session::lock(&self.session.registry).forget_retired(kept_from);
         if !requests.is_empty() {

@@ -147,6 +147,23 @@ pub fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
+/// The first and third quartiles of `values` (nearest rank): how far the middle half of
+/// the rounds spreads, which a shared machine's outliers do not move.
+pub fn quartiles(values: &[f64]) -> (f64, f64) {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let at = |q: usize| sorted[(sorted.len() * q / 4).min(sorted.len() - 1)];
+    (at(1), at(3))
+}
+
+/// The machine's 1-minute load average.
+pub fn load_now() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
 /// The smallest and largest of `values`.
 pub fn range(values: &[f64]) -> (f64, f64) {
     values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(*v), hi.max(*v)))
