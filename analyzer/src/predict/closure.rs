@@ -29,7 +29,8 @@ pub(crate) enum Pull {
     /// By a lock's critical sections: the acquisition at this window index is in, and a
     /// conflicting one of the same lock before it must have been released first.
     Lock(u32),
-    /// By the recorded order of two accesses to one variable (the later one's index).
+    /// By what a read saw: a write that must follow a read of the previous write, or the
+    /// previous write (the later access's index).
     Access(u32),
 }
 
@@ -54,7 +55,7 @@ pub(crate) struct Closure<'a> {
     pulled: Vec<Pull>,
     locks: HashMap<LockId, LockState>,
     work: Vec<(u32, Pull)>,
-    /// Keep critical sections apart and the recorded order of accesses (off: only the
+    /// Keep critical sections apart and what each read saw (off: only the
     /// orders that every correct reordering keeps, which refutes rather than witnesses).
     sync_preserving: bool,
     /// Relaxed: conflicting critical sections may run in any order, but all of them but
@@ -125,8 +126,9 @@ impl<'a> Closure<'a> {
         if event.cross != NONE && !matches!(event.step, Step::JoinWait { .. }) {
             self.work.push((event.cross, Pull::Order(index)));
         }
-        if self.sync_preserving && event.access != NONE {
-            self.work.push((event.access, Pull::Access(index)));
+        if self.sync_preserving {
+            let preds = self.log.access_preds(&event);
+            self.work.extend(preds.iter().map(|&pred| (pred, Pull::Access(index))));
         }
         self.settle();
     }
@@ -164,9 +166,8 @@ impl<'a> Closure<'a> {
             if !self.sync_preserving {
                 continue;
             }
-            if event.access != NONE {
-                self.work.push((event.access, Pull::Access(index)));
-            }
+            let preds = log.access_preds(&event);
+            self.work.extend(preds.iter().map(|&pred| (pred, Pull::Access(index))));
             if let Step::Acquire { lock, mode, .. } = event.step {
                 self.acquired(lock, event.at, mode, index);
             }

@@ -60,10 +60,11 @@ pub(crate) struct Logged {
     /// timer and I/O drivers wake tasks from whatever the worker ran before, and a lock's
     /// wake is already its release.)
     pub cross: u32,
-    /// The previous access to the same variable (window index), kept in every *witness*:
-    /// the recorded order of conflicting accesses, stricter than reads seeing their writes
-    /// and so still sound.
-    pub access: u32,
+    /// The accesses to the same variable that must come before it in every *witness*, as a
+    /// range of [`Log::access_preds`]: for a write, the previous write and every read of it
+    /// (which must not see this one instead); for a read, none beyond the write it saw
+    /// (`cross`). Two reads are never ordered: what each saw is all that is kept.
+    pub access: (u32, u32),
     /// Where it happened.
     pub site: Option<SiteId>,
     /// When.
@@ -124,10 +125,13 @@ pub(crate) struct Log {
     /// Per actor, whether its last event was the start of a join (so the join's end is no
     /// second wait).
     joining: Vec<bool>,
+    /// The accesses each write must follow (see [`Logged::access`]).
+    pub access_preds: Vec<u32>,
     messages: HashMap<u64, u32>,
     sync_releases: HashMap<VarId, u32>,
     last_write: HashMap<VarId, u32>,
-    last_access: HashMap<VarId, u32>,
+    /// Per variable, the reads since its last write.
+    reads_since_write: HashMap<VarId, Vec<u32>>,
 }
 
 impl Log {
@@ -178,6 +182,13 @@ impl Log {
         self.actor_ix.get(&actor).copied()
     }
 
+    /// The accesses that must come before `event` in every witness (see
+    /// [`Logged::access`]).
+    pub fn access_preds(&self, event: &Logged) -> &[u32] {
+        let (start, len) = event.access;
+        &self.access_preds[start as usize..(start + len) as usize]
+    }
+
     /// The last event of `actor` in the window.
     fn last_of(&self, actor: Actor) -> u32 {
         self.actor_index(actor)
@@ -193,7 +204,7 @@ impl Log {
         let pos = self.by_actor[ix as usize].len() as u32;
         let mut cross =
             if pos == 0 { self.spawned_by.remove(&actor).unwrap_or(NONE) } else { NONE };
-        let mut access = NONE;
+        let mut access = (self.access_preds.len() as u32, 0);
         let mut step = Step::Other;
         let joining = std::mem::take(&mut self.joining[ix as usize]);
         let mut site = None;
@@ -277,12 +288,17 @@ impl Log {
             EventKind::Read { var, site: s } => {
                 site = Some(s);
                 cross = self.last_write.get(&var).copied().unwrap_or(NONE);
-                access = self.last_access.insert(var, index).unwrap_or(NONE);
+                self.reads_since_write.entry(var).or_default().push(index);
             }
             EventKind::Write { var, site: s } => {
                 site = Some(s);
-                self.last_write.insert(var, index);
-                access = self.last_access.insert(var, index).unwrap_or(NONE);
+                if let Some(previous) = self.last_write.insert(var, index) {
+                    self.access_preds.push(previous);
+                }
+                if let Some(reads) = self.reads_since_write.get_mut(&var) {
+                    self.access_preds.extend(reads.drain(..));
+                }
+                access.1 = self.access_preds.len() as u32 - access.0;
             }
             EventKind::Mark { site: s, .. } => site = s,
             _ => {}

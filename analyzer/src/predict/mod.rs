@@ -7,8 +7,10 @@
 //! class, and locks held at joins), window by window ([`WINDOW`] events at a time, so memory
 //! does not grow with the trace), and checks every deadlock pattern over lock instances
 //! (the `patterns` module). A pattern is *witnessed* when a reordering that keeps program order,
-//! spawn/join/message order, each lock's critical sections in their order and the
-//! recorded order of accesses ends with every actor of the pattern blocked; *refuted* when a
+//! spawn/join/message order, each lock's critical sections in their order and what each read
+//! saw (the write before it in its variable's recorded order; a write stays after the reads of
+//! the previous one, and two reads are never ordered) ends with every actor of the pattern
+//! blocked; *refuted* when a
 //! named reason rules out every reordering; else *not witnessed*. Orders that span two
 //! windows are not checked, and the result says how many windows there were.
 

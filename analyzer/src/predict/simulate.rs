@@ -43,7 +43,7 @@ pub(crate) fn simulate(
                         next[e.actor as usize] > e.pos as usize
                     };
                     if (event.cross != NONE && !done(event.cross))
-                        || (event.access != NONE && !done(event.access))
+                        || log.access_preds(&event).iter().any(|&pred| !done(pred))
                     {
                         break;
                     }
