@@ -296,7 +296,7 @@ impl Log {
                     self.access_preds.push(previous);
                 }
                 if let Some(reads) = self.reads_since_write.get_mut(&var) {
-                    self.access_preds.extend(reads.drain(..));
+                    self.access_preds.append(reads);
                 }
                 access.1 = self.access_preds.len() as u32 - access.0;
             }
