@@ -50,7 +50,7 @@ fn info_json_has_the_designed_fields() {
     }
     assert!(info["events"].as_u64().unwrap() > 0);
     assert_eq!(info["truncated_bytes"], 0);
-    assert_eq!(info["format_version"], 3);
+    assert_eq!(info["format_version"], hindsight_recorder::format::FORMAT_VERSION);
     let frozen = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/v1/incident_hang.trace");
     assert_eq!(info_json(&frozen)["format_version"], 1, "the frozen version 1 trace still reads");
     let frozen =
@@ -68,6 +68,22 @@ fn tokio_mixed_has_threads_tasks_locks_and_lock_and_poll_events() {
     for kind in ["lock_acquired", "lock_released", "poll_started", "poll_ended"] {
         assert!(counts[kind].as_u64().unwrap_or(0) > 0, "no {kind} events: {counts}");
     }
+}
+
+#[test]
+fn info_counts_the_runtimes_own_tasks_as_analyze_does() {
+    let info = info_json(&sample_trace());
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_hindsight"))
+        .args(["analyze", "--format", "json"])
+        .arg(sample_trace())
+        .output()
+        .expect("hindsight runs");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("a JSON report");
+    let tasks = report["tasks"].as_array().expect("tasks");
+    let runtime = tasks.iter().filter(|t| t["runtime"] == true).count() as u64;
+    assert!(runtime > 0, "tokio_mixed has block_on: {report}");
+    assert_eq!(info["runtime_tasks"].as_u64(), Some(runtime), "{info}");
+    assert_eq!(info["tasks"].as_u64(), Some(tasks.len() as u64), "{info}");
 }
 
 #[test]

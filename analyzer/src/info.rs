@@ -1,8 +1,10 @@
 //! `hindsight info`: what a trace holds, read in one streaming pass without replaying it.
 
-use crate::report::format_ns;
+use crate::report::{format_ns, TaskEntry};
 use crate::source::{SourceError, TraceSource};
-use hindsight_recorder::format::{Damage, Definition, EventKind, Header, StringId, Tail, Unit};
+use hindsight_recorder::format::{
+    Damage, Definition, EventKind, Header, SiteId, StringId, Tail, Unit,
+};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -28,6 +30,9 @@ pub struct TraceInfo {
     pub threads: u64,
     /// Tasks defined.
     pub tasks: u64,
+    /// Of those, the runtime's own (`block_on`, blocking-pool launches; see
+    /// [`TaskEntry::is_runtime_internal`](crate::report::TaskEntry::is_runtime_internal)).
+    pub runtime_tasks: u64,
     /// Locks defined.
     pub locks: u64,
     /// Lock definitions, by implementation (`LockImplementation::name`).
@@ -67,6 +72,7 @@ impl TraceInfo {
             event_counts: BTreeMap::new(),
             threads: 0,
             tasks: 0,
+            runtime_tasks: 0,
             locks: 0,
             lock_implementations: BTreeMap::new(),
             variables: 0,
@@ -80,6 +86,8 @@ impl TraceInfo {
             marks: Vec::new(),
         };
         let mut strings: HashMap<StringId, String> = HashMap::new();
+        // Told apart at the end, once every name and file they use is known.
+        let mut tasks = TaskKinds::default();
         let mut pending_marks: Vec<(u64, StringId)> = Vec::new();
         let mut first_time = u64::MAX;
         let mut last_time = 0;
@@ -88,6 +96,7 @@ impl TraceInfo {
             match unit? {
                 Unit::Definitions(definitions) => {
                     for definition in definitions {
+                        tasks.note(&definition);
                         info.count_definition(definition, &mut strings);
                     }
                 }
@@ -126,6 +135,7 @@ impl TraceInfo {
         if let Tail::Corrupt { offset, reason, .. } = tail {
             info.corruption = Some(format!("at byte {offset}: {reason}"));
         }
+        info.runtime_tasks = tasks.runtime_internal(&strings);
         info.marks = pending_marks
             .into_iter()
             .map(|(time, label)| {
@@ -172,6 +182,7 @@ impl TraceInfo {
             "event_counts": self.event_counts,
             "threads": self.threads,
             "tasks": self.tasks,
+            "runtime_tasks": self.runtime_tasks,
             "locks": self.locks,
             "lock_implementations": self.lock_implementations,
             "variables": self.variables,
@@ -253,8 +264,17 @@ impl TraceInfo {
         let _ = writeln!(out, "duration   {}", format_ns(self.duration_ns));
         let _ = writeln!(
             out,
-            "entities   {} threads, {} tasks, {} locks, {} variables, {} channels, {} sites",
-            self.threads, self.tasks, self.locks, self.variables, self.channels, self.sites
+            "entities   {} threads, {} tasks{}, {} locks, {} variables, {} channels, {} sites",
+            self.threads,
+            self.tasks,
+            match self.runtime_tasks {
+                0 => String::new(),
+                n => format!(" ({n} of them the runtime's own)"),
+            },
+            self.locks,
+            self.variables,
+            self.channels,
+            self.sites
         );
         if !self.lock_implementations.is_empty() {
             let by: Vec<_> =
@@ -330,5 +350,37 @@ mod tests {
         std::fs::remove_file(&path).expect("removed");
         assert_eq!(info.events, 2);
         assert_eq!(info.duration_ns, 5_000_000);
+    }
+}
+
+/// What `info` keeps of task and site definitions to tell the runtime's own tasks apart.
+#[derive(Debug, Default)]
+struct TaskKinds {
+    /// Each site's file.
+    files: HashMap<SiteId, StringId>,
+    /// Each task's kind and spawn site.
+    tasks: Vec<(Option<StringId>, Option<SiteId>)>,
+}
+
+impl TaskKinds {
+    fn note(&mut self, definition: &Definition) {
+        match definition {
+            Definition::Site(site) => {
+                self.files.insert(site.id, site.file);
+            }
+            Definition::Task(task) => self.tasks.push((task.kind, task.spawn_site)),
+            _ => {}
+        }
+    }
+
+    /// How many of the tasks are the runtime's own.
+    fn runtime_internal(&self, strings: &HashMap<StringId, String>) -> u64 {
+        let text = |id: &StringId| strings.get(id).map(String::as_str);
+        let count = self.tasks.iter().filter(|(kind, site)| {
+            let file = site.and_then(|s| self.files.get(&s)).and_then(text);
+            let file = file.map(hindsight_recorder::paths::readable);
+            TaskEntry::is_runtime_internal(kind.as_ref().and_then(text), file)
+        });
+        count.count() as u64
     }
 }
