@@ -738,6 +738,13 @@ impl Trace {
         self.lock_classes[id.index()]
     }
 
+    /// Asks the CPU for the entry of `id` that [`lock_class`](Self::lock_class) reads (a
+    /// prefetch hint, for traces whose locks outgrow the caches); changes nothing.
+    #[inline(always)]
+    pub(crate) fn prefetch_lock_class(&self, id: LockId) {
+        crate::prefetch::prefetch_entry(&self.lock_classes, id.index());
+    }
+
     /// All variables, indexed by their merged id.
     pub fn vars(&self) -> &[Var] {
         &self.vars

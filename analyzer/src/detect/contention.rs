@@ -724,6 +724,22 @@ impl Detector for Contention {
         Interest::LOCK_ACQUIRED | Interest::LOCK_RELEASED | Interest::LOCK_TRY_FAILED
     }
 
+    fn prefetch_interest(&self) -> Interest {
+        Interest::LOCK_ACQUIRED | Interest::LOCK_RELEASED
+    }
+
+    /// Fetches the line of the lock's statistics that every acquisition and release updates.
+    #[inline]
+    fn prefetch(&self, event: &Event) {
+        if let EventKind::LockAcquired { lock, .. } | EventKind::LockReleased { lock, .. } =
+            event.kind
+        {
+            if let Some(stats) = self.locks.get(lock.index()) {
+                prefetch(&stats.acquisitions);
+            }
+        }
+    }
+
     fn on_event(&mut self, cx: &Context<'_>, event: &Event) {
         let now = event.time_ns;
         match event.kind {

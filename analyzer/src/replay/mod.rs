@@ -45,6 +45,7 @@ pub use state::{
 
 use crate::detect::{Context, Detector, Dispatch, Visitor};
 use crate::error::AnalyzeError;
+use crate::prefetch::prefetch_entry;
 use crate::source::{SourceError, TraceSource};
 use crate::trace::Trace;
 use hindsight_recorder::format::{
@@ -62,6 +63,11 @@ pub const REORDER_SLACK_NS: u64 = 50_000_000;
 
 /// How many events [`Replay::visit`] reads ahead of the detectors.
 const LOOKAHEAD: usize = 8;
+
+/// Past this many locks, [`Replay::visit`] reads ahead for lock events too: the per-lock
+/// state of replay and of the detectors (a few hundred bytes per lock) then outgrows the
+/// CPU's caches, and a lock event would otherwise wait for its lock's lines from memory.
+const LOOKAHEAD_LOCKS: usize = 16_384;
 
 /// What fills the unused entries of the lookahead ring.
 const EMPTY_EVENT: Event =
@@ -321,9 +327,11 @@ impl Replay {
     /// [prefetches](Visitor::prefetches), replay runs 8 events ahead of the
     /// visits and shows each event to its `prefetch_for` first: a variable's state (one per
     /// variable, and programs annotate many) is then in cache by the time its access is
-    /// checked. On traces without accesses the lookahead costs more than it saves: the
-    /// detectors fetch a lock's state when the lock is taken, a few events before its
-    /// release and nested acquisitions need it. (Reading ahead changes nothing the detectors
+    /// checked. The same holds for the locks' states once a trace has more than 16,384 locks:
+    /// replay's state and the detectors then fetch what a lock event will touch. On other
+    /// traces the lookahead costs more than it saves: the detectors fetch a lock's state when
+    /// the lock is taken, a few events before its release and nested acquisitions need it,
+    /// and a thousand locks' states stay in cache. (Reading ahead changes nothing the detectors
     /// see: the order does not depend on the state, and definitions read early only name
     /// what later events use.)
     pub fn visit<V: Visitor + ?Sized>(&mut self, visitor: &mut V) {
@@ -333,14 +341,18 @@ impl Replay {
         let (mut read, mut written, mut ended) = (0usize, 0usize, false);
         let mut next = EMPTY_EVENT;
         loop {
-            if prefetches && !self.trace.vars().is_empty() {
+            let many_locks = self.trace.locks().len() > LOOKAHEAD_LOCKS;
+            if many_locks || (prefetches && !self.trace.vars().is_empty()) {
                 while !ended && written - read < LOOKAHEAD {
                     let slot = &mut ahead[written % LOOKAHEAD];
                     if !self.next_into(slot) {
                         ended = true;
                         break;
                     }
-                    visitor.prefetch_for(slot);
+                    self.prefetch_for(slot);
+                    if prefetches {
+                        visitor.prefetch_for(slot);
+                    }
                     written += 1;
                 }
             }
@@ -371,6 +383,17 @@ impl Replay {
                 EventKind::LockRequested { .. } => handle!(),
                 _ => handle!(),
             }
+        }
+    }
+
+    /// Asks the CPU for what replaying `event` will touch (see [`visit`](Self::visit)): its
+    /// lock's state, and at an acquisition the lock's class, which the lock-order detector
+    /// looks up.
+    #[inline(always)]
+    fn prefetch_for(&self, event: &Event) {
+        self.state.prefetch_for(event);
+        if let EventKind::LockAcquired { lock, .. } = event.kind {
+            self.trace.prefetch_lock_class(lock);
         }
     }
 
@@ -449,6 +472,13 @@ impl Replay {
                 }
             }
             let time = self.queues[q].advance(&mut self.pool);
+            if self.slots.len() > LOOKAHEAD_LOCKS {
+                // The new head is replayed a few events on, once the other queues' earlier
+                // heads are: fetch its lock's slot now.
+                if let Some(head) = self.queues[q].head() {
+                    prefetch_slot(&self.slots, head);
+                }
+            }
             self.heads.set(q, time);
             self.buffered -= 1;
             return true;
@@ -657,6 +687,17 @@ enum Order {
     NowWaking(u32),
     /// Not before an earlier number of this sequence slot.
     Blocked(u32),
+}
+
+/// Asks the CPU for the sequencing slot that [`order`] will read for `event`, if it numbers
+/// its lock's events.
+#[inline(always)]
+fn prefetch_slot(slots: &[Slot], event: &Event) {
+    if let EventKind::LockAcquired { lock, seq: Some(_), .. }
+    | EventKind::LockReleased { lock, seq: Some(_), .. } = event.kind
+    {
+        prefetch_entry(slots, lock.index());
+    }
 }
 
 /// Decides whether queued head `event` may be replayed now, given the sequencing state of
