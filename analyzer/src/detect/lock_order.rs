@@ -76,12 +76,46 @@ impl Witness {
     }
 }
 
+/// The witnesses of an edge, up to [`MAX_WITNESSES`], kept in the edge: a `Vec` per edge
+/// cost an allocation and a pointer to chase for at most three entries, and a trace of
+/// 100,000 locks has nearly a million edges, each learning from most of its few occurrences.
+/// Reads as a slice.
+#[derive(Debug, Clone, Copy)]
+struct Witnesses {
+    len: u8,
+    /// The witnesses, then copies of the first witness made, as filler.
+    slots: [Witness; MAX_WITNESSES],
+}
+
+impl Witnesses {
+    /// None yet; `filler` fills the room.
+    fn new(filler: Witness) -> Self {
+        Witnesses { len: 0, slots: [filler; MAX_WITNESSES] }
+    }
+
+    /// Adds `witness`, if there is room.
+    fn push(&mut self, witness: Witness) {
+        if let Some(slot) = self.slots.get_mut(usize::from(self.len)) {
+            *slot = witness;
+            self.len += 1;
+        }
+    }
+}
+
+impl std::ops::Deref for Witnesses {
+    type Target = [Witness];
+
+    fn deref(&self) -> &[Witness] {
+        &self.slots[..usize::from(self.len)]
+    }
+}
+
 /// Everything known about one order `from → to` of two lock classes.
 #[derive(Debug, Clone)]
 struct Edge {
     from: ClassId,
     to: ClassId,
-    witnesses: Vec<Witness>,
+    witnesses: Witnesses,
     /// Locks held exclusively, before the held lock, at every occurrence.
     gates: Vec<LockId>,
 }
@@ -333,7 +367,7 @@ impl LockOrder {
             .map(|g| g.lock)
             .collect();
         let gated = !gates.is_empty();
-        let mut edge = Edge { from, to: class, witnesses: Vec::new(), gates };
+        let mut edge = Edge { from, to: class, witnesses: Witnesses::new(taken), gates };
         let mut hot = EdgeHot {
             modes_seen: 0,
             full: false,
@@ -464,7 +498,7 @@ impl LockOrder {
         if depth == cycle.len() {
             return !modes || conflicts(chosen[depth - 1].mode, chosen[0].held.mode);
         }
-        for w in &self.edges[cycle[depth]].witnesses {
+        for w in self.edges[cycle[depth]].witnesses.iter() {
             *steps += 1;
             if *steps > MAX_ASSIGNMENT_STEPS {
                 return false;
