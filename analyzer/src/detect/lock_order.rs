@@ -27,9 +27,8 @@ use crate::report::{format_ns, CycleDetail, CycleEdge, Detail, Finding, FindingK
 use crate::trace::{ClassId, Trace};
 use hindsight_recorder::format::{Event, EventKind, LockId, LockMode, SiteId, ThreadId};
 use petgraph::algo::tarjan_scc;
-use petgraph::graph::DiGraph;
+use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::Direction;
-use rustc_hash::FxHashMap;
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -718,31 +717,39 @@ impl Detector for LockOrder {
     }
 
     fn finish(&mut self, cx: &Context<'_>, findings: &mut Vec<Finding>) {
-        let mut graph: DiGraph<ClassId, usize> = DiGraph::new();
-        let mut nodes = FxHashMap::default();
+        // (Sized for the edges up front, and indexed by class id rather than hashed: a trace
+        // of 100,000 locks has nearly a million edges.)
+        let mut graph: DiGraph<ClassId, usize> =
+            DiGraph::with_capacity(self.outgoing.len(), self.edges.len());
         // Nodes in class order, so that cycles come out in a stable order.
         let mut edges: Vec<usize> = (0..self.edges.len()).collect();
-        edges.sort_by_key(|&e| (self.edges[e].from, self.edges[e].to));
-        let mut classes: Vec<ClassId> =
-            self.edges.iter().flat_map(|e| [e.from, e.to]).collect::<Vec<_>>();
-        classes.sort();
-        classes.dedup();
-        for class in classes {
-            nodes.insert(class, graph.add_node(class));
+        edges.sort_unstable_by_key(|&e| (self.edges[e].from, self.edges[e].to));
+        let mut in_graph = Vec::new();
+        for edge in &self.edges {
+            mark(&mut in_graph, edge.from);
+            mark(&mut in_graph, edge.to);
         }
-        let mut by_pair = FxHashMap::default();
+        let nodes: Vec<Option<NodeIndex>> = in_graph
+            .iter()
+            .enumerate()
+            .map(|(class, &in_graph)| in_graph.then(|| graph.add_node(ClassId(class as u32))))
+            .collect();
         for e in edges {
             let edge = &self.edges[e];
-            let (a, b) = (nodes[&edge.from], nodes[&edge.to]);
-            graph.add_edge(a, b, e);
-            by_pair.insert((a, b), e);
+            if let (Some(a), Some(b)) = (nodes[edge.from.index()], nodes[edge.to.index()]) {
+                graph.add_edge(a, b, e);
+            }
         }
         let (cycles, cut) = elementary_cycles(&graph, BOUNDS);
         let mut predicted: HashSet<predict::CycleKey> = HashSet::new();
         for cycle in &cycles {
-            let edge_ixs: Vec<usize> = (0..cycle.len())
-                .map(|i| by_pair[&(cycle[i], cycle[(i + 1) % cycle.len()])])
+            // (The graph has one edge per pair of classes, in a class's few out-edges.)
+            let edge_ixs: Option<Vec<usize>> = (0..cycle.len())
+                .map(|i| graph.find_edge(cycle[i], cycle[(i + 1) % cycle.len()]).map(|e| graph[e]))
                 .collect();
+            let Some(edge_ixs) = edge_ixs else {
+                continue;
+            };
             match self.prediction_of(&edge_ixs) {
                 Some(prediction) => {
                     findings.push(predicted_finding(cx, prediction, &|from, to| {
