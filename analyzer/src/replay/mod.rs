@@ -474,9 +474,9 @@ impl Replay {
             let time = self.queues[q].advance(&mut self.pool);
             if self.slots.len() > LOOKAHEAD_LOCKS {
                 // The new head is replayed a few events on, once the other queues' earlier
-                // heads are: fetch its lock's slot now.
+                // heads are: fetch what ordering it will read now.
                 if let Some(head) = self.queues[q].head() {
-                    prefetch_slot(&self.slots, head);
+                    prefetch_order(&self.slots, &self.trace, head);
                 }
             }
             self.heads.set(q, time);
@@ -689,15 +689,23 @@ enum Order {
     Blocked(u32),
 }
 
-/// Asks the CPU for the sequencing slot that [`order`] will read for `event`, if it numbers
-/// its lock's events.
+/// Asks the CPU for what [`order`] will read for queued head `event`: the sequencing slot,
+/// if the event numbers its lock's events, and the slot's lock.
 #[inline(always)]
-fn prefetch_slot(slots: &[Slot], event: &Event) {
-    if let EventKind::LockAcquired { lock, seq: Some(_), .. }
-    | EventKind::LockReleased { lock, seq: Some(_), .. } = event.kind
-    {
-        prefetch_entry(slots, lock.index());
+fn prefetch_order(slots: &[Slot], trace: &Trace, event: &Event) {
+    let (slot, numbered) = match event.kind {
+        EventKind::LockAcquired { lock, seq, .. } | EventKind::LockReleased { lock, seq, .. } => {
+            (lock, seq.is_some())
+        }
+        EventKind::LockRequested { lock, .. } | EventKind::LockTryFailed { lock, .. } => {
+            (lock, false)
+        }
+        _ => return,
+    };
+    if numbered {
+        prefetch_entry(slots, slot.index());
     }
+    trace.prefetch_slot_lock(slot.0);
 }
 
 /// Decides whether queued head `event` may be replayed now, given the sequencing state of
