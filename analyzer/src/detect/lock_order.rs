@@ -183,6 +183,10 @@ impl EdgeHot {
 /// in [`LockOrder::more`].
 const NEAR: usize = 8;
 
+/// Past this many classes (with edges out), an acquisition also fetches where its class's
+/// edges are (see [`LockOrder::outgoing_ix`]): the tables outgrow the caches.
+const MANY_CLASSES: usize = 16_384;
+
 /// The first [`NEAR`] edges from one class, in the order added, in one cache line: the class
 /// each leads to, and its occurrences since it stopped learning. Finding an edge is a scan of
 /// the line (where a map hashes and probes a table larger than the CPU's nearest caches), and
@@ -707,7 +711,13 @@ impl Detector for LockOrder {
         // A lock just taken is often held while the actor takes another one, a few events
         // on, which then scans this lock's line of edges: fetch it now, so that the scan does
         // not wait for it (a thousand classes' lines fill the first-level cache).
-        prefetch_entry(&self.outgoing, cx.trace.lock_class(lock).index());
+        let class = cx.trace.lock_class(lock).index();
+        prefetch_entry(&self.outgoing, class);
+        if self.outgoing.len() > MANY_CLASSES {
+            // And where its edges are, for an occurrence that learns: with many classes, most
+            // edges are new for most of the trace, and learn from most of their occurrences.
+            prefetch_entry(&self.outgoing_ix, class);
+        }
         let actor = Actor::of(event);
         let holds = cx.state.holds(actor);
         if holds.is_empty() {
