@@ -336,53 +336,72 @@ impl Replay {
     /// what later events use.)
     pub fn visit<V: Visitor + ?Sized>(&mut self, visitor: &mut V) {
         let prefetches = visitor.prefetches();
+        // Event by event until reading ahead pays, which definitions read on the way (with
+        // the events) may make it do.
+        let mut next = EMPTY_EVENT;
+        while !self.reads_ahead(prefetches) {
+            if !self.next_into(&mut next, false) {
+                return;
+            }
+            self.show(visitor, &next);
+        }
+        self.visit_reading_ahead(visitor, prefetches);
+    }
+
+    /// Whether [`visit`](Self::visit) reads ahead now, for a visitor that `prefetches` or not.
+    #[inline(always)]
+    fn reads_ahead(&self, prefetches: bool) -> bool {
+        self.trace.locks().len() > LOOKAHEAD_LOCKS || (prefetches && !self.trace.vars().is_empty())
+    }
+
+    /// The rest of [`visit`](Self::visit), reading [`LOOKAHEAD`] events ahead of the visits.
+    /// (A loop of its own, so that the other one carries none of this.)
+    fn visit_reading_ahead<V: Visitor + ?Sized>(&mut self, visitor: &mut V, prefetches: bool) {
         // A ring of the events read ahead: `ahead[read % LOOKAHEAD]` up to `written`.
         let mut ahead = [EMPTY_EVENT; LOOKAHEAD];
         let (mut read, mut written, mut ended) = (0usize, 0usize, false);
-        let mut next = EMPTY_EVENT;
         loop {
-            let many_locks = self.trace.locks().len() > LOOKAHEAD_LOCKS;
-            if many_locks || (prefetches && !self.trace.vars().is_empty()) {
-                while !ended && written - read < LOOKAHEAD {
-                    let slot = &mut ahead[written % LOOKAHEAD];
-                    if !self.next_into(slot) {
-                        ended = true;
-                        break;
-                    }
-                    self.prefetch_for(slot);
-                    if prefetches {
-                        visitor.prefetch_for(slot);
-                    }
-                    written += 1;
+            while !ended && written - read < LOOKAHEAD {
+                let slot = &mut ahead[written % LOOKAHEAD];
+                if !self.next_into(slot, true) {
+                    ended = true;
+                    break;
                 }
+                self.prefetch_for(slot);
+                if prefetches {
+                    visitor.prefetch_for(slot);
+                }
+                written += 1;
             }
-            let event = if read < written {
-                read += 1;
-                &ahead[(read - 1) % LOOKAHEAD]
-            } else if ended || !self.next_into(&mut next) {
+            // (The ring is full unless the trace has ended.)
+            if read == written {
                 return;
-            } else {
-                &next
-            };
-            // Shows the event to the visitor, then applies it to the state.
-            macro_rules! handle {
-                () => {{
-                    let cx = Context { trace: &self.trace, state: &self.state };
-                    visitor.visit(&cx, event);
-                    self.state.apply(event);
-                }};
             }
-            // An arm, and a copy of `handle!`, per common kind: in each, the compiler knows
-            // the kind and drops tests of it that the state and the detectors make (with
-            // every detector, 16 instructions per event, and jumps the CPU cannot predict:
-            // the kinds of a merge of threads come in no order). A function in place of the
-            // macro loses that: callgrind counts its instructions the same as one arm's.
-            match event.kind {
-                EventKind::LockAcquired { .. } => handle!(),
-                EventKind::LockReleased { .. } => handle!(),
-                EventKind::LockRequested { .. } => handle!(),
-                _ => handle!(),
-            }
+            read += 1;
+            self.show(visitor, &ahead[(read - 1) % LOOKAHEAD]);
+        }
+    }
+
+    /// Shows `event` to `visitor`, then applies it to the state.
+    #[inline(always)]
+    fn show<V: Visitor + ?Sized>(&mut self, visitor: &mut V, event: &Event) {
+        macro_rules! handle {
+            () => {{
+                let cx = Context { trace: &self.trace, state: &self.state };
+                visitor.visit(&cx, event);
+                self.state.apply(event);
+            }};
+        }
+        // An arm, and a copy of `handle!`, per common kind: in each, the compiler knows
+        // the kind and drops tests of it that the state and the detectors make (with
+        // every detector, 16 instructions per event, and jumps the CPU cannot predict:
+        // the kinds of a merge of threads come in no order). A function in place of the
+        // macro loses that: callgrind counts its instructions the same as one arm's.
+        match event.kind {
+            EventKind::LockAcquired { .. } => handle!(),
+            EventKind::LockReleased { .. } => handle!(),
+            EventKind::LockRequested { .. } => handle!(),
+            _ => handle!(),
         }
     }
 
@@ -400,7 +419,7 @@ impl Replay {
     /// Replays every event into the state, showing none to a detector.
     pub fn run_to_end(&mut self) {
         let mut event = EMPTY_EVENT;
-        while self.next_into(&mut event) {
+        while self.next_into(&mut event, false) {
             self.state.apply(&event);
         }
     }
@@ -414,15 +433,16 @@ impl Replay {
     #[inline]
     pub fn next_event(&mut self) -> Option<Event> {
         let mut event = EMPTY_EVENT;
-        self.next_into(&mut event).then_some(event)
+        self.next_into(&mut event, false).then_some(event)
     }
 
     /// Writes the next event in causal order into `event`, not yet applied to the state;
     /// `false` at the end. The common case, an event ready in a queue, is inlined into the
-    /// caller's loop; reading and forcing are not.
+    /// caller's loop; reading and forcing are not. With `fetch_ahead` (a constant where it is
+    /// inlined), it fetches what ordering the next head of the queue will read.
     #[inline(always)]
-    fn next_into(&mut self, event: &mut Event) -> bool {
-        self.pop_ready(event) || self.next_after_reading(event)
+    fn next_into(&mut self, event: &mut Event, fetch_ahead: bool) -> bool {
+        self.pop_ready(event, fetch_ahead) || self.next_after_reading(event)
     }
 
     /// [`next_into`](Self::next_into) when no queued event is ready.
@@ -433,7 +453,7 @@ impl Replay {
             if !progressed {
                 return false;
             }
-            if self.pop_ready(event) {
+            if self.pop_ready(event, false) {
                 return true;
             }
         }
@@ -447,9 +467,10 @@ impl Replay {
     /// The event is copied out and its queue moves on at once, before the caller handles the
     /// event: so the choice of the next event (a chain of dependent loads and compares, from
     /// the queue's next time up the tournament) does not wait for that handling, and the
-    /// CPU works on both at the same time.
+    /// CPU works on both at the same time. With `fetch_ahead`, past [`LOOKAHEAD_LOCKS`]
+    /// locks, it asks for what ordering the queue's new head will read.
     #[inline(always)]
-    fn pop_ready(&mut self, event: &mut Event) -> bool {
+    fn pop_ready(&mut self, event: &mut Event, fetch_ahead: bool) -> bool {
         loop {
             let Some(q) = self.heads.earliest() else {
                 return false;
@@ -472,7 +493,7 @@ impl Replay {
                 }
             }
             let time = self.queues[q].advance(&mut self.pool);
-            if self.slots.len() > LOOKAHEAD_LOCKS {
+            if fetch_ahead && self.slots.len() > LOOKAHEAD_LOCKS {
                 // The new head is replayed a few events on, once the other queues' earlier
                 // heads are: fetch what ordering it will read now.
                 if let Some(head) = self.queues[q].head() {
