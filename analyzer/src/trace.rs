@@ -440,6 +440,13 @@ impl Trace {
         self.slot_lock.get(slot as usize).copied()
     }
 
+    /// Asks the CPU for the entry that [`slot_lock`](Self::slot_lock) reads for `slot` (a
+    /// prefetch hint, for traces whose locks outgrow the caches); changes nothing.
+    #[inline(always)]
+    pub(crate) fn prefetch_slot_lock(&self, slot: u32) {
+        crate::prefetch::prefetch_entry(&self.slot_lock, slot as usize);
+    }
+
     /// Remaps an event read from `process` to the merged tables and time axis, a lock event
     /// to its lock's sequence slot (see [`remap_events`](Self::remap_events)).
     #[inline]
@@ -743,6 +750,13 @@ impl Trace {
     #[inline]
     pub fn lock_class(&self, id: LockId) -> ClassId {
         self.lock_classes[id.index()]
+    }
+
+    /// Asks the CPU for the entry of `id` that [`lock_class`](Self::lock_class) reads (a
+    /// prefetch hint, for traces whose locks outgrow the caches); changes nothing.
+    #[inline(always)]
+    pub(crate) fn prefetch_lock_class(&self, id: LockId) {
+        crate::prefetch::prefetch_entry(&self.lock_classes, id.index());
     }
 
     /// All variables, indexed by their merged id.

@@ -287,6 +287,51 @@ fn reading_ahead_for_prefetches_changes_nothing_a_detector_sees() {
     }
 }
 
+/// [`contended`] with two more threads taking two more locks in opposite orders, and
+/// `unused` more locks that no event takes. (A trace's definitions come before its events.)
+fn inverted_among(unused: usize) -> Vec<u8> {
+    let mut b = contended(0);
+    for i in 0..unused {
+        b.mutex(&format!("spare-{i}"));
+    }
+    let (a, z) = (b.mutex("a"), b.mutex("z"));
+    let site = b.site("src/lib.rs", 3, 1);
+    let (t, u) = (b.thread("forward"), b.thread("backward"));
+    for _ in 0..5 {
+        b.on(t).acquire(a, site).acquire(z, site).release(z).release(a);
+        b.on(u).acquire(z, site).acquire(a, site).release(a).release(z);
+    }
+    b.build_grouped_by_thread()
+}
+
+#[test]
+fn past_16384_locks_replay_reads_ahead_and_every_detector_reports_the_same() {
+    let few = inverted_among(10);
+    let many = inverted_among(20_000);
+    // Replay reads ahead from the first events on, though no variable is defined.
+    let (plain, _) = replay_checked(many.clone());
+    let mut replay = Replay::from_bytes(vec![("t".to_owned(), many.clone())]).expect("readable");
+    let mut recorder = Recorder::default();
+    replay.run(&mut [&mut recorder as &mut dyn Detector]);
+    assert_eq!(recorder.seen, plain, "the same events in the same order");
+    let prefetched = recorder.prefetched.into_inner();
+    assert!(plain.len() - prefetched.len() <= 1, "read ahead from the first events on");
+    // And every detector finds and counts the same as on the trace of few locks.
+    let analyze = |bytes: Vec<u8>| {
+        analyze_bytes(vec![("t".to_owned(), bytes)], &AnalyzeOptions::default()).expect("valid")
+    };
+    let (few, many) = (analyze(few), analyze(many));
+    let kinds: Vec<FindingKind> = many.findings.iter().map(|f| f.kind).collect();
+    assert!(kinds.contains(&FindingKind::LockOrderCycle), "the inversion is found: {kinds:?}");
+    assert_eq!(few.findings, many.findings);
+    let used = |report: &hindsight_analyzer::Report| {
+        let locks = report.locks.iter().filter(|l| !l.name.starts_with("spare-"));
+        locks.cloned().collect::<Vec<_>>()
+    };
+    assert_eq!(used(&few).len(), 4, "m, rw, a and z");
+    assert_eq!(used(&few), used(&many));
+}
+
 #[test]
 fn permits_of_a_semaphore_held_at_once_are_not_conflicts() {
     // Three workers hold a permit each of a three-permit semaphore at once (a trace does not

@@ -643,19 +643,21 @@ impl Contention {
                 *class = (class.0 + 1, index);
             }
         }
-        // A class of one lock taken has that lock's statistics; the others add theirs up.
-        let mut classes: Vec<Option<LockStats>> = vec![None; taken.len()];
+        // A class of one lock taken has that lock's statistics; the others add theirs up (in
+        // a map: most classes have one lock, and a table of all would take a lock's
+        // statistics per class).
+        let mut classes: FxHashMap<usize, LockStats> = FxHashMap::default();
         for (index, stats) in self.counted() {
             let Some(class) = class_of(index).filter(|&class| taken[class].0 > 1) else {
                 continue;
             };
-            classes[class].get_or_insert_with(LockStats::default).add(stats);
+            classes.entry(class).or_default().add(stats);
         }
         let mut texts = SiteTexts::default();
-        classes
+        taken
             .iter()
-            .zip(&taken)
-            .map(|(class, &(taken, last))| match class {
+            .enumerate()
+            .map(|(class, &(taken, last))| match classes.get(&class) {
                 Some(stats) => summarize(cx, stats, &mut texts),
                 None if taken == 1 => locks.get(last).cloned().unwrap_or_default(),
                 None => LockStatistics::default(),
@@ -722,6 +724,22 @@ impl Detector for Contention {
     /// The kinds its `on_event` handles: keep the two in step.
     fn interest(&self) -> Interest {
         Interest::LOCK_ACQUIRED | Interest::LOCK_RELEASED | Interest::LOCK_TRY_FAILED
+    }
+
+    fn prefetch_interest(&self) -> Interest {
+        Interest::LOCK_ACQUIRED | Interest::LOCK_RELEASED
+    }
+
+    /// Fetches the line of the lock's statistics that every acquisition and release updates.
+    #[inline]
+    fn prefetch(&self, event: &Event) {
+        if let EventKind::LockAcquired { lock, .. } | EventKind::LockReleased { lock, .. } =
+            event.kind
+        {
+            if let Some(stats) = self.locks.get(lock.index()) {
+                prefetch(&stats.acquisitions);
+            }
+        }
     }
 
     fn on_event(&mut self, cx: &Context<'_>, event: &Event) {

@@ -27,9 +27,8 @@ use crate::report::{format_ns, CycleDetail, CycleEdge, Detail, Finding, FindingK
 use crate::trace::{ClassId, Trace};
 use hindsight_recorder::format::{Event, EventKind, LockId, LockMode, SiteId, ThreadId};
 use petgraph::algo::tarjan_scc;
-use petgraph::graph::DiGraph;
+use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::Direction;
-use rustc_hash::FxHashMap;
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -76,12 +75,46 @@ impl Witness {
     }
 }
 
+/// The witnesses of an edge, up to [`MAX_WITNESSES`], kept in the edge: a `Vec` per edge
+/// cost an allocation and a pointer to chase for at most three entries, and a trace of
+/// 100,000 locks has nearly a million edges, each learning from most of its few occurrences.
+/// Reads as a slice.
+#[derive(Debug, Clone, Copy)]
+struct Witnesses {
+    len: u8,
+    /// The witnesses, then copies of the first witness made, as filler.
+    slots: [Witness; MAX_WITNESSES],
+}
+
+impl Witnesses {
+    /// None yet; `filler` fills the room.
+    fn new(filler: Witness) -> Self {
+        Witnesses { len: 0, slots: [filler; MAX_WITNESSES] }
+    }
+
+    /// Adds `witness`, if there is room.
+    fn push(&mut self, witness: Witness) {
+        if let Some(slot) = self.slots.get_mut(usize::from(self.len)) {
+            *slot = witness;
+            self.len += 1;
+        }
+    }
+}
+
+impl std::ops::Deref for Witnesses {
+    type Target = [Witness];
+
+    fn deref(&self) -> &[Witness] {
+        &self.slots[..usize::from(self.len)]
+    }
+}
+
 /// Everything known about one order `from → to` of two lock classes.
 #[derive(Debug, Clone)]
 struct Edge {
     from: ClassId,
     to: ClassId,
-    witnesses: Vec<Witness>,
+    witnesses: Witnesses,
     /// Locks held exclusively, before the held lock, at every occurrence.
     gates: Vec<LockId>,
 }
@@ -149,6 +182,10 @@ impl EdgeHot {
 /// Edges from one class kept in its [`Outgoing`] line; the class's further edges are found
 /// in [`LockOrder::more`].
 const NEAR: usize = 8;
+
+/// Past this many classes (with edges out), an acquisition also fetches where its class's
+/// edges are (see [`LockOrder::outgoing_ix`]): the tables outgrow the caches.
+const MANY_CLASSES: usize = 16_384;
 
 /// The first [`NEAR`] edges from one class, in the order added, in one cache line: the class
 /// each leads to, and its occurrences since it stopped learning. Finding an edge is a scan of
@@ -333,7 +370,7 @@ impl LockOrder {
             .map(|g| g.lock)
             .collect();
         let gated = !gates.is_empty();
-        let mut edge = Edge { from, to: class, witnesses: Vec::new(), gates };
+        let mut edge = Edge { from, to: class, witnesses: Witnesses::new(taken), gates };
         let mut hot = EdgeHot {
             modes_seen: 0,
             full: false,
@@ -464,7 +501,7 @@ impl LockOrder {
         if depth == cycle.len() {
             return !modes || conflicts(chosen[depth - 1].mode, chosen[0].held.mode);
         }
-        for w in &self.edges[cycle[depth]].witnesses {
+        for w in self.edges[cycle[depth]].witnesses.iter() {
             *steps += 1;
             if *steps > MAX_ASSIGNMENT_STEPS {
                 return false;
@@ -677,7 +714,13 @@ impl Detector for LockOrder {
         // A lock just taken is often held while the actor takes another one, a few events
         // on, which then scans this lock's line of edges: fetch it now, so that the scan does
         // not wait for it (a thousand classes' lines fill the first-level cache).
-        prefetch_entry(&self.outgoing, cx.trace.lock_class(lock).index());
+        let class = cx.trace.lock_class(lock).index();
+        prefetch_entry(&self.outgoing, class);
+        if self.outgoing.len() > MANY_CLASSES {
+            // And where its edges are, for an occurrence that learns: with many classes, most
+            // edges are new for most of the trace, and learn from most of their occurrences.
+            prefetch_entry(&self.outgoing_ix, class);
+        }
         let actor = Actor::of(event);
         let holds = cx.state.holds(actor);
         if holds.is_empty() {
@@ -687,31 +730,41 @@ impl Detector for LockOrder {
     }
 
     fn finish(&mut self, cx: &Context<'_>, findings: &mut Vec<Finding>) {
-        let mut graph: DiGraph<ClassId, usize> = DiGraph::new();
-        let mut nodes = FxHashMap::default();
-        // Nodes in class order, so that cycles come out in a stable order.
-        let mut edges: Vec<usize> = (0..self.edges.len()).collect();
-        edges.sort_by_key(|&e| (self.edges[e].from, self.edges[e].to));
-        let mut classes: Vec<ClassId> =
-            self.edges.iter().flat_map(|e| [e.from, e.to]).collect::<Vec<_>>();
-        classes.sort();
-        classes.dedup();
-        for class in classes {
-            nodes.insert(class, graph.add_node(class));
+        // (Sized for the edges up front, and indexed by class id rather than hashed: a trace
+        // of 100,000 locks has nearly a million edges.)
+        let mut graph: DiGraph<ClassId, usize> =
+            DiGraph::with_capacity(self.outgoing.len(), self.edges.len());
+        // Nodes and edges in class order, so that cycles come out in a stable order. (The
+        // edges' classes sorted side by side, with their index: sorting indices by the edges'
+        // fields would read a scattered edge at every comparison.)
+        let mut edges: Vec<(ClassId, ClassId, usize)> =
+            self.edges.iter().enumerate().map(|(e, edge)| (edge.from, edge.to, e)).collect();
+        edges.sort_unstable();
+        let mut in_graph = Vec::new();
+        for &(from, to, _) in &edges {
+            mark(&mut in_graph, from);
+            mark(&mut in_graph, to);
         }
-        let mut by_pair = FxHashMap::default();
-        for e in edges {
-            let edge = &self.edges[e];
-            let (a, b) = (nodes[&edge.from], nodes[&edge.to]);
-            graph.add_edge(a, b, e);
-            by_pair.insert((a, b), e);
+        let nodes: Vec<Option<NodeIndex>> = in_graph
+            .iter()
+            .enumerate()
+            .map(|(class, &in_graph)| in_graph.then(|| graph.add_node(ClassId(class as u32))))
+            .collect();
+        for (from, to, e) in edges {
+            if let (Some(a), Some(b)) = (nodes[from.index()], nodes[to.index()]) {
+                graph.add_edge(a, b, e);
+            }
         }
         let (cycles, cut) = elementary_cycles(&graph, BOUNDS);
         let mut predicted: HashSet<predict::CycleKey> = HashSet::new();
         for cycle in &cycles {
-            let edge_ixs: Vec<usize> = (0..cycle.len())
-                .map(|i| by_pair[&(cycle[i], cycle[(i + 1) % cycle.len()])])
+            // (The graph has one edge per pair of classes, in a class's few out-edges.)
+            let edge_ixs: Option<Vec<usize>> = (0..cycle.len())
+                .map(|i| graph.find_edge(cycle[i], cycle[(i + 1) % cycle.len()]).map(|e| graph[e]))
                 .collect();
+            let Some(edge_ixs) = edge_ixs else {
+                continue;
+            };
             match self.prediction_of(&edge_ixs) {
                 Some(prediction) => {
                     findings.push(predicted_finding(cx, prediction, &|from, to| {

@@ -45,6 +45,7 @@ pub use state::{
 
 use crate::detect::{Context, Detector, Dispatch, Visitor};
 use crate::error::AnalyzeError;
+use crate::prefetch::prefetch_entry;
 use crate::source::{SourceError, TraceSource};
 use crate::trace::Trace;
 use hindsight_recorder::format::{
@@ -62,6 +63,11 @@ pub const REORDER_SLACK_NS: u64 = 50_000_000;
 
 /// How many events [`Replay::visit`] reads ahead of the detectors.
 const LOOKAHEAD: usize = 8;
+
+/// Past this many locks, [`Replay::visit`] reads ahead for lock events too: the per-lock
+/// state of replay and of the detectors (a few hundred bytes per lock) then outgrows the
+/// CPU's caches, and a lock event would otherwise wait for its lock's lines from memory.
+const LOOKAHEAD_LOCKS: usize = 16_384;
 
 /// What fills the unused entries of the lookahead ring.
 const EMPTY_EVENT: Event =
@@ -321,63 +327,99 @@ impl Replay {
     /// [prefetches](Visitor::prefetches), replay runs 8 events ahead of the
     /// visits and shows each event to its `prefetch_for` first: a variable's state (one per
     /// variable, and programs annotate many) is then in cache by the time its access is
-    /// checked. On traces without accesses the lookahead costs more than it saves: the
-    /// detectors fetch a lock's state when the lock is taken, a few events before its
-    /// release and nested acquisitions need it. (Reading ahead changes nothing the detectors
+    /// checked. The same holds for the locks' states once a trace has more than 16,384 locks:
+    /// replay's state and the detectors then fetch what a lock event will touch. On other
+    /// traces the lookahead costs more than it saves: the detectors fetch a lock's state when
+    /// the lock is taken, a few events before its release and nested acquisitions need it,
+    /// and a thousand locks' states stay in cache. (Reading ahead changes nothing the detectors
     /// see: the order does not depend on the state, and definitions read early only name
     /// what later events use.)
     pub fn visit<V: Visitor + ?Sized>(&mut self, visitor: &mut V) {
         let prefetches = visitor.prefetches();
+        // Event by event until reading ahead pays, which definitions read on the way (with
+        // the events) may make it do.
+        let mut next = EMPTY_EVENT;
+        while !self.reads_ahead(prefetches) {
+            if !self.next_into(&mut next, false) {
+                return;
+            }
+            self.show(visitor, &next);
+        }
+        self.visit_reading_ahead(visitor, prefetches);
+    }
+
+    /// Whether [`visit`](Self::visit) reads ahead now, for a visitor that `prefetches` or not.
+    #[inline(always)]
+    fn reads_ahead(&self, prefetches: bool) -> bool {
+        self.trace.locks().len() > LOOKAHEAD_LOCKS || (prefetches && !self.trace.vars().is_empty())
+    }
+
+    /// The rest of [`visit`](Self::visit), reading [`LOOKAHEAD`] events ahead of the visits.
+    /// (A loop of its own, so that the other one carries none of this.)
+    fn visit_reading_ahead<V: Visitor + ?Sized>(&mut self, visitor: &mut V, prefetches: bool) {
         // A ring of the events read ahead: `ahead[read % LOOKAHEAD]` up to `written`.
         let mut ahead = [EMPTY_EVENT; LOOKAHEAD];
         let (mut read, mut written, mut ended) = (0usize, 0usize, false);
-        let mut next = EMPTY_EVENT;
         loop {
-            if prefetches && !self.trace.vars().is_empty() {
-                while !ended && written - read < LOOKAHEAD {
-                    let slot = &mut ahead[written % LOOKAHEAD];
-                    if !self.next_into(slot) {
-                        ended = true;
-                        break;
-                    }
-                    visitor.prefetch_for(slot);
-                    written += 1;
+            while !ended && written - read < LOOKAHEAD {
+                let slot = &mut ahead[written % LOOKAHEAD];
+                if !self.next_into(slot, true) {
+                    ended = true;
+                    break;
                 }
+                self.prefetch_for(slot);
+                if prefetches {
+                    visitor.prefetch_for(slot);
+                }
+                written += 1;
             }
-            let event = if read < written {
-                read += 1;
-                &ahead[(read - 1) % LOOKAHEAD]
-            } else if ended || !self.next_into(&mut next) {
+            // (The ring is full unless the trace has ended.)
+            if read == written {
                 return;
-            } else {
-                &next
-            };
-            // Shows the event to the visitor, then applies it to the state.
-            macro_rules! handle {
-                () => {{
-                    let cx = Context { trace: &self.trace, state: &self.state };
-                    visitor.visit(&cx, event);
-                    self.state.apply(event);
-                }};
             }
-            // An arm, and a copy of `handle!`, per common kind: in each, the compiler knows
-            // the kind and drops tests of it that the state and the detectors make (with
-            // every detector, 16 instructions per event, and jumps the CPU cannot predict:
-            // the kinds of a merge of threads come in no order). A function in place of the
-            // macro loses that: callgrind counts its instructions the same as one arm's.
-            match event.kind {
-                EventKind::LockAcquired { .. } => handle!(),
-                EventKind::LockReleased { .. } => handle!(),
-                EventKind::LockRequested { .. } => handle!(),
-                _ => handle!(),
-            }
+            read += 1;
+            self.show(visitor, &ahead[(read - 1) % LOOKAHEAD]);
+        }
+    }
+
+    /// Shows `event` to `visitor`, then applies it to the state.
+    #[inline(always)]
+    fn show<V: Visitor + ?Sized>(&mut self, visitor: &mut V, event: &Event) {
+        macro_rules! handle {
+            () => {{
+                let cx = Context { trace: &self.trace, state: &self.state };
+                visitor.visit(&cx, event);
+                self.state.apply(event);
+            }};
+        }
+        // An arm, and a copy of `handle!`, per common kind: in each, the compiler knows
+        // the kind and drops tests of it that the state and the detectors make (with
+        // every detector, 16 instructions per event, and jumps the CPU cannot predict:
+        // the kinds of a merge of threads come in no order). A function in place of the
+        // macro loses that: callgrind counts its instructions the same as one arm's.
+        match event.kind {
+            EventKind::LockAcquired { .. } => handle!(),
+            EventKind::LockReleased { .. } => handle!(),
+            EventKind::LockRequested { .. } => handle!(),
+            _ => handle!(),
+        }
+    }
+
+    /// Asks the CPU for what replaying `event` will touch (see [`visit`](Self::visit)): its
+    /// lock's state, and at an acquisition the lock's class, which the lock-order detector
+    /// looks up.
+    #[inline(always)]
+    fn prefetch_for(&self, event: &Event) {
+        self.state.prefetch_for(event);
+        if let EventKind::LockAcquired { lock, .. } = event.kind {
+            self.trace.prefetch_lock_class(lock);
         }
     }
 
     /// Replays every event into the state, showing none to a detector.
     pub fn run_to_end(&mut self) {
         let mut event = EMPTY_EVENT;
-        while self.next_into(&mut event) {
+        while self.next_into(&mut event, false) {
             self.state.apply(&event);
         }
     }
@@ -391,15 +433,16 @@ impl Replay {
     #[inline]
     pub fn next_event(&mut self) -> Option<Event> {
         let mut event = EMPTY_EVENT;
-        self.next_into(&mut event).then_some(event)
+        self.next_into(&mut event, false).then_some(event)
     }
 
     /// Writes the next event in causal order into `event`, not yet applied to the state;
     /// `false` at the end. The common case, an event ready in a queue, is inlined into the
-    /// caller's loop; reading and forcing are not.
+    /// caller's loop; reading and forcing are not. With `fetch_ahead` (a constant where it is
+    /// inlined), it fetches what ordering the next head of the queue will read.
     #[inline(always)]
-    fn next_into(&mut self, event: &mut Event) -> bool {
-        self.pop_ready(event) || self.next_after_reading(event)
+    fn next_into(&mut self, event: &mut Event, fetch_ahead: bool) -> bool {
+        self.pop_ready(event, fetch_ahead) || self.next_after_reading(event)
     }
 
     /// [`next_into`](Self::next_into) when no queued event is ready.
@@ -410,7 +453,7 @@ impl Replay {
             if !progressed {
                 return false;
             }
-            if self.pop_ready(event) {
+            if self.pop_ready(event, false) {
                 return true;
             }
         }
@@ -424,9 +467,10 @@ impl Replay {
     /// The event is copied out and its queue moves on at once, before the caller handles the
     /// event: so the choice of the next event (a chain of dependent loads and compares, from
     /// the queue's next time up the tournament) does not wait for that handling, and the
-    /// CPU works on both at the same time.
+    /// CPU works on both at the same time. With `fetch_ahead`, past [`LOOKAHEAD_LOCKS`]
+    /// locks, it asks for what ordering the queue's new head will read.
     #[inline(always)]
-    fn pop_ready(&mut self, event: &mut Event) -> bool {
+    fn pop_ready(&mut self, event: &mut Event, fetch_ahead: bool) -> bool {
         loop {
             let Some(q) = self.heads.earliest() else {
                 return false;
@@ -449,6 +493,13 @@ impl Replay {
                 }
             }
             let time = self.queues[q].advance(&mut self.pool);
+            if fetch_ahead && self.slots.len() > LOOKAHEAD_LOCKS {
+                // The new head is replayed a few events on, once the other queues' earlier
+                // heads are: fetch what ordering it will read now.
+                if let Some(head) = self.queues[q].head() {
+                    prefetch_order(&self.slots, &self.trace, head);
+                }
+            }
             self.heads.set(q, time);
             self.buffered -= 1;
             return true;
@@ -657,6 +708,25 @@ enum Order {
     NowWaking(u32),
     /// Not before an earlier number of this sequence slot.
     Blocked(u32),
+}
+
+/// Asks the CPU for what [`order`] will read for queued head `event`: the sequencing slot,
+/// if the event numbers its lock's events, and the slot's lock.
+#[inline(always)]
+fn prefetch_order(slots: &[Slot], trace: &Trace, event: &Event) {
+    let (slot, numbered) = match event.kind {
+        EventKind::LockAcquired { lock, seq, .. } | EventKind::LockReleased { lock, seq, .. } => {
+            (lock, seq.is_some())
+        }
+        EventKind::LockRequested { lock, .. } | EventKind::LockTryFailed { lock, .. } => {
+            (lock, false)
+        }
+        _ => return,
+    };
+    if numbered {
+        prefetch_entry(slots, slot.index());
+    }
+    trace.prefetch_slot_lock(slot.0);
 }
 
 /// Decides whether queued head `event` may be replayed now, given the sequencing state of

@@ -4,6 +4,7 @@
 //! Its size grows with the threads, tasks and locks of the trace, never with its length: each
 //! lock keeps its current holders, each thread or task its current holds and its one wait.
 
+use crate::prefetch::prefetch_entry;
 use crate::trace::Trace;
 use hindsight_recorder::format::{
     ChannelId, Event, EventKind, LockId, LockMode, PermitOp, SiteId, TaskId, ThreadId,
@@ -517,6 +518,19 @@ impl State {
     /// Notes that `lock` is a semaphore (see [`LockState::semaphore`]).
     pub fn mark_semaphore(&mut self, lock: LockId) {
         grow(&mut self.locks, lock.index()).semaphore = true;
+    }
+
+    /// Asks the CPU for the lock state that applying `event` will touch (a prefetch hint, see
+    /// [`Replay::visit`](super::Replay::visit)); changes nothing.
+    #[inline(always)]
+    pub(crate) fn prefetch_for(&self, event: &Event) {
+        use EventKind as K;
+        match event.kind {
+            K::LockAcquired { lock, .. }
+            | K::LockReleased { lock, .. }
+            | K::LockTryFailed { lock, .. } => prefetch_entry(&self.locks, lock.index()),
+            _ => {}
+        }
     }
 
     /// Applies one replayed event.
