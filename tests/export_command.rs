@@ -364,7 +364,7 @@ fn await_holding_std_lock_shows_the_guard_held_across_polls_and_the_wait_it_caus
     let scenario = "await_holding_std_lock";
     let trace = format!("traces/{scenario}.trace");
     let (output, path) = export(&[&trace], "--chrome", "await.json");
-    assert_eq!(succeeded(&output, &path), "wrote 28 events on 10 lanes");
+    assert_eq!(succeeded(&output, &path), "wrote 29 events on 10 lanes");
     let chrome = Chrome::read(&path);
     chrome.assert_lanes_nest();
     let slices = chrome.slices();
