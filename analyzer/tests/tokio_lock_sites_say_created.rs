@@ -18,23 +18,46 @@ const MS: u64 = 1_000_000;
 ///         [task-1..7]   request(db) .............. acquire, release (one after another)
 /// ```
 fn queued_on_a_tokio_mutex() -> TraceBuilder {
+    queued_on_a_tokio_mutex_at(1)
+}
+
+/// [`queued_on_a_tokio_mutex`], its operations' sites spread over `ids` site definitions of the
+/// one creation line (as the recorder defines one per kind of tokio operation).
+fn queued_on_a_tokio_mutex_at(ids: usize) -> TraceBuilder {
     let mut b = TraceBuilder::new("tokio-sites");
     let worker = b.thread("worker");
-    let created = b.site("src/db.rs", 3, 14);
+    let sites: Vec<_> = (0..ids).map(|_| b.site("src/db.rs", 3, 14)).collect();
+    let created = sites[0];
+    let site = |task: usize| sites[task % ids];
     let db = b.lock(LockKind::Mutex, false, None, Some(created));
     let tasks: Vec<_> = (0..8).map(|i| b.task(&format!("task-{i}"), None)).collect();
     b.in_task(worker, tasks[0]).poll_start().acquire(db, created).poll_end(false);
-    for &task in &tasks[1..] {
-        b.in_task(worker, task).poll_start().request(db, created).poll_end(false);
+    for (i, &task) in tasks.iter().enumerate().skip(1) {
+        b.in_task(worker, task).poll_start().request(db, site(i)).poll_end(false);
     }
     b.advance(150 * MS);
     b.in_task(worker, tasks[0]).poll_start().release(db).poll_end(true).finish_task();
-    for &task in &tasks[1..] {
-        b.in_task(worker, task).poll_start().acquire(db, created);
+    for (i, &task) in tasks.iter().enumerate().skip(1) {
+        b.in_task(worker, task).poll_start().acquire(db, site(i));
         b.advance(20 * MS);
         b.in_task(worker, task).release(db).poll_end(true).finish_task();
     }
     b
+}
+
+#[test]
+fn a_tokio_lock_s_operations_at_its_one_creation_line_count_as_one_site() {
+    let report = analyze(&queued_on_a_tokio_mutex_at(3));
+    let lock = &report.locks[0];
+    let at = |sites: &[hindsight_analyzer::report::SiteTime]| {
+        sites.iter().map(|s| (s.site.clone(), s.count)).collect::<Vec<_>>()
+    };
+    assert_eq!(at(&lock.top_holding_sites), vec![("src/db.rs:3:14".to_owned(), 8)]);
+    assert_eq!(at(&lock.top_waiting_sites), vec![("src/db.rs:3:14".to_owned(), 7)]);
+    let found = of_kind(&report, FindingKind::ContentionHotspot);
+    assert_eq!(found.len(), 1, "{:#?}", report.findings);
+    let created = ("created".to_owned(), "src/db.rs:3:14".to_owned());
+    assert_eq!(sites(found[0]), vec![created.clone(), created]);
 }
 
 #[test]

@@ -306,3 +306,14 @@ fn the_readme_lists_every_key() {
         keys_markdown()
     );
 }
+
+#[test]
+fn a_tokio_lock_s_sites_say_they_are_its_creation_line() {
+    // tokio records its own locks' operations without a call site, only the creation line.
+    let mut app = app("tokio_mixed.trace");
+    app.handle_key(Key::Char('2'));
+    let frame = frame(&app);
+    let created = "created at traces/src/bin/tokio_mixed.rs:65:22 (no call site)";
+    assert_eq!(frame.matches(created).count(), 2, "{frame}");
+    insta::assert_snapshot!("locks_of_a_tokio_program", frame);
+}

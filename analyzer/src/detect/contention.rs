@@ -30,7 +30,7 @@ use crate::report::{
     Severity, SiteTime,
 };
 use hdrhistogram::Histogram;
-use hindsight_recorder::format::{Event, EventKind, LockId, LockKind, LockMode, SiteId};
+use hindsight_recorder::format::{Event, EventKind, LockId, LockKind, LockMode, SiteId, StringId};
 use rustc_hash::FxHashMap;
 
 /// The default `--wait-threshold`.
@@ -667,9 +667,23 @@ impl Contention {
 }
 
 /// The sites with the most time, most first (ties by site id, so reports are stable).
-fn ranked(sites: &Windows, rest: &Rest) -> Vec<(SiteId, SiteTotal)> {
-    let sites = sites.site_totals(rest).map(|(site, total)| (SiteId(site), total));
-    let mut sorted: Vec<(SiteId, SiteTotal)> = sites.collect();
+///
+/// Sites at one place in the source (tokio's operations on one lock, which it names after the
+/// lock's creation line, each have a site of their own) count as one, under the smallest id.
+fn ranked(cx: &Context<'_>, sites: &Windows, rest: &Rest) -> Vec<(SiteId, SiteTotal)> {
+    let mut places: FxHashMap<(StringId, u32, u32), usize> = FxHashMap::default();
+    let mut sorted: Vec<(SiteId, SiteTotal)> = Vec::new();
+    for (site, total) in sites.site_totals(rest) {
+        let site = SiteId(site);
+        let at = cx.trace.site(site);
+        let index = *places.entry((at.file, at.line, at.col)).or_insert_with(|| {
+            sorted.push((site, SiteTotal::default()));
+            sorted.len() - 1
+        });
+        let entry = &mut sorted[index];
+        entry.0 = entry.0.min(site);
+        entry.1.add(total.count, total.total_ns);
+    }
     sorted.sort_by(|a, b| b.1.total_ns.cmp(&a.1.total_ns).then(a.0.cmp(&b.0)));
     sorted.truncate(TOP_SITES);
     sorted
@@ -693,7 +707,7 @@ fn top_sites(
     rest: &Rest,
     texts: &mut SiteTexts,
 ) -> Vec<SiteTime> {
-    ranked(sites, rest)
+    ranked(cx, sites, rest)
         .into_iter()
         .map(|(site, total)| SiteTime {
             site: texts.get(cx, site),
@@ -934,7 +948,7 @@ fn hotspot(
     for (role, sites, rest) in
         [("holding", &stats.hold, &stats.hold_rest), ("waiting", &stats.wait, &stats.wait_rest)]
     {
-        for (site, _) in ranked(sites, rest) {
+        for (site, _) in ranked(cx, sites, rest) {
             finding.sites.push(cx.site_ref(site, lock_def.site_role(cx.trace, site, role)));
         }
     }

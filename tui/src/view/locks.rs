@@ -187,8 +187,10 @@ impl Widget for &LocksView {
                 ),
             ));
         }
-        sites(&mut lines, "top waiting sites", &entry.top_waiting_sites, "waited");
-        sites(&mut lines, "top holding sites", &entry.top_holding_sites, "held");
+        // tokio's own locks carry only their creation site: say so rather than "waited at" it.
+        let created = entry.created_at.as_deref().filter(|_| entry.implementation == "tokio");
+        sites(&mut lines, "top waiting sites", &entry.top_waiting_sites, "waited", created);
+        sites(&mut lines, "top holding sites", &entry.top_holding_sites, "held", created);
         self.nav.render_detail(text_area, buf, " Lock ", lines);
 
         let timeline = &self.data.timeline;
@@ -212,15 +214,27 @@ impl Widget for &LocksView {
     }
 }
 
-fn sites(lines: &mut Vec<Line<'static>>, title: &str, sites: &[SiteTime], verb: &str) {
+/// A lock's top sites under `title`; a site that is the lock's creation line (`created`, given
+/// for tokio's own locks, whose operations tokio records without a call site) says so.
+fn sites(
+    lines: &mut Vec<Line<'static>>,
+    title: &str,
+    sites: &[SiteTime],
+    verb: &str,
+    created: Option<&str>,
+) {
     lines.push(heading(title));
     if sites.is_empty() {
         lines.push(Line::from("  -"));
     }
     for site in sites.iter().take(TOP_SITES) {
+        let label = if created == Some(site.site.as_str()) {
+            format!("created at {} (no call site)", site.site)
+        } else {
+            site.site.clone()
+        };
         lines.push(line(format!(
-            "  {:<40} {verb} {} in {} times",
-            site.site,
+            "  {label:<40} {verb} {} in {} times",
             format_ns(site.total_ns),
             site.count
         )));
