@@ -8,6 +8,11 @@ use hindsight_analyzer::report::Severity;
 use hindsight_analyzer::FindingKind;
 use hindsight_recorder::format::{EventKind, TraceBuilder};
 
+/// The `stale-lock` findings of `report`: each one's severity and locks.
+fn stale_locks(report: &hindsight_analyzer::report::Report) -> Vec<(Severity, Vec<String>)> {
+    of_kind(report, FindingKind::StaleLock).iter().map(|f| (f.severity, f.locks.clone())).collect()
+}
+
 /// ```text
 /// worker: lock(registry) ─ [gap: 3 events dropped, the release among them] ─ finish
 /// main:   lock(config) ─ finish                  (config really leaked: still an error)
@@ -22,12 +27,8 @@ fn a_finding_about_a_thread_that_dropped_events_is_info_and_names_the_gap() {
     b.on(worker).event(EventKind::Gap { dropped: 3 }).finish();
     b.on(main).start().acquire(config, s).finish();
     let report = analyze(&b);
-    let stale: Vec<(Severity, Vec<String>)> = of_kind(&report, FindingKind::StaleLock)
-        .iter()
-        .map(|f| (f.severity, f.locks.clone()))
-        .collect();
     assert_eq!(
-        stale,
+        stale_locks(&report),
         vec![
             (Severity::Error, vec!["config".to_owned()]),
             (Severity::Info, vec!["registry".to_owned()])
@@ -102,12 +103,8 @@ fn many_early_gaps_leave_a_later_hold_certain() {
     b.advance(1_000_000);
     b.on(worker).acquire(late, s).finish();
     let report = analyze(&b);
-    let stale: Vec<(Severity, Vec<String>)> = of_kind(&report, FindingKind::StaleLock)
-        .iter()
-        .map(|f| (f.severity, f.locks.clone()))
-        .collect();
     assert_eq!(
-        stale,
+        stale_locks(&report),
         vec![
             (Severity::Error, vec!["late".to_owned()]),
             (Severity::Info, vec!["early".to_owned()])
