@@ -325,15 +325,15 @@ fn oneshot_actors_hang_is_one_deadlock_through_the_replies_and_nothing_else() {
             .to_owned(),
         format!(
             "  - task `inventory` waits for the reply on `price-reply` at {}; only task `pricing` \
-             (the message task `inventory` sent on `pricing-mailbox` at {} may carry it, unread \
-             in that channel, which it reads) may hold its sending end, and it is stuck too",
+             (it reads `pricing-mailbox`, where the message task `inventory` sent at {} may carry it, \
+             still unread) may hold its sending end, and it is stuck too",
             at(s, "await-price", "await"),
             at(s, "ask-price", "send")
         ),
         format!(
             "  - task `pricing` waits for the reply on `stock-reply` at {}; only task `inventory` \
-             (the message task `pricing` sent on `inventory-mailbox` at {} may carry it, unread \
-             in that channel, which it reads) may hold its sending end, and it is stuck too",
+             (it reads `inventory-mailbox`, where the message task `pricing` sent at {} may carry it, \
+             still unread) may hold its sending end, and it is stuck too",
             at(s, "await-stock", "await"),
             at(s, "ask-stock", "send")
         ),

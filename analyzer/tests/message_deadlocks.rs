@@ -103,9 +103,9 @@ fn actors_awaiting_each_others_replies_are_one_deadlock() {
     assert_eq!(
         finding.evidence[0],
         "task `inventory` waits for the reply on `price-reply` at src/shop.rs:30:9; only task \
-         `pricing` (the message task `inventory` sent on `pricing-mailbox` at src/shop.rs:20:9 \
-         may carry it, unread in that channel, which it reads) may hold its sending end, and it \
-         is stuck too, since t=130ns"
+         `pricing` (it reads `pricing-mailbox`, where the message task `inventory` sent at \
+         src/shop.rs:20:9 may carry it, still unread) may hold its sending end, and it is stuck \
+         too, since t=130ns"
     );
 }
 

@@ -518,10 +518,9 @@ fn via_text(cx: &Context<'_>, via: Via) -> String {
             format!("spawned by {}, which may have moved it in", parent.describe(trace))
         }
         Via::InFlight { channel, from, site } => format!(
-            "the message {} sent on `{}` at {} may carry it, unread in that channel, which it \
-             reads",
-            from.describe(trace),
+            "it reads `{}`, where the message {} sent at {} may carry it, still unread",
             trace.channel_name(channel),
+            from.describe(trace),
             trace.site_text(site)
         ),
     }
