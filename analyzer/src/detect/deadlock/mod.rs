@@ -4,7 +4,7 @@
 //! At the end, each actor still waiting (for a lock, a permit, a thread or task to finish, a
 //! message) points to whoever keeps it waiting: the holders of the lock in a conflicting
 //! mode, the thread or task it joins, or whoever may hold the sending end of the channel it
-//! waits on ([`senders`]). A lock or a join needs all of those to move; a permit or a message
+//! waits on (module `senders`). A lock or a join needs all of those to move; a permit or a message
 //! needs any one of them, so such a wait is stuck only when every one of them is stuck too
 //! (found as a fixpoint from the actors that can move). One stuck group of actors (a
 //! strongly connected part of the wait-for graph) is one finding, told by its first cycle,
@@ -31,7 +31,7 @@ use std::collections::{HashMap, HashSet};
 const BOUNDS: Bounds = Bounds { max_cycles: 100, max_len: 64, max_steps: 1_000_000 };
 
 /// The `deadlock` detector; see the module docs. Besides the state at the end, it follows
-/// where channels' sending ends may have gone ([`senders`]).
+/// where channels' sending ends may have gone (module `senders`).
 #[derive(Debug, Default)]
 pub struct Deadlock {
     senders: SenderReach,
