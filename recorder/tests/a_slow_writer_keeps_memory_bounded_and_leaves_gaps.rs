@@ -85,6 +85,7 @@ fn sixteen_threads_and_a_slow_writer_stay_within_the_memory_bound() {
         &dir,
         "child_hammering_into_a_slow_pipe",
         "hammer",
+        Duration::ZERO,
         64 << 10,
         Duration::from_millis(50),
     );

@@ -51,7 +51,9 @@ struct Recorded {
     acquisitions: u64,
 }
 
-/// Runs the child with `role`, reading its trace through a FIFO at about 1 MB/s.
+/// Runs the child with `role`, reading its trace through a FIFO that stays unread for its first
+/// 1.5 s (the program records 64 KiB, a full pipe, well before that even on a loaded machine,
+/// and runs for seconds more), then at about 1 MB/s.
 fn record_through_a_slow_pipe(role: &str) -> Recorded {
     let dir = std::env::temp_dir()
         .join("hindsight-recorder-tests")
@@ -60,6 +62,7 @@ fn record_through_a_slow_pipe(role: &str) -> Recorded {
         &dir,
         "child_recording_tasks_into_a_slow_pipe",
         role,
+        Duration::from_millis(1_500),
         16 << 10,
         Duration::from_millis(15),
     );

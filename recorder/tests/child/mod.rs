@@ -80,14 +80,16 @@ impl Rng {
 }
 
 /// Runs the test `entry` of this binary as a child playing `role` that records into a FIFO in
-/// `dir` (named by `HINDSIGHT_TRACE`), which this process reads slowly: `block` bytes at a time,
-/// with a `pause` after each. Returns the trace read and the child's standard output, once the
-/// child has exited successfully.
+/// `dir` (named by `HINDSIGHT_TRACE`), which this process reads slowly: nothing for `stall`
+/// (the pipe fills and the recorder's writer blocks, however fast the machine runs the child),
+/// then `block` bytes at a time, with a `pause` after each. Returns the trace read and the
+/// child's standard output, once the child has exited successfully.
 #[cfg(unix)]
 pub fn record_through_a_slow_pipe(
     dir: &std::path::Path,
     entry: &str,
     role: &str,
+    stall: std::time::Duration,
     block: usize,
     pause: std::time::Duration,
 ) -> (Vec<u8>, String) {
@@ -100,6 +102,7 @@ pub fn record_through_a_slow_pipe(
     assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
     let process = command(entry, role).env(hindsight_recorder::TRACE_VAR, &fifo).spawn().unwrap();
     let mut pipe = std::fs::File::open(&fifo).unwrap();
+    std::thread::sleep(stall);
     let (mut trace, mut chunk) = (Vec::new(), vec![0u8; block]);
     loop {
         let n = pipe.read(&mut chunk).unwrap();
