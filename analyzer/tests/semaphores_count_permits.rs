@@ -229,3 +229,44 @@ fn permits_given_back_by_the_task_they_were_handed_to_count_as_holds() {
     assert_eq!(hold.count, 3, "{hold:?}");
     assert!(hold.max_ns >= 2_000_000, "{hold:?}");
 }
+
+/// `checkout` takes the pool's only permit and moves it into `conn`, which `forget`s it and
+/// later gives one back with `add_permits`; `checkout` goes on to await and to take `ledger`.
+#[test]
+fn a_permit_forgotten_by_the_task_it_moved_to_ends_its_taker_s_hold() {
+    let mut b = TraceBuilder::new("moved-permit");
+    let worker = b.thread("tokio-rt-worker");
+    let pool = b.semaphore("pool", 1);
+    let ledger = b.mutex("ledger");
+    let at = b.site("src/pool.rs", 10, 9);
+    let (checkout, conn) = (b.task("checkout", None), b.task("conn", None));
+    b.in_task(worker, checkout)
+        .poll_start()
+        .acquire(pool, at)
+        .spawn_task(conn, None)
+        .poll_end(false);
+    b.in_task(worker, conn).poll_start().permits(pool, PermitOp::Forgotten, 1).poll_end(false);
+    b.advance(2_000_000_000);
+    b.in_task(worker, checkout)
+        .poll_start()
+        .acquire(ledger, at)
+        .release(ledger)
+        .poll_end(true)
+        .finish_task();
+    b.in_task(worker, conn)
+        .poll_start()
+        .permits(pool, PermitOp::Added, 1)
+        .poll_end(true)
+        .finish_task();
+    let audit = b.task("audit", None);
+    b.in_task(worker, audit)
+        .poll_start()
+        .acquire(ledger, at)
+        .acquire(pool, at)
+        .release(pool)
+        .release(ledger)
+        .poll_end(true)
+        .finish_task();
+    let report = analyze(&b);
+    assert!(report.findings.is_empty(), "{:#?}", report.findings);
+}

@@ -711,12 +711,19 @@ impl State {
                         permits.multi.push((actor, count));
                     }
                     PermitOp::Forgotten => {
-                        // The hold ends, and its permits do not come back.
-                        permits.take_hold(actor);
+                        // The hold ends (its taker's, if the permit moved to this actor, as
+                        // for a release), and its permits do not come back.
                         permits.out = permits.out.saturating_sub(u64::from(count));
                         permits.forgotten = permits.forgotten.saturating_add(u64::from(count));
-                        if lock_state.holders.release(actor, LockMode::Exclusive).is_some() {
-                            state.remove_hold(lock);
+                        let holder = lock_state.holders.release(actor, LockMode::Exclusive);
+                        permits.take_hold(holder.unwrap_or(actor));
+                        if let Some(holder) = holder {
+                            let holder_state = if holder == actor {
+                                state
+                            } else {
+                                actor_state(&mut self.threads, &mut self.tasks, holder)
+                            };
+                            holder_state.remove_hold(lock);
                         }
                     }
                     PermitOp::Added => {
