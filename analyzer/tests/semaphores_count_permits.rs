@@ -270,3 +270,29 @@ fn a_permit_forgotten_by_the_task_it_moved_to_ends_its_taker_s_hold() {
     let report = analyze(&b);
     assert!(report.findings.is_empty(), "{:#?}", report.findings);
 }
+
+#[test]
+fn leaked_permits_are_counted_as_permits_not_holders() {
+    // Two permits, both taken by one `acquire_many(2)` of `leaker`, which ends holding them.
+    let mut b = TraceBuilder::new("leak-many");
+    let (worker, other) = (b.thread("worker"), b.thread("other"));
+    let pool = b.semaphore("pool", 2);
+    let (taken, wanted) = (b.site("src/pool.rs", 10, 9), b.site("src/pool.rs", 20, 9));
+    let (leaker, waiter) = (b.task("leaker", None), b.task("waiter", None));
+    b.in_task(worker, leaker)
+        .poll_start()
+        .acquire(pool, taken)
+        .permits(pool, PermitOp::Acquired, 2)
+        .poll_end(true)
+        .finish_task();
+    b.in_task(other, waiter).poll_start().request(pool, wanted).poll_end(false);
+    b.on(other).advance(1_000_000).mark("end");
+    let report = analyze(&b);
+    let stale = of_kind(&report, FindingKind::StaleLock);
+    assert_eq!(stale.len(), 1, "{:#?}", report.findings);
+    assert_eq!(
+        stale[0].evidence[0],
+        "task `waiter` waited for a permit of `pool` from t=60ns to the end; 2 of 2 permits were \
+         held by actors that had ended, and none was free"
+    );
+}

@@ -307,7 +307,7 @@ impl BlockingInAsync {
         pending.explained_ns = (self.recent.iter().enumerate())
             .filter(|(thread, _)| pending.explained_by(ThreadId(*thread as u32)))
             .flat_map(|(_, polls)| polls.iter().map(|p| p.within(from, to)))
-            .sum();
+            .fold(0, u64::saturating_add);
         if !self.settle_if_explained(pending) {
             if self.pending.len() == MAX_PENDING {
                 let oldest =
@@ -326,7 +326,7 @@ impl BlockingInAsync {
         for mut pending in std::mem::take(&mut self.pending) {
             if pending.explained_by(thread) {
                 let (from, to) = (pending.span.started_ns, pending.span.ended_ns);
-                pending.explained_ns += poll.within(from, to);
+                pending.explained_ns = pending.explained_ns.saturating_add(poll.within(from, to));
             }
             if !self.settle_if_explained(pending) {
                 still.push_back(pending);

@@ -286,6 +286,11 @@ fn leaked_permits(cx: &Context<'_>, lock: LockId) -> Option<Finding> {
     let capacity = cx.trace.lock(lock).capacity?;
     let lock_state = cx.state.lock(lock)?;
     let free = lock_state.permits.as_deref().map_or(u64::from(capacity), |p| p.free(capacity));
+    let holders_ended =
+        lock_state.holders.iter().all(|h| cx.state.actor(h.actor).is_some_and(|a| a.end.is_some()));
+    if free > 0 || lock_state.holders.is_empty() || !holders_ended {
+        return None;
+    }
     let (waiter, wait) = cx.state.actors().find_map(|(actor, state)| match state.wait {
         Some(wait @ crate::replay::Wait { target: WaitFor::Lock { lock: l, .. }, .. })
             if l == lock && state.end.is_none() =>
@@ -294,11 +299,8 @@ fn leaked_permits(cx: &Context<'_>, lock: LockId) -> Option<Finding> {
         }
         _ => None,
     })?;
-    let holders_ended =
-        lock_state.holders.iter().all(|h| cx.state.actor(h.actor).is_some_and(|a| a.end.is_some()));
-    if free > 0 || lock_state.holders.is_empty() || !holders_ended {
-        return None;
-    }
+    // Permits out, not holders: one hold may have taken several.
+    let held = lock_state.permits.as_deref().map_or(lock_state.holders.len() as u64, |p| p.out);
     let name = cx.trace.lock_name(lock);
     let who = waiter.describe(cx.trace);
     let holder = lock_state.holders.first()?;
@@ -311,7 +313,7 @@ fn leaked_permits(cx: &Context<'_>, lock: LockId) -> Option<Finding> {
         "{who} waited for a permit of `{name}` from t={} to the end; {} of {capacity} permits \
          were held by actors that had ended, and none was free",
         format_ns(wait.since_ns),
-        lock_state.holders.len()
+        held
     ));
     f.help = Some(
         "give each permit back on every path (drop it, or `add_permits` after a `forget`) \
