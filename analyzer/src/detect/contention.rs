@@ -925,30 +925,18 @@ fn hotspot(
         format_ns(hold.p99_ns),
         format_ns(hold.max_ns)
     ));
-    // tokio's own locks carry only their creation site: say so rather than "holding at" it.
-    let created = lock_def.site.filter(|&s| lock_def.site_is_creation(cx.trace, s));
-    let created = created.map(|s| cx.trace.site_text(s));
-    for (role, sites) in
-        [("holding", &summary.top_holding_sites), ("waiting", &summary.top_waiting_sites)]
-    {
-        for site in sites {
-            let at = match &created {
-                Some(created) if *created == site.site => {
-                    format!(" (tokio gives no call site; the lock was created at {created})")
-                }
-                _ => format!(" at {}", site.site),
-            };
-            finding.evidence.push(format!(
-                "{role}{at}: {}, {} in all",
-                counted(site.count, "time", "times"),
-                format_ns(site.total_ns)
-            ));
-        }
-    }
+    // tokio's own locks carry only their creation site: `at_site` says so rather than "holding
+    // at" it.
     for (role, sites, rest) in
         [("holding", &stats.hold, &stats.hold_rest), ("waiting", &stats.wait, &stats.wait_rest)]
     {
-        for (site, _) in ranked(cx, sites, rest) {
+        for (site, total) in ranked(cx, sites, rest) {
+            finding.evidence.push(format!(
+                "{role} {}: {}, {} in all",
+                lock_def.at_site(cx.trace, site),
+                counted(total.count, "time", "times"),
+                format_ns(total.total_ns)
+            ));
             finding.sites.push(cx.site_ref(site, lock_def.site_role(cx.trace, site, role)));
         }
     }
