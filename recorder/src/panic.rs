@@ -40,16 +40,26 @@ pub(crate) fn install_hook() {
     });
 }
 
+/// How many times a panic's record tries the registry before it gives up the panic's site.
+const REGISTRY_TRIES: u32 = 1_000;
+
 /// Records that the current thread or task panicked at `location`.
 fn record_panic(location: Option<&Location<'_>>) {
     local::with(|ctx| {
-        let site = location.map(|at| {
-            session::lock(&ctx.session().registry).site_by_value(
-                at.file(),
-                at.line(),
-                at.column(),
-                None,
-            )
+        // A panic hook must not block: the registry is tried a bounded number of times (its
+        // holders keep it for moments), so a thread that panicked while it held the registry
+        // itself records the panic without its site rather than wait for ever.
+        let site = location.and_then(|at| {
+            let mut registry =
+                (0..REGISTRY_TRIES).find_map(|_| match ctx.session().registry.try_lock() {
+                    Ok(registry) => Some(registry),
+                    Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+                    Err(std::sync::TryLockError::WouldBlock) => {
+                        std::thread::yield_now();
+                        None
+                    }
+                })?;
+            Some(registry.site_by_value(at.file(), at.line(), at.column(), None))
         });
         ctx.record(EventKind::Panicked { site });
     });

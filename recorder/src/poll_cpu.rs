@@ -103,11 +103,10 @@ pub(crate) fn poll_started() -> u64 {
     ticks
 }
 
-/// The poll that started at `started` (see [`poll_started`]) ends now: its CPU time event, if
-/// it was long and the counters can be read.
-pub(crate) fn poll_ended(started: u64) -> Option<EventKind> {
-    let ticks = clock::ticks();
-    with_clock(|clock| clock.ended(started, ticks)).flatten()
+/// The poll that started at `started` (see [`poll_started`]) ends at `ended`: its CPU time
+/// event, if it was long and the counters can be read.
+pub(crate) fn poll_ended(started: u64, ended: u64) -> Option<EventKind> {
+    with_clock(|clock| clock.ended(started, ended)).flatten()
 }
 
 /// tokio started polling a task on this thread at `ticks`.
@@ -166,13 +165,14 @@ mod tests {
     #[test]
     fn a_long_busy_poll_records_its_cpu_time() {
         let start = poll_started();
-        assert_eq!(poll_ended(start), None, "a short poll");
+        assert_eq!(poll_ended(start, clock::ticks()), None, "a short poll");
         let start = poll_started();
         let spin = std::time::Instant::now();
         while spin.elapsed() < std::time::Duration::from_millis(20) {
             std::hint::black_box(0);
         }
-        let Some(EventKind::PollCpu { cpu_ns, runnable_ns }) = poll_ended(start) else {
+        let Some(EventKind::PollCpu { cpu_ns, runnable_ns }) = poll_ended(start, clock::ticks())
+        else {
             panic!("a 20 ms poll records its CPU time")
         };
         // On a busy machine part of the 20 ms may be spent waiting for a CPU.

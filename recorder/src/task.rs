@@ -140,14 +140,16 @@ impl<F: Future> Future for Recorded<F> {
         local::with(|ctx| ctx.record_at(started, EventKind::PollStarted));
         let result = inner.poll(cx);
         let ready = result.is_ready();
-        let cpu = crate::poll_cpu::poll_ended(started);
+        // One clock read stamps the poll's end and what is recorded with it.
+        let ended = crate::clock::ticks();
+        let cpu = crate::poll_cpu::poll_ended(started, ended);
         local::with(|ctx| {
             if let Some(cpu) = cpu {
-                ctx.record(cpu);
+                ctx.record_at(ended, cpu);
             }
-            ctx.record(EventKind::PollEnded { ready });
+            ctx.record_at(ended, EventKind::PollEnded { ready });
             if ready {
-                ctx.record(EventKind::TaskFinished { cancelled: false });
+                ctx.record_at(ended, EventKind::TaskFinished { cancelled: false });
             }
         });
         this.finished = ready;

@@ -4,7 +4,7 @@
 //! ```text
 //! file     := MAGIC  version:u32le  chunk*       (the first chunk holds the header)
 //!
-//! version 2 and 3 (3 adds event records, see `v2`, not framing):
+//! versions 2 to 4 (3 and 4 add event records, see `v2`, not framing):
 //! chunk    := SYNC  len:u32le  crc:u32le  body[len]      crc = CRC-32 of len's 4 bytes + body
 //! body     := kind:u8  [thread:u32le  batch:u32le | count:u32le (thread:u32le batch:u32le)*]
 //!             payload

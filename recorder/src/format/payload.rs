@@ -27,7 +27,7 @@ pub(crate) enum Payload {
 pub(crate) enum PayloadDecoder {
     /// Version 1.
     V1(v1::SeqScratch),
-    /// Versions 2 and 3 (see `v2`).
+    /// Versions 2 to 4 (see `v2`).
     V2(v2::Scratch),
 }
 

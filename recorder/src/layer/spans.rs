@@ -134,7 +134,7 @@ fn inside_a_poll(stack: &[Entered]) -> bool {
     stack.iter().any(|e| e.poll && matches!(e.class, Class::Task { container: false, .. }))
 }
 
-/// The innermost entered span whose class `pick` accepts, and the one below it.
+/// The innermost entered span whose class `pick` accepts: its id and class.
 pub(crate) fn innermost(pick: impl Fn(Class) -> bool) -> Option<(u64, Class)> {
     STACK
         .try_with(|stack| {

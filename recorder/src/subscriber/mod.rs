@@ -108,9 +108,15 @@ impl Subscriber {
             Class::AsyncOpPoll => return id_of(tag::ASYNC_OP_POLL, Key::NONE),
         };
         match self.table.insert(kind) {
-            Some(key) => id_of(tag, key),
-            // Full: the span is not recorded (the bound on memory comes first).
-            None => id_of(tag::IGNORED, Key::NONE),
+            Ok(key) => id_of(tag, key),
+            // Full: the span is not followed (the bound on memory comes first), and what its
+            // creation defined is closed at once, so that it does not stay defined for ever.
+            Err(kind) => {
+                if spans::recording() {
+                    spans::closed(kind);
+                }
+                id_of(tag::IGNORED, Key::NONE)
+            }
         }
     }
 

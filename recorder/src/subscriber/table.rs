@@ -90,18 +90,18 @@ impl Table {
         (state >> 32 == u64::from(key.version) && state & REFS != 0).then_some(slot)
     }
 
-    /// Stores a new span of `kind` with one reference; `None` when the table is full.
-    pub(crate) fn insert(&self, kind: SpanKind) -> Option<Key> {
+    /// Stores a new span of `kind` with one reference; `kind` back when the table is full.
+    pub(crate) fn insert(&self, kind: SpanKind) -> Result<Key, SpanKind> {
         let index = match self.pop_free() {
             Some(index) => index,
-            None => self
-                .used
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
-                    ((used as usize) < CAPACITY).then_some(used + 1)
-                })
-                .ok()?,
+            None => match self.used.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                ((used as usize) < CAPACITY).then_some(used + 1)
+            }) {
+                Ok(index) => index,
+                Err(_) => return Err(kind),
+            },
         };
-        let slot = self.slot_or_new(index)?;
+        let Some(slot) = self.slot_or_new(index) else { return Err(kind) };
         if let SpanKind::Task { task, adopted, container, .. } = kind {
             let flags = if adopted { ADOPTED } else { 0 } | if container { CONTAINER } else { 0 };
             slot.task.store(u64::from(task.0) | flags, Ordering::Relaxed);
@@ -109,7 +109,7 @@ impl Table {
         *session::lock(&slot.kind) = Some(kind);
         let version = (slot.state.load(Ordering::Relaxed) >> 32) as u32;
         slot.state.store(u64::from(version) << 32 | 1, Ordering::Release);
-        Some(Key { index, version })
+        Ok(Key { index, version })
     }
 
     /// The kind of the live span of `key`.
