@@ -736,6 +736,14 @@ impl Trace {
         &self.tasks
     }
 
+    /// Whether `task` is one of the async runtime's containers, inside which other tasks are
+    /// polled: a `block_on` future, or a worker's launch on the blocking pool (tokio's kinds
+    /// `block_on` and `blocking`).
+    pub fn is_runtime_container(&self, task: TaskId) -> bool {
+        let kind = self.tasks.get(task.index()).and_then(|t| t.kind);
+        kind.is_some_and(|k| matches!(self.string(k), "block_on" | "blocking"))
+    }
+
     /// All locks, indexed by their merged id.
     pub fn locks(&self) -> &[Lock] {
         &self.locks

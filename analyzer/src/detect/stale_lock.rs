@@ -344,13 +344,12 @@ impl StateAtDeath {
         // Tasks in a poll at the end (a task stuck in a loop or a blocking call is one), but
         // the runtime's containers (a `block_on` future, a worker's launch on the blocking
         // pool), inside which other tasks are polled.
-        let container = |task| matches!(super::task_kind(cx, task), Some("block_on" | "blocking"));
         let polling: Vec<(TaskId, ThreadId, u64)> = (cx.state.tasks().iter().enumerate())
             .filter(|(_, task)| task.actor.end.is_none())
             .filter_map(|(i, task)| {
                 Some((TaskId(i as u32), task.running_on?, task.poll_started_ns))
             })
-            .filter(|(task, ..)| !container(*task))
+            .filter(|(task, ..)| !cx.trace.is_runtime_container(*task))
             .collect();
         if self.holds.is_empty() && waits.is_empty() && polling.is_empty() {
             return None;

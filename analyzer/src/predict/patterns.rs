@@ -562,9 +562,7 @@ fn action(kind: &str) -> &'static str {
 /// Whether `actor` is one of the async runtime's own tasks (a worker thread's or a
 /// `block_on`'s), not one of the program's.
 fn is_runtime_task(trace: &Trace, actor: crate::replay::Actor) -> bool {
-    let crate::replay::Actor::Task(task) = actor else { return false };
-    let kind = trace.tasks().get(task.index()).and_then(|t| t.kind);
-    kind.is_some_and(|k| matches!(trace.string(k), "blocking" | "block_on"))
+    matches!(actor, crate::replay::Actor::Task(task) if trace.is_runtime_container(task))
 }
 
 /// The acquisitions (lock, place in its list) that the actors of `pattern` hold when they

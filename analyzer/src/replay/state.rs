@@ -133,8 +133,6 @@ pub struct ThreadState {
 pub struct Lost {
     /// When the first gap was.
     pub first_ns: u64,
-    /// When the last gap was (the events of each gap were dropped before it).
-    pub last_ns: u64,
     /// Gaps.
     pub gaps: u64,
     /// Events dropped in all.
@@ -150,13 +148,12 @@ impl Lost {
 
     /// A thread's lost events from its first gap, at `time_ns` (counted by [`add`](Self::add)).
     fn new(time_ns: u64) -> Lost {
-        Lost { first_ns: time_ns, last_ns: time_ns, gaps: 0, events: 0, recent: [0; Lost::RECENT] }
+        Lost { first_ns: time_ns, gaps: 0, events: 0, recent: [0; Lost::RECENT] }
     }
 
     /// Counts a gap at `time_ns` of `dropped` events.
     fn add(&mut self, time_ns: u64, dropped: u64) {
         self.recent[(self.gaps % Lost::RECENT as u64) as usize] = time_ns;
-        self.last_ns = time_ns;
         self.gaps += 1;
         self.events = self.events.saturating_add(dropped);
     }
