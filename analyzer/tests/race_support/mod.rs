@@ -236,13 +236,9 @@ pub fn generate(seed: u64, len: usize, features: Features) -> Program {
     Program { actors, features, steps }
 }
 
-/// The trace of `program`, as the recorder would write it.
-pub fn build(program: &Program) -> TraceBuilder {
-    build_with_times(program).0
-}
-
-/// [`build`], with the time of each step's event (every event has its own time).
-pub fn build_with_times(program: &Program) -> (TraceBuilder, Vec<u64>) {
+/// The trace of `program`, as the recorder would write it, with the time of each step's event
+/// (every event has its own time).
+pub fn build(program: &Program) -> (TraceBuilder, Vec<u64>) {
     let mut b = TraceBuilder::new("random");
     let runtime = b.thread("runtime");
     let mut threads = Vec::new();
@@ -335,7 +331,7 @@ fn step_of(site: &str) -> usize {
 /// The races `relation` reports on `program`, in report order.
 pub fn reported(program: &Program, relation: Relation) -> Vec<Reported> {
     let options = AnalyzeOptions { races: relation, ..AnalyzeOptions::default() };
-    let (builder, times) = build_with_times(program);
+    let (builder, times) = build(program);
     let step_at: HashMap<u64, usize> = times.into_iter().zip(0..).collect();
     let bytes = builder.build();
     let report = analyze_bytes(vec![("random.trace".to_owned(), bytes)], &options)

@@ -62,11 +62,6 @@ pub fn install(mode: &str) -> Installed {
 }
 
 impl Installed {
-    /// Whether hindsight records.
-    pub fn recording(&self) -> bool {
-        self.guard.is_some()
-    }
-
     /// Ends the recording (a flight recorder dumps first); what it wrote, as `key=value`s.
     pub fn finish(self) -> String {
         let mut summary = String::new();
