@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::analyze;
+use common::{analyze, of_kind};
 use hindsight_analyzer::report::{Report, Severity};
 use hindsight_analyzer::FindingKind;
 use hindsight_recorder::format::{EventKind, TraceBuilder};
@@ -32,10 +32,8 @@ fn a_long_poll_is_judged_by_where_its_time_went() {
         actor.poll_end(true).finish_task();
     }
     let report = analyze(&b);
-    let found: Vec<(Vec<String>, Severity)> = report
-        .findings
+    let found: Vec<(Vec<String>, Severity)> = of_kind(&report, FindingKind::BlockingInAsync)
         .iter()
-        .filter(|f| f.kind == FindingKind::BlockingInAsync)
         .map(|f| (f.tasks.clone(), f.severity))
         .collect();
     let task = |n: &str| vec![n.to_owned()];
@@ -78,9 +76,8 @@ fn a_poll_open_when_a_trace_stops_mid_flight_is_not_judged() {
         }
         analyze(&b)
     };
-    let blocking = |report: &hindsight_analyzer::Report| {
-        report.findings.iter().filter(|f| f.kind == FindingKind::BlockingInAsync).count()
-    };
+    let blocking =
+        |report: &hindsight_analyzer::Report| of_kind(report, FindingKind::BlockingInAsync).len();
     let cut = build(true);
     assert_eq!(blocking(&cut), 0);
     // Where it stood is the state at death.

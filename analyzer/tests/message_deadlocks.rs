@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::analyze;
+use common::{analyze, of_kind};
 use hindsight_analyzer::report::Severity;
 use hindsight_analyzer::FindingKind;
 use hindsight_recorder::format::{ChannelKind, SiteId, TraceBuilder};
@@ -82,12 +82,8 @@ fn actors(ending: Ending) -> TraceBuilder {
 }
 
 fn deadlocks(b: &TraceBuilder) -> Vec<(Severity, Vec<String>)> {
-    analyze(b)
-        .findings
-        .iter()
-        .filter(|f| f.kind == FindingKind::Deadlock)
-        .map(|f| (f.severity, f.tasks.clone()))
-        .collect()
+    let report = analyze(b);
+    of_kind(&report, FindingKind::Deadlock).iter().map(|f| (f.severity, f.tasks.clone())).collect()
 }
 
 #[test]

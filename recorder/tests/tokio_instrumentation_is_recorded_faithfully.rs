@@ -371,7 +371,7 @@ fn a_pending_sleep_or_lock_records_the_await_it_suspends_at() {
     assert_eq!(line, sleep_line);
     let (_, line, _) = await_line(trace.task_named("waiter"));
     assert_eq!(line, lock_line);
-    assert_eq!(trace.events.iter().filter(|e| e.kind == EventKind::RecordingEnded).count(), 1);
+    assert_eq!(trace.count("recording_ended"), 1);
 }
 
 /// tokio's own `Semaphore`: a holder of many permits gives back its one hold; a permit
@@ -454,8 +454,7 @@ fn a_tokio_semaphores_releases_end_the_holds_they_give_back() {
         .collect();
     assert_eq!(counts, [3, 2], "the single permits need no count");
     // Every hold (the permits overlap: no lock order to check) ends exactly once.
-    let count = |name: &str| trace.events.iter().filter(|e| e.kind.name() == name).count();
-    assert_eq!((count("lock_acquired"), count("lock_released")), (3, 3));
+    assert_eq!((trace.count("lock_acquired"), trace.count("lock_released")), (3, 3));
     let _ = std::fs::remove_file(&path);
 }
 
