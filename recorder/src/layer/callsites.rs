@@ -124,12 +124,13 @@ pub(crate) fn interest(metadata: &'static Metadata<'static>) -> Interest {
 /// Whether the recorder reads a span or event of `metadata` (asked for callsites whose
 /// interest is "sometimes": the waker's, or any when another subscriber disagrees).
 pub(crate) fn enabled(metadata: &Metadata<'_>) -> bool {
-    // Not cached: metadata asked about here need not be a callsite's own.
-    match classify_uncached(metadata) {
-        Callsite::Unread => false,
-        Callsite::Waker => !is_unread_waker(metadata),
-        _ => true,
+    // A learned clone or drop callsite first: four loads, where classifying compares strings
+    // (only waker callsites are ever learned, so an address match is one).
+    if is_unread_waker(metadata) {
+        return false;
     }
+    // Not cached: metadata asked about here need not be a callsite's own.
+    classify_uncached(metadata) != Callsite::Unread
 }
 
 /// The waker callsites learned not to be wakes (clones and drops), by metadata address.
